@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what building (`setup.sh build`) or testing (`setup.sh test`) needs on a Debian machine.
+# Idempotent and quick when everything is there; CI runs it on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-build}
+
+WASM_PACK_VERSION=0.15.1
+# wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+
+say() { echo "setup: $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_pkgs=()
+command -v curl >/dev/null || apt_pkgs+=(curl)
+command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+if [ "$mode" = test ]; then
+  [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
+  [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
+fi
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  say "apt-get install ${apt_pkgs[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+if ! wasm-pack --version 2>/dev/null | grep -q " $WASM_PACK_VERSION\$"; then
+  say "cargo install wasm-pack $WASM_PACK_VERSION"
+  cargo install --quiet wasm-pack --version "$WASM_PACK_VERSION" --locked
+fi
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
+  # Not --locked: one of its pinned dependencies is no longer on crates.io.
+  say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi

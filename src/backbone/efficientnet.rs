@@ -1,0 +1,183 @@
+//! EfficientNet-Lite0 as the PyPI package `efficientnet-lite-pytorch` (lukemelas' EfficientNet
+//! with the TF "lite" changes) builds it: ReLU6, no squeeze-excitation, stem and head not
+//! scaled, BatchNorm eps 1e-3, TensorFlow "SAME" padding fixed for a 224x224 input.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu6;
+use burn::tensor::{Device, Tensor};
+
+use super::global_avg_pool;
+
+/// (repeats, kernel, stride, expand ratio, in, out) from `efficientnet_lite_builder.py`.
+const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+const EPS: f64 = 1e-3;
+
+/// TF "SAME" padding for a known input side, as `Conv2dStaticSamePadding` computes it: the odd
+/// pixel goes to the bottom/right, which a symmetric padding cannot express.
+fn same_padding(input: usize, k: usize, stride: usize) -> PaddingConfig2d {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + k).saturating_sub(input);
+    let (lo, hi) = (total / 2, total - total / 2);
+    PaddingConfig2d::Explicit(lo, lo, hi, hi)
+}
+
+fn conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    groups: usize,
+    input: usize,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_padding(same_padding(input, k, stride))
+        .with_bias(false)
+        .init(device)
+}
+
+fn bn(n: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(n).with_epsilon(EPS).init(device)
+}
+
+#[derive(Module, Debug)]
+pub struct MbConv {
+    pub expand_conv: Option<Conv2d>,
+    pub bn0: Option<BatchNorm>,
+    pub depthwise_conv: Conv2d,
+    pub bn1: BatchNorm,
+    pub project_conv: Conv2d,
+    pub bn2: BatchNorm,
+    pub residual: bool,
+}
+
+impl MbConv {
+    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+        let x = match (&self.expand_conv, &self.bn0) {
+            (Some(conv), Some(bn)) => relu6(bn.forward(conv.forward(input.clone()))),
+            _ => input.clone(),
+        };
+        let x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
+        let x = self.bn2.forward(self.project_conv.forward(x));
+        if self.residual { x + input } else { x }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EfficientNetLite {
+    pub conv_stem: Conv2d,
+    pub bn0: BatchNorm,
+    pub blocks: Vec<MbConv>,
+    pub conv_head: Conv2d,
+    pub bn1: BatchNorm,
+    pub fc: Linear,
+}
+
+impl EfficientNetLite {
+    pub fn init_lite0(num_classes: usize, device: &Device) -> Self {
+        let mut size = 224;
+        let conv_stem = conv(3, 32, 3, 2, 1, size, device);
+        size = size.div_ceil(2);
+        let mut blocks = Vec::new();
+        for &(repeats, k, stride, expand, cin, cout) in STAGES.iter() {
+            for r in 0..repeats {
+                let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
+                let mid = cin * expand;
+                let (expand_conv, bn0) = if expand != 1 {
+                    (
+                        Some(conv(cin, mid, 1, 1, 1, size, device)),
+                        Some(bn(mid, device)),
+                    )
+                } else {
+                    (None, None)
+                };
+                let depthwise_conv = conv(mid, mid, k, s, mid, size, device);
+                size = size.div_ceil(s);
+                blocks.push(MbConv {
+                    expand_conv,
+                    bn0,
+                    depthwise_conv,
+                    bn1: bn(mid, device),
+                    project_conv: conv(mid, cout, 1, 1, 1, size, device),
+                    bn2: bn(cout, device),
+                    residual: s == 1 && cin == cout,
+                });
+            }
+        }
+        EfficientNetLite {
+            conv_stem,
+            bn0: bn(32, device),
+            blocks,
+            conv_head: conv(320, 1280, 1, 1, 1, size, device),
+            bn1: bn(1280, device),
+            fc: LinearConfig::new(1280, num_classes).init(device),
+        }
+    }
+
+    /// Index of the first block of the last two stages (192 and 320 channels): the part that
+    /// "fine-tune last stage" trains, analogous to ResNet's layer4.
+    pub fn last_stage_start(&self) -> usize {
+        self.blocks.len() - 5
+    }
+
+    pub fn pre_last_stage(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        let end = self.last_stage_start();
+        self.blocks[..end].iter().fold(x, |x, b| b.forward(x))
+    }
+
+    pub fn trunk(&self, x: Tensor<4>) -> Tensor<4> {
+        let start = self.last_stage_start();
+        let x = self.pre_last_stage(x);
+        let x = self.blocks[start..].iter().fold(x, |x, b| b.forward(x));
+        relu6(self.bn1.forward(self.conv_head.forward(x)))
+    }
+
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        global_avg_pool(self.trunk(x))
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(self.features(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_static_same_padding() {
+        // Values Conv2dStaticSamePadding computes for lite0 at 224.
+        assert_eq!(
+            same_padding(224, 3, 2),
+            PaddingConfig2d::Explicit(0, 0, 1, 1)
+        );
+        assert_eq!(
+            same_padding(112, 3, 1),
+            PaddingConfig2d::Explicit(1, 1, 1, 1)
+        );
+        assert_eq!(
+            same_padding(56, 5, 2),
+            PaddingConfig2d::Explicit(1, 1, 2, 2)
+        );
+        assert_eq!(
+            same_padding(14, 5, 1),
+            PaddingConfig2d::Explicit(2, 2, 2, 2)
+        );
+        assert_eq!(same_padding(7, 1, 1), PaddingConfig2d::Explicit(0, 0, 0, 0));
+    }
+}

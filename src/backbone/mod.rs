@@ -1,0 +1,66 @@
+//! Pretrained ImageNet backbones behind one type, so callers pick the architecture at run time
+//! the same way they pick the device.
+
+pub mod efficientnet;
+pub mod resnet;
+
+use burn::tensor::{Device, Tensor};
+
+use crate::arch::Arch;
+pub use efficientnet::EfficientNetLite;
+pub use resnet::ResNet;
+
+/// `[N, C, H, W] -> [N, C]`, PyTorch's `AdaptiveAvgPool2d(1)` followed by `flatten(1)`.
+pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+}
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Net {
+    ResNet(ResNet),
+    EfficientNet(EfficientNetLite),
+}
+
+/// A backbone with its ImageNet classifier; [`Backbone::features`] is what transfer learning
+/// uses, [`Backbone::forward`] gives the 1000 ImageNet logits.
+#[derive(Debug)]
+pub struct Backbone {
+    pub arch: Arch,
+    pub net: Net,
+}
+
+impl Backbone {
+    /// Randomly initialised; load weights with [`crate::weights`].
+    pub fn init(arch: Arch, device: &Device) -> Self {
+        let net = match arch {
+            Arch::EfficientnetLite0 => {
+                Net::EfficientNet(EfficientNetLite::init_lite0(1000, device))
+            }
+            _ => Net::ResNet(ResNet::init(arch, 1000, device)),
+        };
+        Backbone { arch, net }
+    }
+
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        match &self.net {
+            Net::ResNet(m) => m.features(x),
+            Net::EfficientNet(m) => m.features(x),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match &self.net {
+            Net::ResNet(m) => m.forward(x),
+            Net::EfficientNet(m) => m.forward(x),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match &self.net {
+            Net::ResNet(m) => m.fc.weight.device(),
+            Net::EfficientNet(m) => m.fc.weight.device(),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The native command line. stdout carries only JSON, so scripts and the benchmark harness can
+//! parse it; progress and diagnostics go to stderr.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::arch::Arch;
+use crate::backbone::Backbone;
+use crate::device::{self, BackendChoice};
+use crate::error::{Error, Result};
+use crate::infer::{self, Output};
+use crate::preprocess::{self, Fit};
+use crate::weights::{self, StorageDtype};
+
+#[derive(Parser)]
+#[command(
+    name = "sortwise",
+    version,
+    about = "Pretrained backbones and transfer learning, natively and in the browser"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a .pth (or PyTorch-named .safetensors) checkpoint into the web weight file.
+    Convert {
+        #[arg(long)]
+        arch: Arch,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value = "f32")]
+        dtype: StorageDtype,
+    },
+    /// Print the metadata of a web weight file.
+    Info { weights: PathBuf },
+    /// ImageNet logits for each image.
+    Logits(RunArgs),
+    /// Pooled backbone embedding for each image.
+    Embed(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long)]
+    arch: Arch,
+    /// Web weight file, .pth, or PyTorch-named .safetensors.
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    #[arg(long, default_value = "crop")]
+    fit: Fit,
+    #[arg(long, default_value_t = infer::DEFAULT_BATCH)]
+    batch: usize,
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+impl clap::builder::ValueParserFactory for Arch {
+    type Parser = clap::builder::ValueParser;
+    fn value_parser() -> Self::Parser {
+        clap::builder::ValueParser::new(|s: &str| s.parse::<Arch>().map_err(|e| e.to_string()))
+    }
+}
+
+macro_rules! from_str_parser {
+    ($($t:ty),*) => {$(
+        impl clap::builder::ValueParserFactory for $t {
+            type Parser = clap::builder::ValueParser;
+            fn value_parser() -> Self::Parser {
+                clap::builder::ValueParser::new(|s: &str| s.parse::<$t>().map_err(|e| e.to_string()))
+            }
+        }
+    )*};
+}
+from_str_parser!(BackendChoice, Fit, StorageDtype);
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Load any supported weight file for `arch`, telling the formats apart by content.
+pub fn load_backbone(arch: Arch, path: &Path, device: &burn::tensor::Device) -> Result<Backbone> {
+    let is_pth = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pth" | "pt" | "bin")
+    );
+    if is_pth {
+        return weights::load_pth(arch, path, device);
+    }
+    let bytes = read(path)?;
+    match weights::read_info(&bytes) {
+        Ok(_) => weights::load_web(&bytes, Some(arch), device).map(|(b, _)| b),
+        Err(Error::WeightsFormat(msg)) if msg.contains("no format metadata") => {
+            weights::load_torch_safetensors(arch, bytes, device)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn convert(arch: Arch, input: &Path, output: &Path, dtype: StorageDtype) -> Result<Value> {
+    let started = Instant::now();
+    let source = read(input)?;
+    let source_sha256 = weights::sha256_hex(&source);
+    drop(source);
+    let cpu = device::cpu("conversion");
+    let backbone = load_backbone(arch, input, &cpu.device)?;
+    let bytes = weights::save_web(&backbone, dtype, &source_sha256)?;
+    // Write beside the target and rename, so an interrupted run never leaves a truncated file
+    // that the weights script would then mistake for a finished one.
+    let tmp = output.with_extension("partial");
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
+    Ok(json!({
+        "arch": arch.name(),
+        "dtype": dtype.name(),
+        "output": output.display().to_string(),
+        "bytes": bytes.len(),
+        "params": weights::num_params(&backbone),
+        "source_sha256": source_sha256,
+        "sha256": weights::sha256_hex(&bytes),
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
+fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
+    let selected = device::select(args.backend)?;
+    eprintln!(
+        "sortwise: backend {} ({})",
+        selected.backend, selected.reason
+    );
+    let backbone = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let mut inputs = Vec::new();
+    let mut entries: Vec<Value> = Vec::new();
+    let mut ok_index = Vec::new();
+    let mut any_failed = false;
+    for path in &args.images {
+        let file = path.display().to_string();
+        match read(path).and_then(|b| preprocess::preprocess(&b, args.fit)) {
+            Ok(x) => {
+                ok_index.push(entries.len());
+                inputs.push(x);
+                entries.push(json!({ "file": file }));
+            }
+            Err(e) => {
+                eprintln!("sortwise: {file}: {e}");
+                any_failed = true;
+                entries.push(json!({ "file": file, "error": e.to_string() }));
+            }
+        }
+    }
+    let started = Instant::now();
+    let rows = pollster::block_on(infer::run(&backbone, &inputs, output, args.batch))?;
+    eprintln!(
+        "sortwise: {} image(s) in {:.2}s",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let key = match output {
+        Output::Features => "embedding",
+        Output::Logits => "logits",
+    };
+    for (i, row) in ok_index.into_iter().zip(rows) {
+        entries[i][key] = json!(row);
+    }
+    let out = match output {
+        Output::Features => json!({
+            "arch": args.arch.name(),
+            "dim": args.arch.feature_dim(),
+            "backend": selected.backend,
+            "images": entries,
+        }),
+        Output::Logits => json!({
+            "arch": args.arch.name(),
+            "backend": selected.backend,
+            "images": entries,
+        }),
+    };
+    Ok((out, any_failed))
+}
+
+/// Entry point of the `sortwise` binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Convert {
+            arch,
+            input,
+            output,
+            dtype,
+        } => convert(*arch, input, output, *dtype).map(|v| (v, false)),
+        Command::Info { weights } => read(weights)
+            .and_then(|b| weights::read_info(&b))
+            .map(|info| (json!(info), false)),
+        Command::Logits(args) => run_images(args, Output::Logits),
+        Command::Embed(args) => run_images(args, Output::Features),
+    };
+    match result {
+        Ok((value, partial)) => {
+            println!("{value}");
+            if partial { 1 } else { 0 }
+        }
+        Err(e) => {
+            eprintln!("sortwise: error: {e}");
+            2
+        }
+    }
+}

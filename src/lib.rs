@@ -1,0 +1,21 @@
+//! sortwise: transfer learning on pretrained ImageNet backbones, in the browser (WebGPU or
+//! wasm CPU) and natively, from one engine.
+//!
+//! The device is picked at run time ([`device`]); the backbones ([`backbone`]) load
+//! torchvision / lukemelas weights through burn-store ([`weights`]); images go through the
+//! torchvision preprocessing pipeline ([`preprocess`]).
+
+pub mod arch;
+pub mod backbone;
+pub mod device;
+pub mod error;
+pub mod infer;
+pub mod preprocess;
+pub mod weights;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use arch::Arch;
+pub use backbone::Backbone;
+pub use error::{Error, Result};
