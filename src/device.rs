@@ -2,6 +2,8 @@
 //! exists (Vulkan/Metal natively, WebGPU in the browser).
 
 use burn::tensor::Device;
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::DeviceKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -49,25 +51,30 @@ pub fn cpu(reason: impl Into<String>) -> Selected {
 pub fn select(choice: BackendChoice) -> Result<Selected> {
     match choice {
         BackendChoice::Cpu => Ok(cpu("requested")),
-        BackendChoice::Wgpu => init_wgpu(),
-        BackendChoice::Auto => {
-            Ok(init_wgpu().unwrap_or_else(|e| cpu(format!("auto: {e}; using the CPU backend"))))
-        }
+        BackendChoice::Wgpu => init_wgpu(DeviceKind::DefaultDevice),
+        // Only hardware GPUs: a software adapter (lavapipe, SwiftShader) is several times slower
+        // than burn-flex on the same cores.
+        BackendChoice::Auto => init_wgpu(DeviceKind::DiscreteGpu(0))
+            .or_else(|_| init_wgpu(DeviceKind::IntegratedGpu(0)))
+            .or_else(|e| Ok(cpu(format!("auto: {e}; using the CPU backend")))),
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn init_wgpu() -> Result<Selected> {
+fn init_wgpu(kind: DeviceKind) -> Result<Selected> {
     // wgpu panics in some drivers' adapter probing instead of returning an error; a panic here
     // must become "no GPU", not a crash of the whole command.
-    let attempt = std::panic::catch_unwind(|| Device::wgpu_options().init());
+    let label = format!("{kind:?}");
+    let attempt = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init());
     match attempt {
         Ok(Ok(device)) => Ok(Selected {
             device,
             backend: "wgpu",
-            reason: "wgpu adapter found".into(),
+            reason: format!("wgpu adapter: {label}"),
         }),
-        Ok(Err(e)) => Err(Error::NoGpu(format!("no wgpu adapter ({e})"))),
+        Ok(Err(e)) => Err(Error::NoGpu(format!(
+            "no wgpu adapter of kind {label} ({e})"
+        ))),
         Err(_) => Err(Error::NoGpu("the wgpu adapter probe crashed".into())),
     }
 }

@@ -36,6 +36,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -7,10 +7,17 @@
 
 pub mod arch;
 pub mod backbone;
+pub mod classifier;
+pub mod dataset;
 pub mod device;
 pub mod error;
+pub mod head;
 pub mod infer;
+pub mod metrics;
+pub mod model_file;
 pub mod preprocess;
+pub mod split;
+pub mod trainer;
 pub mod weights;
 
 #[cfg(feature = "cli")]

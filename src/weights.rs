@@ -146,7 +146,7 @@ fn apply<S: burn::store::ModuleStore>(
 }
 
 /// Load a torchvision (ResNet) or lukemelas (EfficientNet-Lite0) `.pth` state dict.
-#[cfg(feature = "cli")]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn load_pth(arch: Arch, path: &std::path::Path, device: &Device) -> Result<Backbone> {
     use burn::store::PytorchStore;
     if !path.exists() {

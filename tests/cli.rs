@@ -30,6 +30,27 @@ fn sortwise(args: &[&str]) -> (i32, Value, String) {
     )
 }
 
+/// `sortwise embed --arch ARCH --weights W [--backend B] IMAGES...`
+fn embed(
+    arch: &str,
+    weights: &Path,
+    backend: Option<&str>,
+    images: &[&Path],
+) -> (i32, Value, String) {
+    let mut args = vec![
+        "embed",
+        "--arch",
+        arch,
+        "--weights",
+        weights.to_str().unwrap(),
+    ];
+    if let Some(b) = backend {
+        args.extend(["--backend", b]);
+    }
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    sortwise(&args)
+}
+
 /// ResNet-18 with the reference's pseudo-random weights as a web file (f16) and as a
 /// PyTorch-named safetensors file, in a fresh temp dir.
 fn resnet18_files() -> (tempdir::Dir, PathBuf, PathBuf) {
@@ -100,17 +121,8 @@ fn logits_and_embed_follow_the_contract() {
             .unwrap();
     assert!(max_abs_diff(&logits, &r.logits[0]) <= 1e-3);
 
-    let (code, json, stderr) = sortwise(&[
-        "embed",
-        "--arch",
-        "resnet18",
-        "--weights",
-        w,
-        "--backend",
-        "cpu",
-        img,
-        img,
-    ]);
+    let img_path = Path::new(img);
+    let (code, json, stderr) = embed("resnet18", &web, Some("cpu"), &[img_path, img_path]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(json["dim"], 512);
     let images = json["images"].as_array().unwrap();
@@ -147,16 +159,8 @@ fn convert_then_info_and_bad_inputs() {
     assert_eq!(info["source_sha256"], src_sha.as_str());
 
     // Wrong architecture: fatal, exit 2, message names both.
-    let (code, json, stderr) = sortwise(&[
-        "embed",
-        "--arch",
-        "resnet50",
-        "--weights",
-        out.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        fixtures().join("images/glass7_256.png").to_str().unwrap(),
-    ]);
+    let glass = fixtures().join("images/glass7_256.png");
+    let (code, json, stderr) = embed("resnet50", &out, Some("cpu"), &[&glass]);
     assert_eq!(code, 2);
     assert_eq!(json, Value::Null, "nothing on stdout for a fatal error");
     assert!(
@@ -168,17 +172,7 @@ fn convert_then_info_and_bad_inputs() {
     let bad = dir.path().join("broken.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let good = fixtures().join("images/metal15_256.png");
-    let (code, json, stderr) = sortwise(&[
-        "embed",
-        "--arch",
-        "resnet18",
-        "--weights",
-        out.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        bad.to_str().unwrap(),
-        good.to_str().unwrap(),
-    ]);
+    let (code, json, stderr) = embed("resnet18", &out, Some("cpu"), &[&bad, &good]);
     assert_eq!(code, 1, "{stderr}");
     let images = json["images"].as_array().unwrap();
     assert!(
@@ -204,16 +198,7 @@ fn convert_then_info_and_bad_inputs() {
 fn wgpu_backend_fails_clearly_or_works() {
     let (_dir, _, web) = resnet18_files();
     let img = fixtures().join("images/glass7_256.png");
-    let (code, json, stderr) = sortwise(&[
-        "embed",
-        "--arch",
-        "resnet18",
-        "--weights",
-        web.to_str().unwrap(),
-        "--backend",
-        "wgpu",
-        img.to_str().unwrap(),
-    ]);
+    let (code, json, stderr) = embed("resnet18", &web, Some("wgpu"), &[&img]);
     if code == 0 {
         assert_eq!(json["backend"], "wgpu");
     } else {
@@ -221,18 +206,169 @@ fn wgpu_backend_fails_clearly_or_works() {
         assert!(stderr.contains("no usable GPU"), "{stderr}");
     }
     // auto always produces an answer, on whichever backend it found.
-    let (code, json, stderr) = sortwise(&[
-        "embed",
-        "--arch",
-        "resnet18",
-        "--weights",
-        web.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
+    let (code, json, stderr) = embed("resnet18", &web, None, &[&img]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("backend"), "{stderr}");
     assert_eq!(
         json["images"][0]["embedding"].as_array().unwrap().len(),
         512
     );
+}
+
+fn lite0_pth() -> PathBuf {
+    let cache = std::env::var("SORTWISE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+                .join(".cache/sortwise")
+        });
+    cache.join("efficientnet-lite0-57934424.pth")
+}
+
+/// `root/<class>/` with the first `n` photos of each class from trashnet-mini's `split`.
+fn class_dirs(root: &Path, split: &str, classes: &[&str], n: usize) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/trashnet-mini")
+        .join(split);
+    for class in classes {
+        let dst = root.join(class);
+        std::fs::create_dir_all(&dst).unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(src.join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.into_iter().take(n) {
+            std::fs::copy(&f, dst.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn train_eval_predict_on_class_folders() {
+    let dir = tempdir::Dir::new("train");
+    let (data, val) = (dir.path().join("data"), dir.path().join("val"));
+    class_dirs(&data, "train", &["glass", "paper"], 10);
+    class_dirs(&val, "val", &["glass", "paper"], 5);
+    std::fs::write(data.join("paper/corrupt.jpg"), b"\xff\xd8\xff truncated").unwrap();
+    let pth = lite0_pth();
+    let model = dir.path().join("m.sortwise");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (code, json, stderr) = sortwise(&[
+        "train",
+        "--arch",
+        "efficientnet_lite0",
+        "--weights",
+        &s(&pth),
+        "--data",
+        &s(&data),
+        "--val",
+        &s(&val),
+        "--epochs",
+        "40",
+        "--augment",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        &s(&model),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["labels"], serde_json::json!(["glass", "paper"]));
+    assert_eq!(json["train_size"], 20);
+    assert_eq!(json["val_size"], 10);
+    assert!(json["val_accuracy"].as_f64().unwrap() >= 0.7, "{json}");
+    assert_eq!(json["skipped"].as_array().unwrap().len(), 1);
+    assert!(
+        json["skipped"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("corrupt.jpg")
+    );
+    assert!(json["epochs"].as_u64().unwrap() >= 1);
+    assert!(model.exists());
+
+    let (code, json, stderr) = sortwise(&[
+        "eval",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&pth),
+        "--data",
+        &s(&val),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["n"], 10);
+    assert_eq!(json["confusion"].as_array().unwrap().len(), 2);
+    assert!(json["per_class"]["glass"]["recall"].is_number());
+    assert!(json["accuracy"].as_f64().unwrap() >= 0.7);
+
+    let photo = val
+        .join("glass")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = Command::new(env!("CARGO_BIN_EXE_sortwise"))
+        .args([
+            "predict",
+            "--model",
+            &s(&model),
+            "--weights",
+            &s(&pth),
+            "--backend",
+            "cpu",
+        ])
+        .args(["--threshold", "0.999999", &s(&photo)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["label"], "unsure", "{line}");
+    assert_eq!(line["unsure"], true);
+    let p: f64 = line["probs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((p - 1.0).abs() < 1e-4);
+
+    // Model against another backbone: refused.
+    let (code, _, stderr) = sortwise(&[
+        "eval",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&dir.path().join("none.pth")),
+        "--data",
+        &s(&val),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("none.pth"), "{stderr}");
+
+    // One class: a clear refusal, nothing written.
+    let one = dir.path().join("one");
+    class_dirs(&one, "train", &["metal"], 3);
+    let model2 = dir.path().join("m2.sortwise");
+    let (code, _, stderr) = sortwise(&[
+        "train",
+        "--arch",
+        "efficientnet_lite0",
+        "--weights",
+        &s(&pth),
+        "--data",
+        &s(&one),
+        "--backend",
+        "cpu",
+        "--out",
+        &s(&model2),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("only one class"), "{stderr}");
+    assert!(!model2.exists());
 }

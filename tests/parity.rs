@@ -1,5 +1,6 @@
 //! Parity with torchvision / efficientnet-lite-pytorch on the CPU backend (f32).
 //! References: tests/fixtures/reference, made by scripts/gen_reference.py.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

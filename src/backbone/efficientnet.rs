@@ -161,23 +161,19 @@ mod tests {
 
     #[test]
     fn same_padding_matches_static_same_padding() {
-        // Values Conv2dStaticSamePadding computes for lite0 at 224.
-        assert_eq!(
-            same_padding(224, 3, 2),
-            PaddingConfig2d::Explicit(0, 0, 1, 1)
-        );
-        assert_eq!(
-            same_padding(112, 3, 1),
-            PaddingConfig2d::Explicit(1, 1, 1, 1)
-        );
-        assert_eq!(
-            same_padding(56, 5, 2),
-            PaddingConfig2d::Explicit(1, 1, 2, 2)
-        );
-        assert_eq!(
-            same_padding(14, 5, 1),
-            PaddingConfig2d::Explicit(2, 2, 2, 2)
-        );
-        assert_eq!(same_padding(7, 1, 1), PaddingConfig2d::Explicit(0, 0, 0, 0));
+        // Values Conv2dStaticSamePadding computes for lite0 at 224: (input, k, stride) -> pads.
+        let cases = [
+            ((224, 3, 2), (0, 1)),
+            ((112, 3, 1), (1, 1)),
+            ((56, 5, 2), (1, 2)),
+            ((14, 5, 1), (2, 2)),
+            ((7, 1, 1), (0, 0)),
+        ];
+        for ((input, k, s), (lo, hi)) in cases {
+            assert_eq!(
+                same_padding(input, k, s),
+                PaddingConfig2d::Explicit(lo, lo, hi, hi)
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The native command line. stdout carries only JSON, so scripts and the benchmark harness can
 //! parse it; progress and diagnostics go to stderr.
 
+mod train;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -45,6 +47,12 @@ enum Command {
     Logits(RunArgs),
     /// Pooled backbone embedding for each image.
     Embed(RunArgs),
+    /// Train a classifier head on class folders and write a .sortwise model.
+    Train(Box<train::TrainArgs>),
+    /// Accuracy, per-class metrics and confusion matrix of a model on class folders.
+    Eval(train::EvalArgs),
+    /// Predict images with a model: one JSON object per line.
+    Predict(train::PredictArgs),
 }
 
 #[derive(Args)]
@@ -83,24 +91,39 @@ macro_rules! from_str_parser {
 }
 from_str_parser!(BackendChoice, Fit, StorageDtype);
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-/// Load any supported weight file for `arch`, telling the formats apart by content.
-pub fn load_backbone(arch: Arch, path: &Path, device: &burn::tensor::Device) -> Result<Backbone> {
+/// Write beside the target and rename, so an interrupted run never leaves a truncated file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Load any supported weight file for `arch`, telling the formats apart by content. Also
+/// returns the sha256 of the original checkpoint, which trained models record.
+pub fn load_backbone(
+    arch: Arch,
+    path: &Path,
+    device: &burn::tensor::Device,
+) -> Result<(Backbone, String)> {
+    let bytes = read(path)?;
     let is_pth = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("pth" | "pt" | "bin")
     );
     if is_pth {
-        return weights::load_pth(arch, path, device);
+        let sha = weights::sha256_hex(&bytes);
+        drop(bytes);
+        return Ok((weights::load_pth(arch, path, device)?, sha));
     }
-    let bytes = read(path)?;
     match weights::read_info(&bytes) {
-        Ok(_) => weights::load_web(&bytes, Some(arch), device).map(|(b, _)| b),
+        Ok(_) => weights::load_web(&bytes, Some(arch), device).map(|(b, i)| (b, i.source_sha256)),
         Err(Error::WeightsFormat(msg)) if msg.contains("no format metadata") => {
-            weights::load_torch_safetensors(arch, bytes, device)
+            let sha = weights::sha256_hex(&bytes);
+            Ok((weights::load_torch_safetensors(arch, bytes, device)?, sha))
         }
         Err(e) => Err(e),
     }
@@ -112,13 +135,9 @@ fn convert(arch: Arch, input: &Path, output: &Path, dtype: StorageDtype) -> Resu
     let source_sha256 = weights::sha256_hex(&source);
     drop(source);
     let cpu = device::cpu("conversion");
-    let backbone = load_backbone(arch, input, &cpu.device)?;
+    let (backbone, _) = load_backbone(arch, input, &cpu.device)?;
     let bytes = weights::save_web(&backbone, dtype, &source_sha256)?;
-    // Write beside the target and rename, so an interrupted run never leaves a truncated file
-    // that the weights script would then mistake for a finished one.
-    let tmp = output.with_extension("partial");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
+    write_atomically(output, &bytes)?;
     Ok(json!({
         "arch": arch.name(),
         "dtype": dtype.name(),
@@ -137,7 +156,7 @@ fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
         "sortwise: backend {} ({})",
         selected.backend, selected.reason
     );
-    let backbone = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let (backbone, _) = load_backbone(args.arch, &args.weights, &selected.device)?;
     let mut inputs = Vec::new();
     let mut entries: Vec<Value> = Vec::new();
     let mut ok_index = Vec::new();
@@ -202,6 +221,13 @@ pub fn main() -> i32 {
             .map(|info| (json!(info), false)),
         Command::Logits(args) => run_images(args, Output::Logits),
         Command::Embed(args) => run_images(args, Output::Features),
+        Command::Train(args) => train::train(args).map(|v| (v, false)),
+        Command::Eval(args) => train::eval(args).map(|v| (v, false)),
+        Command::Predict(args) => match train::predict(args) {
+            // Predict prints its own JSON lines as it goes.
+            Ok(failed) => return if failed { 1 } else { 0 },
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok((value, partial)) => {

@@ -1,0 +1,167 @@
+//! The embedding cache: every added image is decoded, preprocessed and run through the frozen
+//! backbone once (plus K augmented views), and only the embeddings are kept.
+
+use image::RgbImage;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::backbone::Backbone;
+use crate::error::{Error, Result};
+use crate::infer::{self, Output};
+use crate::preprocess::{self, Fit};
+
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub id: u32,
+    pub label: usize,
+    /// `views[0]` is the evaluation-transform embedding; the rest are augmented views.
+    pub views: Vec<Vec<f32>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    labels: Vec<String>,
+    examples: Vec<Example>,
+    next_id: u32,
+}
+
+/// Labels are shown to people and written into model files: refuse the ones that would
+/// confuse either.
+pub fn validate_label(name: &str) -> Result<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(Error::Invalid("a class name cannot be empty".into()));
+    }
+    if trimmed.chars().count() > 100 {
+        return Err(Error::Invalid(
+            "a class name can be at most 100 characters".into(),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "a class name cannot contain control characters".into(),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl Dataset {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Class labels in insertion order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn examples(&self) -> &[Example] {
+        &self.examples
+    }
+
+    /// Index of `name`, adding the class if it is new.
+    pub fn class_index(&mut self, name: &str) -> Result<usize> {
+        let name = validate_label(name)?;
+        if let Some(i) = self.labels.iter().position(|l| *l == name) {
+            return Ok(i);
+        }
+        self.labels.push(name);
+        Ok(self.labels.len() - 1)
+    }
+
+    pub fn push(&mut self, label: &str, views: Vec<Vec<f32>>) -> Result<u32> {
+        if views.is_empty() {
+            return Err(Error::Invalid(
+                "an example needs at least one embedding".into(),
+            ));
+        }
+        let label = self.class_index(label)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.examples.push(Example { id, label, views });
+        Ok(id)
+    }
+
+    pub fn remove(&mut self, id: u32) -> bool {
+        let before = self.examples.len();
+        self.examples.retain(|e| e.id != id);
+        before != self.examples.len()
+    }
+
+    /// Images per class, in label order.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.labels.len()];
+        for e in &self.examples {
+            counts[e.label] += 1;
+        }
+        counts
+    }
+
+    /// Bytes held by embeddings: what the cache costs in memory.
+    pub fn embedding_bytes(&self) -> usize {
+        self.examples
+            .iter()
+            .map(|e| e.views.iter().map(|v| v.len() * 4).sum::<usize>())
+            .sum()
+    }
+}
+
+/// Embeddings of the evaluation view and `augment` augmented views of each image, computed in
+/// batches. Augmentation for image `i` draws from a RNG seeded with `seed + i`, so the views do
+/// not depend on batch boundaries.
+pub async fn embed_views(
+    backbone: &Backbone,
+    images: &[RgbImage],
+    fit: Fit,
+    augment: usize,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let per = 1 + augment;
+    let mut out = Vec::with_capacity(images.len());
+    // Group whole images so one backbone call sees up to `batch` inputs.
+    let images_per_call = (batch / per).max(1);
+    for (chunk_i, chunk) in images.chunks(images_per_call).enumerate() {
+        let mut inputs = Vec::with_capacity(chunk.len() * per);
+        for (j, img) in chunk.iter().enumerate() {
+            let index = (chunk_i * images_per_call + j) as u64;
+            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(index));
+            inputs.push(preprocess::eval_tensor(img, fit));
+            for _ in 0..augment {
+                inputs.push(preprocess::augment(img, &mut rng));
+            }
+        }
+        let rows = infer::run(backbone, &inputs, Output::Features, inputs.len()).await?;
+        let mut rows = rows.into_iter();
+        for _ in chunk {
+            out.push(rows.by_ref().take(per).collect());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keep_insertion_order_and_reject_bad_names() {
+        let mut d = Dataset::new();
+        let a = d.push("可回收物", vec![vec![1.0]]).unwrap();
+        d.push("  other ", vec![vec![2.0]]).unwrap();
+        d.push("可回收物", vec![vec![3.0]]).unwrap();
+        assert_eq!(d.labels(), ["可回收物", "other"]);
+        assert_eq!(d.counts(), vec![2, 1]);
+        assert!(d.remove(a));
+        assert!(!d.remove(a));
+        assert_eq!(d.counts(), vec![1, 1]);
+        assert!(
+            d.push("   ", vec![vec![0.0]])
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(d.push("a\u{0}b", vec![vec![0.0]]).is_err());
+        assert!(d.push("x", vec![]).is_err());
+    }
+}
