@@ -315,10 +315,9 @@ pub async fn train(
             o.shuffle(&mut rng);
             o
         };
-        let lr = if cfg.step_size > 0 {
-            cfg.learning_rate() * cfg.gamma.powi(((epoch - 1) / cfg.step_size) as i32)
-        } else {
-            cfg.learning_rate()
+        let lr = match (epoch - 1).checked_div(cfg.step_size) {
+            Some(steps) => cfg.learning_rate() * cfg.gamma.powi(steps as i32),
+            None => cfg.learning_rate(),
         };
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut batches = 0usize;

@@ -320,9 +320,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         .misclassified
         .iter()
         .map(|m| {
-            let pos = val_set
-                .iter()
-                .position(|v| v.id == m.id && val_files.len() > 0);
+            let pos = val_set.iter().position(|v| v.id == m.id);
             json!({
                 "file": pos.map(|p| val_files[p].clone()),
                 "label": m.label,
