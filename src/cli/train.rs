@@ -42,8 +42,10 @@ pub struct TrainArgs {
     optimizer: String,
     #[arg(long)]
     lr: Option<f64>,
-    /// Augmented views embedded per training image (random resized crop + flip).
-    #[arg(long, default_value_t = 2)]
+    /// Augmented views embedded per training image (random resized crop + flip). Default 0 by
+    /// measurement: on trashnet-mini K=1 and K=2 did not beat K=0 and cost 2-3x the embedding
+    /// time (docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = 0)]
     augment: usize,
     #[arg(long, default_value = "auto")]
     balance: String,
