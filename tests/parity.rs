@@ -72,6 +72,20 @@ fn check_resnet(arch: Arch) {
     let feats = run(&backbone, &x, Output::Features);
     assert!(feats.iter().all(|f| f.len() == arch.feature_dim()));
     assert_close(&format!("{arch} features"), &feats, &r.features, TOL);
+    // BatchNorm folded into the convolutions, as inference runs it.
+    let folded = backbone.fold_batchnorm();
+    assert_close(
+        &format!("{arch} folded logits"),
+        &run(&folded, &x, Output::Logits),
+        &r.logits,
+        TOL,
+    );
+    assert_close(
+        &format!("{arch} folded features"),
+        &run(&folded, &x, Output::Features),
+        &r.features,
+        TOL,
+    );
 }
 
 #[test]
@@ -200,6 +214,11 @@ fn efficientnet_lite0_pth_matches_reference() {
     assert_close("efficientnet_lite0 logits", &logits, &r.logits, TOL);
     let feats = run(&backbone, &x, Output::Features);
     assert_close("efficientnet_lite0 features", &feats, &r.features, TOL);
+    let folded = weights::load_pth(Arch::EfficientnetLite0, &path, &Device::flex())
+        .unwrap()
+        .fold_batchnorm();
+    let l = run(&folded, &x, Output::Logits);
+    assert_close("efficientnet_lite0 folded logits", &l, &r.logits, TOL);
 
     // Converted web files: f32 exact, f16 close with the same top-1.
     let web32 = weights::save_web(&backbone, StorageDtype::F32, "").unwrap();

@@ -232,7 +232,9 @@ fn embedded() -> &'static Embedded {
             "{} missing: run scripts/weights.sh",
             path.display()
         );
-        let backbone = weights::load_pth(Arch::EfficientnetLite0, &path, &Device::flex()).unwrap();
+        let backbone = weights::load_pth(Arch::EfficientnetLite0, &path, &Device::flex())
+            .unwrap()
+            .fold_batchnorm();
         let mut train = Dataset::new();
         let mut val = Vec::new();
         for class in ["glass", "metal", "paper", "plastic"] {

@@ -8,6 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{conv_bn, fold_pair};
 use super::global_avg_pool;
 
 /// (repeats, kernel, stride, expand ratio, in, out) from `efficientnet_lite_builder.py`.
@@ -49,40 +50,49 @@ fn conv(
         .init(device)
 }
 
-fn bn(n: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(n).with_epsilon(EPS).init(device)
+fn bn(n: usize, device: &Device) -> Option<BatchNorm> {
+    Some(BatchNormConfig::new(n).with_epsilon(EPS).init(device))
 }
 
 #[derive(Module, Debug)]
 pub struct MbConv {
     pub expand_conv: Option<Conv2d>,
+    /// `None` once folded into the conv before it (see `fold.rs`); likewise every `bn*` below.
     pub bn0: Option<BatchNorm>,
     pub depthwise_conv: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub project_conv: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub residual: bool,
 }
 
 impl MbConv {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
-        let x = match (&self.expand_conv, &self.bn0) {
-            (Some(conv), Some(bn)) => relu6(bn.forward(conv.forward(input.clone()))),
-            _ => input.clone(),
+        let x = match &self.expand_conv {
+            Some(conv) => relu6(conv_bn(conv, &self.bn0, input.clone())),
+            None => input.clone(),
         };
-        let x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
-        let x = self.bn2.forward(self.project_conv.forward(x));
+        let x = relu6(conv_bn(&self.depthwise_conv, &self.bn1, x));
+        let x = conv_bn(&self.project_conv, &self.bn2, x);
         if self.residual { x + input } else { x }
+    }
+
+    fn fold_batchnorm(&mut self) {
+        if let Some(conv) = &mut self.expand_conv {
+            fold_pair(conv, &mut self.bn0);
+        }
+        fold_pair(&mut self.depthwise_conv, &mut self.bn1);
+        fold_pair(&mut self.project_conv, &mut self.bn2);
     }
 }
 
 #[derive(Module, Debug)]
 pub struct EfficientNetLite {
     pub conv_stem: Conv2d,
-    pub bn0: BatchNorm,
+    pub bn0: Option<BatchNorm>,
     pub blocks: Vec<MbConv>,
     pub conv_head: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub fc: Linear,
 }
 
@@ -97,10 +107,7 @@ impl EfficientNetLite {
                 let (cin, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
                 let mid = cin * expand;
                 let (expand_conv, bn0) = if expand != 1 {
-                    (
-                        Some(conv(cin, mid, 1, 1, 1, size, device)),
-                        Some(bn(mid, device)),
-                    )
+                    (Some(conv(cin, mid, 1, 1, 1, size, device)), bn(mid, device))
                 } else {
                     (None, None)
                 };
@@ -134,7 +141,7 @@ impl EfficientNetLite {
     }
 
     pub fn pre_last_stage(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        let x = relu6(conv_bn(&self.conv_stem, &self.bn0, x));
         let end = self.last_stage_start();
         self.blocks[..end].iter().fold(x, |x, b| b.forward(x))
     }
@@ -143,7 +150,7 @@ impl EfficientNetLite {
         let start = self.last_stage_start();
         let x = self.pre_last_stage(x);
         let x = self.blocks[start..].iter().fold(x, |x, b| b.forward(x));
-        relu6(self.bn1.forward(self.conv_head.forward(x)))
+        relu6(conv_bn(&self.conv_head, &self.bn1, x))
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
@@ -152,6 +159,12 @@ impl EfficientNetLite {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.fc.forward(self.features(x))
+    }
+
+    pub fn fold_batchnorm(&mut self) {
+        fold_pair(&mut self.conv_stem, &mut self.bn0);
+        self.blocks.iter_mut().for_each(MbConv::fold_batchnorm);
+        fold_pair(&mut self.conv_head, &mut self.bn1);
     }
 }
 

@@ -2,6 +2,7 @@
 //! the same way they pick the device.
 
 pub mod efficientnet;
+mod fold;
 pub mod resnet;
 
 use burn::tensor::{Device, Tensor};
@@ -41,6 +42,16 @@ impl Backbone {
             _ => Net::ResNet(ResNet::init(arch, 1000, device)),
         };
         Backbone { arch, net }
+    }
+
+    /// Fold every BatchNorm into its convolution for inference (see `fold.rs`). A folded
+    /// backbone has other parameters, so save web files before folding, not after.
+    pub fn fold_batchnorm(mut self) -> Self {
+        match &mut self.net {
+            Net::ResNet(m) => m.fold_batchnorm(),
+            Net::EfficientNet(m) => m.fold_batchnorm(),
+        }
+        self
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {

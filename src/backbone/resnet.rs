@@ -9,13 +9,15 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::fold::{conv_bn, fold_pair};
 use super::global_avg_pool;
 use crate::arch::Arch;
 
 #[derive(Module, Debug)]
 pub struct Downsample {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    /// `None` once folded into `conv` (see `fold.rs`); likewise every `bn*` below.
+    pub bn: Option<BatchNorm>,
 }
 
 /// A BasicBlock when `conv3` is absent, a Bottleneck when present. One struct instead of an enum
@@ -24,9 +26,9 @@ pub struct Downsample {
 #[derive(Module, Debug)]
 pub struct Block {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
     pub downsample: Option<Downsample>,
@@ -35,23 +37,34 @@ pub struct Block {
 impl Block {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(ds) => ds.bn.forward(ds.conv.forward(input.clone())),
+            Some(ds) => conv_bn(&ds.conv, &ds.bn, input.clone()),
             None => input.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(input)));
-        let out = self.bn2.forward(self.conv2.forward(out));
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
-            _ => out,
+        let out = relu(conv_bn(&self.conv1, &self.bn1, input));
+        let out = conv_bn(&self.conv2, &self.bn2, out);
+        let out = match &self.conv3 {
+            Some(conv3) => conv_bn(conv3, &self.bn3, relu(out)),
+            None => out,
         };
         relu(out + identity)
+    }
+
+    fn fold_batchnorm(&mut self) {
+        fold_pair(&mut self.conv1, &mut self.bn1);
+        fold_pair(&mut self.conv2, &mut self.bn2);
+        if let Some(conv3) = &mut self.conv3 {
+            fold_pair(conv3, &mut self.bn3);
+        }
+        if let Some(ds) = &mut self.downsample {
+            fold_pair(&mut ds.conv, &mut ds.bn);
+        }
     }
 }
 
 #[derive(Module, Debug)]
 pub struct ResNet {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub maxpool: MaxPool2d,
     pub layer1: Vec<Block>,
     pub layer2: Vec<Block>,
@@ -69,8 +82,8 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Co
         .init(device)
 }
 
-fn bn(n: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(n).with_epsilon(1e-5).init(device)
+fn bn(n: usize, device: &Device) -> Option<BatchNorm> {
+    Some(BatchNormConfig::new(n).with_epsilon(1e-5).init(device))
 }
 
 /// (blocks per stage, bottleneck?) as in torchvision's `resnet18/34/50` builders.
@@ -107,7 +120,7 @@ impl ResNet {
                             conv2: conv(width, width, 3, s, device),
                             bn2: bn(width, device),
                             conv3: Some(conv(width, out_ch, 1, 1, device)),
-                            bn3: Some(bn(out_ch, device)),
+                            bn3: bn(out_ch, device),
                             downsample,
                         }
                     } else {
@@ -152,7 +165,7 @@ impl ResNet {
 
     /// Stem and stages 1-3. Split out so that fine-tuning `layer4` can cache this output.
     pub fn pre_layer4(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(conv_bn(&self.conv1, &self.bn1, x));
         let x = self.maxpool.forward(x);
         [&self.layer1, &self.layer2, &self.layer3]
             .into_iter()
@@ -162,6 +175,21 @@ impl ResNet {
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         global_avg_pool(self.trunk(x))
+    }
+
+    pub fn fold_batchnorm(&mut self) {
+        fold_pair(&mut self.conv1, &mut self.bn1);
+        for block in [
+            &mut self.layer1,
+            &mut self.layer2,
+            &mut self.layer3,
+            &mut self.layer4,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            block.fold_batchnorm();
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {

@@ -156,7 +156,9 @@ fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
         "sortwise: backend {} ({})",
         selected.backend, selected.reason
     );
-    let (backbone, _) = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let backbone = load_backbone(args.arch, &args.weights, &selected.device)?
+        .0
+        .fold_batchnorm();
     let mut inputs = Vec::new();
     let mut entries: Vec<Value> = Vec::new();
     let mut ok_index = Vec::new();

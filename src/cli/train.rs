@@ -226,6 +226,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         selected.backend, selected.reason
     );
     let (backbone, source_sha) = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let backbone = backbone.fold_batchnorm();
 
     let train_emb = embed_folder(&backbone, &args.data, args.fit, args.augment, args.seed)?;
     let mut data = Dataset::new();
@@ -366,7 +367,7 @@ fn load_model(
     );
     let (backbone, source_sha) = load_backbone(model.meta.arch, weights, &selected.device)?;
     model.check_backbone(model.meta.arch, &source_sha)?;
-    Ok((model, backbone, selected))
+    Ok((model, backbone.fold_batchnorm(), selected))
 }
 
 fn head_of(model: &Model, device: &burn::tensor::Device) -> Head {
