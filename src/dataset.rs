@@ -108,7 +108,8 @@ impl Dataset {
 
 /// Embeddings of the evaluation view and `augment` augmented views of each image, computed in
 /// batches. Augmentation for image `i` draws from a RNG seeded with `seed + i`, so the views do
-/// not depend on batch boundaries.
+/// not depend on batch boundaries. `progress(done, total)` is called after every batch;
+/// returning `false` cancels with [`Error::Cancelled`].
 pub async fn embed_views(
     backbone: &Backbone,
     images: &[RgbImage],
@@ -116,6 +117,7 @@ pub async fn embed_views(
     augment: usize,
     seed: u64,
     batch: usize,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let per = 1 + augment;
     let mut out = Vec::with_capacity(images.len());
@@ -135,6 +137,9 @@ pub async fn embed_views(
         let mut rows = rows.into_iter();
         for _ in chunk {
             out.push(rows.by_ref().take(per).collect());
+        }
+        if !progress(out.len(), images.len()) {
+            return Err(Error::Cancelled);
         }
     }
     Ok(out)

@@ -249,6 +249,7 @@ fn embedded() -> &'static Embedded {
                     .iter()
                     .map(|f| preprocess::decode(&std::fs::read(f).unwrap()).unwrap())
                     .collect();
+                let mut calls = Vec::new();
                 let views = pollster::block_on(dataset::embed_views(
                     &backbone,
                     &imgs,
@@ -256,8 +257,15 @@ fn embedded() -> &'static Embedded {
                     augment,
                     11,
                     16,
+                    &mut |done, total| {
+                        calls.push((done, total));
+                        true
+                    },
                 ))
                 .unwrap();
+                // Progress after every batch, ending at the total.
+                assert_eq!(calls.last(), Some(&(imgs.len(), imgs.len())));
+                assert!(calls.len() >= imgs.len() / 16);
                 for v in views {
                     if split == "train" {
                         train.push(class, v).unwrap();
@@ -375,4 +383,28 @@ fn trashnet_mini_accuracy_floor_and_model_file_round_trip() {
     );
     back.check_backbone(Arch::EfficientnetLite0, "579344248a93e230")
         .unwrap();
+}
+
+#[test]
+fn embedding_can_be_cancelled() {
+    let backbone = weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex())
+        .unwrap()
+        .fold_batchnorm();
+    let img = image::RgbImage::from_pixel(64, 48, image::Rgb([10, 200, 30]));
+    let imgs = vec![img.clone(), img.clone(), img];
+    let mut seen = 0;
+    let r = pollster::block_on(dataset::embed_views(
+        &backbone,
+        &imgs,
+        Fit::Crop,
+        0,
+        0,
+        1,
+        &mut |done, _| {
+            seen = done;
+            false
+        },
+    ));
+    assert!(matches!(r, Err(Error::Cancelled)));
+    assert_eq!(seen, 1, "stops after the first batch");
 }

@@ -168,14 +168,14 @@ fn embed_folder(
             augment,
             chunk_seed,
             crate::infer::DEFAULT_BATCH,
+            &mut |done, _| {
+                eprintln!("sortwise: embedded {}/{total}", chunk_i * CHUNK + done);
+                true
+            },
         ))?;
         for ((class, file), v) in meta.into_iter().zip(views) {
             items.push((class, file, v));
         }
-        eprintln!(
-            "sortwise: embedded {}/{total}",
-            (chunk_i * CHUNK + chunk.len()).min(total)
-        );
     }
     Ok(Embedded { items, skipped })
 }
