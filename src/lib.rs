@@ -23,6 +23,9 @@ pub mod weights;
 #[cfg(feature = "cli")]
 pub mod cli;
 
+#[cfg(target_arch = "wasm32")]
+pub mod wasm_api;
+
 pub use arch::Arch;
 pub use backbone::Backbone;
 pub use error::{Error, Result};
