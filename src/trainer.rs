@@ -14,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::dataset::Example;
 use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::infer::read_rows;
@@ -122,6 +123,30 @@ pub struct ValExample<'a> {
     pub embedding: &'a [f32],
     pub label: usize,
     pub id: u32,
+}
+
+/// Training and validation sets over cached examples, picked by index (see `split.rs`).
+pub fn sets<'a>(
+    examples: &'a [Example],
+    train_idx: &[usize],
+    val_idx: &[usize],
+) -> (Vec<TrainExample<'a>>, Vec<ValExample<'a>>) {
+    let train = train_idx
+        .iter()
+        .map(|&i| TrainExample {
+            views: &examples[i].views,
+            label: examples[i].label,
+        })
+        .collect();
+    let val = val_idx
+        .iter()
+        .map(|&i| ValExample {
+            embedding: &examples[i].views[0],
+            label: examples[i].label,
+            id: examples[i].id,
+        })
+        .collect();
+    (train, val)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ use crate::infer::{self, Output};
 use crate::model_file::{self, Model, ModelMeta};
 use crate::preprocess::{self, Fit};
 use crate::split;
-use crate::trainer::{self, Report, TrainConfig, TrainExample, ValExample};
+use crate::trainer::{self, Report, TrainConfig};
 use crate::weights::{self, WeightsInfo};
 
 #[wasm_bindgen(start)]
@@ -345,21 +345,7 @@ impl Trainer {
             };
             let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
             let (train_idx, val_idx) = split::stratified(&y, labels.len(), cfg.val_split, cfg.seed);
-            let train_set: Vec<TrainExample> = train_idx
-                .iter()
-                .map(|&i| TrainExample {
-                    views: &examples[i].views,
-                    label: examples[i].label,
-                })
-                .collect();
-            let val_set: Vec<ValExample> = val_idx
-                .iter()
-                .map(|&i| ValExample {
-                    embedding: &examples[i].views[0],
-                    label: examples[i].label,
-                    id: examples[i].id,
-                })
-                .collect();
+            let (train_set, val_set) = trainer::sets(&examples, &train_idx, &val_idx);
             let mut on_progress = |p: &trainer::Progress| -> bool {
                 let Some(f) = &progress else { return true };
                 let js = JsProgress {

@@ -215,16 +215,6 @@ fn wgpu_backend_fails_clearly_or_works() {
     );
 }
 
-fn lite0_pth() -> PathBuf {
-    let cache = std::env::var("SORTWISE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-                .join(".cache/sortwise")
-        });
-    cache.join("efficientnet-lite0-57934424.pth")
-}
-
 /// `root/<class>/` with the first `n` photos of each class from trashnet-mini's `split`.
 fn class_dirs(root: &Path, split: &str, classes: &[&str], n: usize) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))

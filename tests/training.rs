@@ -2,10 +2,13 @@
 //! real EfficientNet-Lite0 weights.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
+use common::lite0_pth;
 use rand::{RngExt, SeedableRng};
 use sortwise::dataset::{self, Dataset};
 use sortwise::head::Head;
@@ -201,16 +204,6 @@ fn bad_setups_fail_clearly() {
         &mut |p| p.epoch < 2,
     ));
     assert!(matches!(r, Err(Error::Cancelled)));
-}
-
-fn lite0_pth() -> PathBuf {
-    let cache = std::env::var("SORTWISE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
-                .join(".cache/sortwise")
-        });
-    cache.join("efficientnet-lite0-57934424.pth")
 }
 
 fn trashnet() -> PathBuf {

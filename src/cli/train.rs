@@ -17,7 +17,7 @@ use crate::metrics;
 use crate::model_file::{self, Model, ModelMeta};
 use crate::preprocess::{self, Fit};
 use crate::split;
-use crate::trainer::{self, Balance, OptimizerKind, TrainConfig, TrainExample, ValExample};
+use crate::trainer::{self, Balance, OptimizerKind, TrainConfig, ValExample};
 
 /// Images decoded and embedded at a time: bounds memory for folders of large photos.
 const CHUNK: usize = 32;
@@ -248,21 +248,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
             split::stratified(&y, labels.len(), cfg.val_split, cfg.seed)
         }
     };
-    let train_set: Vec<TrainExample> = train_idx
-        .iter()
-        .map(|&i| TrainExample {
-            views: &examples[i].views,
-            label: examples[i].label,
-        })
-        .collect();
-    let mut val_set: Vec<ValExample> = val_idx
-        .iter()
-        .map(|&i| ValExample {
-            embedding: &examples[i].views[0],
-            label: examples[i].label,
-            id: examples[i].id,
-        })
-        .collect();
+    let (train_set, mut val_set) = trainer::sets(examples, &train_idx, &val_idx);
     let mut val_files: Vec<String> = val_idx
         .iter()
         .map(|&i| train_emb.items[i].1.clone())

