@@ -56,10 +56,9 @@ impl StorageDtype {
 pub struct WeightsInfo {
     pub arch: Arch,
     pub dtype: StorageDtype,
-    /// sha256 of the checkpoint the file was converted from.
+    /// sha256 of the checkpoint the file was converted from; trained models record it to refuse
+    /// another backbone.
     pub source_sha256: String,
-    /// sha256 of the web file itself; trained heads record it to refuse another backbone.
-    pub sha256: String,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -201,7 +200,6 @@ pub fn read_info(bytes: &[u8]) -> Result<WeightsInfo> {
         arch,
         dtype,
         source_sha256: get("source_sha256").unwrap_or_default(),
-        sha256: sha256_hex(bytes),
     })
 }
 

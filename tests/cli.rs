@@ -157,6 +157,8 @@ fn convert_then_info_and_bad_inputs() {
     assert_eq!(info["arch"], "resnet18");
     assert_eq!(info["dtype"], "f16");
     assert_eq!(info["source_sha256"], src_sha.as_str());
+    let file_sha = weights::sha256_hex(&std::fs::read(&out).unwrap());
+    assert_eq!(info["sha256"], file_sha.as_str());
 
     // Wrong architecture: fatal, exit 2, message names both.
     let glass = fixtures().join("images/glass7_256.png");

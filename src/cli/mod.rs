@@ -218,9 +218,12 @@ pub fn main() -> i32 {
             output,
             dtype,
         } => convert(*arch, input, output, *dtype).map(|v| (v, false)),
-        Command::Info { weights } => read(weights)
-            .and_then(|b| weights::read_info(&b))
-            .map(|info| (json!(info), false)),
+        // The file's own hash is computed here only, not on every load.
+        Command::Info { weights } => read(weights).and_then(|b| {
+            let mut info = json!(weights::read_info(&b)?);
+            info["sha256"] = json!(weights::sha256_hex(&b));
+            Ok((info, false))
+        }),
         Command::Logits(args) => run_images(args, Output::Logits),
         Command::Embed(args) => run_images(args, Output::Features),
         Command::Train(args) => train::train(args).map(|v| (v, false)),
