@@ -275,15 +275,16 @@ pub async fn probabilities(head: &Head, rows: &[&[f32]], device: &Device) -> Res
     read_rows(softmax(head.forward(x), 1)).await
 }
 
-/// Train a new head. `progress` is called after every epoch; returning `false` cancels, and
-/// then nothing of the run is kept.
+/// Train a new head. `progress` is awaited after every epoch; resolving to `false` cancels, and
+/// then nothing of the run is kept. It is async so a browser caller can yield to its event loop
+/// there (the CPU backend never does otherwise, and a cancel message could not arrive).
 pub async fn train(
     labels: &[String],
     train_set: &[TrainExample<'_>],
     val_set: &[ValExample<'_>],
     cfg: &TrainConfig,
     device: &Device,
-    progress: &mut dyn FnMut(&Progress) -> bool,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
     cfg.validate()?;
     let started = Instant::now();
@@ -396,7 +397,8 @@ pub async fn train(
             loss,
             val_loss,
             val_accuracy,
-        });
+        })
+        .await;
         if cancelled {
             return Err(Error::Cancelled);
         }

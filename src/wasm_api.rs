@@ -346,7 +346,7 @@ impl Trainer {
             let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
             let (train_idx, val_idx) = split::stratified(&y, labels.len(), cfg.val_split, cfg.seed);
             let (train_set, val_set) = trainer::sets(&examples, &train_idx, &val_idx);
-            let mut on_progress = |p: &trainer::Progress| -> bool {
+            let mut on_progress = async |p: &trainer::Progress| -> bool {
                 let Some(f) = &progress else { return true };
                 let js = JsProgress {
                     phase: p.phase.clone(),
@@ -358,10 +358,15 @@ impl Trainer {
                     done: p.epoch,
                     total: p.epochs,
                 };
-                match to_js(&js).and_then(|v| f.call1(&JsValue::NULL, &v)) {
-                    Ok(ret) => ret.as_bool() != Some(false),
-                    Err(_) => true,
-                }
+                let Ok(ret) = to_js(&js).and_then(|v| f.call1(&JsValue::NULL, &v)) else {
+                    return true;
+                };
+                // A callback may return a Promise (the worker does, to let a cancel message in).
+                let ret = match ret.dyn_into::<Promise>() {
+                    Ok(promise) => JsFuture::from(promise).await.unwrap_or(JsValue::TRUE),
+                    Err(value) => value,
+                };
+                ret.as_bool() != Some(false)
             };
             let (head, report) = trainer::train(
                 &labels,

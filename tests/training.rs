@@ -67,7 +67,7 @@ fn run(
         &val_set,
         cfg,
         &Device::flex(),
-        &mut |_| true,
+        &mut async |_: &trainer::Progress| true,
     ))
 }
 
@@ -201,7 +201,7 @@ fn bad_setups_fail_clearly() {
         &[],
         &cfg,
         &Device::flex(),
-        &mut |p| p.epoch < 2,
+        &mut async |p: &trainer::Progress| p.epoch < 2,
     ));
     assert!(matches!(r, Err(Error::Cancelled)));
 }
@@ -313,7 +313,7 @@ fn trashnet_mini_accuracy_floor_and_model_file_round_trip() {
         &val_set,
         &cfg,
         &Device::flex(),
-        &mut |_| true,
+        &mut async |_: &trainer::Progress| true,
     ))
     .unwrap();
     let acc = report.val_accuracy.unwrap();

@@ -1,18 +1,15 @@
-// Lists the backbone weight files that scripts/weights.sh prepared (www/weights/manifest.json).
-const list = document.getElementById('backbones');
+// Entry point: starts the page (app.js) and registers the service worker that lets a second visit
+// work offline (sw.js). No inline scripts anywhere: the CSP forbids them.
+import { start } from './app.js';
 
-function item(text) {
-  const li = document.createElement('li');
-  li.textContent = text;
-  return li;
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => {
+    console.info('[sortwise] service worker not registered:', e.message);
+  });
 }
 
-try {
-  const res = await fetch('weights/manifest.json', { cache: 'no-cache' });
-  if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status}`);
-  const { backbones } = await res.json();
-  list.replaceChildren(...backbones.map((b) => item(`${b.arch} — ${(b.bytes / 1e6).toFixed(1)} MB`)));
-  if (backbones.length === 0) list.replaceChildren(item('none yet: run ./run serve'));
-} catch (err) {
-  list.replaceChildren(item(`No weights found (${err.message}). Run ./run serve.`));
-}
+start().catch((e) => {
+  console.error(e);
+  const text = document.getElementById('status-text');
+  if (text) text.textContent = `sortwise could not start: ${e.message}`;
+});

@@ -275,7 +275,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         &val_set,
         &cfg,
         &selected.device,
-        &mut |p| {
+        &mut async |p: &trainer::Progress| {
             eprintln!(
                 "sortwise: epoch {}/{} loss {:.4}{}",
                 p.epoch,
