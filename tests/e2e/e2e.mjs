@@ -1,0 +1,441 @@
+#!/usr/bin/env node
+// End-to-end test of the page (www/) in headless Chromium, driven by playwright-core.
+//
+//   node tests/e2e/e2e.mjs            (after scripts/vendor.sh, with pkg/ built and www/weights/ ready)
+//
+// It serves the repository with scripts/serve.py on a free port, launches Debian's
+// /usr/bin/chromium (override: CHROMIUM=...) with the SwiftShader WebGPU flags and a fake camera,
+// and goes through what a teacher does: classes, images by file input and by zip, a corrupt and an
+// empty file (listed as skipped, the others added), an XSS label (rendered as text), training,
+// results (accuracy, confusion matrix), prediction on a held-out photo, the threshold slider, the
+// live webcam, reload (project restored from IndexedDB), model export/import (and a corrupt model
+// refused), project export/import, the Chinese UI, a phone-width layout and a second visit offline.
+// Every request (page, worker, service worker) must be same-origin; an uncaught page error fails.
+//
+// Data: trashnet-mini, ../shared/data/trashnet-mini relative to the repository root, or SORTWISE_DATA.
+// Artefacts: screenshots in artifacts/screenshots/*.png (and the exported files in artifacts/),
+// gitignored; with SORTWISE_UPDATE_SCREENSHOT=1 one full-page screenshot is copied to
+// docs/screenshot.png. SORTWISE_FAKE=1 swaps the engine for tests/e2e/fake-client.js (page logic
+// only, seconds instead of minutes). Exit code 0 on success, 1 with a message on failure.
+
+import { chromium } from 'playwright-core';
+import { zipSync } from 'fflate';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
+const FAKE = process.env.SORTWISE_FAKE === '1';
+const ART = join(ROOT, 'artifacts');
+const SHOTS = join(ART, 'screenshots');
+const PER_CLASS = Number(process.env.SORTWISE_E2E_PER_CLASS || 7);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const T0 = Date.now();
+
+const timings = {};
+function log(...args) { console.log(`[e2e ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...args); }
+class Failure extends Error {}
+function check(cond, msg) { if (!cond) throw new Failure(msg); }
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+async function startServer(port) {
+  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; if (stderr.length > 20000) stderr = stderr.slice(-10000); });
+  for (let i = 0; i < 100; i += 1) {
+    if (proc.exitCode !== null) throw new Failure(`scripts/serve.py exited: ${stderr.slice(-500)}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/www/index.html`);
+      if (r.ok) return proc;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  throw new Failure('scripts/serve.py did not start');
+}
+
+function images(split, cls, n) {
+  const dir = join(DATA, split, cls);
+  check(existsSync(dir), `no data in ${dir} (set SORTWISE_DATA to the trashnet-mini folder)`);
+  return readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).slice(0, n)
+    .map((f) => ({ name: f, mimeType: 'image/jpeg', buffer: readFileSync(join(dir, f)) }));
+}
+
+function preflight() {
+  check(existsSync(CHROMIUM), `${CHROMIUM} not found (apt-get install chromium, or set CHROMIUM)`);
+  for (const f of ['www/vendor/uPlot.esm.js', 'www/vendor/fflate.js']) check(existsSync(join(ROOT, f)), `${f} missing: run scripts/vendor.sh`);
+  if (!FAKE) {
+    for (const f of ['pkg/sortwise.js', 'pkg/sortwise_bg.wasm', 'www/weights/manifest.json', 'www/sortwise-client.js']) {
+      check(existsSync(join(ROOT, f)), `${f} missing: build first (./run serve builds pkg/ and the weights)`);
+    }
+  }
+}
+
+async function main() {
+  preflight();
+  mkdirSync(SHOTS, { recursive: true });
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const server = await startServer(port);
+  log(`serving ${ROOT} on ${origin} (${FAKE ? 'FAKE engine' : 'real engine'}; data ${DATA})`);
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--enable-unsafe-swiftshader',
+      '--use-angle=swiftshader',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+    ],
+  });
+  const requests = [];
+  const pageErrors = [];
+  const consoleErrors = [];
+  let context;
+  try {
+    context = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      acceptDownloads: true,
+      serviceWorkers: FAKE ? 'block' : 'allow',
+      permissions: ['camera'],
+      locale: 'en-US',
+    });
+    context.on('request', (r) => requests.push(r.url()));
+    if (FAKE) {
+      await context.route('**/www/sortwise-client.js', (route) => route.fulfill({
+        status: 200,
+        contentType: 'text/javascript',
+        body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')),
+      }));
+    }
+    const page = await context.newPage();
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('worker', (w) => log(`worker started: ${w.url()}`));
+    page.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR: ${e.message}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') { consoleErrors.push(m.text()); log(`console error: ${m.text()}`); }
+    });
+    page.on('dialog', (d) => d.accept());
+    await run(page, context, origin);
+  } finally {
+    await browser.close().catch(() => {});
+    server.kill();
+  }
+
+  const foreign = requests.filter((u) => {
+    if (u.startsWith('data:')) return false;
+    try { return new URL(u.startsWith('blob:') ? u.slice(5) : u).origin !== origin; } catch { return true; }
+  });
+  log(`${requests.length} requests recorded, ${foreign.length} not same-origin`);
+  check(foreign.length === 0, `requests to other origins: ${[...new Set(foreign)].slice(0, 10).join(', ')}`);
+  check(pageErrors.length === 0, `uncaught page errors: ${pageErrors.join(' | ')}`);
+  if (consoleErrors.length) log(`console errors (not fatal): ${consoleErrors.length}`);
+  log(`timings: ${JSON.stringify(timings)}`);
+}
+
+async function waitReady(page, timeout = 240000) {
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout, polling: 200 });
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  if (ready !== '1') {
+    const text = await page.evaluate(() => `${document.getElementById('status-text').textContent} ${document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent}`);
+    throw new Failure(`the page did not start: ${text}`);
+  }
+}
+
+const debugState = (page) => page.evaluate(() => window.sortwiseDebug.state);
+
+async function waitIdle(page, timeout = 240000) {
+  await page.waitForFunction(() => document.getElementById('embed-progress').hidden, null, { timeout, polling: 200 });
+  await page.evaluate(() => window.sortwiseDebug.idle());
+}
+
+async function errorText(page) {
+  return page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent));
+}
+
+// A full-page screenshot after training and a prediction: artifacts/screenshots/readme.png, copied to
+// docs/screenshot.png with SORTWISE_UPDATE_SCREENSHOT=1 when under 400 KB.
+async function readmeScreenshot(page) {
+  await page.setViewportSize({ width: 1000, height: 800 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(400);
+  const path = join(SHOTS, 'readme.png');
+  await page.screenshot({ path, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const size = statSync(path).size;
+  if (process.env.SORTWISE_UPDATE_SCREENSHOT !== '1') return;
+  if (size < 400 * 1024) { copyFileSync(path, join(ROOT, 'docs/screenshot.png')); log(`docs/screenshot.png updated (${size} bytes)`); }
+  else log(`the README screenshot is ${size} bytes, over 400 KB: docs/screenshot.png not updated`);
+}
+
+async function run(page, context, origin) {
+  // ---- load ----
+  let t = Date.now();
+  await page.goto(`${origin}/www/`);
+  await waitReady(page);
+  timings.startSeconds = (Date.now() - t) / 1000;
+  let st = await debugState(page);
+  const badge = (await page.locator('#device-badge').textContent()).trim();
+  log(`page ready in ${timings.startSeconds}s: arch ${st.arch}, backend ${st.backend}; badge "${badge}"; reason "${await page.locator('#device-reason').textContent()}"`);
+  check(st.backend === 'cpu' || st.backend === 'webgpu', `unexpected backend ${st.backend}`);
+  check(/WebGPU|CPU/.test(badge), `device badge says "${badge}"`);
+  check((await page.locator('.class-card').count()) === 4, 'a fresh page starts with the four garbage-sorting classes');
+  const firstTitle = await page.locator('.class-card .class-title').first().textContent();
+  check(firstTitle === '可回收物 Recyclable', `garbage preset label is "${firstTitle}"`);
+  await page.screenshot({ path: join(SHOTS, '01-start.png') });
+
+  // ---- classes ----
+  await page.selectOption('#preset', 'empty');
+  await page.click('#apply-preset');
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 0);
+  for (const label of ['glass', 'metal', 'paper']) {
+    await page.fill('#new-class', label);
+    await page.press('#new-class', 'Enter');
+  }
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 3);
+  // a duplicate is refused with a message
+  await page.fill('#new-class', 'glass');
+  await page.click('#add-class');
+  check(/already/.test(await errorText(page)), 'a duplicate class name is refused with a message');
+  await page.click('#error-close');
+
+  // ---- images: file inputs (with a corrupt and an empty file), and a zip ----
+  const card = (label) => page.locator(`.class-card[data-label="${label}"]`);
+  const corrupt = { name: 'x.jpg', mimeType: 'image/jpeg', buffer: randomBytes(3000) };
+  const empty = { name: 'empty.jpg', mimeType: 'image/jpeg', buffer: Buffer.alloc(0) };
+  t = Date.now();
+  await card('glass').locator('input.file-input').setInputFiles([...images('train', 'glass', PER_CLASS).slice(0, 3), corrupt, empty, ...images('train', 'glass', PER_CLASS).slice(3)]);
+  await card('metal').locator('input.file-input').setInputFiles(images('train', 'metal', PER_CLASS));
+  await card('paper').locator('input.file-input').setInputFiles(images('train', 'paper', PER_CLASS));
+  const zipFiles = {};
+  for (const f of images('train', 'plastic', PER_CLASS)) zipFiles[`dataset/plastic/${f.name}`] = new Uint8Array(f.buffer);
+  zipFiles['dataset/README.txt'] = new TextEncoder().encode('not an image');
+  zipFiles['../evil.jpg'] = new Uint8Array(images('train', 'plastic', 1)[0].buffer);
+  const zip = Buffer.from(zipSync(zipFiles));
+  await page.setInputFiles('#zip-input', { name: 'plastic-set.zip', mimeType: 'application/zip', buffer: zip });
+  await page.waitForFunction(() => !document.getElementById('embed-progress').hidden, null, { timeout: 20000 }).catch(() => {});
+  const progressText = await page.locator('#embed-text').textContent().catch(() => '');
+  log(`embedding progress shows "${progressText}"`);
+  await waitIdle(page);
+  timings.embedSeconds = (Date.now() - t) / 1000;
+  st = await debugState(page);
+  const counts = Object.fromEntries(st.classes.map((c) => [c.label, c.count]));
+  log(`added in ${timings.embedSeconds}s (${(timings.embedSeconds / (4 * PER_CLASS)).toFixed(2)} s/image): ${JSON.stringify(counts)}`);
+  check(JSON.stringify(st.classes.map((c) => c.label)) === JSON.stringify(['glass', 'metal', 'paper', 'plastic']), `classes are ${JSON.stringify(st.classes)}`);
+  for (const c of st.classes) check(c.count === PER_CLASS, `class ${c.label} has ${c.count} images, expected ${PER_CLASS}`);
+  check(await card('plastic').locator('.thumb img').count() === PER_CLASS, 'plastic thumbnails are shown');
+  const skippedText = await page.locator('#skipped-list').textContent();
+  log(`skipped list: ${skippedText}`);
+  check(await page.locator('#skipped').isVisible(), 'the skipped-files list is visible');
+  for (const name of ['x.jpg', 'empty.jpg', 'README.txt', 'evil.jpg']) check(skippedText.includes(name), `skipped list names ${name}`);
+  await page.screenshot({ path: join(SHOTS, '02-images.png'), fullPage: true });
+
+  // ---- an XSS label renders as text ----
+  const xss = '<img src=x onerror=window.__xss=1>';
+  await page.fill('#new-class', xss);
+  await page.press('#new-class', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 5);
+  const xssTitle = await page.locator('.class-card').nth(4).locator('.class-title').textContent();
+  check(xssTitle === xss, `XSS label shown as "${xssTitle}"`);
+  check(await page.locator('.class-card img[src="x"]').count() === 0, 'the XSS label created an <img>');
+  await page.waitForTimeout(300);
+  check(await page.evaluate(() => window.__xss) === undefined, 'the XSS payload ran');
+  // training refuses an empty class, then the class is deleted
+  await page.click('#train-btn');
+  check(/no images/.test(await errorText(page)), `training with an empty class: "${await errorText(page)}"`);
+  await page.locator('.class-card').nth(4).locator('.delete-class').click();
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 4);
+
+  // ---- train ----
+  await page.click('#advanced summary');
+  await page.fill('#set-epochs', '60');
+  await page.dispatchEvent('#set-epochs', 'change');
+  t = Date.now();
+  await page.click('#train-btn');
+  await page.waitForFunction(() => !document.getElementById('cancel-btn').hidden || !document.getElementById('results-section').hidden, null, { timeout: 30000 });
+  await page.waitForFunction(() => !document.getElementById('results-section').hidden || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
+  timings.trainSeconds = (Date.now() - t) / 1000;
+  const trainErr = await errorText(page);
+  check(!trainErr, `training failed: ${trainErr}`);
+  st = await debugState(page);
+  const acc = st.report.valAccuracy;
+  log(`trained in ${timings.trainSeconds}s: val accuracy ${acc}, labels ${JSON.stringify(st.report.labels)}, confusion ${JSON.stringify(st.report.confusion)}`);
+  check(typeof acc === 'number' && acc >= 0 && acc <= 1, `accuracy ${acc} is not in [0, 1]`);
+  check(acc > 1 / 4, `accuracy ${acc} is not above chance (0.25)`);
+  const accText = await page.locator('#val-acc').textContent();
+  check(Math.abs(parseFloat(accText) - acc * 100) < 0.06, `accuracy shown as "${accText}" for ${acc}`);
+  const n = st.report.labels.length;
+  check(n === 4, `report has ${n} labels`);
+  const rows = await page.locator('#confusion tbody tr').count();
+  const cells = await page.locator('#confusion tbody td').count();
+  check(rows === n && cells === n * n, `confusion matrix is ${rows} rows / ${cells} cells, expected ${n}x${n}`);
+  const cellValues = await page.locator('#confusion tbody td').allTextContents();
+  const total = cellValues.reduce((s, v) => s + Number(v), 0);
+  check(total === st.report.valSize && total > 0, `confusion total ${total} != validation size ${st.report.valSize}`);
+  check(await page.locator('#per-class tbody tr').count() === n, 'per-class table has a row per class');
+  check(await page.locator('#loss-chart canvas').count() > 0, 'the loss chart is drawn');
+  const offDiag = page.locator('#confusion .cell-btn');
+  if (await offDiag.count()) {
+    await offDiag.first().click();
+    check(await page.locator('#mis-view').isVisible(), 'clicking a confusion cell shows the misclassified images');
+    log(`misclassified view: "${await page.locator('#mis-title').textContent()}", ${await page.locator('#mis-thumbs img').count()} images`);
+  }
+  await page.screenshot({ path: join(SHOTS, '03-results.png'), fullPage: true });
+
+  // ---- predict a held-out photo ----
+  const held = images('val', 'glass', 1)[0];
+  t = Date.now();
+  await page.setInputFiles('#test-input', held);
+  await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 60000 });
+  timings.predictSeconds = (Date.now() - t) / 1000;
+  check(!(await errorText(page)), `prediction failed: ${await errorText(page)}`);
+  const predicted = (await page.locator('#test-label .pred-label').textContent()).trim();
+  const bars = await page.locator('#test-bars li').count();
+  log(`held-out ${held.name} → "${(await page.locator('#test-label').textContent()).trim()}" (${bars} bars, ${timings.predictSeconds}s)`);
+  check(bars >= 1 && bars <= 3, `${bars} probability bars`);
+  await page.locator('#threshold').fill('1');
+  check((await page.locator('#test-label .pred-label').textContent()).trim() === 'unsure', 'threshold 1.0 makes the prediction "unsure"');
+  await page.locator('#threshold').fill('0.6');
+  await page.screenshot({ path: join(SHOTS, '04-test.png'), fullPage: true });
+  await readmeScreenshot(page);
+
+  // ---- live webcam prediction (Chromium's fake camera) ----
+  await page.click('#test-live');
+  const liveOk = await page.waitForFunction(() => document.getElementById('test-video').videoWidth > 0, null, { timeout: 15000 }).then(() => true, () => false);
+  if (liveOk) {
+    await page.waitForTimeout(1500);
+    log(`live webcam prediction: "${(await page.locator('#test-label').textContent()).trim()}"`);
+  } else log('live webcam: no fake camera frames (skipped)');
+  await page.click('#test-live');
+  check(!(await errorText(page)), `live prediction error: ${await errorText(page)}`);
+
+  // ---- model export ----
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
+  const modelPath = join(ART, 'model.sortwise');
+  await dl.saveAs(modelPath);
+  const modelSize = statSync(modelPath).size;
+  log(`exported ${dl.suggestedFilename()} (${modelSize} bytes)`);
+  check(modelSize > 0, 'exported model is empty');
+
+  // ---- reload: the project comes back from IndexedDB ----
+  await page.evaluate(() => window.sortwiseDebug.save());
+  t = Date.now();
+  await page.reload();
+  await waitReady(page);
+  await waitIdle(page);
+  timings.restoreSeconds = (Date.now() - t) / 1000;
+  st = await debugState(page);
+  log(`after reload (${timings.restoreSeconds}s): ${JSON.stringify(st.classes)}, model ${st.hasModel}`);
+  check(JSON.stringify(st.classes.map((c) => [c.label, c.count])) === JSON.stringify([['glass', PER_CLASS], ['metal', PER_CLASS], ['paper', PER_CLASS], ['plastic', PER_CLASS]]), 'classes and image counts restored');
+  check(st.hasModel, 'model restored');
+  check(await page.locator('#results-section').isVisible(), 'results restored');
+  check(await page.locator('.class-card .thumb img').count() === 4 * PER_CLASS, 'thumbnails restored');
+  await page.setInputFiles('#test-input', held);
+  await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 60000 });
+  check(!(await errorText(page)), `prediction after reload failed: ${await errorText(page)}`);
+  const predicted2 = (await page.locator('#test-label .pred-label').textContent()).trim();
+  check(predicted2 === predicted, `after reload the held-out photo is "${predicted2}", before "${predicted}"`);
+
+  // ---- model import: a corrupt file is refused, the exported one accepted ----
+  await page.setInputFiles('#import-model', { name: 'broken.sortwise', mimeType: 'application/octet-stream', buffer: randomBytes(500) });
+  await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 30000 });
+  log(`corrupt model: "${await errorText(page)}"`);
+  check((await debugState(page)).hasModel, 'a corrupt model file removed the current model');
+  await page.click('#error-close');
+  await page.setInputFiles('#import-model', modelPath);
+  await page.waitForFunction(() => /Model imported/.test(document.getElementById('status-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 30000 });
+  check(!(await errorText(page)), `model import failed: ${await errorText(page)}`);
+  log(`model import: "${await page.locator('#status-text').textContent()}"`);
+
+  // ---- project export and import ----
+  const [pdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-project')]);
+  const projectPath = join(ART, 'project.zip');
+  await pdl.saveAs(projectPath);
+  log(`exported project ${pdl.suggestedFilename()} (${statSync(projectPath).size} bytes)`);
+  await page.setInputFiles('#import-project', { name: 'bad.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync({ 'hello.txt': new Uint8Array([1, 2]) })) });
+  await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60000 });
+  log(`bad project zip: "${await errorText(page)}"`);
+  check((await debugState(page)).classes.length === 4, 'a bad project zip changed the current project');
+  await page.click('#error-close');
+  t = Date.now();
+  await page.setInputFiles('#import-project', projectPath);
+  await page.waitForFunction(() => /Project imported/.test(document.getElementById('status-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 240000 });
+  timings.projectImportSeconds = (Date.now() - t) / 1000;
+  check(!(await errorText(page)), `project import failed: ${await errorText(page)}`);
+  st = await debugState(page);
+  check(st.classes.length === 4 && st.classes.every((c) => c.count === PER_CLASS) && st.hasModel, `imported project: ${JSON.stringify(st)}`);
+  log(`project import (${timings.projectImportSeconds}s): "${await page.locator('#status-text').textContent()}"`);
+
+  // ---- webcam burst into a class ----
+  await card('glass').locator('.webcam').click();
+  const camOk = await page.waitForFunction(() => document.getElementById('camera-video').videoWidth > 0, null, { timeout: 15000 }).then(() => true, () => false);
+  if (camOk) {
+    await page.locator('#camera-hold').hover();
+    await page.mouse.down();
+    await page.waitForTimeout(700);
+    await page.mouse.up();
+    await waitIdle(page);
+    const glass = (await debugState(page)).classes.find((c) => c.label === 'glass').count;
+    log(`hold-to-record added ${glass - PER_CLASS} webcam frames`);
+    check(glass > PER_CLASS, 'hold-to-record added no frames');
+    // remove them again, with the per-image delete buttons
+    for (let i = glass; i > PER_CLASS; i -= 1) {
+      await card('glass').locator('.thumb-del').last().click({ force: true });
+      await page.evaluate(() => window.sortwiseDebug.idle());
+    }
+    check((await debugState(page)).classes.find((c) => c.label === 'glass').count === PER_CLASS, 'per-image delete');
+  } else log('webcam burst: no fake camera frames (skipped)');
+  await page.click('#camera-close');
+
+  // ---- Chinese UI, phone width ----
+  await page.click('button[data-lang="zh-CN"]');
+  check((await page.locator('#data-h').textContent()).includes('类别'), 'the Chinese UI is applied');
+  await page.screenshot({ path: join(SHOTS, '05-zh.png'), fullPage: true });
+  await page.click('button[data-lang="en"]');
+  await page.setViewportSize({ width: 360, height: 780 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  await page.screenshot({ path: join(SHOTS, '06-phone.png'), fullPage: true });
+  check(overflow <= 1, `horizontal overflow of ${overflow}px at 360px width`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+
+  // ---- second visit offline (service worker + weights in Cache Storage) ----
+  if (!FAKE) {
+    await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+    await page.reload();
+    await waitReady(page);
+    await waitIdle(page);
+    await context.setOffline(true);
+    await page.reload();
+    await waitReady(page, 120000);
+    await waitIdle(page);
+    st = await debugState(page);
+    await context.setOffline(false);
+    log(`offline reload: ${JSON.stringify(st.classes)}, model ${st.hasModel}`);
+    check(st.classes.length === 4 && st.hasModel, 'the page works offline on a second visit');
+  }
+}
+
+main().then(() => {
+  log('PASS');
+  process.exit(0);
+}, (e) => {
+  console.error(`\nE2E FAILED: ${e instanceof Failure ? e.message : (e.stack || e.message)}`);
+  process.exit(1);
+});

@@ -1,0 +1,1377 @@
+// The sortwise page: classes and images, training, results, testing, save/restore, export/import.
+// Everything runs in this tab; the engine (wasm, in a Web Worker) is reached through
+// sortwise-client.js. User-provided text (class names, file names, error messages) is only ever
+// rendered with textContent, never as HTML.
+
+import { Sortwise } from './sortwise-client.js';
+import { t, setLang, getLang, defaultLang, onLangChange, formatPct } from './i18n.js';
+import { loadProject, saveProject, clearProject, QuotaError } from './store.js';
+import { datasetFromZip, exportProjectZip, importProjectZip, isImageName, ZipError } from './project-zip.js';
+import { Camera } from './camera.js';
+import { TrainCharts } from './charts.js';
+
+export const LIMITS = {
+  maxClasses: 100,
+  maxImages: 5000,
+  maxLabel: 80,
+  maxFileBytes: 50 * 1024 * 1024,
+};
+
+const PRESETS = {
+  garbage: ['可回收物 Recyclable', '有害垃圾 Hazardous', '厨余垃圾 Kitchen', '其他垃圾 Other'],
+  trashnet: ['cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash'],
+  empty: [],
+};
+
+const DEFAULT_SETTINGS = {
+  epochs: 100, lr: 0.001, optimizer: 'adam', valSplit: 0.2, balance: 'auto', labelSmoothing: 0.1,
+  seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.01, threshold: 0.6,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'aria') for (const [a, av] of Object.entries(v)) e.setAttribute(`aria-${a}`, av);
+    else e[k] = v;
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+// ---- state --------------------------------------------------------------------------------------
+
+const state = {
+  manifest: [],
+  arch: null,
+  sw: null,
+  classes: [], // [{label, keys: [imageKey...]}]
+  images: new Map(), // key -> {key, label, thumb: Uint8Array, emb: Float32Array, id, url}
+  idToKey: new Map(),
+  nextKey: 1,
+  settings: { ...DEFAULT_SETTINGS },
+  model: null, // Uint8Array of the trained or imported .sortwise
+  modelLabels: null,
+  report: null, // last training report, misclassified entries carry image keys
+  stale: false,
+  training: false,
+  activeLabel: null,
+  lastPrediction: null,
+  skipped: [],
+};
+
+const dirty = new Set();
+const deleted = new Set();
+let saveTimer = null;
+let clearOnSave = false;
+
+// One engine operation at a time (adds, removals, training, switching); predictions bypass it.
+let queue = Promise.resolve();
+function serial(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {});
+  return run;
+}
+
+// ---- status, errors -----------------------------------------------------------------------------
+
+function status(text, progress) {
+  $('status-text').textContent = text || '';
+  const bar = $('status-progress');
+  if (progress == null) { bar.hidden = true; return; }
+  bar.hidden = false;
+  if (progress === 'indeterminate') bar.removeAttribute('value');
+  else { bar.max = 1; bar.value = progress; }
+}
+
+function showError(contextKey, err, params) {
+  const msg = err instanceof Error ? err.message : String(err ?? '');
+  $('error-text').textContent = msg ? `${t(contextKey, params)}: ${msg}` : t(contextKey, params);
+  $('error').hidden = false;
+  console.warn(`[sortwise] ${t(contextKey, params)}:`, msg);
+}
+
+function clearError() { $('error').hidden = true; }
+
+function addSkipped(name, reason, params) {
+  state.skipped.push({ name, reason, params });
+  renderSkipped();
+}
+
+function renderSkipped() {
+  const list = $('skipped-list');
+  list.replaceChildren(...state.skipped.map((s) => {
+    const reason = s.reason.startsWith('msg:') ? s.reason.slice(4) : t(s.reason, s.params || {});
+    return el('li', {}, el('span', { class: 'skip-name', text: s.name }), el('span', { class: 'skip-reason', text: ` — ${reason}` }));
+  }));
+  $('skipped').hidden = state.skipped.length === 0;
+}
+
+// ---- engine -------------------------------------------------------------------------------------
+
+function renderDevice(sw) {
+  const name = $('device-name');
+  name.removeAttribute('data-i18n');
+  if (!sw) { name.textContent = t('deviceStarting'); return; }
+  name.textContent = sw.backend === 'webgpu' ? t('deviceWebgpu') : t('deviceCpu');
+  $('device-badge').dataset.backend = sw.backend;
+  $('device-badge').title = sw.backendReason || '';
+  $('device-reason').textContent = sw.backendReason || '';
+}
+
+async function createEngine(arch, augment) {
+  const entry = state.manifest.find((b) => b.arch === arch);
+  const mb = (x) => (x / 1e6).toFixed(1);
+  status(t('loadingEngine'), 'indeterminate');
+  let sw = null;
+  sw = await Sortwise.create({
+    arch,
+    device: 'auto',
+    augment,
+    onStatus: (s) => {
+      if (s.phase === 'weights') {
+        const total = s.total || entry?.bytes || 0;
+        status(t('loadingWeights', { arch, loaded: mb(s.loaded || 0), total: mb(total) }), total ? (s.loaded || 0) / total : 'indeterminate');
+      } else if (s.phase === 'backend' && sw && state.sw === sw) {
+        renderDevice(sw);
+        status(t('backendChanged', { backend: s.backend === 'webgpu' ? t('deviceWebgpu') : t('deviceCpu'), reason: s.reason || '' }));
+      }
+    },
+  });
+  return sw;
+}
+
+function archLabel(b) {
+  return `${b.arch} (${(b.bytes / 1e6).toFixed(1)} MB)`;
+}
+
+function renderArchPicker() {
+  const sel = $('arch');
+  sel.replaceChildren(...state.manifest.map((b) => el('option', { value: b.arch, text: archLabel(b) })));
+  sel.value = state.arch;
+}
+
+function defaultArch() {
+  const names = state.manifest.map((b) => b.arch);
+  if (names.includes('resnet18')) return 'resnet18';
+  if (names.includes('efficientnet_lite0')) return 'efficientnet_lite0';
+  return names[0];
+}
+
+// ---- images and classes -------------------------------------------------------------------------
+
+function classOf(label) { return state.classes.find((c) => c.label === label); }
+function totalImages() { return state.images.size; }
+
+function validateLabel(raw, { except = null } = {}) {
+  const label = String(raw ?? '').trim();
+  if (!label) throw new Error(t('errEmptyLabel'));
+  if ([...label].length > LIMITS.maxLabel) throw new Error(t('errLabelLong', { n: LIMITS.maxLabel }));
+  if (label !== except && classOf(label)) throw new Error(t('errDuplicateLabel', { label }));
+  return label;
+}
+
+function ensureClass(label) {
+  let c = classOf(label);
+  if (c) return c;
+  if (state.classes.length >= LIMITS.maxClasses) throw new Error(t('errTooManyClasses', { n: LIMITS.maxClasses }));
+  c = { label, keys: [] };
+  state.classes.push(c);
+  renderClasses();
+  return c;
+}
+
+function thumbUrl(rec) {
+  if (!rec.url) rec.url = URL.createObjectURL(new Blob([rec.thumb], { type: 'image/jpeg' }));
+  return rec.url;
+}
+
+function addRecord(label, id, thumb, emb, key = state.nextKey++) {
+  const rec = { key, label, thumb, emb, id, url: null };
+  state.images.set(key, rec);
+  state.idToKey.set(id, key);
+  classOf(label).keys.push(key);
+  dirty.add(key);
+  return rec;
+}
+
+function dropRecord(key) {
+  const rec = state.images.get(key);
+  if (!rec) return;
+  if (rec.url) URL.revokeObjectURL(rec.url);
+  state.images.delete(key);
+  state.idToKey.delete(rec.id);
+  dirty.delete(key);
+  deleted.add(key);
+  const c = classOf(rec.label);
+  if (c) c.keys = c.keys.filter((k) => k !== key);
+}
+
+function markStale() {
+  if (state.model || state.report) state.stale = true;
+  $('train-stale').hidden = !state.stale;
+}
+
+// The add queue: [{label, name, file|bytes}] embedded one by one with a progress bar.
+const addJob = { total: 0, done: 0, running: false };
+
+function updateAddProgress() {
+  const row = $('embed-progress');
+  if (!addJob.running) { row.hidden = true; return; }
+  row.hidden = false;
+  $('embed-bar').max = Math.max(1, addJob.total);
+  $('embed-bar').value = addJob.done;
+  $('embed-text').textContent = t('embedding', { done: addJob.done, total: addJob.total });
+}
+
+async function readBytes(item) {
+  if (item.bytes) return item.bytes;
+  return new Uint8Array(await item.file.arrayBuffer());
+}
+
+function addImages(items) {
+  items = items.filter(Boolean);
+  if (!items.length) return Promise.resolve();
+  addJob.total += items.length;
+  addJob.running = true;
+  updateAddProgress();
+  return serial(async () => {
+    try {
+      for (const item of items) {
+        try {
+          await addOne(item);
+        } catch (e) {
+          addSkipped(item.name, `msg:${e.message}`);
+        } finally {
+          addJob.done += 1;
+          updateAddProgress();
+        }
+      }
+    } finally {
+      if (addJob.done >= addJob.total) {
+        addJob.running = false;
+        addJob.done = 0;
+        addJob.total = 0;
+        updateAddProgress();
+      }
+      scheduleSave();
+    }
+  });
+}
+
+async function addOne(item) {
+  if (!item.label) { addSkipped(item.name, 'skipNoClass'); return; }
+  const size = item.bytes ? item.bytes.byteLength : item.file.size;
+  if (size === 0) { addSkipped(item.name, 'skipEmpty'); return; }
+  if (size > LIMITS.maxFileBytes) { addSkipped(item.name, 'skipTooBig', { n: LIMITS.maxFileBytes / 1048576 }); return; }
+  if (totalImages() >= LIMITS.maxImages) { addSkipped(item.name, 'skipTooMany', { n: LIMITS.maxImages }); return; }
+  let label;
+  try {
+    label = validateLabel(item.label, { except: item.label.trim() });
+    ensureClass(label);
+  } catch (e) { addSkipped(item.name, `msg:${e.message}`); return; }
+  const bytes = await readBytes(item);
+  const { id, thumbnail, embedding } = await state.sw.addImage(label, bytes);
+  if (!classOf(label)) ensureClass(label); // deleted meanwhile: keep the engine and the page in step
+  addRecord(label, id, thumbnail, embedding);
+  markStale();
+  renderCard(label);
+}
+
+async function removeImage(key) {
+  const rec = state.images.get(key);
+  if (!rec) return;
+  await serial(async () => {
+    try {
+      await state.sw.removeImage(rec.id);
+    } catch (e) { showError('addFailed', e); return; }
+    dropRecord(key);
+    markStale();
+    renderCard(rec.label);
+    scheduleSave();
+  });
+}
+
+async function addClassFromInput() {
+  clearError();
+  try {
+    const label = validateLabel($('new-class').value);
+    ensureClass(label);
+    state.activeLabel = label;
+    $('new-class').value = '';
+    renderClasses();
+    scheduleSave();
+  } catch (e) { showError('addClass', e); }
+}
+
+async function renameClass(oldLabel, raw) {
+  let label;
+  try { label = validateLabel(raw, { except: oldLabel }); } catch (e) { showError('rename', e); return false; }
+  if (label === oldLabel) return true;
+  return serial(async () => {
+    const c = classOf(oldLabel);
+    if (!c) return false;
+    try {
+      if (c.keys.length) await state.sw.renameClass(oldLabel, label);
+    } catch (e) { showError('rename', e); return false; }
+    c.label = label;
+    for (const k of c.keys) { state.images.get(k).label = label; dirty.add(k); }
+    if (state.activeLabel === oldLabel) state.activeLabel = label;
+    markStale();
+    renderClasses();
+    scheduleSave();
+    return true;
+  });
+}
+
+async function deleteClass(label, { ask = true } = {}) {
+  const c = classOf(label);
+  if (!c) return;
+  if (ask && c.keys.length && !window.confirm(t('deleteClassConfirm', { label, n: c.keys.length }))) return;
+  await serial(async () => {
+    try {
+      if (c.keys.length) await state.sw.removeClass(label);
+    } catch (e) { showError('deleteClass', e); return; }
+    for (const k of [...c.keys]) dropRecord(k);
+    state.classes = state.classes.filter((x) => x !== c);
+    if (state.activeLabel === label) state.activeLabel = state.classes[0]?.label ?? null;
+    markStale();
+    renderClasses();
+    scheduleSave();
+  });
+}
+
+async function applyPreset(name) {
+  if (totalImages() && !window.confirm(t('presetConfirm'))) return;
+  await serial(async () => {
+    for (const c of [...state.classes]) {
+      if (c.keys.length) {
+        try { await state.sw.removeClass(c.label); } catch (e) { showError('deleteClass', e); return; }
+      }
+      for (const k of [...c.keys]) dropRecord(k);
+    }
+    state.classes = PRESETS[name].map((label) => ({ label, keys: [] }));
+    state.activeLabel = state.classes[0]?.label ?? null;
+    markStale();
+    renderClasses();
+    scheduleSave();
+  });
+}
+
+// ---- class cards --------------------------------------------------------------------------------
+
+function countText(n) { return n === 1 ? t('image1') : t('images', { n }); }
+
+function renderClasses() {
+  const grid = $('classes');
+  const cards = state.classes.map((c) => buildCard(c));
+  grid.replaceChildren(...cards);
+  $('no-classes').hidden = state.classes.length > 0;
+}
+
+function cardFor(label) {
+  return [...$('classes').children].find((x) => x.dataset.label === label) || null;
+}
+
+function renderCard(label) {
+  const c = classOf(label);
+  const old = cardFor(label);
+  if (!c) { old?.remove(); return; }
+  const card = buildCard(c);
+  if (old) old.replaceWith(card); else $('classes').append(card);
+  $('no-classes').hidden = state.classes.length > 0;
+}
+
+function buildCard(c) {
+  const label = c.label;
+  const title = el('h3', { class: 'class-title', text: label, lang: '' });
+  const count = el('span', { class: 'count', text: countText(c.keys.length) });
+  const renameBtn = el('button', { type: 'button', class: 'small rename', text: t('rename'), aria: { label: `${t('rename')}: ${label}` } });
+  const deleteBtn = el('button', { type: 'button', class: 'small danger delete-class', text: t('deleteClass'), aria: { label: `${t('deleteClass')}: ${label}` } });
+  const head = el('header', { class: 'card-head' }, el('div', { class: 'title-wrap' }, title, count), el('div', { class: 'card-tools' }, renameBtn, deleteBtn));
+
+  renameBtn.addEventListener('click', () => {
+    const input = el('input', { type: 'text', class: 'rename-input', value: label, maxLength: LIMITS.maxLabel, aria: { label: t('renameTo', { label }) } });
+    const form = el('form', { class: 'rename-form' }, input, el('button', { type: 'submit', class: 'small', text: 'OK' }));
+    let done = false;
+    const finish = async (commit) => {
+      if (done) return;
+      done = true;
+      if (commit && !(await renameClass(label, input.value))) { done = false; input.focus(); return; }
+      if (!commit) renderCard(label);
+    };
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); finish(true); });
+    input.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') finish(false); });
+    head.querySelector('.title-wrap').replaceChildren(form);
+    input.focus();
+    input.select();
+  });
+  deleteBtn.addEventListener('click', () => deleteClass(label));
+
+  const thumbs = el('div', { class: 'thumbs' });
+  for (const key of c.keys) {
+    const rec = state.images.get(key);
+    if (!rec) continue;
+    const img = el('img', { src: thumbUrl(rec), alt: label, loading: 'lazy', decoding: 'async' });
+    const del = el('button', { type: 'button', class: 'thumb-del', text: '×', title: t('removeImage'), aria: { label: t('removeImage') } });
+    del.addEventListener('click', () => removeImage(key));
+    thumbs.append(el('figure', { class: 'thumb', dataset: { key: String(key) } }, img, del));
+  }
+  if (!c.keys.length) thumbs.append(el('p', { class: 'empty', text: t('emptyClass') }));
+
+  const input = el('input', { type: 'file', multiple: true, accept: 'image/*', class: 'visually-hidden file-input' });
+  input.addEventListener('change', () => {
+    const files = [...input.files];
+    input.value = '';
+    addImages(files.map((file) => ({ label, name: file.name, file })));
+  });
+  const addBtn = el('label', { class: 'btn file-btn small' }, el('span', { text: t('addFiles') }), input);
+  const camBtn = el('button', { type: 'button', class: 'small webcam', text: t('webcam') });
+  camBtn.addEventListener('click', () => openCamera(label));
+  const actions = el('div', { class: 'card-actions' }, addBtn, camBtn);
+
+  const card = el('article', { class: 'class-card', dataset: { label }, tabIndex: -1 }, head, thumbs, actions);
+  card.setAttribute('aria-label', label);
+  if (state.activeLabel === label) card.classList.add('active');
+  card.addEventListener('focusin', () => setActive(label));
+  card.addEventListener('pointerdown', () => setActive(label));
+  return card;
+}
+
+function setActive(label) {
+  if (state.activeLabel === label) return;
+  state.activeLabel = label;
+  for (const card of $('classes').children) card.classList.toggle('active', card.dataset.label === label);
+}
+
+// ---- drag and drop, paste, folders, zips --------------------------------------------------------
+
+function readAllEntries(reader) {
+  return new Promise((resolve, reject) => {
+    const out = [];
+    const next = () => reader.readEntries((batch) => {
+      if (!batch.length) { resolve(out); return; }
+      out.push(...batch);
+      next();
+    }, reject);
+    next();
+  });
+}
+
+async function walkEntry(entry, path, out, depth = 0) {
+  if (depth > 16 || out.length > LIMITS.maxImages * 2) return;
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    out.push({ path: [...path, entry.name], file });
+  } else if (entry.isDirectory) {
+    if (entry.name.startsWith('.') || entry.name === '__MACOSX') return;
+    const children = await readAllEntries(entry.createReader());
+    for (const child of children) await walkEntry(child, [...path, entry.name], out, depth + 1);
+  }
+}
+
+/** Turns files with their folder paths into add items: the class is the parent folder (or `target`). */
+function itemsFromPaths(files, target) {
+  const items = [];
+  for (const { path, file } of files) {
+    const name = path.join('/');
+    if (path[path.length - 1].startsWith('.')) continue;
+    if (/\.zip$/i.test(file.name)) continue;
+    if (!isImageName(file.name) && !(file.type || '').startsWith('image/')) { addSkipped(name, 'skipNotImage'); continue; }
+    const label = target || (path.length >= 2 ? path[path.length - 2] : null);
+    items.push({ label, name, file });
+  }
+  return items;
+}
+
+async function addZip(file, target) {
+  if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return; }
+  let data;
+  try {
+    data = datasetFromZip(new Uint8Array(await file.arrayBuffer()));
+  } catch (e) {
+    if (e instanceof ZipError) addSkipped(file.name, e.code, e.params);
+    else addSkipped(file.name, `msg:${e.message}`);
+    return;
+  }
+  for (const s of data.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
+  const items = data.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
+  await addImages(items);
+}
+
+async function handleDrop(ev) {
+  const dt = ev.dataTransfer;
+  if (!dt) return;
+  const cardEl = ev.target.closest?.('.class-card');
+  const target = cardEl ? cardEl.dataset.label : null;
+  if (ev.target.closest?.('#test-drop')) {
+    const f = [...dt.files].find((x) => x.type.startsWith('image/') || isImageName(x.name));
+    if (f) predictFile(f);
+    return;
+  }
+  const entries = [...(dt.items || [])].filter((i) => i.kind === 'file').map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  const plainFiles = [...dt.files];
+  const paths = [];
+  const zips = [];
+  if (entries.length && entries.every(Boolean)) {
+    for (const entry of entries) {
+      if (entry.isFile && /\.zip$/i.test(entry.name)) {
+        zips.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
+      } else if (entry.isDirectory) {
+        await walkEntry(entry, [], paths);
+      } else {
+        const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+        paths.push({ path: [file.name], file, loose: true });
+      }
+    }
+  } else {
+    for (const file of plainFiles) {
+      if (/\.zip$/i.test(file.name)) zips.push(file);
+      else paths.push({ path: [file.name], file, loose: true });
+    }
+  }
+  const fallback = target || state.activeLabel || null;
+  const loose = paths.filter((p) => p.loose);
+  const nested = paths.filter((p) => !p.loose);
+  const items = [...itemsFromPaths(loose, fallback), ...itemsFromPaths(nested, target)];
+  const jobs = [addImages(items)];
+  for (const z of zips) jobs.push(addZip(z, target));
+  await Promise.all(jobs);
+}
+
+function setupDragDrop() {
+  let depth = 0;
+  const overlay = (on) => document.body.classList.toggle('dragging', on);
+  document.addEventListener('dragenter', (ev) => {
+    if (![...(ev.dataTransfer?.types || [])].includes('Files')) return;
+    depth += 1;
+    overlay(true);
+  });
+  document.addEventListener('dragleave', () => { depth = Math.max(0, depth - 1); if (!depth) overlay(false); });
+  document.addEventListener('dragover', (ev) => {
+    if (![...(ev.dataTransfer?.types || [])].includes('Files')) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = 'copy';
+    for (const c of document.querySelectorAll('.class-card.drop-target')) c.classList.remove('drop-target');
+    ev.target.closest?.('.class-card')?.classList.add('drop-target');
+  });
+  document.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    depth = 0;
+    overlay(false);
+    for (const c of document.querySelectorAll('.class-card.drop-target')) c.classList.remove('drop-target');
+    handleDrop(ev).catch((e) => showError('addFailed', e));
+  });
+  document.addEventListener('paste', (ev) => {
+    if (ev.target.closest?.('input, textarea')) return;
+    const files = [...(ev.clipboardData?.files || [])].filter((f) => f.type.startsWith('image/'));
+    if (!files.length) return;
+    ev.preventDefault();
+    const label = state.activeLabel || state.classes[0]?.label;
+    if (!label) { status(t('pasteNoTarget')); return; }
+    addImages(files.map((file, i) => ({ label, name: file.name || `pasted-${i + 1}.png`, file })));
+  });
+  $('zip-input').addEventListener('change', (ev) => {
+    const f = ev.target.files[0];
+    ev.target.value = '';
+    if (f) addZip(f, null).catch((e) => showError('addFailed', e));
+  });
+  $('folder-input').addEventListener('change', (ev) => {
+    const files = [...ev.target.files];
+    ev.target.value = '';
+    const paths = files.map((file) => ({ path: (file.webkitRelativePath || file.name).split('/'), file }));
+    addImages(itemsFromPaths(paths, null));
+  });
+}
+
+// ---- webcam for training images -----------------------------------------------------------------
+
+let trainCam = null;
+let camTarget = null;
+let camTimer = null;
+let camFrames = 0;
+
+async function openCamera(label) {
+  camTarget = label;
+  camFrames = 0;
+  $('camera-panel').hidden = false;
+  $('camera-title').textContent = t('camTitle', { label });
+  $('camera-count').textContent = '';
+  trainCam ??= new Camera($('camera-video'));
+  try {
+    if (!trainCam.running) await trainCam.start();
+    $('camera-hold').focus();
+  } catch (e) {
+    showError('camError', e);
+    closeCamera();
+  }
+}
+
+function closeCamera() {
+  stopBurst();
+  trainCam?.stop();
+  $('camera-panel').hidden = true;
+}
+
+function startBurst() {
+  if (camTimer || !trainCam?.running || !camTarget) return;
+  $('camera-hold').classList.add('recording');
+  const grab = async () => {
+    const bytes = await trainCam.frameJpeg(480);
+    if (bytes && classOf(camTarget)) {
+      camFrames += 1;
+      $('camera-count').textContent = t('camShot', { n: camFrames });
+      addImages([{ label: camTarget, name: `webcam-${camFrames}.jpg`, bytes }]);
+    }
+  };
+  grab();
+  camTimer = setInterval(grab, 250);
+}
+
+function stopBurst() {
+  clearInterval(camTimer);
+  camTimer = null;
+  $('camera-hold').classList.remove('recording');
+}
+
+function setupCamera() {
+  const hold = $('camera-hold');
+  hold.addEventListener('pointerdown', (ev) => { ev.preventDefault(); hold.setPointerCapture?.(ev.pointerId); startBurst(); });
+  for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) hold.addEventListener(type, stopBurst);
+  hold.addEventListener('keydown', (ev) => { if ((ev.key === ' ' || ev.key === 'Enter') && !ev.repeat) { ev.preventDefault(); startBurst(); } });
+  hold.addEventListener('keyup', (ev) => { if (ev.key === ' ' || ev.key === 'Enter') stopBurst(); });
+  hold.addEventListener('blur', stopBurst);
+  $('camera-switch').addEventListener('click', async () => {
+    try { await trainCam?.switch(); } catch (e) { showError('camError', e); }
+  });
+  $('camera-close').addEventListener('click', closeCamera);
+}
+
+// ---- training -----------------------------------------------------------------------------------
+
+let charts = null;
+
+function chartLabels() { return { train: t('trainLoss'), val: t('valLoss'), acc: t('chartAcc') }; }
+
+function readSettings() {
+  const s = state.settings;
+  const num = (id, fallback, { int = false, min = -Infinity, max = Infinity } = {}) => {
+    const v = Number($(id).value);
+    if (!Number.isFinite(v) || $(id).value === '') return fallback;
+    return Math.min(max, Math.max(min, int ? Math.round(v) : v));
+  };
+  s.epochs = num('set-epochs', DEFAULT_SETTINGS.epochs, { int: true, min: 1, max: 1000 });
+  s.lr = num('set-lr', DEFAULT_SETTINGS.lr, { min: 1e-7, max: 10 });
+  s.optimizer = $('set-optimizer').value;
+  s.valSplit = num('set-valSplit', DEFAULT_SETTINGS.valSplit, { min: 0, max: 0.9 });
+  s.balance = $('set-balance').value;
+  s.seed = num('set-seed', DEFAULT_SETTINGS.seed, { int: true, min: 0, max: 2 ** 32 - 1 });
+  s.patience = num('set-patience', DEFAULT_SETTINGS.patience, { int: true, min: 1, max: 1000 });
+  s.labelSmoothing = num('set-labelSmoothing', DEFAULT_SETTINGS.labelSmoothing, { min: 0, max: 0.9 });
+  s.augment = num('set-augment', DEFAULT_SETTINGS.augment, { int: true, min: 0, max: 16 });
+  s.finetuneLast = $('set-finetuneLast').checked;
+  s.l2sp = num('set-l2sp', DEFAULT_SETTINGS.l2sp, { min: 0, max: 100 });
+  return s;
+}
+
+function renderSettings() {
+  const s = state.settings;
+  for (const k of ['epochs', 'lr', 'valSplit', 'seed', 'patience', 'labelSmoothing', 'augment', 'l2sp']) $(`set-${k}`).value = String(s[k]);
+  $('set-optimizer').value = s.optimizer;
+  $('set-balance').value = s.balance;
+  $('set-finetuneLast').checked = !!s.finetuneLast;
+  $('set-l2sp').disabled = !s.finetuneLast;
+  $('threshold').value = String(s.threshold);
+  $('threshold-value').textContent = Number(s.threshold).toFixed(2);
+}
+
+function setTraining(on) {
+  state.training = on;
+  document.body.classList.toggle('training', on);
+  $('train-btn').disabled = on;
+  $('cancel-btn').hidden = !on;
+  for (const id of ['arch', 'apply-preset', 'new-project', 'import-project']) $(id).disabled = on;
+}
+
+async function train() {
+  clearError();
+  if (state.training) return;
+  const withImages = state.classes.filter((c) => c.keys.length);
+  const empty = state.classes.find((c) => !c.keys.length);
+  if (withImages.length < 2) { showError('trainFailed', new Error(t('trainNeedClasses'))); return; }
+  if (empty) { showError('trainFailed', new Error(t('trainEmptyClass', { label: empty.label }))); return; }
+  const s = readSettings();
+  const opts = {
+    epochs: s.epochs, optimizer: s.optimizer, lr: s.lr, valSplit: s.valSplit, balance: s.balance,
+    labelSmoothing: s.labelSmoothing, seed: s.seed, patience: s.patience,
+    finetuneLast: s.finetuneLast, l2sp: s.l2sp,
+  };
+  setTraining(true);
+  $('train-progress').hidden = false;
+  $('charts').hidden = false;
+  $('train-bar').removeAttribute('value');
+  $('train-text').textContent = t('trainStarting');
+  charts ??= new TrainCharts($('loss-chart'), $('acc-chart'), chartLabels());
+  charts.reset();
+  try {
+    const report = await serial(() => state.sw.train(opts, (p) => {
+      if (p.phase === 'train' && p.epochs) {
+        $('train-bar').max = p.epochs;
+        $('train-bar').value = p.epoch;
+        const loss = Number.isFinite(p.loss) ? p.loss.toFixed(3) : '—';
+        $('train-text').textContent = t('trainEpoch', { epoch: p.epoch, epochs: p.epochs, loss, acc: formatPct(p.valAccuracy) });
+        charts.push(p);
+      } else if (p.total) {
+        $('train-bar').max = p.total;
+        $('train-bar').value = p.done;
+        $('train-text').textContent = `${p.phase} ${p.done}/${p.total}`;
+      }
+    }));
+    const model = await state.sw.exportModel();
+    state.report = keyedReport(report);
+    state.model = model;
+    state.modelLabels = report.labels;
+    state.stale = false;
+    $('train-stale').hidden = true;
+    $('train-bar').max = 1;
+    $('train-bar').value = 1;
+    $('train-text').textContent = t('trainDone', { s: (report.seconds ?? 0).toFixed(1), acc: formatPct(report.valAccuracy) });
+    charts.setHistory(report.history);
+    renderResults();
+    renderTestState();
+    scheduleSave();
+    if (state.lastPrediction) rerenderPrediction();
+  } catch (e) {
+    if (e && e.message === 'cancelled') {
+      $('train-text').textContent = t('trainCancelled');
+      status(t('trainCancelled'));
+    } else {
+      $('train-text').textContent = '';
+      $('train-progress').hidden = true;
+      showError('trainFailed', e);
+    }
+  } finally {
+    setTraining(false);
+  }
+}
+
+function showHistory(history) {
+  if (!history?.length) { charts?.setHistory([]); $('charts').hidden = true; return; }
+  $('charts').hidden = false;
+  charts ??= new TrainCharts($('loss-chart'), $('acc-chart'), chartLabels());
+  charts.setHistory(history);
+}
+
+function keyedReport(report) {
+  const r = structuredClone(report);
+  r.misclassified = (report.misclassified || []).map((m) => ({ ...m, key: state.idToKey.get(m.id) ?? null }));
+  return r;
+}
+
+// ---- results ------------------------------------------------------------------------------------
+
+function renderResults() {
+  const r = state.report;
+  $('results-section').hidden = !r;
+  if (!r) return;
+  const hasVal = (r.valSize ?? 1) > 0 && Number.isFinite(r.valAccuracy);
+  $('val-acc').textContent = hasVal ? formatPct(r.valAccuracy) : '—';
+  $('results-meta').textContent = hasVal
+    ? t('resultsMeta', { train: r.trainSize ?? '?', val: r.valSize ?? '?', best: r.bestEpoch ?? '?', run: r.epochsRun ?? '?', s: (r.seconds ?? 0).toFixed(1) })
+    : t('noValidation');
+
+  const pc = $('per-class');
+  const head = el('thead', {}, el('tr', {}, ...['colClass', 'colPrecision', 'colRecall', 'colF1', 'colSupport'].map((k) => el('th', { scope: 'col', text: t(k) }))));
+  const body = el('tbody');
+  for (const row of r.perClass || []) {
+    body.append(el('tr', {},
+      el('th', { scope: 'row', text: row.label }),
+      el('td', { text: formatPct(row.precision) }),
+      el('td', { text: formatPct(row.recall) }),
+      el('td', { text: Number.isFinite(row.f1) ? row.f1.toFixed(2) : '—' }),
+      el('td', { text: String(row.support ?? '') })));
+  }
+  pc.replaceChildren(head, body);
+
+  const labels = r.labels || [];
+  const conf = r.confusion || [];
+  const max = Math.max(1, ...conf.flat());
+  const cm = $('confusion');
+  const chead = el('thead', {}, el('tr', {},
+    el('th', { class: 'corner', text: `${t('actual')} \\ ${t('predicted')}` }),
+    ...labels.map((l) => el('th', { scope: 'col', text: l }))));
+  const cbody = el('tbody');
+  conf.forEach((row, i) => {
+    const tr = el('tr', {}, el('th', { scope: 'row', text: labels[i] ?? '' }));
+    row.forEach((v, j) => {
+      const td = el('td', { class: i === j ? 'diag' : (v ? 'off' : '') });
+      td.dataset.level = String(Math.min(4, Math.ceil((v / max) * 4)));
+      if (i !== j && v > 0) {
+        const b = el('button', { type: 'button', class: 'cell-btn', text: String(v) });
+        b.setAttribute('aria-label', `${labels[i]} → ${labels[j]}: ${v}`);
+        b.addEventListener('click', () => showMisclassified(labels[i], labels[j]));
+        td.append(b);
+      } else td.textContent = String(v);
+      tr.append(td);
+    });
+    cbody.append(tr);
+  });
+  cm.replaceChildren(chead, cbody);
+  $('mis-view').hidden = true;
+}
+
+function showMisclassified(actual, predicted) {
+  const view = $('mis-view');
+  view.hidden = false;
+  $('mis-title').textContent = t('misTitle', { actual, predicted });
+  const thumbs = $('mis-thumbs');
+  const items = (state.report?.misclassified || []).filter((m) => m.label === actual && m.predicted === predicted);
+  const figs = [];
+  for (const m of items) {
+    const rec = m.key != null ? state.images.get(m.key) : null;
+    if (!rec) continue;
+    figs.push(el('figure', { class: 'thumb' },
+      el('img', { src: thumbUrl(rec), alt: `${actual} → ${predicted}` }),
+      el('figcaption', { text: formatPct(m.confidence) })));
+  }
+  if (!figs.length) figs.push(el('p', { class: 'empty', text: t('misNone') }));
+  thumbs.replaceChildren(...figs);
+  view.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+// ---- testing ------------------------------------------------------------------------------------
+
+let testCam = null;
+let liveTimer = null;
+let liveInFlight = false;
+
+function hasModel() { return !!state.model; }
+
+function renderTestState() {
+  const msg = $('test-message');
+  if (!hasModel()) {
+    msg.hidden = false;
+    msg.textContent = t('testNeedModel');
+  } else if (!state.lastPrediction) msg.hidden = true;
+}
+
+function renderPrediction(r) {
+  state.lastPrediction = r;
+  const th = state.settings.threshold;
+  const probs = [...(r.probs || [])].sort((a, b) => b.p - a.p);
+  const top = probs[0];
+  const unsure = !top || top.p < th;
+  const label = $('test-label');
+  label.hidden = false;
+  label.classList.toggle('unsure', unsure);
+  label.replaceChildren(
+    el('span', { class: 'pred-label', text: unsure ? t('unsure') : top.label }),
+    el('span', { class: 'pred-conf', text: top ? ` ${formatPct(top.p)}` : '' }),
+  );
+  $('test-message').hidden = true;
+  $('test-bars').replaceChildren(...probs.slice(0, 3).map((p) => {
+    const fill = el('span', { class: 'bar-fill' });
+    fill.style.width = `${Math.max(0, Math.min(100, p.p * 100)).toFixed(1)}%`;
+    return el('li', { class: 'bar' },
+      el('span', { class: 'bar-label', text: p.label }),
+      el('span', { class: 'bar-track' }, fill),
+      el('span', { class: 'bar-value', text: formatPct(p.p) }));
+  }));
+}
+
+function rerenderPrediction() { if (state.lastPrediction) renderPrediction(state.lastPrediction); }
+
+async function predictFile(file) {
+  clearError();
+  if (!hasModel()) { renderTestState(); return; }
+  stopLive();
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const img = $('test-img');
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(new Blob([bytes], { type: file.type || 'image/jpeg' }));
+  img.alt = file.name;
+  img.hidden = false;
+  try {
+    renderPrediction(await state.sw.predict(bytes, { threshold: state.settings.threshold }));
+  } catch (e) { showError('testFailed', e); }
+}
+
+async function startLive() {
+  if (!hasModel()) { renderTestState(); return; }
+  testCam ??= new Camera($('test-video'));
+  try {
+    await testCam.start();
+  } catch (e) { showError('camError', e); return; }
+  $('test-img').hidden = true;
+  $('test-live').textContent = t('testStop');
+  $('test-live').dataset.live = '1';
+  const tick = async () => {
+    if (!testCam.running) return;
+    if (!liveInFlight && !document.hidden && !state.training) {
+      const frame = testCam.frameImageData(256);
+      if (frame) {
+        liveInFlight = true;
+        try {
+          renderPrediction(await state.sw.predictPixels(frame, { threshold: state.settings.threshold }));
+        } catch (e) { showError('testFailed', e); stopLive(); } finally { liveInFlight = false; }
+      }
+    }
+    if (testCam.running) liveTimer = setTimeout(tick, 200);
+  };
+  tick();
+}
+
+function stopLive() {
+  clearTimeout(liveTimer);
+  liveTimer = null;
+  testCam?.stop();
+  $('test-live').textContent = t('testLive');
+  delete $('test-live').dataset.live;
+}
+
+// ---- saving -------------------------------------------------------------------------------------
+
+function projectMeta() {
+  return {
+    version: 1,
+    arch: state.arch,
+    settings: { ...state.settings },
+    classes: state.classes.map((c) => ({ label: c.label, keys: [...c.keys] })),
+    model: state.model,
+    modelLabels: state.modelLabels,
+    report: state.report,
+    stale: state.stale,
+    nextKey: state.nextKey,
+    activeLabel: state.activeLabel,
+    saved: Date.now(),
+  };
+}
+
+function scheduleSave() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => { saveNow().catch(() => {}); }, 300);
+}
+
+let saving = Promise.resolve();
+function saveNow() {
+  clearTimeout(saveTimer);
+  saving = saving.then(async () => {
+    const put = [];
+    for (const key of dirty) {
+      const rec = state.images.get(key);
+      if (rec) put.push({ key, label: rec.label, thumb: new Blob([rec.thumb], { type: 'image/jpeg' }), emb: rec.emb });
+    }
+    const del = [...deleted];
+    const clear = clearOnSave;
+    const keys = [...dirty];
+    dirty.clear();
+    deleted.clear();
+    clearOnSave = false;
+    try {
+      await saveProject({ meta: projectMeta(), put, del, clear });
+      $('save-status').textContent = t('savedAt', { time: new Date().toLocaleTimeString(getLang()) });
+      document.body.dataset.saved = String(Date.now());
+    } catch (e) {
+      for (const k of keys) dirty.add(k);
+      for (const k of del) deleted.add(k);
+      clearOnSave = clearOnSave || clear;
+      if (e instanceof QuotaError || e?.name === 'QuotaExceededError') showError('saveFailed', new Error(t('quota')));
+      else showError('saveFailed', e);
+      throw e;
+    }
+  });
+  return saving;
+}
+
+function download(bytes, name, type = 'application/octet-stream') {
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function stamp() {
+  const d = new Date();
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}`;
+}
+
+async function exportModel() {
+  clearError();
+  if (!state.model) { showError('modelNone'); return; }
+  download(state.model, `sortwise-${state.arch}-${stamp()}.sortwise`);
+}
+
+async function importModel(file) {
+  clearError();
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await serial(async () => {
+    try {
+      const { labels } = await state.sw.importModel(bytes);
+      state.model = bytes;
+      state.modelLabels = labels;
+      state.report = null;
+      state.stale = false;
+      $('train-stale').hidden = true;
+      renderResults();
+      renderTestState();
+      status(t('modelImported', { labels: labels.join(', ') }));
+      scheduleSave();
+    } catch (e) { showError('modelImportFailed', e); }
+  });
+}
+
+async function exportProject() {
+  clearError();
+  try {
+    const zip = exportProjectZip({
+      arch: state.arch,
+      dim: state.sw?.dim,
+      settings: state.settings,
+      classes: state.classes.map((c) => ({ label: c.label, images: c.keys.map((k) => state.images.get(k)).filter(Boolean) })),
+      model: state.model,
+      report: state.report,
+    });
+    download(zip, `sortwise-project-${stamp()}.zip`, 'application/zip');
+  } catch (e) { showError('projectExportFailed', e); }
+}
+
+/**
+ * Loads classes with images into a fresh engine `sw`: by embedding when `sameArch`, else by
+ * re-embedding the thumbnails. Returns the new records (not yet in state). Throws on failure.
+ */
+async function loadInto(sw, classes, sameArch, progressKey, arch) {
+  const total = classes.reduce((n, c) => n + c.images.length, 0);
+  let done = 0;
+  const out = [];
+  const show = () => {
+    $('embed-progress').hidden = total === 0;
+    $('embed-bar').max = Math.max(1, total);
+    $('embed-bar').value = done;
+    $('embed-text').textContent = t(progressKey, { done, total, arch });
+  };
+  show();
+  try {
+    for (const c of classes) {
+      for (const im of c.images) {
+        if (sameArch) {
+          const id = await sw.addEmbedding(c.label, im.emb, im.thumb);
+          out.push({ label: c.label, id, thumb: im.thumb, emb: im.emb, key: im.key });
+        } else {
+          const r = await sw.addImage(c.label, im.thumb);
+          out.push({ label: c.label, id: r.id, thumb: im.thumb, emb: r.embedding, key: im.key });
+        }
+        done += 1;
+        if (done % 8 === 0 || done === total) show();
+      }
+    }
+  } finally {
+    $('embed-progress').hidden = true;
+  }
+  return out;
+}
+
+/** Replaces the whole project (engine included) with `next`; used by import, restore and switching. */
+function adoptProject(sw, arch, classes, records, { model = null, modelLabels = null, report = null, settings = null, stale = false, keepKeys = false }) {
+  if (state.sw && state.sw !== sw) state.sw.terminate();
+  for (const rec of state.images.values()) if (rec.url) URL.revokeObjectURL(rec.url);
+  state.sw = sw;
+  state.arch = arch;
+  state.images = new Map();
+  state.idToKey = new Map();
+  state.classes = classes.map((c) => ({ label: c.label, keys: [] }));
+  if (!keepKeys) state.nextKey = 1;
+  for (const r of records) {
+    const key = keepKeys && r.key != null ? r.key : state.nextKey++;
+    if (keepKeys) state.nextKey = Math.max(state.nextKey, key + 1);
+    addRecord(r.label, r.id, r.thumb, r.emb, key);
+  }
+  if (settings) state.settings = { ...DEFAULT_SETTINGS, ...settings };
+  state.model = model;
+  state.modelLabels = modelLabels;
+  state.report = report;
+  state.stale = stale;
+  state.lastPrediction = null;
+  if (!classOf(state.activeLabel)) state.activeLabel = state.classes[0]?.label ?? null;
+  $('arch').value = arch;
+  $('train-stale').hidden = !state.stale;
+  $('test-label').hidden = true;
+  $('test-bars').replaceChildren();
+  $('test-img').hidden = true;
+  if (!report) showHistory(null);
+  renderDevice(sw);
+  renderSettings();
+  renderClasses();
+  renderResults();
+  renderTestState();
+}
+
+async function importProject(file) {
+  clearError();
+  if (state.training) { showError('busy'); return; }
+  await serial(async () => {
+    let parsed;
+    let sw = null;
+    try {
+      parsed = importProjectZip(new Uint8Array(await file.arrayBuffer()), LIMITS);
+      const known = state.manifest.some((b) => b.arch === parsed.arch);
+      const arch = known ? parsed.arch : state.arch;
+      const augment = Number.isInteger(parsed.settings.augment) ? parsed.settings.augment : state.settings.augment;
+      sw = await createEngine(arch, augment);
+      const sameArch = known && parsed.embLen != null ? parsed.embLen % sw.dim === 0 : false;
+      if (known && parsed.embLen != null && !sameArch) throw new Error(`the embeddings have ${parsed.embLen} values, ${arch} gives ${sw.dim} per view`);
+      const records = await loadInto(sw, parsed.classes, sameArch, sameArch ? 'embedding' : 'reembedding', arch);
+      let model = null;
+      let modelLabels = null;
+      if (parsed.model && sameArch) {
+        ({ labels: modelLabels } = await sw.importModel(parsed.model));
+        model = parsed.model;
+      }
+      let report = null;
+      if (model && parsed.report) {
+        // misclassified entries point at images by their position in the file: map to the new keys
+        const keyAt = (i) => (Number.isInteger(i) && records[i] ? records[i].id : null);
+        report = { ...parsed.report, misclassified: parsed.report.misclassified.map((m) => ({ ...m, id: keyAt(m.image) })) };
+      }
+      adoptProject(sw, arch, parsed.classes, records, { model, modelLabels, settings: parsed.settings });
+      if (report) {
+        state.report = keyedReport(report);
+        renderResults();
+        showHistory(report.history);
+      }
+      clearOnSave = true;
+      await saveNow().catch(() => {});
+      status(t('projectImported', { classes: parsed.classes.length, images: records.length }));
+    } catch (e) {
+      if (sw && sw !== state.sw) sw.terminate();
+      showError('projectImportFailed', e);
+      if (state.sw) renderDevice(state.sw);
+      status('');
+    }
+  });
+}
+
+async function switchArch(arch, { force = false } = {}) {
+  if (arch === state.arch && !force) return;
+  clearError();
+  const prev = state.arch;
+  await serial(async () => {
+    let sw = null;
+    try {
+      status(t('switchArch', { arch }), 'indeterminate');
+      sw = await createEngine(arch, state.settings.augment);
+      const classes = state.classes.map((c) => ({ label: c.label, images: c.keys.map((k) => state.images.get(k)).filter(Boolean) }));
+      const records = await loadInto(sw, classes, false, 'reembedding', arch);
+      const hadModel = !!state.model;
+      adoptProject(sw, arch, classes, records, { settings: state.settings, keepKeys: true });
+      for (const k of state.images.keys()) dirty.add(k);
+      await saveNow().catch(() => {});
+      status(t('engineReady', { arch, backend: sw.backend === 'webgpu' ? t('deviceWebgpu') : t('deviceCpu') }));
+      if (hadModel) status(t('modelStaleArch'));
+    } catch (e) {
+      if (sw && sw !== state.sw) sw.terminate();
+      $('arch').value = prev;
+      showError('switchFailed', e);
+      status('');
+    }
+  });
+}
+
+async function newProject() {
+  if ((totalImages() || state.model) && !window.confirm(t('newProjectConfirm'))) return;
+  await serial(async () => {
+    for (const c of state.classes) {
+      if (c.keys.length) { try { await state.sw.removeClass(c.label); } catch { /* rebuilt below if needed */ } }
+    }
+    for (const k of [...state.images.keys()]) dropRecord(k);
+    state.classes = [];
+    state.model = null;
+    state.modelLabels = null;
+    state.report = null;
+    state.stale = false;
+    state.lastPrediction = null;
+    $('test-label').hidden = true;
+    $('test-bars').replaceChildren();
+    renderClasses();
+    renderResults();
+    renderTestState();
+    clearOnSave = true;
+    await saveNow().catch(() => {});
+  });
+}
+
+// ---- start --------------------------------------------------------------------------------------
+
+async function restore(saved) {
+  const meta = saved.meta;
+  const classes = (meta.classes || []).map((c) => ({
+    label: c.label,
+    images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb })),
+  }));
+  for (const c of classes) {
+    for (const im of c.images) im.thumb = new Uint8Array(await im.thumb.arrayBuffer());
+  }
+  const sameArch = meta.arch === state.arch;
+  const records = await loadInto(state.sw, classes, sameArch, sameArch ? 'embedding' : 'reembedding', state.arch);
+  let model = null;
+  let modelLabels = null;
+  let report = meta.report || null;
+  if (meta.model && sameArch) {
+    try {
+      ({ labels: modelLabels } = await state.sw.importModel(meta.model));
+      model = meta.model;
+    } catch (e) { showError('restoreFailed', e); report = null; }
+  } else if (meta.model) {
+    status(t('modelStaleArch'));
+    report = null;
+  }
+  state.nextKey = meta.nextKey || 1;
+  adoptProject(state.sw, state.arch, classes, records, { model, modelLabels, report, settings: meta.settings, stale: !!meta.stale, keepKeys: true });
+  if (meta.activeLabel && classOf(meta.activeLabel)) { state.activeLabel = meta.activeLabel; renderClasses(); }
+  if (sameArch) dirty.clear(); // already stored as they are
+  else scheduleSave();
+  showHistory(report?.history);
+  return records.length;
+}
+
+function bindUi() {
+  for (const b of document.querySelectorAll('[data-lang]')) {
+    b.addEventListener('click', () => setLang(b.dataset.lang));
+  }
+  $('error-close').addEventListener('click', clearError);
+  $('apply-preset').addEventListener('click', () => applyPreset($('preset').value));
+  $('new-class-form').addEventListener('submit', (ev) => { ev.preventDefault(); addClassFromInput(); });
+  $('skipped-clear').addEventListener('click', () => { state.skipped = []; renderSkipped(); });
+  $('train-btn').addEventListener('click', () => train());
+  $('cancel-btn').addEventListener('click', () => state.sw?.cancel());
+  $('arch').addEventListener('change', (ev) => switchArch(ev.target.value));
+  for (const input of document.querySelectorAll('#advanced input, #advanced select')) {
+    input.addEventListener('change', () => {
+      const before = state.settings.augment;
+      readSettings();
+      $('set-l2sp').disabled = !state.settings.finetuneLast;
+      scheduleSave();
+      if (input.id === 'set-augment' && state.settings.augment !== before) rebuildForAugment();
+    });
+  }
+  $('threshold').addEventListener('input', (ev) => {
+    state.settings.threshold = Number(ev.target.value);
+    $('threshold-value').textContent = state.settings.threshold.toFixed(2);
+    rerenderPrediction();
+    scheduleSave();
+  });
+  $('test-input').addEventListener('change', (ev) => {
+    const f = ev.target.files[0];
+    ev.target.value = '';
+    if (f) predictFile(f);
+  });
+  $('test-live').addEventListener('click', () => (testCam?.running ? stopLive() : startLive()));
+  $('export-model').addEventListener('click', exportModel);
+  $('import-model').addEventListener('change', (ev) => {
+    const f = ev.target.files[0];
+    ev.target.value = '';
+    if (f) importModel(f);
+  });
+  $('export-project').addEventListener('click', exportProject);
+  $('import-project').addEventListener('change', (ev) => {
+    const f = ev.target.files[0];
+    ev.target.value = '';
+    if (f) importProject(f);
+  });
+  $('new-project').addEventListener('click', newProject);
+  setupDragDrop();
+  setupCamera();
+  document.addEventListener('visibilitychange', () => { if (document.hidden) saveNow().catch(() => {}); });
+  onLangChange(() => {
+    renderDevice(state.sw);
+    renderClasses();
+    renderResults();
+    renderSkipped();
+    renderTestState();
+    rerenderPrediction();
+    if (charts) charts.relabel(chartLabels());
+    if (testCam?.running) $('test-live').textContent = t('testStop');
+  });
+}
+
+function rebuildForAugment() {
+  // The augmented views are made when an image is added: rebuild the engine and re-embed.
+  return switchArch(state.arch, { force: true });
+}
+
+export async function start() {
+  setLang(defaultLang());
+  renderSettings();
+  bindUi();
+  renderClasses();
+  renderTestState();
+  try {
+    const res = await fetch('weights/manifest.json', { cache: 'no-cache' });
+    if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status}`);
+    state.manifest = (await res.json()).backbones || [];
+    if (!state.manifest.length) throw new Error('empty manifest');
+  } catch (e) {
+    status(t('noManifest', { reason: e.message }));
+    document.body.dataset.ready = 'error';
+    return;
+  }
+  let saved = null;
+  try { saved = await loadProject(); } catch (e) { showError('restoreFailed', e); }
+  const savedArch = saved?.meta?.arch;
+  state.arch = state.manifest.some((b) => b.arch === savedArch) ? savedArch : defaultArch();
+  if (saved?.meta?.settings) state.settings = { ...DEFAULT_SETTINGS, ...saved.meta.settings };
+  renderSettings();
+  renderArchPicker();
+  try {
+    state.sw = await createEngine(state.arch, state.settings.augment);
+  } catch (e) {
+    status('');
+    showError('engineFailed', e);
+    document.body.dataset.ready = 'error';
+    return;
+  }
+  renderDevice(state.sw);
+  $('arch').disabled = false;
+  let restoredImages = null;
+  if (saved?.meta) {
+    try {
+      restoredImages = await serial(() => restore(saved));
+    } catch (e) {
+      showError('restoreFailed', e);
+    }
+  } else {
+    state.classes = PRESETS.garbage.map((label) => ({ label, keys: [] }));
+    state.activeLabel = state.classes[0].label;
+    renderClasses();
+  }
+  const backend = state.sw.backend === 'webgpu' ? t('deviceWebgpu') : t('deviceCpu');
+  status(restoredImages != null
+    ? t('restored', { classes: state.classes.length, images: restoredImages })
+    : t('engineReady', { arch: state.arch, backend }));
+  document.body.dataset.ready = '1';
+}
+
+// For the end-to-end test and debugging: a read-only view of the page state.
+window.sortwiseDebug = {
+  get state() {
+    return {
+      arch: state.arch,
+      backend: state.sw?.backend,
+      classes: state.classes.map((c) => ({ label: c.label, count: c.keys.length })),
+      hasModel: !!state.model,
+      modelLabels: state.modelLabels,
+      report: state.report && { valAccuracy: state.report.valAccuracy, labels: state.report.labels, confusion: state.report.confusion, valSize: state.report.valSize },
+      skipped: state.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+      training: state.training,
+    };
+  },
+  save: () => saveNow(),
+  idle: () => queue,
+};

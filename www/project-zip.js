@@ -1,0 +1,237 @@
+// Zip handling with fflate (synchronous API only: its async API starts blob: workers, which the CSP
+// forbids). Reading is guarded against zip bombs: the entry count and every entry's declared
+// uncompressed size are capped before anything is inflated, and fflate inflates into a buffer of
+// exactly the declared size, so a lying header cannot make it allocate more.
+
+import { unzipSync, zipSync, strToU8, strFromU8 } from './vendor/fflate.js';
+
+export const ZIP_LIMITS = {
+  maxEntries: 5000,
+  maxEntryBytes: 50 * 1024 * 1024,
+  maxTotalBytes: 1024 * 1024 * 1024,
+};
+
+const IMAGE_EXT = /\.(jpe?g|png|webp|gif|bmp|jfif)$/i;
+
+export function isImageName(name) { return IMAGE_EXT.test(name); }
+
+export class ZipError extends Error {
+  constructor(code, params = {}) { super(code); this.code = code; this.params = params; }
+}
+
+/** Names of central-directory entries stored without the UTF-8 flag (bit 11), as fflate decodes them (Latin-1). */
+function nonUtf8Names(data) {
+  const out = new Set();
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let e = data.length - 22;
+  const stop = Math.max(0, data.length - 65558);
+  while (e > stop && dv.getUint32(e, true) !== 0x06054b50) e -= 1;
+  if (e <= stop) return out;
+  let o = dv.getUint32(e + 16, true);
+  const n = dv.getUint16(e + 10, true);
+  for (let i = 0; i < n && o + 46 <= data.length; i += 1) {
+    if (dv.getUint32(o, true) !== 0x02014b50) break;
+    const flag = dv.getUint16(o + 8, true);
+    const fl = dv.getUint16(o + 28, true);
+    const el = dv.getUint16(o + 30, true);
+    const cl = dv.getUint16(o + 32, true);
+    if (!(flag & 0x800)) {
+      let s = '';
+      for (const b of data.subarray(o + 46, o + 46 + fl)) s += String.fromCharCode(b);
+      out.add(s);
+    }
+    o += 46 + fl + el + cl;
+  }
+  return out;
+}
+
+/** Recovers a readable name from one stored without the UTF-8 flag (UTF-8 anyway, else GB18030, else as is). */
+function fixName(name, latin1) {
+  if (!latin1.has(name) || !/[\u0080-\u00ff]/.test(name)) return name;
+  const bytes = Uint8Array.from(name, (c) => c.charCodeAt(0));
+  for (const enc of ['utf-8', 'gb18030', 'shift_jis']) {
+    try { return new TextDecoder(enc, { fatal: true }).decode(bytes); } catch { /* next */ }
+  }
+  return name;
+}
+
+function unsafePath(parts) {
+  return parts.some((p) => p === '..' || p === '.') || /^([a-z]:|\/|\\)/i.test(parts[0] || '');
+}
+
+/**
+ * Lists a zip's entries: {entries: [{path: string[], name, bytes}], skipped: [{name, reason, params}]}.
+ * Directories, macOS resource forks and hidden files are ignored silently; path traversal and
+ * oversize entries are reported. Throws ZipError when the archive as a whole is refused.
+ */
+export function readZip(data, { filter = () => true } = {}) {
+  const skipped = [];
+  const declared = [];
+  let total = 0;
+  let count = 0;
+  let files;
+  let latin1 = new Set();
+  try { latin1 = nonUtf8Names(data); } catch { /* fflate reports a broken archive below */ }
+  try {
+    files = unzipSync(data, {
+      filter(f) {
+        count += 1;
+        if (count > ZIP_LIMITS.maxEntries) throw new ZipError('zipTooManyEntries', { n: ZIP_LIMITS.maxEntries });
+        const name = fixName(f.name, latin1).replace(/\\/g, '/');
+        if (name.endsWith('/')) return false;
+        const parts = name.split('/').filter((p) => p !== '');
+        if (unsafePath(name.startsWith('/') ? ['/', ...parts] : parts)) {
+          skipped.push({ name, reason: 'zipUnsafe' });
+          return false;
+        }
+        if (parts.some((p) => p === '__MACOSX' || p.startsWith('.'))) return false;
+        if (!filter(parts)) {
+          skipped.push({ name, reason: 'skipNotImage' });
+          return false;
+        }
+        if (f.originalSize > ZIP_LIMITS.maxEntryBytes) {
+          skipped.push({ name, reason: 'skipTooBig', params: { n: ZIP_LIMITS.maxEntryBytes / 1048576 } });
+          return false;
+        }
+        total += f.originalSize;
+        if (total > ZIP_LIMITS.maxTotalBytes) throw new ZipError('zipTooLarge', { n: ZIP_LIMITS.maxTotalBytes / 1048576 });
+        declared.push([f.name, parts]);
+        return true;
+      },
+    });
+  } catch (e) {
+    if (e instanceof ZipError) throw e;
+    throw new ZipError('zipBroken', { detail: e.message });
+  }
+  const entries = [];
+  for (const [raw, parts] of declared) {
+    const bytes = files[raw];
+    if (!bytes) continue;
+    entries.push({ path: parts, name: parts.join('/'), bytes });
+  }
+  return { entries, skipped };
+}
+
+/** Groups image entries of a dropped dataset zip by their parent folder name (the class). */
+export function datasetFromZip(data) {
+  const { entries, skipped } = readZip(data, { filter: (parts) => isImageName(parts[parts.length - 1]) });
+  const items = [];
+  for (const e of entries) {
+    if (e.path.length < 2) { items.push({ label: null, name: e.name, bytes: e.bytes }); continue; }
+    items.push({ label: e.path[e.path.length - 2], name: e.name, bytes: e.bytes });
+  }
+  return { items, skipped };
+}
+
+// ---- whole project ----------------------------------------------------------------------------
+
+export const PROJECT_FORMAT = 'sortwise-project';
+export const PROJECT_VERSION = 1;
+
+/**
+ * project: {arch, dim, settings, classes: [{label, images: [{thumb: Uint8Array, emb: Float32Array}]}],
+ * model: Uint8Array|null}. Returns the zip bytes.
+ */
+export function exportProjectZip(project) {
+  const files = {};
+  const classes = [];
+  const keyToIndex = new Map();
+  let n = 0;
+  for (const c of project.classes) {
+    const images = [];
+    for (const im of c.images) {
+      keyToIndex.set(im.key, n);
+      n += 1;
+      const id = String(n).padStart(5, '0');
+      const thumb = `images/${id}.jpg`;
+      const emb = `embeddings/${id}.f32`;
+      files[thumb] = [im.thumb, { level: 0 }];
+      files[emb] = new Uint8Array(im.emb.buffer.slice(im.emb.byteOffset, im.emb.byteOffset + im.emb.byteLength));
+      images.push({ thumbnail: thumb, embedding: emb, length: im.emb.length });
+    }
+    classes.push({ label: c.label, images });
+  }
+  const json = {
+    format: PROJECT_FORMAT,
+    version: PROJECT_VERSION,
+    arch: project.arch,
+    dim: project.dim,
+    settings: project.settings,
+    classes,
+    model: project.model ? 'model.sortwise' : null,
+    report: project.model && project.report ? {
+      ...project.report,
+      misclassified: (project.report.misclassified || []).map(({ label, predicted, confidence, key }) => ({
+        label, predicted, confidence, image: keyToIndex.has(key) ? keyToIndex.get(key) : null,
+      })),
+    } : null,
+    created: new Date().toISOString(),
+  };
+  files['project.json'] = strToU8(JSON.stringify(json, null, 1));
+  if (project.model) files['model.sortwise'] = project.model;
+  return zipSync(files, { level: 6 });
+}
+
+function fail(msg) { throw new Error(msg); }
+
+/** Parses and validates a project zip; throws Error(message) naming the problem. */
+export function importProjectZip(data, { maxClasses, maxImages, maxLabel }) {
+  let entries;
+  try {
+    ({ entries } = readZip(data));
+  } catch (e) {
+    if (e instanceof ZipError) fail(e.code === 'zipBroken' ? 'not a zip file' : `archive refused (${e.code})`);
+    throw e;
+  }
+  const byName = new Map(entries.map((e) => [e.name, e.bytes]));
+  const pj = byName.get('project.json');
+  if (!pj) fail('project.json is missing: this is not a sortwise project');
+  let json;
+  try { json = JSON.parse(strFromU8(pj)); } catch (e) { fail(`project.json is not valid JSON (${e.message})`); }
+  if (!json || json.format !== PROJECT_FORMAT) fail('project.json is not a sortwise project');
+  if (!(json.version <= PROJECT_VERSION)) fail(`project format version ${json.version} is newer than this page supports (${PROJECT_VERSION})`);
+  if (typeof json.arch !== 'string' || !json.arch) fail('project.json has no backbone (arch)');
+  if (!Array.isArray(json.classes)) fail('project.json has no class list');
+  if (json.classes.length > maxClasses) fail(`too many classes (${json.classes.length} > ${maxClasses})`);
+  const seen = new Set();
+  const classes = [];
+  let count = 0;
+  let embLen = null;
+  for (const c of json.classes) {
+    const label = typeof c?.label === 'string' ? c.label.trim() : '';
+    if (!label) fail('a class has an empty name');
+    if (label.length > maxLabel) fail(`class name too long: ${label.slice(0, 40)}…`);
+    if (seen.has(label)) fail(`duplicate class name: ${label}`);
+    seen.add(label);
+    if (!Array.isArray(c.images)) fail(`class ${label}: no image list`);
+    const images = [];
+    for (const im of c.images) {
+      count += 1;
+      if (count > maxImages) fail(`too many images (more than ${maxImages})`);
+      const thumb = byName.get(im?.thumbnail);
+      const embBytes = byName.get(im?.embedding);
+      if (!thumb) fail(`class ${label}: missing file ${String(im?.thumbnail)}`);
+      if (!embBytes) fail(`class ${label}: missing file ${String(im?.embedding)}`);
+      if (embBytes.byteLength === 0 || embBytes.byteLength % 4 !== 0) fail(`${im.embedding}: not a float32 array`);
+      const emb = new Float32Array(embBytes.buffer.slice(embBytes.byteOffset, embBytes.byteOffset + embBytes.byteLength));
+      if (embLen === null) embLen = emb.length;
+      if (emb.length !== embLen) fail(`${im.embedding}: ${emb.length} values, expected ${embLen}`);
+      if (!emb.every(Number.isFinite)) fail(`${im.embedding}: contains NaN or infinity`);
+      images.push({ thumb, emb });
+    }
+    classes.push({ label, images });
+  }
+  let model = null;
+  if (json.model) {
+    model = byName.get(json.model);
+    if (!model) fail(`missing file ${json.model}`);
+  }
+  const settings = json.settings && typeof json.settings === 'object' ? json.settings : {};
+  const r = json.report;
+  const report = model && r && typeof r === 'object' && Array.isArray(r.labels) && Array.isArray(r.confusion)
+    && r.labels.every((l) => typeof l === 'string')
+    && r.confusion.length === r.labels.length && r.confusion.every((row) => Array.isArray(row) && row.length === r.labels.length && row.every(Number.isFinite))
+    ? { ...r, misclassified: Array.isArray(r.misclassified) ? r.misclassified : [], history: Array.isArray(r.history) ? r.history : [], perClass: Array.isArray(r.perClass) ? r.perClass : [] }
+    : null;
+  return { arch: json.arch, dim: json.dim, settings, classes, model, report, embLen };
+}
