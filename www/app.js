@@ -960,7 +960,7 @@ function scheduleSave() {
 let saving = Promise.resolve();
 function saveNow() {
   clearTimeout(saveTimer);
-  saving = saving.then(async () => {
+  saving = saving.catch(() => {}).then(async () => {
     const put = [];
     for (const key of dirty) {
       const rec = state.images.get(key);
@@ -1014,7 +1014,7 @@ async function importModel(file) {
   const bytes = new Uint8Array(await file.arrayBuffer());
   await serial(async () => {
     try {
-      const { labels } = await state.sw.importModel(bytes);
+      const { labels } = await state.sw.importModel(bytes.slice());
       state.model = bytes;
       state.modelLabels = labels;
       state.report = null;
@@ -1062,10 +1062,10 @@ async function loadInto(sw, classes, sameArch, progressKey, arch) {
     for (const c of classes) {
       for (const im of c.images) {
         if (sameArch) {
-          const id = await sw.addEmbedding(c.label, im.emb, im.thumb);
+          const id = await sw.addEmbedding(c.label, im.emb.slice(), im.thumb.slice());
           out.push({ label: c.label, id, thumb: im.thumb, emb: im.emb, key: im.key });
         } else {
-          const r = await sw.addImage(c.label, im.thumb);
+          const r = await sw.addImage(c.label, im.thumb.slice());
           out.push({ label: c.label, id: r.id, thumb: im.thumb, emb: r.embedding, key: im.key });
         }
         done += 1;
@@ -1131,7 +1131,7 @@ async function importProject(file) {
       let model = null;
       let modelLabels = null;
       if (parsed.model && sameArch) {
-        ({ labels: modelLabels } = await sw.importModel(parsed.model));
+        ({ labels: modelLabels } = await sw.importModel(parsed.model.slice()));
         model = parsed.model;
       }
       let report = null;
@@ -1225,7 +1225,7 @@ async function restore(saved) {
   let report = meta.report || null;
   if (meta.model && sameArch) {
     try {
-      ({ labels: modelLabels } = await state.sw.importModel(meta.model));
+      ({ labels: modelLabels } = await state.sw.importModel(meta.model.slice()));
       model = meta.model;
     } catch (e) { showError('restoreFailed', e); report = null; }
   } else if (meta.model) {

@@ -261,14 +261,48 @@ async function run(page, context, origin) {
   await page.locator('.class-card').nth(4).locator('.delete-class').click();
   await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 4);
 
-  // ---- train ----
+  // ---- storage full: a clear message, and the previous save is kept ----
+  await page.evaluate(() => {
+    const orig = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function put() { throw new DOMException('simulated', 'QuotaExceededError'); };
+    window.__restorePut = () => { IDBObjectStore.prototype.put = orig; };
+  });
+  await page.fill('#new-class', 'quota test');
+  await page.press('#new-class', 'Enter');
+  await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 });
+  const quotaMsg = await errorText(page);
+  log(`storage full: "${quotaMsg}"`);
+  check(/storage is full/.test(quotaMsg), 'QuotaExceededError gives a clear message');
+  await page.evaluate(() => window.__restorePut());
+  await page.click('#error-close');
+  await page.locator('.class-card[data-label="quota test"] .delete-class').click();
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 4);
+  await page.evaluate(() => window.sortwiseDebug.save());
+
+  // ---- cancel a long training run ----
   await page.click('#advanced summary');
+  await page.fill('#set-epochs', '1000');
+  await page.dispatchEvent('#set-epochs', 'change');
+  await page.fill('#set-patience', '1000');
+  await page.dispatchEvent('#set-patience', 'change');
+  await page.click('#train-btn');
+  await page.waitForFunction(() => /Epoch|Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 120000, polling: 50 });
+  await page.click('#cancel-btn').catch(() => {});
+  await page.waitForFunction(() => document.getElementById('cancel-btn').hidden, null, { timeout: 120000 });
+  const cancelText = await page.locator('#train-text').textContent();
+  log(`cancel: "${cancelText}"`);
+  check(!(await errorText(page)), `cancel gave an error: ${await errorText(page)}`);
+  check(/cancelled|Trained/.test(cancelText), `after cancel the progress says "${cancelText}"`);
+
+  // ---- train ----
   await page.fill('#set-epochs', '60');
   await page.dispatchEvent('#set-epochs', 'change');
+  await page.fill('#set-patience', '20');
+  await page.dispatchEvent('#set-patience', 'change');
+  await page.click('#advanced summary');
   t = Date.now();
   await page.click('#train-btn');
-  await page.waitForFunction(() => !document.getElementById('cancel-btn').hidden || !document.getElementById('results-section').hidden, null, { timeout: 30000 });
-  await page.waitForFunction(() => !document.getElementById('results-section').hidden || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
+  await page.waitForFunction(() => /Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
   timings.trainSeconds = (Date.now() - t) / 1000;
   const trainErr = await errorText(page);
   check(!trainErr, `training failed: ${trainErr}`);
@@ -351,6 +385,12 @@ async function run(page, context, origin) {
   const predicted2 = (await page.locator('#test-label .pred-label').textContent()).trim();
   check(predicted2 === predicted, `after reload the held-out photo is "${predicted2}", before "${predicted}"`);
 
+  // ---- project export (with the training report) ----
+  const [pdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-project')]);
+  const projectPath = join(ART, 'project.zip');
+  await pdl.saveAs(projectPath);
+  log(`exported project ${pdl.suggestedFilename()} (${statSync(projectPath).size} bytes)`);
+
   // ---- model import: a corrupt file is refused, the exported one accepted ----
   await page.setInputFiles('#import-model', { name: 'broken.sortwise', mimeType: 'application/octet-stream', buffer: randomBytes(500) });
   await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 30000 });
@@ -362,11 +402,7 @@ async function run(page, context, origin) {
   check(!(await errorText(page)), `model import failed: ${await errorText(page)}`);
   log(`model import: "${await page.locator('#status-text').textContent()}"`);
 
-  // ---- project export and import ----
-  const [pdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-project')]);
-  const projectPath = join(ART, 'project.zip');
-  await pdl.saveAs(projectPath);
-  log(`exported project ${pdl.suggestedFilename()} (${statSync(projectPath).size} bytes)`);
+  // ---- project import: a bad zip is refused, the exported project restored ----
   await page.setInputFiles('#import-project', { name: 'bad.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync({ 'hello.txt': new Uint8Array([1, 2]) })) });
   await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60000 });
   log(`bad project zip: "${await errorText(page)}"`);
@@ -379,6 +415,7 @@ async function run(page, context, origin) {
   check(!(await errorText(page)), `project import failed: ${await errorText(page)}`);
   st = await debugState(page);
   check(st.classes.length === 4 && st.classes.every((c) => c.count === PER_CLASS) && st.hasModel, `imported project: ${JSON.stringify(st)}`);
+  check(await page.locator('#results-section').isVisible(), 'the imported project shows its training results');
   log(`project import (${timings.projectImportSeconds}s): "${await page.locator('#status-text').textContent()}"`);
 
   // ---- webcam burst into a class ----

@@ -100,7 +100,7 @@ export class Sortwise {
       train.push(...mine.slice(nVal));
     }
     const head = { labels, centroids: this.centroids(train, labels) };
-    const epochs = Math.min(opts.epochs ?? 100, 30);
+    const epochs = Math.min(opts.epochs ?? 100, 200);
     const history = [];
     let acc = 0;
     const confusion = labels.map(() => labels.map(() => 0));
