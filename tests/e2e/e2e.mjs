@@ -418,6 +418,20 @@ async function run(page, context, origin) {
   check(await page.locator('#results-section').isVisible(), 'the imported project shows its training results');
   log(`project import (${timings.projectImportSeconds}s): "${await page.locator('#status-text').textContent()}"`);
 
+  // ---- drag and drop: a photo dropped on a class card goes to that class ----
+  const dropped = images('val', 'metal', 1)[0];
+  await card('metal').evaluate((target, { name, b64 }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], name, { type: 'image/jpeg' }));
+    target.querySelector('.thumbs').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, { name: dropped.name, b64: dropped.buffer.toString('base64') });
+  await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'metal').count === n, PER_CLASS + 1, { timeout: 60000 });
+  await waitIdle(page);
+  log('drop on a card: added to that class');
+  await card('metal').locator('.thumb-del').last().click({ force: true });
+  await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'metal').count === n, PER_CLASS, { timeout: 30000 });
+
   // ---- webcam burst into a class ----
   await card('glass').locator('.webcam').click();
   const camOk = await page.waitForFunction(() => document.getElementById('camera-video').videoWidth > 0, null, { timeout: 15000 }).then(() => true, () => false);
@@ -426,6 +440,8 @@ async function run(page, context, origin) {
     await page.mouse.down();
     await page.waitForTimeout(700);
     await page.mouse.up();
+    await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'glass').count > n, PER_CLASS, { timeout: 60000 }).catch(() => {});
+    await page.waitForTimeout(500);
     await waitIdle(page);
     const glass = (await debugState(page)).classes.find((c) => c.label === 'glass').count;
     log(`hold-to-record added ${glass - PER_CLASS} webcam frames`);
