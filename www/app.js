@@ -389,7 +389,7 @@ function renderCard(label) {
 
 function buildCard(c) {
   const label = c.label;
-  const title = el('h3', { class: 'class-title', text: label, lang: '' });
+  const title = el('h3', { class: 'class-title', text: label });
   const count = el('span', { class: 'count', text: countText(c.keys.length) });
   const renameBtn = el('button', { type: 'button', class: 'small rename', text: t('rename'), aria: { label: `${t('rename')}: ${label}` } });
   const deleteBtn = el('button', { type: 'button', class: 'small danger delete-class', text: t('deleteClass'), aria: { label: `${t('deleteClass')}: ${label}` } });

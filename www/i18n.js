@@ -153,6 +153,7 @@ const STRINGS = {
     switchFailed: 'Switching backbone failed',
     modelStaleArch: 'The trained model was for another backbone and was removed: train again.',
     busy: 'Please wait for the current task to finish.',
+    close: 'Close',
   },
   'zh-CN': {
     tagline: '在浏览器标签页里，用你自己的照片训练图像分类器。',
@@ -304,6 +305,7 @@ const STRINGS = {
     switchFailed: '切换骨干网络失败',
     modelStaleArch: '已训练的模型属于另一个骨干网络，已被移除：请重新训练。',
     busy: '请等待当前任务完成。',
+    close: '关闭',
   },
 };
 

@@ -1,6 +1,5 @@
 // Entry point: starts the page (app.js) and registers the service worker that lets a second visit
 // work offline (sw.js). No inline scripts anywhere: the CSP forbids them.
-import { start } from './app.js';
 
 if ('serviceWorker' in navigator && window.isSecureContext) {
   navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => {
@@ -8,8 +7,12 @@ if ('serviceWorker' in navigator && window.isSecureContext) {
   });
 }
 
-start().catch((e) => {
+try {
+  const { start } = await import('./app.js');
+  await start();
+} catch (e) {
   console.error(e);
+  document.body.dataset.ready = 'error';
   const text = document.getElementById('status-text');
-  if (text) text.textContent = `sortwise could not start: ${e.message}`;
-});
+  if (text) text.textContent = `sortwise could not start: ${e.message}. Build it with ./run serve.`;
+}
