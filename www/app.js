@@ -958,6 +958,10 @@ function scheduleSave() {
 }
 
 let saving = Promise.resolve();
+let lastSavedAt = null;
+function renderSaveStatus() {
+  if (lastSavedAt) $('save-status').textContent = t('savedAt', { time: lastSavedAt.toLocaleTimeString(getLang()) });
+}
 function saveNow() {
   clearTimeout(saveTimer);
   saving = saving.catch(() => {}).then(async () => {
@@ -974,7 +978,8 @@ function saveNow() {
     clearOnSave = false;
     try {
       await saveProject({ meta: projectMeta(), put, del, clear });
-      $('save-status').textContent = t('savedAt', { time: new Date().toLocaleTimeString(getLang()) });
+      lastSavedAt = new Date();
+      renderSaveStatus();
       document.body.dataset.saved = String(Date.now());
     } catch (e) {
       for (const k of keys) dirty.add(k);
@@ -1294,6 +1299,7 @@ function bindUi() {
     renderClasses();
     renderResults();
     renderSkipped();
+    renderSaveStatus();
     renderTestState();
     rerenderPrediction();
     if (charts) charts.relabel(chartLabels());

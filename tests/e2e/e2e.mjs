@@ -117,6 +117,15 @@ async function main() {
     });
     context.on('request', (r) => requests.push(r.url()));
     if (FAKE) {
+      // two backbones, so that switching (re-embedding from the stored thumbnails) is exercised
+      await context.route('**/www/weights/manifest.json', (route) => route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({ backbones: [
+          { arch: 'efficientnet_lite0', file: 'efficientnet_lite0.safetensors', bytes: 9410256, sha256: '' },
+          { arch: 'resnet18', file: 'resnet18.safetensors', bytes: 23400000, sha256: '' },
+        ] }),
+      }));
       await context.route('**/www/sortwise-client.js', (route) => route.fulfill({
         status: 200,
         contentType: 'text/javascript',
@@ -454,6 +463,21 @@ async function run(page, context, origin) {
     check((await debugState(page)).classes.find((c) => c.label === 'glass').count === PER_CLASS, 'per-image delete');
   } else log('webcam burst: no fake camera frames (skipped)');
   await page.click('#camera-close');
+
+  // ---- switching backbone re-embeds the images from their thumbnails (fake engine: two archs) ----
+  const archs = await page.locator('#arch option').evaluateAll((os) => os.map((o) => o.value));
+  if (FAKE && archs.length > 1) {
+    const other = archs.find((a) => a !== st.arch);
+    await page.selectOption('#arch', other);
+    await page.waitForFunction((a) => window.sortwiseDebug.state.arch === a, other, { timeout: 120000 });
+    await waitIdle(page);
+    const sw2 = await debugState(page);
+    log(`switched to ${other}: ${JSON.stringify(sw2.classes)}, model ${sw2.hasModel}`);
+    check(sw2.classes.every((c) => c.count === PER_CLASS) && !sw2.hasModel, 'switching backbone keeps the images and drops the model');
+    await page.selectOption('#arch', st.arch);
+    await page.waitForFunction((a) => window.sortwiseDebug.state.arch === a, st.arch, { timeout: 120000 });
+    await waitIdle(page);
+  }
 
   // ---- Chinese UI, phone width ----
   await page.click('button[data-lang="zh-CN"]');
