@@ -254,6 +254,16 @@ async function run(page, context, origin) {
   for (const name of ['x.jpg', 'empty.jpg', 'README.txt', 'evil.jpg']) check(skippedText.includes(name), `skipped list names ${name}`);
   await page.screenshot({ path: join(SHOTS, '02-images.png'), fullPage: true });
 
+  // ---- rename a class with images (and back) ----
+  for (const [from, to] of [['metal', 'metal 金属 🥫'], ['metal 金属 🥫', 'metal']]) {
+    await card(from).locator('.rename').click();
+    await card(from).locator('.rename-input').fill(to);
+    await card(from).locator('.rename-input').press('Enter');
+    await page.waitForFunction((l) => window.sortwiseDebug.state.classes.some((c) => c.label === l), to, { timeout: 30000 });
+  }
+  st = await debugState(page);
+  check(st.classes[1].label === 'metal' && st.classes[1].count === PER_CLASS, `after renaming: ${JSON.stringify(st.classes[1])}`);
+
   // ---- an XSS label renders as text ----
   const xss = '<img src=x onerror=window.__xss=1>';
   await page.fill('#new-class', xss);
