@@ -82,6 +82,53 @@ impl Dataset {
         Ok(id)
     }
 
+    /// The id the next pushed example will get.
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Example> {
+        self.examples.iter().find(|e| e.id == id)
+    }
+
+    /// Rename a class in place, keeping its position and images.
+    pub fn rename_class(&mut self, old: &str, new: &str) -> Result<()> {
+        let new = validate_label(new)?;
+        let i = self.position(old)?;
+        if self
+            .labels
+            .iter()
+            .enumerate()
+            .any(|(j, l)| j != i && *l == new)
+        {
+            return Err(Error::Invalid(format!("there is already a class '{new}'")));
+        }
+        self.labels[i] = new;
+        Ok(())
+    }
+
+    /// Remove a class and all its images; returns how many images went with it.
+    pub fn remove_class(&mut self, name: &str) -> Result<usize> {
+        let i = self.position(name)?;
+        self.labels.remove(i);
+        let before = self.examples.len();
+        self.examples.retain(|e| e.label != i);
+        for e in &mut self.examples {
+            if e.label > i {
+                e.label -= 1;
+            }
+        }
+        Ok(before - self.examples.len())
+    }
+
+    fn position(&self, name: &str) -> Result<usize> {
+        let name = name.trim();
+        self.labels
+            .iter()
+            .position(|l| l == name)
+            .ok_or_else(|| Error::Invalid(format!("there is no class '{name}'")))
+    }
+
     pub fn remove(&mut self, id: u32) -> bool {
         let before = self.examples.len();
         self.examples.retain(|e| e.id != id);
@@ -119,6 +166,31 @@ pub async fn embed_views(
     batch: usize,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
+    views(
+        backbone,
+        images,
+        fit,
+        augment,
+        seed,
+        batch,
+        Output::Features,
+        progress,
+    )
+    .await
+}
+
+/// [`embed_views`] for any backbone [`Output`], e.g. the stage inputs fine-tuning caches.
+#[allow(clippy::too_many_arguments)]
+pub async fn views(
+    backbone: &Backbone,
+    images: &[RgbImage],
+    fit: Fit,
+    augment: usize,
+    seed: u64,
+    batch: usize,
+    output: Output,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Vec<Vec<Vec<f32>>>> {
     let per = 1 + augment;
     let mut out = Vec::with_capacity(images.len());
     // Group whole images so one backbone call sees up to `batch` inputs.
@@ -133,7 +205,7 @@ pub async fn embed_views(
                 inputs.push(preprocess::augment(img, &mut rng));
             }
         }
-        let rows = infer::run(backbone, &inputs, Output::Features, inputs.len()).await?;
+        let rows = infer::run(backbone, &inputs, output, inputs.len()).await?;
         let mut rows = rows.into_iter();
         for _ in chunk {
             out.push(rows.by_ref().take(per).collect());
@@ -168,5 +240,33 @@ mod tests {
         );
         assert!(d.push("a\u{0}b", vec![vec![0.0]]).is_err());
         assert!(d.push("x", vec![]).is_err());
+    }
+
+    #[test]
+    fn classes_rename_and_remove_with_their_images() {
+        let mut d = Dataset::new();
+        let a = d.push("glass", vec![vec![1.0]]).unwrap();
+        let b = d.push("metal", vec![vec![2.0]]).unwrap();
+        let c = d.push("paper", vec![vec![3.0]]).unwrap();
+        d.rename_class("metal", "Metall").unwrap();
+        assert_eq!(d.labels(), ["glass", "Metall", "paper"]);
+        assert!(
+            d.rename_class("glass", "paper")
+                .unwrap_err()
+                .to_string()
+                .contains("already")
+        );
+        assert!(
+            d.rename_class("nope", "x")
+                .unwrap_err()
+                .to_string()
+                .contains("no class")
+        );
+        assert_eq!(d.remove_class("glass").unwrap(), 1);
+        assert_eq!(d.labels(), ["Metall", "paper"]);
+        assert!(d.get(a).is_none());
+        assert_eq!(d.get(b).unwrap().label, 0);
+        assert_eq!(d.get(c).unwrap().label, 1);
+        assert_eq!(d.counts(), vec![1, 1]);
     }
 }

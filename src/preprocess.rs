@@ -33,6 +33,15 @@ pub enum Fit {
     Letterbox,
 }
 
+impl std::fmt::Display for Fit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fit::Crop => "crop",
+            Fit::Letterbox => "letterbox",
+        })
+    }
+}
+
 impl std::str::FromStr for Fit {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -96,12 +105,17 @@ fn to_rgb_on_white(img: DynamicImage) -> RgbImage {
     let (w, h) = rgba.dimensions();
     let mut out = RgbImage::new(w, h);
     for (src, dst) in rgba.pixels().zip(out.pixels_mut()) {
-        let a = src[3] as u32;
         for c in 0..3 {
-            dst[c] = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+            dst[c] = over_white(src[c], src[3]);
         }
     }
     out
+}
+
+/// One channel of a pixel with coverage `alpha`, composited onto white (rounded).
+fn over_white(c: u8, alpha: u8) -> u8 {
+    let a = alpha as u32;
+    ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
 /// Pillow's bilinear filter ("triangle"), support 1.
@@ -306,16 +320,58 @@ pub fn augment<R: Rng>(img: &RgbImage, rng: &mut R) -> Vec<f32> {
     normalize(&out)
 }
 
-/// A small JPEG-able thumbnail for the UI (longer side `size`).
-pub fn thumbnail(img: &RgbImage, size: u32) -> RgbImage {
+/// Longest side of the UI copy of an image.
+pub const THUMB_LONG: u32 = 512;
+
+/// The copy of an image the UI keeps: JPEG, shorter side at most `RESIZE` (256) so it still holds
+/// everything the eval transform looks at and can be embedded again for another backbone.
+pub fn thumbnail_jpeg(img: &RgbImage) -> Result<Vec<u8>> {
     let (w, h) = img.dimensions();
-    let scale = size as f64 / w.max(h) as f64;
-    if scale >= 1.0 {
-        return img.clone();
+    let scale = (RESIZE as f64 / w.min(h) as f64)
+        .min(THUMB_LONG as f64 / w.max(h) as f64)
+        .min(1.0);
+    let small;
+    let img = if scale < 1.0 {
+        let nw = ((w as f64 * scale).round() as u32).max(1);
+        let nh = ((h as f64 * scale).round() as u32).max(1);
+        small = resize(img, nw, nh);
+        &small
+    } else {
+        img
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 88)
+        .encode_image(img)
+        .map_err(|e| Error::Decode(format!("could not encode the thumbnail: {e}")))?;
+    Ok(out)
+}
+
+/// RGB from the RGBA pixels a canvas gives (`ImageData.data`), alpha composited on white as
+/// `decode` does.
+pub fn from_rgba(rgba: &[u8], width: u32, height: u32) -> Result<RgbImage> {
+    let expected = width as usize * height as usize * 4;
+    if width == 0 || height == 0 || rgba.len() != expected {
+        return Err(Error::Invalid(format!(
+            "pixels: expected {width}x{height}x4 = {expected} bytes of RGBA, got {}",
+            rgba.len()
+        )));
     }
-    let nw = ((w as f64 * scale).round() as u32).max(1);
-    let nh = ((h as f64 * scale).round() as u32).max(1);
-    resize(img, nw, nh)
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(Error::Decode(format!(
+            "the image is {width}x{height}; at most {MAX_SIDE} pixels per side are accepted"
+        )));
+    }
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| {
+            [
+                over_white(p[0], p[3]),
+                over_white(p[1], p[3]),
+                over_white(p[2], p[3]),
+            ]
+        })
+        .collect();
+    Ok(RgbImage::from_raw(width, height, rgb).expect("length checked above"))
 }
 
 #[cfg(test)]
@@ -430,5 +486,42 @@ mod tests {
         let img = image::RgbaImage::from_pixel(4, 4, image::Rgba([0, 0, 0, 0]));
         let rgb = to_rgb_on_white(DynamicImage::ImageRgba8(img));
         assert!(rgb.pixels().all(|p| p.0 == [255, 255, 255]));
+    }
+
+    #[test]
+    fn thumbnail_keeps_the_eval_region_and_decodes_back() {
+        let img = gradient(1200, 800);
+        let jpeg = thumbnail_jpeg(&img).unwrap();
+        let back = decode(&jpeg).unwrap();
+        assert_eq!(back.dimensions(), (384, 256));
+        let panorama = gradient(4000, 500);
+        assert_eq!(
+            decode(&thumbnail_jpeg(&panorama).unwrap())
+                .unwrap()
+                .dimensions(),
+            (512, 64)
+        );
+        let tiny = gradient(3, 2);
+        assert_eq!(
+            decode(&thumbnail_jpeg(&tiny).unwrap())
+                .unwrap()
+                .dimensions(),
+            (3, 2)
+        );
+    }
+
+    #[test]
+    fn rgba_pixels_composite_on_white_and_check_their_size() {
+        let px = [10, 20, 30, 255, 0, 0, 0, 0];
+        let img = from_rgba(&px, 2, 1).unwrap();
+        assert_eq!(img.get_pixel(0, 0).0, [10, 20, 30]);
+        assert_eq!(img.get_pixel(1, 0).0, [255, 255, 255]);
+        assert!(
+            from_rgba(&px, 3, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("expected 3x1x4")
+        );
+        assert!(from_rgba(&[], 0, 0).is_err());
     }
 }

@@ -6,10 +6,11 @@
 //! is held across an `await`, so overlapping calls from JS cannot trip the RefCell.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
@@ -17,7 +18,7 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use crate::arch::Arch;
 use crate::backbone::Backbone;
 use crate::classifier;
-use crate::dataset::{Dataset, validate_label};
+use crate::dataset::{self, Dataset, validate_label};
 use crate::head::Head;
 use crate::infer::{self, Output};
 use crate::model_file::{self, Model, ModelMeta};
@@ -152,9 +153,16 @@ struct Inner {
     reason: String,
     info: WeightsInfo,
     fit: Fit,
+    /// Augmented views embedded per added image, besides the evaluation view.
+    augment: usize,
     data: Dataset,
+    /// The UI copy of each image (`preprocess::thumbnail_jpeg`), by id.
+    thumbs: HashMap<u32, Vec<u8>>,
     trained: Option<Trained>,
 }
+
+/// Most augmented views per image: each costs a backbone pass when the image is added.
+const MAX_AUGMENT: usize = 16;
 
 #[wasm_bindgen]
 pub struct Trainer {
@@ -174,12 +182,21 @@ struct JsProgress {
     total: usize,
 }
 
-async fn embed_one(backbone: &Backbone, bytes: &[u8], fit: Fit) -> Result<Vec<f32>, JsValue> {
-    let x = preprocess::preprocess(bytes, fit).map_err(js_err)?;
+async fn embed_one(
+    backbone: &Backbone,
+    img: &image::RgbImage,
+    fit: Fit,
+) -> Result<Vec<f32>, JsValue> {
+    let x = preprocess::eval_tensor(img, fit);
     let mut rows = infer::run(backbone, &[x], Output::Features, 1)
         .await
         .map_err(js_err)?;
     Ok(rows.remove(0))
+}
+
+/// Decoded RGB from `bytes`, with the decoder's reason when it is not an image.
+fn decode(bytes: &[u8]) -> Result<image::RgbImage, JsValue> {
+    preprocess::decode(bytes).map_err(js_err)
 }
 
 impl Trainer {
@@ -202,29 +219,39 @@ impl Trainer {
         weights: &[u8],
         opts: JsValue,
     ) -> Result<Trainer, JsValue> {
-        let model = Model::from_bytes(model).map_err(js_err)?;
-        let trainer = Trainer::open(&opts, weights, Some(model.meta.arch)).await?;
-        {
-            let mut inner = trainer.inner.borrow_mut();
-            model
-                .check_backbone(inner.info.arch, &inner.info.source_sha256)
-                .map_err(js_err)?;
-            for label in &model.meta.labels {
-                inner.data.class_index(label).map_err(js_err)?;
-            }
-            inner.fit = model.meta.fit;
-            let head =
-                Head::from_weights(&model.weight, &model.bias, model.meta.dim, &inner.device);
-            inner.trained = Some(Trained {
-                head,
-                labels: model.meta.labels.clone(),
-                weight: model.weight,
-                bias: model.bias,
-                config: model.meta.config,
-                report: model.meta.report,
-            });
-        }
+        let parsed = Model::from_bytes(model).map_err(js_err)?;
+        let trainer = Trainer::open(&opts, weights, Some(parsed.meta.arch)).await?;
+        trainer.set_model(parsed)?;
         Ok(trainer)
+    }
+
+    /// Make `model` the trained model, after checking it was made for this backbone; on error
+    /// the current model stays.
+    fn set_model(&self, model: Model) -> Result<(), JsValue> {
+        let mut inner = self.inner.borrow_mut();
+        model
+            .check_backbone(inner.info.arch, &inner.info.source_sha256)
+            .map_err(js_err)?;
+        for label in &model.meta.labels {
+            validate_label(label).map_err(js_err)?;
+        }
+        if model.meta.fit != inner.fit && !inner.data.examples().is_empty() {
+            return Err(js_err(format!(
+                "the model was trained with '{}' preprocessing and the images here use '{}'",
+                model.meta.fit, inner.fit
+            )));
+        }
+        inner.fit = model.meta.fit;
+        let head = Head::from_weights(&model.weight, &model.bias, model.meta.dim, &inner.device);
+        inner.trained = Some(Trained {
+            head,
+            labels: model.meta.labels,
+            weight: model.weight,
+            bias: model.bias,
+            config: model.meta.config,
+            report: model.meta.report,
+        });
+        Ok(())
     }
 
     async fn open(opts: &JsValue, weights: &[u8], arch: Option<Arch>) -> Result<Trainer, JsValue> {
@@ -234,6 +261,15 @@ impl Trainer {
         let fit = match get(opts, "fit").as_string() {
             Some(s) => s.parse::<Fit>().map_err(js_err)?,
             None => Fit::default(),
+        };
+        let augment = match get(opts, "augment").as_f64() {
+            None => 0,
+            Some(k) if k >= 0.0 && k <= MAX_AUGMENT as f64 && k.fract() == 0.0 => k as usize,
+            Some(k) => {
+                return Err(js_err(format!(
+                    "augment must be a whole number from 0 to {MAX_AUGMENT}, not {k}"
+                )));
+            }
         };
         // Read the header first: a wrong file fails before the device starts.
         let info = weights::read_info(weights).map_err(js_err)?;
@@ -248,11 +284,38 @@ impl Trainer {
                 reason,
                 info,
                 fit,
+                augment,
                 data: Dataset::new(),
+                thumbs: HashMap::new(),
                 trained: None,
             })),
         })
     }
+}
+
+async fn predict_image(
+    inner: &Rc<RefCell<Inner>>,
+    img: &image::RgbImage,
+    opts: &JsValue,
+) -> Result<JsValue, JsValue> {
+    let threshold = get(opts, "threshold").as_f64().unwrap_or(0.0) as f32;
+    let (backbone, fit, device, trained) = {
+        let i = inner.borrow();
+        let t = i
+            .trained
+            .clone()
+            .ok_or_else(|| js_err("no model yet: train or load one first"))?;
+        (i.backbone.clone(), i.fit, i.device.clone(), t)
+    };
+    let embedding = embed_one(&backbone, img, fit).await?;
+    let probs = trainer::probabilities(&trained.head, &[&embedding], &device)
+        .await
+        .map_err(js_err)?;
+    to_js(&classifier::prediction(
+        &trained.labels,
+        &probs[0],
+        threshold,
+    ))
 }
 
 #[wasm_bindgen]
@@ -283,29 +346,129 @@ impl Trainer {
     }
 
     /// Embed an encoded image under `label` (creating the class); resolves to the image id.
+    /// Its UI copy is kept (`thumbnail(id)`), the pixels are not.
     #[wasm_bindgen(js_name = addImage)]
     pub fn add_image(&self, label: String, bytes: Uint8Array) -> Promise {
         let inner = self.inner.clone();
         let bytes = bytes.to_vec();
         future_to_promise(async move {
             let label = validate_label(&label).map_err(js_err)?;
-            let (backbone, fit) = {
+            let img = decode(&bytes)?;
+            drop(bytes);
+            let thumb = preprocess::thumbnail_jpeg(&img).map_err(js_err)?;
+            let (backbone, fit, augment, seed) = {
                 let i = inner.borrow();
-                (i.backbone.clone(), i.fit)
+                (
+                    i.backbone.clone(),
+                    i.fit,
+                    i.augment,
+                    i.data.next_id() as u64,
+                )
             };
-            let embedding = embed_one(&backbone, &bytes, fit).await?;
-            let id = inner
-                .borrow_mut()
-                .data
-                .push(&label, vec![embedding])
-                .map_err(js_err)?;
+            let views = dataset::embed_views(
+                &backbone,
+                std::slice::from_ref(&img),
+                fit,
+                augment,
+                seed,
+                infer::DEFAULT_BATCH,
+                &mut |_, _| true,
+            )
+            .await
+            .map_err(js_err)?
+            .remove(0);
+            let mut i = inner.borrow_mut();
+            let id = i.data.push(&label, views).map_err(js_err)?;
+            i.thumbs.insert(id, thumb);
             Ok(JsValue::from(id))
         })
     }
 
+    /// Add an image by its saved embedding (`embedding(id)` of an earlier session, same backbone)
+    /// and optional UI copy, without running the backbone.
+    #[wasm_bindgen(js_name = addEmbedding)]
+    pub fn add_embedding(
+        &self,
+        label: String,
+        embedding: Float32Array,
+        thumbnail: Option<Uint8Array>,
+    ) -> Result<u32, JsValue> {
+        let mut i = self.inner.borrow_mut();
+        let dim = i.info.arch.feature_dim();
+        let flat = embedding.to_vec();
+        if flat.is_empty() || !flat.len().is_multiple_of(dim) {
+            return Err(js_err(format!(
+                "an embedding for {} has a multiple of {dim} values, this one {}: saved with another backbone?",
+                i.info.arch,
+                flat.len()
+            )));
+        }
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err(js_err("the embedding contains NaN or infinite values"));
+        }
+        let views = flat.chunks(dim).map(<[f32]>::to_vec).collect();
+        let id = i.data.push(&label, views).map_err(js_err)?;
+        if let Some(t) = thumbnail {
+            i.thumbs.insert(id, t.to_vec());
+        }
+        Ok(id)
+    }
+
+    /// All views of image `id`'s embedding, concatenated (evaluation view first).
+    pub fn embedding(&self, id: u32) -> Option<Float32Array> {
+        let i = self.inner.borrow();
+        let e = i.data.get(id)?;
+        let flat: Vec<f32> = e.views.concat();
+        Some(Float32Array::from(flat.as_slice()))
+    }
+
+    /// The JPEG UI copy of image `id` (shorter side at most 256 px).
+    pub fn thumbnail(&self, id: u32) -> Option<Uint8Array> {
+        let i = self.inner.borrow();
+        i.thumbs.get(&id).map(|t| Uint8Array::from(t.as_slice()))
+    }
+
+    /// Rename a class; a trained model's label follows.
+    #[wasm_bindgen(js_name = renameClass)]
+    pub fn rename_class(&self, old: String, new: String) -> Result<(), JsValue> {
+        let mut i = self.inner.borrow_mut();
+        i.data.rename_class(&old, &new).map_err(js_err)?;
+        let new = validate_label(&new).map_err(js_err)?;
+        if let Some(t) = i.trained.as_mut()
+            && let Some(l) = t.labels.iter_mut().find(|l| **l == old.trim())
+        {
+            *l = new;
+        }
+        Ok(())
+    }
+
+    /// Remove a class and its images; resolves to how many images were removed.
+    #[wasm_bindgen(js_name = removeClass)]
+    pub fn remove_class(&self, label: String) -> Result<u32, JsValue> {
+        let mut guard = self.inner.borrow_mut();
+        let i = &mut *guard;
+        let removed = i.data.remove_class(&label).map_err(js_err)?;
+        let live: std::collections::HashSet<u32> = i.data.examples().iter().map(|e| e.id).collect();
+        i.thumbs.retain(|id, _| live.contains(id));
+        Ok(removed as u32)
+    }
+
     #[wasm_bindgen(js_name = removeImage)]
     pub fn remove_image(&self, id: u32) -> bool {
-        self.inner.borrow_mut().data.remove(id)
+        let mut i = self.inner.borrow_mut();
+        i.thumbs.remove(&id);
+        i.data.remove(id)
+    }
+
+    /// Feature dimension of the backbone (values per embedding view).
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> u32 {
+        self.inner.borrow().info.arch.feature_dim() as u32
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn arch(&self) -> String {
+        self.inner.borrow().info.arch.to_string()
     }
 
     /// Class labels in insertion order.
@@ -397,25 +560,31 @@ impl Trainer {
         let inner = self.inner.clone();
         let bytes = bytes.to_vec();
         future_to_promise(async move {
-            let threshold = get(&opts, "threshold").as_f64().unwrap_or(0.0) as f32;
-            let (backbone, fit, device, trained) = {
-                let i = inner.borrow();
-                let t = i
-                    .trained
-                    .clone()
-                    .ok_or_else(|| js_err("no model yet: train or load one first"))?;
-                (i.backbone.clone(), i.fit, i.device.clone(), t)
-            };
-            let embedding = embed_one(&backbone, &bytes, fit).await?;
-            let probs = trainer::probabilities(&trained.head, &[&embedding], &device)
-                .await
-                .map_err(js_err)?;
-            to_js(&classifier::prediction(
-                &trained.labels,
-                &probs[0],
-                threshold,
-            ))
+            let img = decode(&bytes)?;
+            predict_image(&inner, &img, &opts).await
         })
+    }
+
+    /// `predictPixels(rgba, width, height, {threshold})`: the same for canvas pixels
+    /// (`ImageData.data`), e.g. webcam frames, without an encode/decode round trip.
+    #[wasm_bindgen(js_name = predictPixels)]
+    pub fn predict_pixels(&self, rgba: &[u8], width: u32, height: u32, opts: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        let img = preprocess::from_rgba(rgba, width, height);
+        future_to_promise(async move {
+            let img = img.map_err(js_err)?;
+            predict_image(&inner, &img, &opts).await
+        })
+    }
+
+    /// Replace the trained model with a `.sortwise` file made for this backbone; resolves to
+    /// its labels. A wrong, truncated or newer file rejects and the current model stays.
+    #[wasm_bindgen(js_name = importModel)]
+    pub fn import_model(&self, bytes: &[u8]) -> Result<Vec<String>, JsValue> {
+        let model = Model::from_bytes(bytes).map_err(js_err)?;
+        let labels = model.meta.labels.clone();
+        self.set_model(model)?;
+        Ok(labels)
     }
 
     /// The trained model as a `.sortwise` file (same format as the CLI's).

@@ -271,4 +271,111 @@ mod trainer_api {
             .unwrap_err();
         assert!(err.contains("empty"), "{err}");
     }
+
+    /// What the page needs to save and restore a project, follow class edits, predict on camera
+    /// frames and cancel training, on the CPU backend.
+    #[wasm_bindgen_test]
+    async fn trainer_state_survives_a_restore() {
+        let w = Uint8Array::from(weights_file().as_slice());
+        let t = Trainer::create_async(obj(&[
+            ("weights", w.clone().into()),
+            ("device", "cpu".into()),
+            ("augment", 1.into()),
+        ]))
+        .await
+        .map_err(msg)
+        .unwrap();
+        assert_eq!((t.arch().as_str(), t.dim()), ("resnet18", 512));
+        let mut ids = Vec::new();
+        for (i, label) in ["glass", "metal", "paper"].iter().enumerate() {
+            for j in 0..2 {
+                let png = PNGS[(i + j) % 3];
+                let id = resolve(t.add_image(label.to_string(), Uint8Array::from(png)))
+                    .await
+                    .unwrap();
+                ids.push(id.as_f64().unwrap() as u32);
+            }
+        }
+        // Evaluation view plus one augmented view; the UI copy is a JPEG of the whole photo.
+        let e0 = t.embedding(ids[0]).unwrap().to_vec();
+        assert_eq!(e0.len(), 2 * 512);
+        assert_ne!(e0[..512], e0[512..]);
+        let thumb = t.thumbnail(ids[0]).unwrap().to_vec();
+        assert_eq!(thumb[..2], [0xFF, 0xD8]);
+        assert_eq!(
+            image::load_from_memory(&thumb).unwrap().to_rgb8().dimensions(),
+            (256, 256)
+        );
+
+        // A second trainer rebuilt from saved embeddings trains to the same model.
+        let t2 = Trainer::create_async(obj(&[("weights", w.into()), ("device", "cpu".into())]))
+            .await
+            .map_err(msg)
+            .unwrap();
+        for (&id, label) in ids.iter().zip(["glass", "glass", "metal", "metal", "paper", "paper"]) {
+            let e = t.embedding(id).unwrap();
+            t2.add_embedding(label.into(), e, t.thumbnail(id)).unwrap();
+        }
+        assert_eq!(t2.counts(), vec![2, 2, 2]);
+        let wrong = js_sys::Float32Array::new_with_length(100);
+        assert!(
+            msg(t2.add_embedding("glass".into(), wrong, None).unwrap_err()).contains("512")
+        );
+        let opts = || obj(&[("epochs", 5.into()), ("valSplit", 0.0.into())]);
+        let r1 = resolve(t.train(opts(), None)).await.unwrap();
+        let r2 = resolve(t2.train(opts(), None)).await.unwrap();
+        let loss = |r: &JsValue| {
+            let h = js_sys::Array::from(&field(r, "history"));
+            field(&h.get(h.length() - 1), "loss").as_f64().unwrap()
+        };
+        assert_eq!(loss(&r1), loss(&r2), "same embeddings, same seed: same training");
+
+        // Camera frames (RGBA) predict what the encoded image does.
+        let rgba = image::load_from_memory(PNGS[1]).unwrap().to_rgba8();
+        let (wd, ht) = rgba.dimensions();
+        let from_pixels = resolve(t.predict_pixels(rgba.as_raw(), wd, ht, JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        let from_bytes = resolve(t.predict(Uint8Array::from(PNGS[1]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        assert_eq!(
+            field(&from_pixels, "confidence").as_f64(),
+            field(&from_bytes, "confidence").as_f64()
+        );
+        let err = resolve(t.predict_pixels(&[0u8; 12], 2, 2, JsValue::UNDEFINED))
+            .await
+            .unwrap_err();
+        assert!(err.contains("RGBA"), "{err}");
+
+        // Importing a model: garbage is refused and the current model stays.
+        let model = t.export_model().unwrap().to_vec();
+        assert!(t2.import_model(b"not a model").is_err());
+        assert_eq!(t2.import_model(&model).unwrap(), vec!["glass", "metal", "paper"]);
+
+        // Class edits follow through to the images and the model's labels.
+        t.rename_class("metal".into(), "Metall 金属".into()).unwrap();
+        assert_eq!(t.labels(), vec!["glass", "Metall 金属", "paper"]);
+        assert!(t.rename_class("glass".into(), "paper".into()).is_err());
+        assert_eq!(t.remove_class("glass".into()).unwrap(), 2);
+        assert_eq!(t.counts(), vec![2, 2]);
+        assert!(t.thumbnail(ids[0]).is_none());
+        let p = resolve(t.predict(Uint8Array::from(PNGS[1]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        assert_ne!(field(&p, "label").as_string().unwrap(), "metal");
+
+        // A progress callback may return a Promise; resolving to false cancels.
+        let cb = Closure::<dyn Fn(JsValue) -> JsValue>::new(|p: JsValue| {
+            let go = field(&p, "epoch").as_f64().unwrap() < 2.0;
+            js_sys::Promise::resolve(&JsValue::from_bool(go)).into()
+        });
+        let err = resolve(t.train(
+            obj(&[("epochs", 10.into())]),
+            Some(cb.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        ))
+        .await
+        .unwrap_err();
+        assert!(err.contains("cancel"), "{err}");
+    }
 }

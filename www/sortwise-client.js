@@ -1,0 +1,271 @@
+// The page's handle on the trainer: the wasm `Trainer` API, run in a module Web Worker
+// (worker.js) so the UI stays responsive. Same shape as the Trainer, every method async.
+//
+// It also keeps what is needed to survive the worker: each image's label and embedding and the
+// current model. When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or
+// the wasm instance traps, it starts a fresh worker on the CPU backend, replays that state, and
+// retries the failed call — the user's images and model are kept, and `backendReason` says why.
+
+const here = import.meta.url;
+
+async function manifestEntry(arch) {
+  const res = await fetch(new URL('weights/manifest.json', here), { cache: 'no-cache' });
+  if (!res.ok) throw new Error(`weights/manifest.json: HTTP ${res.status} (run ./run serve to prepare weights)`);
+  const { backbones } = await res.json();
+  if (!backbones?.length) throw new Error('no backbone weights on this server (run ./run serve)');
+  const entry = arch ? backbones.find((b) => b.arch === arch) : backbones[0];
+  if (!entry) throw new Error(`no weights for '${arch}' on this server (available: ${backbones.map((b) => b.arch).join(', ')})`);
+  return entry;
+}
+
+class WorkerError extends Error {
+  constructor(message, { fatal = false, lost = false } = {}) {
+    super(message);
+    this.fatal = fatal;
+    this.lost = lost;
+  }
+}
+
+export class Sortwise {
+  #opts;
+  #entry;
+  #worker = null;
+  #pending = new Map();
+  #nextRequest = 1;
+  #queue = Promise.resolve();
+  #images = new Map(); // client id -> {label, embedding, workerId}
+  #toClient = new Map(); // worker id -> client id
+  #nextId = 1;
+  #model = null;
+  #lost = null;
+
+  /** One of 'webgpu' | 'cpu': what actually runs. */
+  backend = null;
+  backendReason = '';
+  arch = null;
+  dim = 0;
+
+  /**
+   * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, weightsUrl, sha256, onStatus}`.
+   * Without `weightsUrl`, the weights come from `weights/manifest.json` next to this module.
+   */
+  static async create(opts = {}) {
+    const s = new Sortwise(opts);
+    await s.#start(opts.device ?? 'auto');
+    return s;
+  }
+
+  constructor(opts) {
+    this.#opts = opts;
+  }
+
+  #status(s) {
+    try {
+      this.#opts.onStatus?.(s);
+    } catch (err) {
+      console.error(err);
+    }
+  }
+
+  async #start(device) {
+    if (!this.#opts.weightsUrl) this.#entry ??= await manifestEntry(this.#opts.arch);
+    const weightsUrl = this.#opts.weightsUrl ?? new URL(`weights/${this.#entry.file}`, here).href;
+    const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
+    this.#lost = null;
+    this.#worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
+    this.#worker.onmessage = (e) => this.#onMessage(e.data);
+    this.#worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#failAll(new WorkerError(`the trainer stopped: ${e.message || 'worker error'}`, { fatal: true }));
+    };
+    const info = await this.#post('create', [{
+      arch: this.#opts.arch ?? this.#entry?.arch,
+      weightsUrl,
+      sha256,
+      device,
+      augment: this.#opts.augment ?? 0,
+      fit: this.#opts.fit,
+    }]);
+    Object.assign(this, info);
+    this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
+  }
+
+  #onMessage(msg) {
+    if (msg.status) return this.#status(msg.status);
+    if (msg.lost) {
+      // Pending calls would wait forever on a dead device: fail them now; the queue recovers.
+      if (this.backend === 'webgpu') {
+        this.#lost = msg.lost;
+        this.#failAll(new WorkerError(`WebGPU device lost (${msg.lost})`, { lost: true }));
+      }
+      return;
+    }
+    const p = this.#pending.get(msg.id);
+    if (!p) return;
+    if (msg.progress) {
+      try {
+        p.onProgress?.(msg.progress);
+      } catch (err) {
+        console.error(err);
+      }
+      return;
+    }
+    this.#pending.delete(msg.id);
+    if (msg.ok) p.resolve(msg.value);
+    else p.reject(new WorkerError(msg.error, { fatal: msg.fatal }));
+  }
+
+  #failAll(err) {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  #post(op, args = [], { transfer = [], onProgress } = {}) {
+    if (this.#lost) return Promise.reject(new WorkerError(`WebGPU device lost (${this.#lost})`, { lost: true }));
+    const id = this.#nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress });
+      this.#worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  // One call at a time: the state replay after a failure must not interleave with other calls.
+  #run(op, args, opts) {
+    const task = this.#queue.then(() => this.#attempt(op, args, opts));
+    this.#queue = task.catch(() => {});
+    return task;
+  }
+
+  async #attempt(op, args, opts) {
+    try {
+      return await this.#post(op, args, opts);
+    } catch (err) {
+      if (!(err instanceof WorkerError) || !(err.fatal || err.lost)) throw err;
+      const wasGpu = this.backend === 'webgpu';
+      await this.#recover(err.message);
+      // On the GPU the failure was the device's; on the CPU it was ours, and would repeat.
+      if (wasGpu) return this.#post(op, args, opts);
+      throw new Error(`${err.message}; the trainer was restarted and your images are kept`);
+    }
+  }
+
+  async #recover(why) {
+    this.#worker.terminate();
+    this.#failAll(new WorkerError('the trainer was restarted'));
+    const was = this.backend;
+    await this.#start('cpu');
+    this.#toClient.clear();
+    for (const [clientId, img] of this.#images) {
+      img.workerId = await this.#post('addEmbedding', [img.label, img.embedding]);
+      this.#toClient.set(img.workerId, clientId);
+    }
+    if (this.#model) await this.#post('importModel', [this.#model]);
+    this.backendReason = was === 'webgpu'
+      ? `WebGPU stopped working (${why}); switched to the CPU backend, your images and model are kept`
+      : `the trainer was restarted after an error (${why}); your images and model are kept`;
+    this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
+  }
+
+  #workerId(id) {
+    const img = this.#images.get(id);
+    if (!img) throw new Error(`there is no image with id ${id}`);
+    return img.workerId;
+  }
+
+  #remember(label, embedding, workerId) {
+    const id = this.#nextId++;
+    this.#images.set(id, { label: label.trim(), embedding, workerId });
+    this.#toClient.set(workerId, id);
+    return id;
+  }
+
+  /** Embed an encoded image; resolves to `{id, thumbnail (JPEG bytes), embedding}`. */
+  async addImage(label, bytes) {
+    const r = await this.#run('addImage', [label, bytes]);
+    return { id: this.#remember(label, r.embedding, r.id), thumbnail: r.thumbnail, embedding: r.embedding };
+  }
+
+  /** Restore an image from a saved embedding (same backbone); resolves to its id. */
+  async addEmbedding(label, embedding, thumbnail) {
+    const f32 = embedding instanceof Float32Array ? embedding : new Float32Array(embedding);
+    const workerId = await this.#run('addEmbedding', [label, f32, thumbnail]);
+    return this.#remember(label, f32, workerId);
+  }
+
+  async removeImage(id) {
+    if (!this.#images.has(id)) return false;
+    const workerId = this.#images.get(id).workerId;
+    const removed = await this.#run('removeImage', [workerId]);
+    this.#images.delete(id);
+    this.#toClient.delete(workerId);
+    return removed;
+  }
+
+  async renameClass(from, to) {
+    await this.#run('renameClass', [from, to]);
+    for (const img of this.#images.values()) if (img.label === from.trim()) img.label = to.trim();
+  }
+
+  async removeClass(label) {
+    const n = await this.#run('removeClass', [label]);
+    for (const [id, img] of this.#images) {
+      if (img.label === label.trim()) {
+        this.#images.delete(id);
+        this.#toClient.delete(img.workerId);
+      }
+    }
+    return n;
+  }
+
+  labels() {
+    return this.#run('labels', []);
+  }
+
+  counts() {
+    return this.#run('counts', []);
+  }
+
+  /** Train a new head; `onProgress(p)` after every epoch. `cancel()` rejects it with 'cancelled'. */
+  async train(opts = {}, onProgress) {
+    const report = await this.#run('train', [opts], { onProgress });
+    for (const m of report.misclassified ?? []) m.id = this.#toClient.get(m.id) ?? m.id;
+    this.#model = await this.#run('exportModel', []);
+    return report;
+  }
+
+  cancel() {
+    this.#worker?.postMessage({ op: 'cancel' });
+  }
+
+  predict(bytes, opts = {}) {
+    return this.#run('predict', [bytes, opts]);
+  }
+
+  /** `image`: an ImageData (or `{data, width, height}` of RGBA bytes), e.g. a webcam frame. */
+  predictPixels(image, opts = {}) {
+    const { data, width, height } = image;
+    return this.#run('predictPixels', [{ data, width, height }, opts]);
+  }
+
+  async exportModel() {
+    return this.#run('exportModel', []);
+  }
+
+  /** Load a `.sortwise` model made for this backbone; the current model stays if it is refused. */
+  async importModel(bytes) {
+    const copy = new Uint8Array(bytes);
+    const labels = await this.#run('importModel', [copy]);
+    this.#model = copy;
+    return { labels };
+  }
+
+  /** Test hook: destroy the WebGPU device, as a driver reset would. */
+  debugLoseDevice() {
+    return this.#post('debugLoseDevice', []);
+  }
+
+  terminate() {
+    this.#worker?.terminate();
+    this.#failAll(new Error('the trainer was closed'));
+  }
+}

@@ -1,0 +1,118 @@
+// The trainer runs here, in a module Web Worker, so embedding and training never block the page.
+// Protocol: the page posts {id, op, args}; the worker answers {id, ok, value} or
+// {id, ok: false, error, fatal}; training progress arrives as {id, progress}; a lost WebGPU device
+// is announced as {lost: reason}. `fatal` means the wasm instance cannot be trusted any more
+// (a trap), and the client starts a fresh worker. sortwise-client.js is the other side.
+
+import init, { Trainer } from '../pkg/sortwise.js';
+import { loadWeights } from './weights.js';
+
+let trainer = null;
+let cancelRequested = false;
+const gpuDevices = [];
+
+// Keep a handle on the WebGPU devices burn creates: their `lost` promise is the only reliable
+// signal that the GPU went away (driver reset, tab backgrounded on mobile, or destroy()).
+if (self.GPUAdapter?.prototype?.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function patchedRequestDevice(...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevices.push(device);
+    device.lost.then((info) => {
+      postMessage({ lost: `${info.reason || 'unknown'}: ${info.message || 'the WebGPU device was lost'}` });
+    });
+    return device;
+  };
+}
+
+// Yield to the event loop through a MessageChannel (no timer clamping) so a cancel message
+// can be handled between epochs even on the CPU backend, which never awaits anything real.
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+function yieldToEvents() {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(null);
+  });
+}
+
+function need() {
+  if (!trainer) throw new Error('the trainer is not ready yet');
+  return trainer;
+}
+
+const ops = {
+  async create({ arch, weightsUrl, sha256, device, augment, fit }) {
+    await init();
+    const weights = await loadWeights(weightsUrl, {
+      sha256,
+      onProgress: (p) => postMessage({ status: { phase: 'weights', ...p } }),
+    });
+    trainer?.free();
+    trainer = await Trainer.create({ arch, weights, device, augment, fit });
+    return { arch: trainer.arch, dim: trainer.dim, backend: trainer.backend, backendReason: trainer.backendReason };
+  },
+  async addImage(label, bytes) {
+    const t = need();
+    const id = await t.addImage(label, bytes);
+    const thumbnail = t.thumbnail(id);
+    const embedding = t.embedding(id);
+    return { value: { id, thumbnail, embedding }, transfer: [thumbnail.buffer, embedding.buffer] };
+  },
+  addEmbedding: (label, embedding, thumbnail) => need().addEmbedding(label, embedding, thumbnail ?? undefined),
+  removeImage: (id) => need().removeImage(id),
+  renameClass: (from, to) => need().renameClass(from, to),
+  removeClass: (label) => need().removeClass(label),
+  labels: () => need().labels(),
+  counts: () => [...need().counts()],
+  // `this.id` is the request id, for tagging progress messages.
+  async train(opts) {
+    const { id } = this;
+    cancelRequested = false;
+    return need().train(opts, async (p) => {
+      postMessage({ id, progress: p });
+      await yieldToEvents();
+      return !cancelRequested;
+    });
+  },
+  predict: (bytes, opts) => need().predict(bytes, opts),
+  predictPixels: ({ data, width, height }, opts) => need().predictPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
+  exportModel() {
+    const bytes = need().exportModel();
+    return { value: bytes, transfer: [bytes.buffer] };
+  },
+  importModel: (bytes) => need().importModel(bytes),
+  // Test hook: destroy the WebGPU devices to exercise the device-lost path for real.
+  debugLoseDevice() {
+    for (const d of gpuDevices) d.destroy();
+    return gpuDevices.length;
+  },
+};
+
+function message(err) {
+  if (err instanceof Error) return err.message || String(err);
+  return typeof err === 'string' ? err : JSON.stringify(err);
+}
+
+self.onmessage = async ({ data }) => {
+  const { id, op, args = [] } = data;
+  if (op === 'cancel') {
+    cancelRequested = true;
+    return;
+  }
+  try {
+    const fn = ops[op];
+    if (!fn) throw new Error(`unknown operation ${op}`);
+    const out = await fn.apply({ id }, args);
+    if (out && typeof out === 'object' && 'transfer' in out && 'value' in out) {
+      postMessage({ id, ok: true, value: out.value }, out.transfer);
+    } else {
+      postMessage({ id, ok: true, value: out });
+    }
+  } catch (err) {
+    // A trap (a Rust panic, `unreachable`) leaves the wasm instance unusable.
+    const fatal = err instanceof WebAssembly.RuntimeError;
+    postMessage({ id, ok: false, error: message(err), fatal });
+  }
+};
