@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// End-to-end test of www/sortwise-client.js + www/worker.js (the page's engine) in headless
+// Chromium, below the UI: the WebGPU device lost mid-session (destroyed for real through the
+// WebGPU API) switches to the CPU backend keeping images and model, cancel stops training between
+// epochs on the CPU backend, weights come from Cache Storage on a second load, and bad input
+// rejects with a message. Needs pkg/ built and www/weights/ prepared (./run test does both).
+//
+//   node tests/e2e/client.mjs
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const T0 = Date.now();
+const log = (...a) => console.log(`[client ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+async function serve(port) {
+  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/tests/e2e/harness.html`)).ok) return proc;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  throw new Error('scripts/serve.py did not start');
+}
+
+const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
+  .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
+
+const port = await freePort();
+const server = await serve(port);
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+});
+let failed = false;
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
+  page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
+  await page.goto(`http://127.0.0.1:${port}/tests/e2e/harness.html`);
+  const data = { glass: photos('glass', 8), metal: photos('metal', 8), held: [...photos('glass', 3, 'val'), ...photos('metal', 3, 'val')] };
+
+  const r = await page.evaluate(async ({ glass, metal, held }) => {
+    const { Sortwise } = await import('/www/sortwise-client.js');
+    const u8 = (a) => new Uint8Array(a);
+    const out = { statuses: [] };
+    const onStatus = (s) => out.statuses.push(s.phase === 'weights' ? `weights ${s.cached ? 'cached' : s.loaded}` : `${s.backend}: ${s.reason}`);
+
+    // 1. Forced WebGPU (SwiftShader here), one image embedded on it, then the device is destroyed.
+    const sw = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'webgpu', onStatus });
+    out.first = sw.backend;
+    let t = performance.now();
+    const a = await sw.addImage('glass', u8(glass[0]));
+    out.gpuEmbedMs = performance.now() - t;
+    out.destroyed = await sw.debugLoseDevice();
+    t = performance.now();
+    const b = await sw.addImage('metal', u8(metal[0])); // retried on the CPU after the loss
+    out.cpuEmbedMs = performance.now() - t;
+    out.afterLoss = { backend: sw.backend, reason: sw.backendReason };
+    for (const g of glass.slice(1)) await sw.addImage('glass', u8(g));
+    for (const m of metal.slice(1)) await sw.addImage('metal', u8(m));
+    out.counts = await sw.counts();
+    out.ids = [a.id, b.id];
+    out.dims = [a.embedding.length, sw.dim];
+    const report = await sw.train({ epochs: 30, valSplit: 0 });
+    out.epochsRun = report.epochsRun;
+    out.held = [];
+    for (const h of held) out.held.push((await sw.predict(u8(h))).label);
+    out.predict = await sw.predict(u8(held[0]));
+
+    // 2. Cancel on the CPU backend: the worker yields between epochs, so the message arrives.
+    let epochs = 0;
+    try {
+      await sw.train({ epochs: 100000, patience: 0, valSplit: 0 }, () => { epochs += 1; if (epochs === 3) sw.cancel(); });
+      out.cancel = 'not cancelled';
+    } catch (e) {
+      out.cancel = e.message;
+    }
+    out.cancelEpochs = epochs;
+    out.afterCancel = await sw.predict(u8(held[0])); // the previous model is kept
+
+    // 3. Bad input rejects with a message; the trainer keeps working.
+    try { await sw.addImage('glass', u8([1, 2, 3])); } catch (e) { out.badImage = e.message; }
+    try { await sw.importModel(u8([1, 2, 3])); } catch (e) { out.badModel = e.message; }
+    out.countsAfterBad = await sw.counts();
+    sw.terminate();
+
+    // 4. A second trainer gets the weights from Cache Storage.
+    out.statuses.push('--- second');
+    const again = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'cpu', onStatus });
+    again.terminate();
+    return out;
+  }, data);
+
+  log(JSON.stringify({ ...r, predict: r.predict.label, afterCancel: r.afterCancel.label, statuses: r.statuses.filter((s) => !/^weights \d/.test(s)) }));
+  const check = (c, m) => { if (!c) throw new Error(m); };
+  check(r.first === 'webgpu', `forced WebGPU: got ${r.first}`);
+  check(r.destroyed >= 1, 'no WebGPU device was captured to destroy');
+  check(r.afterLoss.backend === 'cpu' && /WebGPU stopped working/.test(r.afterLoss.reason) && /kept/.test(r.afterLoss.reason),
+    `after the device loss: ${JSON.stringify(r.afterLoss)}`);
+  check(JSON.stringify(r.counts) === '[8,8]', `images kept across the switch: counts ${r.counts}`);
+  check(r.dims[0] === 1280 && r.dims[1] === 1280, `embedding size ${r.dims}`);
+  const truth = ['glass', 'glass', 'glass', 'metal', 'metal', 'metal'];
+  const right = r.held.filter((l, i) => l === truth[i]).length;
+  check(right >= 4, `held-out photos: ${right}/6 right (${r.held}); chance is 3/6`);
+  check(r.cancel === 'cancelled' && r.cancelEpochs >= 3 && r.cancelEpochs <= 4, `cancel: ${r.cancel} after ${r.cancelEpochs} epochs`);
+  check(r.afterCancel.label === r.predict.label && Math.abs(r.afterCancel.confidence - r.predict.confidence) < 1e-6, 'the model before cancel is kept');
+  check(/image|format/.test(r.badImage ?? ''), `bad image: ${r.badImage}`);
+  check(/safetensors|model|header|truncat/i.test(r.badModel ?? ''), `bad model: ${r.badModel}`);
+  check(JSON.stringify(r.countsAfterBad) === '[8,8]', 'bad input changed nothing');
+  const second = r.statuses.slice(r.statuses.indexOf('--- second'));
+  check(second.includes('weights cached'), `second load did not use Cache Storage: ${second}`);
+  log(`ok: held-out ${right}/6; WebGPU (SwiftShader) embed ${r.gpuEmbedMs.toFixed(0)} ms, after loss on CPU ${r.cpuEmbedMs.toFixed(0)} ms (includes the restart)`);
+} catch (e) {
+  failed = true;
+  log('FAILED:', e.message);
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);
