@@ -15,6 +15,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_pkgs=()
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+# The page's vendored libraries (uPlot, fflate) and, for tests, playwright-core come from npm.
+command -v npm >/dev/null || apt_pkgs+=(nodejs npm)
 if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
