@@ -719,19 +719,31 @@ async function train() {
   charts ??= new TrainCharts($('loss-chart'), $('acc-chart'), chartLabels());
   charts.reset();
   try {
-    const report = await serial(() => state.sw.train(opts, (p) => {
+    // Epochs can arrive every few milliseconds: record them all, draw at most once a frame.
+    let latest = null;
+    let frame = 0;
+    const draw = () => {
+      frame = 0;
+      const p = latest;
+      if (!p || !state.training) return;
       if (p.phase === 'train' && p.epochs) {
         $('train-bar').max = p.epochs;
         $('train-bar').value = p.epoch;
         const loss = Number.isFinite(p.loss) ? p.loss.toFixed(3) : '—';
         $('train-text').textContent = t('trainEpoch', { epoch: p.epoch, epochs: p.epochs, loss, acc: formatPct(p.valAccuracy) });
-        charts.push(p);
+        charts.redraw();
       } else if (p.total) {
         $('train-bar').max = p.total;
         $('train-bar').value = p.done;
         $('train-text').textContent = `${p.phase} ${p.done}/${p.total}`;
       }
+    };
+    const report = await serial(() => state.sw.train(opts, (p) => {
+      latest = p;
+      if (p.phase === 'train' && p.epochs) charts.record(p);
+      if (!frame) frame = requestAnimationFrame(draw);
     }));
+    cancelAnimationFrame(frame);
     const model = await state.sw.exportModel();
     state.report = keyedReport(report);
     state.model = model;

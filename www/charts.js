@@ -49,12 +49,17 @@ export class TrainCharts {
     this.build();
   }
 
-  push(p) {
+  /** Adds an epoch without drawing (call redraw() when the screen should catch up). */
+  record(p) {
     const num = (x) => (Number.isFinite(x) ? x : null);
     this.data.epoch.push(p.epoch);
     this.data.loss.push(num(p.loss));
     this.data.valLoss.push(num(p.valLoss));
     this.data.acc.push(num(p.valAccuracy));
+  }
+
+  push(p) {
+    this.record(p);
     this.redraw();
   }
 
