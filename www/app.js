@@ -278,9 +278,9 @@ async function addOne(item) {
   const bytes = await readBytes(item);
   const { id, thumbnail, embedding } = await state.sw.addImage(label, bytes);
   if (!classOf(label)) ensureClass(label); // deleted meanwhile: keep the engine and the page in step
-  addRecord(label, id, thumbnail, embedding);
+  const rec = addRecord(label, id, thumbnail, embedding);
   markStale();
-  renderCard(label);
+  appendThumb(rec);
 }
 
 async function removeImage(key) {
@@ -292,7 +292,15 @@ async function removeImage(key) {
     } catch (e) { showError('addFailed', e); return; }
     dropRecord(key);
     markStale();
-    renderCard(rec.label);
+    const card = cardFor(rec.label);
+    const fig = card?.querySelector(`.thumb[data-key="${key}"]`);
+    const c = classOf(rec.label);
+    if (fig && c && c.keys.length) {
+      const next = fig.nextElementSibling || fig.previousElementSibling;
+      fig.remove();
+      card.querySelector('.count').textContent = countText(c.keys.length);
+      next?.querySelector('.thumb-del')?.focus({ preventScroll: true });
+    } else renderCard(rec.label);
     scheduleSave();
   });
 }
@@ -387,6 +395,23 @@ function renderCard(label) {
   $('no-classes').hidden = state.classes.length > 0;
 }
 
+function thumbFigure(rec) {
+  const img = el('img', { src: thumbUrl(rec), alt: rec.label, loading: 'lazy', decoding: 'async' });
+  const del = el('button', { type: 'button', class: 'thumb-del', text: '×', title: t('removeImage'), aria: { label: t('removeImage') } });
+  del.addEventListener('click', () => removeImage(rec.key));
+  return el('figure', { class: 'thumb', dataset: { key: String(rec.key) } }, img, del);
+}
+
+/** Adds one thumbnail to a card that is already shown (cheaper than rebuilding the card). */
+function appendThumb(rec) {
+  const card = cardFor(rec.label);
+  if (!card) { renderCard(rec.label); return; }
+  const thumbs = card.querySelector('.thumbs');
+  thumbs.querySelector(':scope > .empty')?.remove();
+  thumbs.append(thumbFigure(rec));
+  card.querySelector('.count').textContent = countText(classOf(rec.label).keys.length);
+}
+
 function buildCard(c) {
   const label = c.label;
   const title = el('h3', { class: 'class-title', text: label });
@@ -416,11 +441,7 @@ function buildCard(c) {
   const thumbs = el('div', { class: 'thumbs' });
   for (const key of c.keys) {
     const rec = state.images.get(key);
-    if (!rec) continue;
-    const img = el('img', { src: thumbUrl(rec), alt: label, loading: 'lazy', decoding: 'async' });
-    const del = el('button', { type: 'button', class: 'thumb-del', text: '×', title: t('removeImage'), aria: { label: t('removeImage') } });
-    del.addEventListener('click', () => removeImage(key));
-    thumbs.append(el('figure', { class: 'thumb', dataset: { key: String(key) } }, img, del));
+    if (rec) thumbs.append(thumbFigure(rec));
   }
   if (!c.keys.length) thumbs.append(el('p', { class: 'empty', text: t('emptyClass') }));
 
