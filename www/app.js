@@ -107,7 +107,7 @@ function renderSkipped() {
   const list = $('skipped-list');
   list.replaceChildren(...state.skipped.map((s) => {
     const reason = s.reason.startsWith('msg:') ? s.reason.slice(4) : t(s.reason, s.params || {});
-    return el('li', {}, el('span', { class: 'skip-name', text: s.name }), el('span', { class: 'skip-reason', text: ` — ${reason}` }));
+    return el('li', {}, el('span', { class: 'skip-name', text: s.name, dir: 'auto' }), el('span', { class: 'skip-reason', text: ` — ${reason}` }));
   }));
   $('skipped').hidden = state.skipped.length === 0;
 }
@@ -414,7 +414,7 @@ function appendThumb(rec) {
 
 function buildCard(c) {
   const label = c.label;
-  const title = el('h3', { class: 'class-title', text: label });
+  const title = el('h3', { class: 'class-title', text: label, dir: 'auto' });
   const count = el('span', { class: 'count', text: countText(c.keys.length) });
   const renameBtn = el('button', { type: 'button', class: 'small rename', text: t('rename'), aria: { label: `${t('rename')}: ${label}` } });
   const deleteBtn = el('button', { type: 'button', class: 'small danger delete-class', text: t('deleteClass'), aria: { label: `${t('deleteClass')}: ${label}` } });
@@ -903,7 +903,7 @@ function renderPrediction(r) {
   label.hidden = false;
   label.classList.toggle('unsure', unsure);
   label.replaceChildren(
-    el('span', { class: 'pred-label', text: unsure ? t('unsure') : top.label }),
+    el('span', { class: 'pred-label', text: unsure ? t('unsure') : top.label, dir: 'auto' }),
     el('span', { class: 'pred-conf', text: top ? ` ${formatPct(top.p)}` : '' }),
   );
   $('test-message').hidden = true;
@@ -911,7 +911,7 @@ function renderPrediction(r) {
     const fill = el('span', { class: 'bar-fill' });
     fill.style.width = `${Math.max(0, Math.min(100, p.p * 100)).toFixed(1)}%`;
     return el('li', { class: 'bar' },
-      el('span', { class: 'bar-label', text: p.label }),
+      el('span', { class: 'bar-label', text: p.label, dir: 'auto', title: p.label }),
       el('span', { class: 'bar-track' }, fill),
       el('span', { class: 'bar-value', text: formatPct(p.p) }));
   }));

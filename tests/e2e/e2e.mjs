@@ -217,7 +217,11 @@ async function run(page, context, origin) {
     await page.press('#new-class', 'Enter');
   }
   await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 3);
-  // a duplicate is refused with a message
+  // an empty name and a duplicate are refused with a message
+  await page.fill('#new-class', '   ');
+  await page.click('#add-class');
+  check(/empty/.test(await errorText(page)), 'an empty class name is refused with a message');
+  await page.click('#error-close');
   await page.fill('#new-class', 'glass');
   await page.click('#add-class');
   check(/already/.test(await errorText(page)), 'a duplicate class name is refused with a message');
@@ -255,7 +259,7 @@ async function run(page, context, origin) {
   await page.screenshot({ path: join(SHOTS, '02-images.png'), fullPage: true });
 
   // ---- rename a class with images (and back) ----
-  for (const [from, to] of [['metal', 'metal 金属 🥫'], ['metal 金属 🥫', 'metal']]) {
+  for (const [from, to] of [['metal', 'metal 金属 🥫 معدن'], ['metal 金属 🥫 معدن', 'metal']]) {
     await card(from).locator('.rename').click();
     await card(from).locator('.rename-input').fill(to);
     await card(from).locator('.rename-input').press('Enter');
