@@ -39,6 +39,18 @@ impl Arch {
         }
     }
 
+    /// `[C, H, W]` of what enters the last stage at a 224 input: ResNet `layer4` takes layer3's
+    /// output (stride 16), EfficientNet-Lite0's last stage takes block 10's 112 channels. This is
+    /// what "fine-tune last stage" caches per view (4·C·H·W bytes: 88 KB for Lite0, 200 KB for
+    /// ResNet-18/34, 800 KB for ResNet-50).
+    pub fn stage_input_shape(self) -> [usize; 3] {
+        match self {
+            Arch::Resnet18 | Arch::Resnet34 => [256, 14, 14],
+            Arch::Resnet50 => [1024, 14, 14],
+            Arch::EfficientnetLite0 => [112, 14, 14],
+        }
+    }
+
     /// Input side the backbone was trained at (and, for EfficientNet-Lite0, the only size its
     /// static TF-style padding is correct for).
     pub fn input_size(self) -> usize {

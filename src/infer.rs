@@ -51,6 +51,9 @@ pub enum Output {
     Features,
     /// The 1000 ImageNet logits.
     Logits,
+    /// What enters the last stage, flattened to `C·H·W` (see `Arch::stage_input_shape`): the
+    /// cache of "fine-tune last stage".
+    StageInput,
 }
 
 /// Run the backbone over many inputs in batches of `batch`.
@@ -68,6 +71,7 @@ pub async fn run(
         let y = match output {
             Output::Features => backbone.features(x),
             Output::Logits => backbone.forward(x),
+            Output::StageInput => crate::backbone::stage::flatten_rows(backbone.stage_input(x)),
         };
         rows.extend(read_rows(y).await?);
     }

@@ -77,13 +77,25 @@ impl MbConv {
         if self.residual { x + input } else { x }
     }
 
-    fn fold_batchnorm(&mut self) {
+    pub(crate) fn fold_batchnorm(&mut self) {
         if let Some(conv) = &mut self.expand_conv {
             fold_pair(conv, &mut self.bn0);
         }
         fold_pair(&mut self.depthwise_conv, &mut self.bn1);
         fold_pair(&mut self.project_conv, &mut self.bn2);
     }
+}
+
+/// The last stage's blocks and the 1x1 head convolution: the part after
+/// [`EfficientNetLite::pre_last_stage`], here and in the trainable copy in `stage.rs`.
+pub fn tail(
+    blocks: &[MbConv],
+    conv_head: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    let x = blocks.iter().fold(x, |x, b| b.forward(x));
+    relu6(conv_bn(conv_head, bn, x))
 }
 
 #[derive(Module, Debug)]
@@ -148,9 +160,12 @@ impl EfficientNetLite {
 
     pub fn trunk(&self, x: Tensor<4>) -> Tensor<4> {
         let start = self.last_stage_start();
-        let x = self.pre_last_stage(x);
-        let x = self.blocks[start..].iter().fold(x, |x, b| b.forward(x));
-        relu6(conv_bn(&self.conv_head, &self.bn1, x))
+        tail(
+            &self.blocks[start..],
+            &self.conv_head,
+            &self.bn1,
+            self.pre_last_stage(x),
+        )
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {

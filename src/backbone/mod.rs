@@ -4,12 +4,14 @@
 pub mod efficientnet;
 mod fold;
 pub mod resnet;
+pub mod stage;
 
 use burn::tensor::{Device, Tensor};
 
 use crate::arch::Arch;
 pub use efficientnet::EfficientNetLite;
 pub use resnet::ResNet;
+pub use stage::{LastStage, StageWeights};
 
 /// `[N, C, H, W] -> [N, C]`, PyTorch's `AdaptiveAvgPool2d(1)` followed by `flatten(1)`.
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {

@@ -49,7 +49,7 @@ impl Block {
         relu(out + identity)
     }
 
-    fn fold_batchnorm(&mut self) {
+    pub(crate) fn fold_batchnorm(&mut self) {
         fold_pair(&mut self.conv1, &mut self.bn1);
         fold_pair(&mut self.conv2, &mut self.bn2);
         if let Some(conv3) = &mut self.conv3 {
@@ -59,6 +59,11 @@ impl Block {
             fold_pair(&mut ds.conv, &mut ds.bn);
         }
     }
+}
+
+/// `blocks` in sequence: layer4 here, and the trainable copy of it in `stage.rs`.
+pub fn run_blocks(blocks: &[Block], x: Tensor<4>) -> Tensor<4> {
+    blocks.iter().fold(x, |x, b| b.forward(x))
 }
 
 #[derive(Module, Debug)]
@@ -159,8 +164,7 @@ impl ResNet {
 
     /// Everything up to the last residual stage: `[N, 3, 224, 224] -> [N, C, 7, 7]`.
     pub fn trunk(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.pre_layer4(x);
-        self.layer4.iter().fold(x, |x, b| b.forward(x))
+        run_blocks(&self.layer4, self.pre_layer4(x))
     }
 
     /// Stem and stages 1-3. Split out so that fine-tuning `layer4` can cache this output.

@@ -188,6 +188,7 @@ fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
     let key = match output {
         Output::Features => "embedding",
         Output::Logits => "logits",
+        Output::StageInput => "stage_input",
     };
     for (i, row) in ok_index.into_iter().zip(rows) {
         entries[i][key] = json!(row);
@@ -199,7 +200,7 @@ fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
             "backend": selected.backend,
             "images": entries,
         }),
-        Output::Logits => json!({
+        Output::Logits | Output::StageInput => json!({
             "arch": args.arch.name(),
             "backend": selected.backend,
             "images": entries,
