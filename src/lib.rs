@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod dataset;
 pub mod device;
 pub mod error;
+pub mod finetune;
 pub mod head;
 pub mod infer;
 pub mod metrics;

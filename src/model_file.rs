@@ -2,6 +2,14 @@
 //! (`weight` `[classes, dim]`, `bias` `[classes]`, so `torch.nn.Linear(dim, classes)
 //! .load_state_dict(safetensors.torch.load_file(path))` works) and, in its metadata, everything
 //! needed to use it again: labels, backbone, preprocessing, training config and metrics.
+//!
+//! A model trained with "fine-tune last stage" also holds the stage's fine-tuned parameters
+//! under `stage.<burn path>` (`stage.layer4.0.conv1.weight`, `stage.blocks.0.expand_conv.weight`,
+//! `stage.conv_head.bias`; BatchNorm folded into the convolutions, see `backbone/stage.rs`), and
+//! its metadata says so (`stage`). Such files are version 2, so a sortwise that predates them
+//! refuses them instead of silently predicting with the pretrained stage; head-only files stay
+//! version 1. PyTorch still loads the head from either: pass `strict=False`, or keep only
+//! `weight` and `bias`, for a version 2 file.
 
 use std::collections::HashMap;
 
@@ -9,12 +17,18 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
+use crate::backbone::StageWeights;
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
 use crate::trainer::{Report, TrainConfig};
 
 pub const FORMAT: &str = "sortwise-model";
+/// Version of head-only files (what every sortwise reads).
 pub const VERSION: u32 = 1;
+/// Version of files that carry a fine-tuned last stage; also the newest this build reads.
+pub const VERSION_WITH_STAGE: u32 = 2;
+/// Prefix of the fine-tuned stage's tensor names.
+pub const STAGE_PREFIX: &str = "stage.";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,40 +58,101 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Which part of the backbone a stored stage replaces, for the file's metadata.
+fn stage_part(arch: Arch) -> &'static str {
+    match arch {
+        Arch::EfficientnetLite0 => "the last five blocks (from index 11) and conv_head",
+        _ => "layer4",
+    }
+}
+
 impl Model {
+    /// A head-only file (version 1).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_with_stage(None)
+    }
+
+    /// The file, with the fine-tuned last stage when there is one (then version 2).
+    pub fn to_bytes_with_stage(&self, stage: Option<&StageWeights>) -> Result<Vec<u8>> {
         let classes = self.meta.labels.len();
         if self.bias.len() != classes || self.weight.len() != classes * self.meta.dim {
             return Err(Error::Invalid(
                 "head shape does not match the labels".into(),
             ));
         }
-        let w = f32_bytes(&self.weight);
-        let b = f32_bytes(&self.bias);
-        let views = [
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
             (
-                "weight",
-                safetensors::tensor::TensorView::new(Dtype::F32, vec![classes, self.meta.dim], &w),
+                "weight".into(),
+                vec![classes, self.meta.dim],
+                f32_bytes(&self.weight),
             ),
-            (
-                "bias",
-                safetensors::tensor::TensorView::new(Dtype::F32, vec![classes], &b),
-            ),
-        ]
-        .into_iter()
-        .map(|(n, v)| v.map(|v| (n, v)))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-        let meta = serde_json::to_string(&self.meta).map_err(|e| Error::Invalid(e.to_string()))?;
-        let info = HashMap::from([
+            ("bias".into(), vec![classes], f32_bytes(&self.bias)),
+        ];
+        let stage = stage.filter(|s| !s.tensors.is_empty());
+        for (name, shape, values) in stage.map_or(&[][..], |s| &s.tensors[..]) {
+            if shape.iter().product::<usize>() != values.len() {
+                return Err(Error::Invalid(format!(
+                    "stage tensor {name} has {} values for shape {shape:?}",
+                    values.len()
+                )));
+            }
+            tensors.push((
+                format!("{STAGE_PREFIX}{name}"),
+                shape.clone(),
+                f32_bytes(values),
+            ));
+        }
+        let views = tensors
+            .iter()
+            .map(|(n, shape, b)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
+                    .map(|v| (n.as_str(), v))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let version = if stage.is_some() {
+            VERSION_WITH_STAGE
+        } else {
+            VERSION
+        };
+        let meta = ModelMeta {
+            version,
+            ..self.meta.clone()
+        };
+        let meta = serde_json::to_string(&meta).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut info = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("version".to_string(), VERSION.to_string()),
+            ("version".to_string(), version.to_string()),
             ("sortwise".to_string(), meta),
         ]);
+        if let Some(s) = stage {
+            let description = serde_json::json!({
+                "prefix": STAGE_PREFIX,
+                "part": stage_part(self.meta.arch),
+                "batchnorm": "folded into the convolutions",
+                "tensors": s.tensors.len(),
+            });
+            info.insert("stage".to_string(), description.to_string());
+        }
         safetensors::serialize(views, Some(info)).map_err(|e| Error::Invalid(e.to_string()))
     }
 
+    /// A model file for callers that use the head only; a file with a fine-tuned stage is
+    /// refused, since its head is wrong on the pretrained stage.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        match Model::from_bytes_with_stage(bytes)? {
+            (model, None) => Ok(model),
+            (_, Some(_)) => Err(Error::Invalid(
+                "this model was trained with 'fine-tune last stage' and needs its fine-tuned \
+                 stage, which this part of sortwise cannot load yet"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The model and, when it was trained with "fine-tune last stage", the stage's weights
+    /// (load them with `Backbone::load_last_stage`).
+    pub fn from_bytes_with_stage(bytes: &[u8]) -> Result<(Model, Option<StageWeights>)> {
         let bad = |m: String| Error::Invalid(format!("not a usable .sortwise model file: {m}"));
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(format!("the file is truncated or corrupt ({e})")))?;
@@ -89,9 +164,9 @@ impl Model {
             .get("version")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| bad("missing version".into()))?;
-        if version > VERSION {
+        if version > VERSION_WITH_STAGE {
             return Err(Error::Invalid(format!(
-                "this model file is version {version}, made by a newer sortwise; this one reads up to version {VERSION}"
+                "this model file is version {version}, made by a newer sortwise; this one reads up to version {VERSION_WITH_STAGE}"
             )));
         }
         let meta: ModelMeta = serde_json::from_str(info.get("sortwise").map_or("", String::as_str))
@@ -125,7 +200,33 @@ impl Model {
         }
         let weight = read("weight", &[classes, meta.dim])?;
         let bias = read("bias", &[classes])?;
-        Ok(Model { meta, weight, bias })
+        // Sorted by name, the order `LastStage::to_weights` gives too.
+        let mut names: Vec<&str> = st
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with(STAGE_PREFIX))
+            .collect();
+        names.sort_unstable();
+        if names.is_empty() == info.contains_key("stage") {
+            return Err(bad(
+                "its metadata and its stage tensors disagree about a fine-tuned stage".into(),
+            ));
+        }
+        let stage = if names.is_empty() {
+            None
+        } else {
+            let mut tensors = Vec::with_capacity(names.len());
+            for name in names {
+                let shape = st
+                    .tensor(name)
+                    .map(|t| t.shape().to_vec())
+                    .unwrap_or_default();
+                let values = read(name, &shape)?;
+                tensors.push((name[STAGE_PREFIX.len()..].to_string(), shape, values));
+            }
+            Some(StageWeights { tensors })
+        };
+        Ok((Model { meta, weight, bias }, stage))
     }
 
     /// Refuse to pair this head with a backbone it was not trained on.
@@ -184,16 +285,60 @@ mod tests {
     }
 
     #[test]
+    fn stage_round_trip_and_version() {
+        let stage = StageWeights {
+            tensors: vec![
+                ("layer4.0.conv1.bias".into(), vec![2], vec![0.25, -1.0]),
+                (
+                    "layer4.0.conv1.weight".into(),
+                    vec![2, 1, 1, 1],
+                    vec![3.0, 4.0],
+                ),
+            ],
+        };
+        let head_only = model().to_bytes().unwrap();
+        let bytes = model().to_bytes_with_stage(Some(&stage)).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let info = header.metadata().clone().unwrap();
+        assert_eq!(info["version"], "2");
+        assert!(info["stage"].contains("layer4"), "{}", info["stage"]);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(
+            st.tensor("stage.layer4.0.conv1.weight").unwrap().shape(),
+            &[2, 1, 1, 1]
+        );
+        let (back, back_stage) = Model::from_bytes_with_stage(&bytes).unwrap();
+        assert_eq!(back_stage.as_ref(), Some(&stage));
+        assert_eq!(back.meta.version, 2);
+        assert_eq!(back.weight, model().weight);
+        // Head-only callers are told why they cannot use it; head-only files stay version 1.
+        let e = Model::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(e.contains("fine-tune last stage"), "{e}");
+        assert_eq!(Model::from_bytes_with_stage(&head_only).unwrap().1, None);
+        let (_, header) = SafeTensors::read_metadata(&head_only).unwrap();
+        assert_eq!(header.metadata().as_ref().unwrap()["version"], "1");
+        // Stage tensors without the metadata that announces them: refused.
+        let mut info = info.clone();
+        info.remove("stage");
+        let e = Model::from_bytes_with_stage(
+            &safetensors::serialize(st.tensors(), Some(info)).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("disagree"), "{e}");
+    }
+
+    #[test]
     fn future_versions_and_foreign_files_are_refused() {
         let bytes = model().to_bytes().unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let mut info = header.metadata().clone().unwrap();
-        info.insert("version".into(), "2".into());
+        info.insert("version".into(), "3".into());
         let tensors: Vec<_> = st.tensors();
         let future = safetensors::serialize(tensors, Some(info)).unwrap();
         let e = Model::from_bytes(&future).unwrap_err().to_string();
-        assert!(e.contains("version 2") && e.contains("newer"), "{e}");
+        assert!(e.contains("version 3") && e.contains("newer"), "{e}");
         let plain = safetensors::serialize(st.tensors(), None).unwrap();
         let e = Model::from_bytes(&plain).unwrap_err().to_string();
         assert!(e.contains("no sortwise model metadata"), "{e}");

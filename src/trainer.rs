@@ -2,7 +2,7 @@
 //! (burn-train's learner does not run in the browser), so the same loop serves CLI and page.
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -41,6 +41,10 @@ pub enum Balance {
     Sample,
 }
 
+/// Default L2-SP strength, α = 0.1: the value Li et al. (2018) found to work across their
+/// transfer tasks, kept after a measurement on trashnet-mini (docs/BENCHMARKS.md).
+pub const DEFAULT_L2SP: f64 = 0.1;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TrainConfig {
@@ -60,6 +64,15 @@ pub struct TrainConfig {
     /// Step decay: multiply the learning rate by `gamma` every `step_size` epochs (0: off).
     pub step_size: usize,
     pub gamma: f64,
+    /// Also train the backbone's last stage (see `finetune.rs`), after a head-only warm start.
+    pub finetune_last: bool,
+    /// L2-SP strength α: the fine-tuning loss adds (α/2)·‖θ−θ₀‖² over the last stage's
+    /// parameters θ (θ₀ pretrained), in place of weight decay toward 0 there.
+    pub l2sp: f64,
+    /// Epochs of the fine-tuning phase (after the head-only epochs).
+    pub finetune_epochs: usize,
+    /// Learning rate of the fine-tuning phase. Default: a tenth of `lr`'s.
+    pub finetune_lr: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +91,10 @@ impl Default for TrainConfig {
             patience: 20,
             step_size: 0,
             gamma: 0.1,
+            finetune_last: false,
+            l2sp: DEFAULT_L2SP,
+            finetune_epochs: 10,
+            finetune_lr: None,
         }
     }
 }
@@ -90,7 +107,11 @@ impl TrainConfig {
         })
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn finetune_learning_rate(&self) -> f64 {
+        self.finetune_lr.unwrap_or(self.learning_rate() / 10.0)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Invalid(m.to_string()));
         if self.epochs == 0 {
             return bad("epochs must be at least 1");
@@ -107,6 +128,16 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad("label smoothing must be in [0, 1)");
+        }
+        if !(self.l2sp >= 0.0 && self.l2sp.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "l2sp must be a non-negative number (got {})",
+                self.l2sp
+            )));
+        }
+        let ft_lr = self.finetune_learning_rate();
+        if self.finetune_last && !(ft_lr > 0.0 && ft_lr.is_finite()) {
+            return bad("the fine-tuning learning rate must be a positive number");
         }
         Ok(())
     }
@@ -205,6 +236,27 @@ pub struct Report {
     pub val_size: usize,
     pub balance: Balance,
     pub seconds: f64,
+    /// Present when the backbone's last stage was fine-tuned; `history` then holds the head-only
+    /// epochs followed by the fine-tuning epochs, numbered on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FineTuneStats>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FineTuneStats {
+    pub l2sp: f64,
+    pub epochs_run: usize,
+    /// Fine-tuning epoch whose weights were kept; 0 means none beat the head-only model, which
+    /// (with the pretrained stage) was kept.
+    pub best_epoch: usize,
+    /// ‖θ−θ₀‖ of the kept stage, over all its (BatchNorm-folded) parameters.
+    pub distance: f64,
+    /// ‖θ−θ₀‖ after the last fine-tuning epoch, kept or not: how far training moved the stage.
+    pub last_distance: f64,
+    /// The head-only warm start's validation metrics, for comparison.
+    pub head_only_val_accuracy: Option<f64>,
+    pub head_only_val_loss: Option<f64>,
 }
 
 /// Checks that the class counts can train a classifier, with messages a person can act on.
@@ -245,8 +297,9 @@ fn resolve_balance(balance: Balance, counts: &[usize]) -> Balance {
     }
 }
 
-fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+/// `weight_decay` pulls toward 0 (burn adds `weight_decay·θ` to the gradient); 0 turns it off.
+pub(crate) fn build_optimizer(cfg: &TrainConfig, weight_decay: f64) -> ModuleOptimizer {
+    let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
     match cfg.optimizer {
         OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
         OptimizerKind::Sgd => SgdConfig::new()
@@ -260,10 +313,275 @@ fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     }
 }
 
-fn matrix(rows: &[&[f32]], device: &Device) -> Tensor<2> {
+/// `base` with the step decay of `cfg` applied at `epoch` (1-based).
+pub(crate) fn lr_at(cfg: &TrainConfig, base: f64, epoch: usize) -> f64 {
+    match (epoch - 1).checked_div(cfg.step_size) {
+        Some(steps) => base * cfg.gamma.powi(steps as i32),
+        None => base,
+    }
+}
+
+pub(crate) fn matrix(rows: &[&[f32]], device: &Device) -> Tensor<2> {
     let dim = rows.first().map_or(0, |r| r.len());
     let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
     Tensor::from_data(TensorData::new(flat, [rows.len(), dim]), device)
+}
+
+/// What a training run over `train_set` needs beyond the config: class counts, the resolved
+/// balance mode and its weights, the loss, and the batch order of each epoch.
+pub(crate) struct Plan {
+    pub classes: usize,
+    pub balance: Balance,
+    class_weights: Vec<f32>,
+    sample_weights: Vec<f64>,
+    sample_total: f64,
+    pub rng: StdRng,
+}
+
+impl Plan {
+    pub fn new(
+        labels: &[String],
+        train_set: &[TrainExample<'_>],
+        cfg: &TrainConfig,
+    ) -> Result<Plan> {
+        cfg.validate()?;
+        let classes = labels.len();
+        let mut counts = vec![0usize; classes];
+        for e in train_set {
+            counts[e.label] += 1;
+        }
+        check_counts(labels, &counts)?;
+        let n = train_set.len();
+        let sample_weights: Vec<f64> = train_set
+            .iter()
+            .map(|e| 1.0 / counts[e.label] as f64)
+            .collect();
+        Ok(Plan {
+            classes,
+            balance: resolve_balance(cfg.balance, &counts),
+            class_weights: counts
+                .iter()
+                .map(|&c| n as f32 / (classes as f32 * c as f32))
+                .collect(),
+            sample_total: sample_weights.iter().sum(),
+            sample_weights,
+            rng: StdRng::seed_from_u64(cfg.seed),
+        })
+    }
+
+    pub fn loss(&self, cfg: &TrainConfig, device: &Device) -> CrossEntropyLoss {
+        CrossEntropyLossConfig::new()
+            .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
+            .with_weights((self.balance == Balance::Weight).then(|| self.class_weights.clone()))
+            .init(device)
+    }
+
+    /// One epoch's example order: a seeded shuffle, or class-balanced draws for `Sample`.
+    pub fn epoch_order(&mut self) -> Vec<usize> {
+        let n = self.sample_weights.len();
+        if self.balance == Balance::Sample {
+            (0..n)
+                .map(|_| {
+                    let mut t = self.rng.random_range(0.0..self.sample_total);
+                    self.sample_weights
+                        .iter()
+                        .position(|w| {
+                            t -= w;
+                            t < 0.0
+                        })
+                        .unwrap_or(n - 1)
+                })
+                .collect()
+        } else {
+            let mut o: Vec<usize> = (0..n).collect();
+            o.shuffle(&mut self.rng);
+            o
+        }
+    }
+
+    /// One view of each example in `batch` (drawn at random among its views) and the targets.
+    pub fn batch<'a>(
+        &mut self,
+        train_set: &[TrainExample<'a>],
+        batch: &[usize],
+        device: &Device,
+    ) -> (Vec<&'a [f32]>, Tensor<1, Int>) {
+        let rows = batch
+            .iter()
+            .map(|&i| {
+                let views = train_set[i].views;
+                views[self.rng.random_range(0..views.len())].as_slice()
+            })
+            .collect();
+        let targets: Vec<i64> = batch.iter().map(|&i| train_set[i].label as i64).collect();
+        let y = Tensor::from_data(TensorData::new(targets, [batch.len()]), device);
+        (rows, y)
+    }
+}
+
+/// Sum of the per-batch losses of an epoch, kept on the device until the epoch ends.
+#[derive(Default)]
+pub(crate) struct EpochLoss {
+    sum: Option<Tensor<1>>,
+    batches: usize,
+}
+
+impl EpochLoss {
+    pub fn add(&mut self, loss: Tensor<1>) {
+        let detached = loss.detach();
+        self.sum = Some(match self.sum.take() {
+            Some(s) => s + detached,
+            None => detached,
+        });
+        self.batches += 1;
+    }
+
+    /// The mean, refusing a diverged (NaN/inf) run with a message saying what to change.
+    pub async fn mean(self, epoch: usize, lr: f64) -> Result<f64> {
+        let sum = self.sum.expect("at least one batch").reshape([1, 1]);
+        let loss = read_rows(sum).await?[0][0] as f64 / self.batches as f64;
+        if !loss.is_finite() {
+            return Err(Error::Invalid(format!(
+                "training diverged at epoch {epoch} (loss is {loss}): lower the learning rate (now {lr})"
+            )));
+        }
+        Ok(loss)
+    }
+}
+
+/// Validation loss and accuracy from probabilities (`None` without a validation set).
+pub(crate) fn val_stats(
+    probs: &[Vec<f32>],
+    truth: &[usize],
+    classes: usize,
+) -> (Option<f64>, Option<f64>) {
+    if truth.is_empty() {
+        return (None, None);
+    }
+    let m = metrics::compute(probs, truth, classes);
+    (Some(m.loss), Some(m.accuracy))
+}
+
+/// Epoch history, progress reporting with cancel, and early stopping that keeps the best
+/// snapshot (by validation loss, or training loss without a validation set).
+pub(crate) struct Run<T> {
+    pub history: Vec<EpochStats>,
+    best: Option<(f64, usize, T)>,
+    since_best: usize,
+    patience: usize,
+}
+
+impl<T> Run<T> {
+    pub fn new(patience: usize) -> Self {
+        Run {
+            history: Vec::new(),
+            best: None,
+            since_best: 0,
+            patience,
+        }
+    }
+
+    /// Offer a candidate without an epoch of its own (e.g. the starting point, epoch 0).
+    pub fn offer(&mut self, score: f64, epoch: usize, snapshot: impl FnOnce() -> T) -> bool {
+        if self.best.as_ref().is_none_or(|(b, _, _)| score < *b) {
+            self.best = Some((score, epoch, snapshot()));
+            self.since_best = 0;
+            true
+        } else {
+            self.since_best += 1;
+            false
+        }
+    }
+
+    /// Record an epoch, report it (`Err(Cancelled)` when `progress` says stop), keep the
+    /// snapshot if it is the best so far; `Ok(true)` when patience has run out.
+    pub async fn end_epoch(
+        &mut self,
+        stats: EpochStats,
+        phase: &str,
+        epochs: usize,
+        progress: &mut impl AsyncFnMut(&Progress) -> bool,
+        snapshot: impl FnOnce() -> T,
+    ) -> Result<bool> {
+        let keep_going = progress(&Progress {
+            phase: phase.into(),
+            epoch: stats.epoch,
+            epochs,
+            loss: stats.loss,
+            val_loss: stats.val_loss,
+            val_accuracy: stats.val_accuracy,
+        })
+        .await;
+        if !keep_going {
+            return Err(Error::Cancelled);
+        }
+        let score = stats.val_loss.unwrap_or(stats.loss);
+        let epoch = stats.epoch;
+        self.history.push(stats);
+        let improved = self.offer(score, epoch, snapshot);
+        Ok(!improved && self.patience > 0 && self.since_best >= self.patience)
+    }
+
+    /// (best epoch, its snapshot); panics if nothing was offered.
+    pub fn best(&mut self) -> (usize, T) {
+        let (_, epoch, snapshot) = self.best.take().expect("at least one epoch ran");
+        (epoch, snapshot)
+    }
+}
+
+/// The report of a run, with validation metrics from the kept model's probabilities.
+pub(crate) fn build_report(
+    labels: &[String],
+    history: Vec<EpochStats>,
+    best_epoch: usize,
+    train_size: usize,
+    val_set: &[ValExample<'_>],
+    balance: Balance,
+    probs: &[Vec<f32>],
+) -> Report {
+    let epochs_run = history.len();
+    let mut report = Report {
+        val_accuracy: None,
+        val_loss: None,
+        per_class: Vec::new(),
+        confusion: Vec::new(),
+        labels: labels.to_vec(),
+        history,
+        misclassified: Vec::new(),
+        epochs_run,
+        best_epoch,
+        train_size,
+        val_size: val_set.len(),
+        balance,
+        seconds: 0.0,
+        finetune: None,
+    };
+    if val_set.is_empty() {
+        return report;
+    }
+    let truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
+    let m = metrics::compute(probs, &truth, labels.len());
+    report.val_accuracy = Some(m.accuracy);
+    report.val_loss = Some(m.loss);
+    report.confusion = m.confusion;
+    report.per_class = labels
+        .iter()
+        .cloned()
+        .zip(m.per_class)
+        .map(|(label, metrics)| PerClass { label, metrics })
+        .collect();
+    for (v, p) in val_set.iter().zip(probs) {
+        let predicted = metrics::argmax(p);
+        if predicted != v.label {
+            report.misclassified.push(Misclassified {
+                id: v.id,
+                label: labels[v.label].clone(),
+                predicted: labels[predicted].clone(),
+                confidence: p[predicted],
+            });
+        }
+    }
+    report
 }
 
 /// Softmax probabilities of `head` for each row.
@@ -286,175 +604,56 @@ pub async fn train(
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
-    cfg.validate()?;
     let started = Instant::now();
-    let classes = labels.len();
-    let mut counts = vec![0usize; classes];
-    for e in train_set {
-        counts[e.label] += 1;
-    }
-    check_counts(labels, &counts)?;
+    let mut plan = Plan::new(labels, train_set, cfg)?;
     let dim = train_set[0].views[0].len();
-    let balance = resolve_balance(cfg.balance, &counts);
-    let n = train_set.len();
-    let class_weights: Vec<f32> = counts
-        .iter()
-        .map(|&c| n as f32 / (classes as f32 * c as f32))
-        .collect();
-
     let ad = device.clone().autodiff();
-    let mut head = Head::zeros(dim, classes, &ad);
-    let mut optim = build_optimizer(cfg);
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
-        .with_weights((balance == Balance::Weight).then(|| class_weights.clone()))
-        .init(&ad);
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let sample_weights: Vec<f64> = train_set
-        .iter()
-        .map(|e| 1.0 / counts[e.label] as f64)
-        .collect();
-    let sample_total: f64 = sample_weights.iter().sum();
-
+    let mut head = Head::zeros(dim, plan.classes, &ad);
+    let mut optim = build_optimizer(cfg, cfg.weight_decay);
+    let loss_fn = plan.loss(cfg, &ad);
     let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
     let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Head)> = None;
-    let mut since_best = 0;
+    let mut run = Run::new(cfg.patience);
 
     for epoch in 1..=cfg.epochs {
-        let order: Vec<usize> = if balance == Balance::Sample {
-            (0..n)
-                .map(|_| {
-                    let mut t = rng.random_range(0.0..sample_total);
-                    sample_weights
-                        .iter()
-                        .position(|w| {
-                            t -= w;
-                            t < 0.0
-                        })
-                        .unwrap_or(n - 1)
-                })
-                .collect()
-        } else {
-            let mut o: Vec<usize> = (0..n).collect();
-            o.shuffle(&mut rng);
-            o
-        };
-        let lr = match (epoch - 1).checked_div(cfg.step_size) {
-            Some(steps) => cfg.learning_rate() * cfg.gamma.powi(steps as i32),
-            None => cfg.learning_rate(),
-        };
-        let mut loss_sum: Option<Tensor<1>> = None;
-        let mut batches = 0usize;
+        let order = plan.epoch_order();
+        let lr = lr_at(cfg, cfg.learning_rate(), epoch);
+        let mut epoch_loss = EpochLoss::default();
         for batch in order.chunks(cfg.batch_size) {
-            let rows: Vec<&[f32]> = batch
-                .iter()
-                .map(|&i| {
-                    let views = train_set[i].views;
-                    views[rng.random_range(0..views.len())].as_slice()
-                })
-                .collect();
-            let targets: Vec<i64> = batch.iter().map(|&i| train_set[i].label as i64).collect();
-            let x = matrix(&rows, &ad);
-            let y = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch.len()]), &ad);
-            let loss = loss_fn.forward(head.forward(x), y);
-            let detached = loss.clone().detach();
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + detached,
-                None => detached,
-            });
-            batches += 1;
+            let (rows, y) = plan.batch(train_set, batch, &ad);
+            let loss = loss_fn.forward(head.forward(matrix(&rows, &ad)), y);
+            epoch_loss.add(loss.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &head);
             head = optim.step(lr, head, grads);
         }
-        let loss = read_rows(loss_sum.expect("at least one batch").reshape([1, 1])).await?[0][0]
-            as f64
-            / batches as f64;
-        if !loss.is_finite() {
-            return Err(Error::Invalid(format!(
-                "training diverged at epoch {epoch} (loss is {loss}): lower the learning rate (now {})",
-                cfg.learning_rate()
-            )));
-        }
-        let (val_loss, val_accuracy) = if val_set.is_empty() {
-            (None, None)
-        } else {
-            let probs = probabilities(&head.valid(), &val_rows, device).await?;
-            let m = metrics::compute(&probs, &val_truth, classes);
-            (Some(m.loss), Some(m.accuracy))
+        let loss = epoch_loss.mean(epoch, cfg.learning_rate()).await?;
+        let probs = probabilities(&head.valid(), &val_rows, device).await?;
+        let (val_loss, val_accuracy) = val_stats(&probs, &val_truth, plan.classes);
+        let stats = EpochStats {
+            epoch,
+            loss,
+            val_loss,
+            val_accuracy,
         };
-        history.push(EpochStats {
-            epoch,
-            loss,
-            val_loss,
-            val_accuracy,
-        });
-        let cancelled = !progress(&Progress {
-            phase: "train".into(),
-            epoch,
-            epochs: cfg.epochs,
-            loss,
-            val_loss,
-            val_accuracy,
-        })
-        .await;
-        if cancelled {
-            return Err(Error::Cancelled);
-        }
-        let score = val_loss.unwrap_or(loss);
-        if best.as_ref().is_none_or(|(b, _, _)| score < *b) {
-            best = Some((score, epoch, head.valid()));
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if cfg.patience > 0 && since_best >= cfg.patience {
-                break;
-            }
+        if run
+            .end_epoch(stats, "train", cfg.epochs, progress, || head.valid())
+            .await?
+        {
+            break;
         }
     }
 
-    let (_, best_epoch, best_head) = best.expect("at least one epoch ran");
-    let epochs_run = history.len();
-    let mut report = Report {
-        val_accuracy: None,
-        val_loss: None,
-        per_class: Vec::new(),
-        confusion: Vec::new(),
-        labels: labels.to_vec(),
-        history,
-        misclassified: Vec::new(),
-        epochs_run,
+    let (best_epoch, best_head) = run.best();
+    let probs = probabilities(&best_head, &val_rows, device).await?;
+    let mut report = build_report(
+        labels,
+        run.history,
         best_epoch,
-        train_size: n,
-        val_size: val_set.len(),
-        balance,
-        seconds: 0.0,
-    };
-    if !val_set.is_empty() {
-        let probs = probabilities(&best_head, &val_rows, device).await?;
-        let m = metrics::compute(&probs, &val_truth, classes);
-        report.val_accuracy = Some(m.accuracy);
-        report.val_loss = Some(m.loss);
-        report.confusion = m.confusion;
-        report.per_class = labels
-            .iter()
-            .cloned()
-            .zip(m.per_class)
-            .map(|(label, metrics)| PerClass { label, metrics })
-            .collect();
-        for (v, p) in val_set.iter().zip(&probs) {
-            let predicted = metrics::argmax(p);
-            if predicted != v.label {
-                report.misclassified.push(Misclassified {
-                    id: v.id,
-                    label: labels[v.label].clone(),
-                    predicted: labels[predicted].clone(),
-                    confidence: p[predicted],
-                });
-            }
-        }
-    }
+        train_set.len(),
+        val_set,
+        plan.balance,
+        &probs,
+    );
     report.seconds = started.elapsed().as_secs_f64();
     Ok((best_head, report))
 }

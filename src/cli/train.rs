@@ -12,7 +12,9 @@ use crate::classifier;
 use crate::dataset::{self, Dataset};
 use crate::device::{self, BackendChoice};
 use crate::error::{Error, Result};
+use crate::finetune;
 use crate::head::Head;
+use crate::infer::Output;
 use crate::metrics;
 use crate::model_file::{self, Model, ModelMeta};
 use crate::preprocess::{self, Fit};
@@ -61,6 +63,18 @@ pub struct TrainArgs {
     backend: BackendChoice,
     #[arg(long, default_value = "crop")]
     fit: Fit,
+    /// Also train the backbone's last stage (after head-only epochs), with the L2-SP penalty.
+    #[arg(long)]
+    finetune_last: bool,
+    /// L2-SP strength α: adds (α/2)·‖θ−θ₀‖² over the last stage's parameters.
+    #[arg(long, default_value_t = trainer::DEFAULT_L2SP)]
+    l2sp: f64,
+    /// Epochs of the fine-tuning phase.
+    #[arg(long, default_value_t = TrainConfig::default().finetune_epochs)]
+    finetune_epochs: usize,
+    /// Learning rate of the fine-tuning phase (default: a tenth of --lr's).
+    #[arg(long)]
+    finetune_lr: Option<f64>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -128,12 +142,14 @@ struct Embedded {
     skipped: Vec<Value>,
 }
 
+/// Each image's views through the backbone: embeddings, or stage inputs for fine-tuning.
 fn embed_folder(
     backbone: &crate::Backbone,
     dir: &Path,
     fit: Fit,
     augment: usize,
     seed: u64,
+    output: Output,
 ) -> Result<Embedded> {
     let mut jobs = Vec::new();
     for (class, files) in class_folders(dir)? {
@@ -161,13 +177,14 @@ fn embed_folder(
             }
         }
         let chunk_seed = seed.wrapping_add((chunk_i * CHUNK) as u64);
-        let views = pollster::block_on(dataset::embed_views(
+        let views = pollster::block_on(dataset::views(
             backbone,
             &imgs,
             fit,
             augment,
             chunk_seed,
             crate::infer::DEFAULT_BATCH,
+            output,
             &mut |done, _| {
                 eprintln!("sortwise: embedded {}/{total}", chunk_i * CHUNK + done);
                 true
@@ -218,8 +235,13 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         balance: parse_balance(&args.balance)?,
         seed: args.seed,
         patience: args.patience,
+        finetune_last: args.finetune_last,
+        l2sp: args.l2sp,
+        finetune_epochs: args.finetune_epochs,
+        finetune_lr: args.finetune_lr,
         ..TrainConfig::default()
     };
+    cfg.validate()?;
     let selected = device::select(args.backend)?;
     eprintln!(
         "sortwise: backend {} ({})",
@@ -228,13 +250,28 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
     let (backbone, source_sha) = load_backbone(args.arch, &args.weights, &selected.device)?;
     let backbone = backbone.fold_batchnorm();
 
-    let train_emb = embed_folder(&backbone, &args.data, args.fit, args.augment, args.seed)?;
+    // Fine-tuning caches what enters the last stage instead of the embedding.
+    let output = if cfg.finetune_last {
+        Output::StageInput
+    } else {
+        Output::Features
+    };
+    let train_emb = embed_folder(
+        &backbone,
+        &args.data,
+        args.fit,
+        args.augment,
+        args.seed,
+        output,
+    )?;
     let mut data = Dataset::new();
     for (class, _, views) in &train_emb.items {
         data.push(class, views.clone())?;
     }
     let val_emb = match &args.val {
-        Some(dir) => Some(embed_folder(&backbone, dir, args.fit, 0, args.seed)?),
+        Some(dir) => Some(embed_folder(
+            &backbone, dir, args.fit, 0, args.seed, output,
+        )?),
         None => None,
     };
     let embed_seconds = started.elapsed().as_secs_f64();
@@ -269,25 +306,46 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         }
     }
 
-    let (head, report) = pollster::block_on(trainer::train(
-        &labels,
-        &train_set,
-        &val_set,
-        &cfg,
-        &selected.device,
-        &mut async |p: &trainer::Progress| {
-            eprintln!(
-                "sortwise: epoch {}/{} loss {:.4}{}",
-                p.epoch,
-                p.epochs,
-                p.loss,
-                p.val_accuracy
-                    .map(|a| format!(" val_loss {:.4} val_acc {a:.3}", p.val_loss.unwrap_or(0.0)))
-                    .unwrap_or_default()
-            );
-            true
-        },
-    ))?;
+    let mut on_progress = async |p: &trainer::Progress| {
+        if p.phase == "features" {
+            eprintln!("sortwise: last-stage embeddings {}/{}", p.epoch, p.epochs);
+            return true;
+        }
+        eprintln!(
+            "sortwise: {} epoch {}/{} loss {:.4}{}",
+            p.phase,
+            p.epoch,
+            p.epochs,
+            p.loss,
+            p.val_accuracy
+                .map(|a| format!(" val_loss {:.4} val_acc {a:.3}", p.val_loss.unwrap_or(0.0)))
+                .unwrap_or_default()
+        );
+        true
+    };
+    let (head, stage, report) = if cfg.finetune_last {
+        let (ft, report) = pollster::block_on(finetune::train(
+            &labels,
+            &train_set,
+            &val_set,
+            &cfg,
+            backbone.split_last_stage(),
+            &selected.device,
+            &mut on_progress,
+        ))?;
+        let stage = pollster::block_on(ft.stage.to_weights())?;
+        (ft.head, Some(stage), report)
+    } else {
+        let (head, report) = pollster::block_on(trainer::train(
+            &labels,
+            &train_set,
+            &val_set,
+            &cfg,
+            &selected.device,
+            &mut on_progress,
+        ))?;
+        (head, None, report)
+    };
     let (weight, bias) = pollster::block_on(head.to_weights())?;
     let model = Model {
         meta: ModelMeta {
@@ -297,14 +355,14 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
             labels: labels.clone(),
             fit: args.fit,
             dim: args.arch.feature_dim(),
-            config: cfg,
+            config: cfg.clone(),
             report: Some(report.clone()),
             producer: format!("sortwise {}", env!("CARGO_PKG_VERSION")),
         },
         weight,
         bias,
     };
-    super::write_atomically(&args.out, &model.to_bytes()?)?;
+    super::write_atomically(&args.out, &model.to_bytes_with_stage(stage.as_ref())?)?;
     let misclassified: Vec<Value> = report
         .misclassified
         .iter()
@@ -332,6 +390,9 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         "confusion": report.confusion,
         "misclassified": misclassified,
         "balance": report.balance,
+        "finetune_last": cfg.finetune_last,
+        "l2sp": cfg.finetune_last.then_some(cfg.l2sp),
+        "finetune": report.finetune,
         "skipped": train_emb.skipped,
         "embed_seconds": embed_seconds,
         "train_seconds": report.seconds,
@@ -345,7 +406,7 @@ fn load_model(
     weights: &Path,
     backend: BackendChoice,
 ) -> Result<(Model, crate::Backbone, device::Selected)> {
-    let model = Model::from_bytes(&read(model)?)?;
+    let (model, stage) = Model::from_bytes_with_stage(&read(model)?)?;
     let selected = device::select(backend)?;
     eprintln!(
         "sortwise: backend {} ({})",
@@ -353,7 +414,11 @@ fn load_model(
     );
     let (backbone, source_sha) = load_backbone(model.meta.arch, weights, &selected.device)?;
     model.check_backbone(model.meta.arch, &source_sha)?;
-    Ok((model, backbone.fold_batchnorm(), selected))
+    let mut backbone = backbone.fold_batchnorm();
+    if let Some(stage) = &stage {
+        backbone.load_last_stage(stage)?;
+    }
+    Ok((model, backbone, selected))
 }
 
 fn head_of(model: &Model, device: &burn::tensor::Device) -> Head {
@@ -362,7 +427,14 @@ fn head_of(model: &Model, device: &burn::tensor::Device) -> Head {
 
 pub fn eval(args: &EvalArgs) -> Result<Value> {
     let (model, backbone, selected) = load_model(&args.model, &args.weights, args.backend)?;
-    let emb = embed_folder(&backbone, &args.data, model.meta.fit, 0, 0)?;
+    let emb = embed_folder(
+        &backbone,
+        &args.data,
+        model.meta.fit,
+        0,
+        0,
+        Output::Features,
+    )?;
     let labels = &model.meta.labels;
     let mut truth = Vec::new();
     for (class, _, _) in &emb.items {

@@ -1,0 +1,308 @@
+//! "Fine-tune last stage": the backbone's last stage (ResNet `layer4`, EfficientNet-Lite0's last
+//! five blocks and `conv_head`) trained together with the head, with the L2-SP penalty toward
+//! the pretrained stage (Li, Grandvalet & Davoine, "Explicit Inductive Bias for Transfer Learning
+//! with Convolutional Networks", ICML 2018).
+//!
+//! Everything before the stage stays frozen, so each image (and augmented view) goes through it
+//! once and only the stage input is cached ([`stage_inputs`]), as head-only training caches
+//! embeddings. [`train`] then runs in two phases:
+//!
+//! 1. Head-only warm start: the frozen stage turns every cached input into its embedding and a
+//!    head is trained on those exactly as head-only training does (`trainer::train`). Fine-tuning
+//!    from a zero head would first spend epochs, each a pass through the stage, on what the cheap
+//!    head-only phase does in a fraction of a second, and an untrained head sends uninformative
+//!    gradients into the pretrained weights (the "linear probe, then fine-tune" argument of
+//!    Kumar et al., ICLR 2022).
+//! 2. Stage and head train together for `finetune_epochs` at `finetune_learning_rate`, with loss
+//!    cross-entropy + (α/2)·‖θ−θ₀‖² over the stage's parameters (α = `l2sp`, θ₀ pretrained). The
+//!    stage gets no weight decay toward 0 (L2-SP replaces it); the new head keeps its plain weight
+//!    decay, so each has its own optimizer. BatchNorm stays in eval mode: the stage is trained in
+//!    BatchNorm-folded form (see `backbone/stage.rs`), so the distance is over folded weights.
+//!
+//! The kept model is the best epoch by validation loss, the warm start (epoch 0, pretrained
+//! stage) included: fine-tuning never ends with a worse validation loss than head-only training.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use image::RgbImage;
+use web_time::Instant;
+
+use crate::backbone::stage::stage_batch;
+use crate::backbone::{Backbone, LastStage};
+use crate::dataset;
+use crate::error::{Error, Result};
+use crate::head::Head;
+use crate::infer::{Output, read_rows};
+use crate::preprocess::Fit;
+use crate::trainer::{
+    self, EpochLoss, EpochStats, FineTuneStats, Plan, Progress, Report, Run, TrainConfig,
+    TrainExample, ValExample, build_optimizer, build_report, lr_at, val_stats,
+};
+
+/// A fine-tuned last stage and the head trained on it.
+#[derive(Module, Debug)]
+pub struct FineTuned {
+    pub stage: LastStage,
+    pub head: Head,
+}
+
+/// The stage inputs of the evaluation view and `augment` augmented views of each image,
+/// flattened to `C·H·W` values (`Arch::stage_input_shape`); otherwise exactly
+/// [`dataset::embed_views`] (same views, seeds, batching, progress and cancel).
+pub async fn stage_inputs(
+    backbone: &Backbone,
+    images: &[RgbImage],
+    fit: Fit,
+    augment: usize,
+    seed: u64,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    dataset::views(
+        backbone,
+        images,
+        fit,
+        augment,
+        seed,
+        batch,
+        Output::StageInput,
+        progress,
+    )
+    .await
+}
+
+/// `[C, H, W]` of the rows, from the stage's input channels (H = W: the stage input is square).
+fn input_shape(stage: &LastStage, row_len: usize) -> Result<[usize; 3]> {
+    let c = stage.input_channels();
+    let side = ((row_len / c.max(1)) as f64).sqrt().round() as usize;
+    if c * side * side != row_len || side == 0 {
+        return Err(Error::Invalid(format!(
+            "a cached stage input has {row_len} values, which is not {c} channels of a square map: \
+             were embeddings passed instead of stage inputs?"
+        )));
+    }
+    Ok([c, side, side])
+}
+
+/// Pooled embeddings of stage inputs through `stage`, `batch` rows at a time.
+pub async fn stage_features(
+    stage: &LastStage,
+    rows: &[&[f32]],
+    shape: [usize; 3],
+    device: &Device,
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(batch.max(1)) {
+        out.extend(read_rows(stage.features(stage_batch(chunk, shape, device))).await?);
+    }
+    Ok(out)
+}
+
+impl FineTuned {
+    /// Softmax probabilities for stage inputs, `batch` rows at a time.
+    pub async fn probabilities(
+        &self,
+        rows: &[&[f32]],
+        shape: [usize; 3],
+        device: &Device,
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(batch.max(1)) {
+            let x = stage_batch(chunk, shape, device);
+            out.extend(read_rows(softmax(self.head.forward(self.stage.features(x)), 1)).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Σ‖θ−θ₀‖² over the stage's parameters, in the autodiff graph when `stage` is.
+fn squared_distance(stage: &LastStage, theta0: &[Tensor<1>]) -> Tensor<1> {
+    stage
+        .flat_params()
+        .into_iter()
+        .zip(theta0)
+        .map(|(p, p0)| (p - p0.clone()).powi_scalar(2).sum())
+        .reduce(|a, b| a + b)
+        .expect("the stage has parameters")
+}
+
+/// ‖θ−θ₀‖, read back.
+async fn norm(stage: &LastStage, theta0: &[Tensor<1>]) -> Result<f64> {
+    let sq = read_rows(squared_distance(stage, theta0).reshape([1, 1])).await?[0][0];
+    Ok((sq.max(0.0) as f64).sqrt())
+}
+
+/// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
+/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
+/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
+/// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
+/// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`); resolving to `false`
+/// cancels with [`Error::Cancelled`].
+pub async fn train(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    cfg: &TrainConfig,
+    stage: LastStage,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(FineTuned, Report)> {
+    let started = Instant::now();
+    let mut plan = Plan::new(labels, train_set, cfg)?;
+    let shape = input_shape(&stage, train_set[0].views[0].len())?;
+    let batch = cfg.batch_size;
+
+    // Phase 1: embeddings through the pretrained stage, then the head-only warm start.
+    let train_rows: Vec<&[f32]> = train_set
+        .iter()
+        .flat_map(|e| e.views.iter().map(Vec::as_slice))
+        .collect();
+    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
+    let all: Vec<&[f32]> = train_rows.iter().chain(&val_rows).copied().collect();
+    let mut embedded = Vec::with_capacity(all.len());
+    for chunk in all.chunks(batch) {
+        embedded.extend(stage_features(&stage, chunk, shape, device, batch).await?);
+        let p = Progress {
+            phase: "features".into(),
+            epoch: embedded.len(),
+            epochs: all.len(),
+            loss: 0.0,
+            val_loss: None,
+            val_accuracy: None,
+        };
+        if !progress(&p).await {
+            return Err(Error::Cancelled);
+        }
+    }
+    let (train_emb, val_emb) = embedded.split_at(train_rows.len());
+    let mut views = train_emb;
+    let head_train: Vec<TrainExample> = train_set
+        .iter()
+        .map(|e| {
+            let (mine, rest) = views.split_at(e.views.len());
+            views = rest;
+            TrainExample {
+                views: mine,
+                label: e.label,
+            }
+        })
+        .collect();
+    let head_val: Vec<ValExample> = val_set
+        .iter()
+        .zip(val_emb)
+        .map(|(v, e)| ValExample {
+            embedding: e,
+            label: v.label,
+            id: v.id,
+        })
+        .collect();
+    let (head0, warm) =
+        trainer::train(labels, &head_train, &head_val, cfg, device, progress).await?;
+
+    // Phase 2: stage + head with L2-SP.
+    let ad = device.clone().autodiff();
+    let theta0: Vec<Tensor<1>> = stage.flat_params();
+    let start_score = warm
+        .val_loss
+        .unwrap_or(warm.history[warm.best_epoch - 1].loss);
+    let mut run = Run::new(cfg.patience);
+    run.offer(start_score, 0, || FineTuned {
+        stage: stage.clone(),
+        head: head0.clone(),
+    });
+    let mut stage_t = stage.train();
+    let mut head_t = head0.train();
+    let mut stage_optim = build_optimizer(cfg, 0.0);
+    let mut head_optim = build_optimizer(cfg, cfg.weight_decay);
+    let loss_fn = plan.loss(cfg, &ad);
+    let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
+    let base_lr = cfg.finetune_learning_rate();
+    for epoch in 1..=cfg.finetune_epochs {
+        let order = plan.epoch_order();
+        let lr = lr_at(cfg, base_lr, epoch);
+        let mut epoch_loss = EpochLoss::default();
+        for chunk in order.chunks(batch) {
+            let (rows, y) = plan.batch(train_set, chunk, &ad);
+            let logits = head_t.forward(stage_t.features(stage_batch(&rows, shape, &ad)));
+            let ce = loss_fn.forward(logits, y);
+            epoch_loss.add(ce.clone());
+            let loss = if cfg.l2sp > 0.0 {
+                ce + squared_distance(&stage_t, &theta0).mul_scalar(cfg.l2sp / 2.0)
+            } else {
+                ce
+            };
+            let mut grads = loss.backward();
+            let stage_grads = GradientsParams::from_module(&mut grads, &stage_t);
+            let head_grads = GradientsParams::from_module(&mut grads, &head_t);
+            stage_t = stage_optim.step(lr, stage_t, stage_grads);
+            head_t = head_optim.step(lr, head_t, head_grads);
+        }
+        let loss = epoch_loss.mean(epoch, base_lr).await?;
+        let current = FineTuned {
+            stage: stage_t.valid(),
+            head: head_t.valid(),
+        };
+        let probs = current
+            .probabilities(&val_rows, shape, device, batch)
+            .await?;
+        let (val_loss, val_accuracy) = val_stats(&probs, &val_truth, plan.classes);
+        let stats = EpochStats {
+            epoch,
+            loss,
+            val_loss,
+            val_accuracy,
+        };
+        if run
+            .end_epoch(
+                stats,
+                "finetune",
+                cfg.finetune_epochs,
+                progress,
+                move || current,
+            )
+            .await?
+        {
+            break;
+        }
+    }
+
+    let (best_ft_epoch, best) = run.best();
+    let distance = norm(&best.stage, &theta0).await?;
+    let last_distance = norm(&stage_t.valid(), &theta0).await?;
+    let probs = best.probabilities(&val_rows, shape, device, batch).await?;
+    let warm_epochs = warm.history.len();
+    let ft_epochs = run.history.len();
+    let mut history = warm.history;
+    history.extend(run.history.into_iter().map(|mut s| {
+        s.epoch += warm_epochs;
+        s
+    }));
+    let best_epoch = match best_ft_epoch {
+        0 => warm.best_epoch,
+        k => warm_epochs + k,
+    };
+    let mut report = build_report(
+        labels,
+        history,
+        best_epoch,
+        train_set.len(),
+        val_set,
+        plan.balance,
+        &probs,
+    );
+    report.finetune = Some(FineTuneStats {
+        l2sp: cfg.l2sp,
+        epochs_run: ft_epochs,
+        best_epoch: best_ft_epoch,
+        distance,
+        last_distance,
+        head_only_val_accuracy: warm.val_accuracy,
+        head_only_val_loss: warm.val_loss,
+    });
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((best, report))
+}
