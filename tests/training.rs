@@ -401,3 +401,46 @@ fn embedding_can_be_cancelled() {
     assert!(matches!(r, Err(Error::Cancelled)));
     assert_eq!(seen, 1, "stops after the first batch");
 }
+
+/// Sizes users reach: 50 classes, a class with a single image (it trains, it cannot also be
+/// validated), and retraining after more images arrive.
+#[test]
+fn fifty_classes_a_single_image_class_and_retraining() {
+    let mut per = vec![10usize; 50];
+    per[7] = 1;
+    let data = blobs(&per, 50, 11);
+    let labels: Vec<usize> = data.iter().map(|(_, l)| *l).collect();
+    let (train_idx, val_idx) = sortwise::split::stratified(&labels, 50, 0.25, 3);
+    assert!(train_idx.iter().any(|&i| labels[i] == 7));
+    assert!(!val_idx.iter().any(|&i| labels[i] == 7));
+    let pick = |idx: &[usize]| idx.iter().map(|&i| data[i].clone()).collect::<Vec<_>>();
+    let cfg = TrainConfig {
+        epochs: 100,
+        lr: Some(1e-2),
+        patience: 0,
+        ..TrainConfig::default()
+    };
+    let (head, report) = run(&pick(&train_idx), &pick(&val_idx), &names(50), &cfg).unwrap();
+    assert_eq!(head.dims(), (50, 50));
+    assert_eq!(report.confusion.len(), 50);
+    assert!(report.confusion.iter().all(|row| row.len() == 50));
+    let total: usize = report.confusion.iter().flatten().sum();
+    assert_eq!(total, val_idx.len());
+    assert_eq!(report.train_size + report.val_size, 49 * 10 + 1);
+    assert_eq!(
+        report.balance,
+        Balance::Weight,
+        "1 vs 10 images: class weights on"
+    );
+    let first = report.val_accuracy.unwrap();
+    assert!(
+        first > 0.5,
+        "50 separable blobs: val accuracy {first} (chance 0.02)"
+    );
+
+    // Retrain with twice the images per class: a fresh head, trained on all of them.
+    let more = blobs(&[16; 50], 50, 12);
+    let (_, again) = run(&more, &pick(&val_idx), &names(50), &cfg).unwrap();
+    assert_eq!(again.train_size, 800);
+    assert!(again.val_accuracy.unwrap() >= first - 0.1);
+}
