@@ -303,7 +303,10 @@ mod trainer_api {
         let thumb = t.thumbnail(ids[0]).unwrap().to_vec();
         assert_eq!(thumb[..2], [0xFF, 0xD8]);
         assert_eq!(
-            image::load_from_memory(&thumb).unwrap().to_rgb8().dimensions(),
+            image::load_from_memory(&thumb)
+                .unwrap()
+                .to_rgb8()
+                .dimensions(),
             (256, 256)
         );
 
@@ -312,15 +315,16 @@ mod trainer_api {
             .await
             .map_err(msg)
             .unwrap();
-        for (&id, label) in ids.iter().zip(["glass", "glass", "metal", "metal", "paper", "paper"]) {
+        for (&id, label) in ids
+            .iter()
+            .zip(["glass", "glass", "metal", "metal", "paper", "paper"])
+        {
             let e = t.embedding(id).unwrap();
             t2.add_embedding(label.into(), e, t.thumbnail(id)).unwrap();
         }
         assert_eq!(t2.counts(), vec![2, 2, 2]);
         let wrong = js_sys::Float32Array::new_with_length(100);
-        assert!(
-            msg(t2.add_embedding("glass".into(), wrong, None).unwrap_err()).contains("512")
-        );
+        assert!(msg(t2.add_embedding("glass".into(), wrong, None).unwrap_err()).contains("512"));
         let opts = || obj(&[("epochs", 5.into()), ("valSplit", 0.0.into())]);
         let r1 = resolve(t.train(opts(), None)).await.unwrap();
         let r2 = resolve(t2.train(opts(), None)).await.unwrap();
@@ -328,7 +332,11 @@ mod trainer_api {
             let h = js_sys::Array::from(&field(r, "history"));
             field(&h.get(h.length() - 1), "loss").as_f64().unwrap()
         };
-        assert_eq!(loss(&r1), loss(&r2), "same embeddings, same seed: same training");
+        assert_eq!(
+            loss(&r1),
+            loss(&r2),
+            "same embeddings, same seed: same training"
+        );
 
         // Camera frames (RGBA) predict what the encoded image does.
         let rgba = image::load_from_memory(PNGS[1]).unwrap().to_rgba8();
@@ -351,10 +359,14 @@ mod trainer_api {
         // Importing a model: garbage is refused and the current model stays.
         let model = t.export_model().unwrap().to_vec();
         assert!(t2.import_model(b"not a model").is_err());
-        assert_eq!(t2.import_model(&model).unwrap(), vec!["glass", "metal", "paper"]);
+        assert_eq!(
+            t2.import_model(&model).unwrap(),
+            vec!["glass", "metal", "paper"]
+        );
 
         // Class edits follow through to the images and the model's labels.
-        t.rename_class("metal".into(), "Metall 金属".into()).unwrap();
+        t.rename_class("metal".into(), "Metall 金属".into())
+            .unwrap();
         assert_eq!(t.labels(), vec!["glass", "Metall 金属", "paper"]);
         assert!(t.rename_class("glass".into(), "paper".into()).is_err());
         assert_eq!(t.remove_class("glass".into()).unwrap(), 2);
