@@ -28,6 +28,10 @@ const DEFAULT_SETTINGS = {
   seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.01, threshold: 0.6,
 };
 
+// `?device=webgpu` or `?device=cpu` overrides the automatic choice (for testing and comparison).
+const DEVICE = ['webgpu', 'cpu'].includes(new URLSearchParams(location.search).get('device'))
+  ? new URLSearchParams(location.search).get('device') : 'auto';
+
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, ...children) {
@@ -131,7 +135,7 @@ async function createEngine(arch, augment) {
   let sw = null;
   sw = await Sortwise.create({
     arch,
-    device: 'auto',
+    device: DEVICE,
     augment,
     onStatus: (s) => {
       if (s.phase === 'weights') {
@@ -1413,4 +1417,5 @@ window.sortwiseDebug = {
   },
   save: () => saveNow(),
   idle: () => queue,
+  loseDevice: () => state.sw?.debugLoseDevice?.(),
 };

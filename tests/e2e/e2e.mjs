@@ -9,7 +9,8 @@
 // empty file (listed as skipped, the others added), an XSS label (rendered as text), training,
 // results (accuracy, confusion matrix), prediction on a held-out photo, the threshold slider, the
 // live webcam, reload (project restored from IndexedDB), model export/import (and a corrupt model
-// refused), project export/import, the Chinese UI, a phone-width layout and a second visit offline.
+// refused), project export/import, the Chinese UI, a phone-width layout, a second visit offline,
+// and (SORTWISE_E2E_WEBGPU=0 skips it, ~1 min) WebGPU forced, then the device destroyed -> CPU.
 // Every request (page, worker, service worker) must be same-origin; an uncaught page error fails.
 //
 // Data: trashnet-mini, ../shared/data/trashnet-mini relative to the repository root, or SORTWISE_DATA.
@@ -141,6 +142,17 @@ async function main() {
     });
     page.on('dialog', (d) => d.accept());
     await run(page, context, origin);
+    if (!FAKE && process.env.SORTWISE_E2E_WEBGPU !== '0') {
+      // A fresh profile on WebGPU (SwiftShader here), then the device is destroyed.
+      const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block', locale: 'en-US' });
+      ctx2.on('request', (r) => requests.push(r.url()));
+      const page2 = await ctx2.newPage();
+      page2.on('request', (r) => requests.push(r.url()));
+      page2.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR: ${e.message}`); });
+      page2.on('dialog', (d) => d.accept());
+      await runWebgpu(page2, origin);
+      await ctx2.close();
+    }
   } finally {
     await browser.close().catch(() => {});
     server.kill();
@@ -466,9 +478,15 @@ async function run(page, context, origin) {
     await page.waitForTimeout(700);
     await page.mouse.up();
     await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'glass').count > n, PER_CLASS, { timeout: 60000 }).catch(() => {});
-    await page.waitForTimeout(500);
-    await waitIdle(page);
-    const glass = (await debugState(page)).classes.find((c) => c.label === 'glass').count;
+    // frames grabbed just before the release are still being encoded and embedded: wait until stable
+    let glass = -1;
+    for (let i = 0; i < 60; i += 1) {
+      await page.waitForTimeout(500);
+      await waitIdle(page);
+      const now = (await debugState(page)).classes.find((c) => c.label === 'glass').count;
+      if (now === glass) break;
+      glass = now;
+    }
     log(`hold-to-record added ${glass - PER_CLASS} webcam frames`);
     check(glass > PER_CLASS, 'hold-to-record added no frames');
     // remove them again, with the per-image delete buttons
@@ -523,6 +541,50 @@ async function run(page, context, origin) {
     log(`offline reload: ${JSON.stringify(st.classes)}, model ${st.hasModel}`);
     check(st.classes.length === 4 && st.hasModel, 'the page works offline on a second visit');
   }
+}
+
+// WebGPU forced with ?device=webgpu (SwiftShader here, slow: a few images only), then the device
+// is destroyed (as a driver reset would): the page must switch to the CPU backend, say so, and keep
+// the images and the model.
+async function runWebgpu(page, origin) {
+  let t = Date.now();
+  await page.goto(`${origin}/www/?device=webgpu`);
+  await waitReady(page);
+  let st = await debugState(page);
+  log(`WebGPU page ready in ${(Date.now() - t) / 1000}s: backend ${st.backend} (${await page.locator('#device-reason').textContent()})`);
+  check(st.backend === 'webgpu', `?device=webgpu runs on ${st.backend}`);
+  check((await page.locator('#device-badge').textContent()).includes('WebGPU'), 'the badge says WebGPU');
+  await page.selectOption('#preset', 'empty');
+  await page.click('#apply-preset');
+  for (const label of ['glass', 'metal']) {
+    await page.fill('#new-class', label);
+    await page.press('#new-class', 'Enter');
+  }
+  t = Date.now();
+  for (const label of ['glass', 'metal']) {
+    await page.locator(`.class-card[data-label="${label}"] input.file-input`).setInputFiles(images('train', label, 3));
+  }
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.every((c) => c.count === 3), null, { timeout: 300000 });
+  timings.webgpuEmbedSeconds = (Date.now() - t) / 1000;
+  t = Date.now();
+  await page.click('#train-btn');
+  await page.waitForFunction(() => /Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
+  timings.webgpuTrainSeconds = (Date.now() - t) / 1000;
+  check(!(await errorText(page)), `WebGPU training failed: ${await errorText(page)}`);
+  log(`WebGPU: 6 images embedded in ${timings.webgpuEmbedSeconds}s, trained in ${timings.webgpuTrainSeconds}s`);
+  const lost = await page.evaluate(() => window.sortwiseDebug.loseDevice());
+  check(lost >= 1, 'no WebGPU device to destroy');
+  await page.locator('.class-card[data-label="glass"] input.file-input').setInputFiles(images('train', 'glass', 4).slice(3));
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes[0].count === 4 || document.getElementById('skipped-list').children.length, null, { timeout: 300000 });
+  st = await debugState(page);
+  const badge = await page.locator('#device-badge').textContent();
+  log(`after device loss: backend ${st.backend}, ${JSON.stringify(st.classes)}, model ${st.hasModel}; status "${await page.locator('#status-text').textContent()}"`);
+  check(st.backend === 'cpu' && badge.includes('CPU'), `after device loss the page runs on ${st.backend} (badge "${badge}")`);
+  check(st.classes[0].count === 4 && st.classes[1].count === 3 && st.hasModel, 'images and model kept after device loss');
+  await page.setInputFiles('#test-input', images('val', 'metal', 1)[0]);
+  await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 60000 });
+  check(!(await errorText(page)), `prediction after device loss failed: ${await errorText(page)}`);
+  await page.screenshot({ path: join(SHOTS, '08-device-lost.png'), fullPage: true });
 }
 
 main().then(() => {
