@@ -814,7 +814,8 @@ function keyedReport(report) {
 
 function renderResults() {
   const r = state.report;
-  $('results-section').hidden = !r;
+  $('results-body').hidden = !r;
+  $('results-empty').hidden = !!r;
   if (!r) return;
   const hasVal = (r.valSize ?? 1) > 0 && Number.isFinite(r.valAccuracy);
   $('val-acc').textContent = hasVal ? formatPct(r.valAccuracy) : '—';

@@ -108,6 +108,7 @@ const STRINGS = {
     valLoss: 'validation',
 
     valAccuracy: 'Validation accuracy',
+    resultsEmpty: 'Train a model to see how well it does on images it has not seen.',
     resultsMeta: '{train} training / {val} validation images · best epoch {best} of {run} · {s} s',
     noValidation: 'No validation images (each class needs at least two images for a validation split).',
     perClass: 'Per class',
@@ -260,6 +261,7 @@ const STRINGS = {
     valLoss: '验证',
 
     valAccuracy: '验证准确率',
+    resultsEmpty: '训练模型后，可以看到它在没见过的图片上的表现。',
     resultsMeta: '{train} 张训练 / {val} 张验证图片 · 最佳轮次 {best} / {run} · {s} 秒',
     noValidation: '没有验证图片（每个类别至少需要两张图片才能划分验证集）。',
     perClass: '各类别',

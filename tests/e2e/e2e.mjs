@@ -414,7 +414,7 @@ async function run(page, context, origin) {
   log(`after reload (${timings.restoreSeconds}s): ${JSON.stringify(st.classes)}, model ${st.hasModel}`);
   check(JSON.stringify(st.classes.map((c) => [c.label, c.count])) === JSON.stringify([['glass', PER_CLASS], ['metal', PER_CLASS], ['paper', PER_CLASS], ['plastic', PER_CLASS]]), 'classes and image counts restored');
   check(st.hasModel, 'model restored');
-  check(await page.locator('#results-section').isVisible(), 'results restored');
+  check(await page.locator('#results-body').isVisible(), 'results restored');
   check(await page.locator('.class-card .thumb img').count() === 4 * PER_CLASS, 'thumbnails restored');
   await page.setInputFiles('#test-input', held);
   await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 60000 });
@@ -452,7 +452,7 @@ async function run(page, context, origin) {
   check(!(await errorText(page)), `project import failed: ${await errorText(page)}`);
   st = await debugState(page);
   check(st.classes.length === 4 && st.classes.every((c) => c.count === PER_CLASS) && st.hasModel, `imported project: ${JSON.stringify(st)}`);
-  check(await page.locator('#results-section').isVisible(), 'the imported project shows its training results');
+  check(await page.locator('#results-body').isVisible(), 'the imported project shows its training results');
   log(`project import (${timings.projectImportSeconds}s): "${await page.locator('#status-text').textContent()}"`);
 
   // ---- drag and drop: a photo dropped on a class card goes to that class ----
