@@ -627,6 +627,7 @@ async function openCamera(label) {
   $('camera-panel').hidden = false;
   $('camera-title').textContent = t('camTitle', { label });
   $('camera-count').textContent = '';
+  $('camera-panel').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
   trainCam ??= new Camera($('camera-video'));
   try {
     if (!trainCam.running) await trainCam.start();
