@@ -251,6 +251,7 @@ async function run(page, context, origin) {
   for (const f of images('train', 'plastic', PER_CLASS)) zipFiles[`dataset/plastic/${f.name}`] = new Uint8Array(f.buffer);
   zipFiles['dataset/README.txt'] = new TextEncoder().encode('not an image');
   zipFiles['../evil.jpg'] = new Uint8Array(images('train', 'plastic', 1)[0].buffer);
+  zipFiles['dataset/plastic/bomb.jpg'] = new Uint8Array(64 * 1024 * 1024); // 64 MB of zeros, ~64 KB deflated
   const zip = Buffer.from(zipSync(zipFiles));
   await page.setInputFiles('#zip-input', { name: 'plastic-set.zip', mimeType: 'application/zip', buffer: zip });
   await page.waitForFunction(() => !document.getElementById('embed-progress').hidden, null, { timeout: 20000 }).catch(() => {});
@@ -267,7 +268,7 @@ async function run(page, context, origin) {
   const skippedText = await page.locator('#skipped-list').textContent();
   log(`skipped list: ${skippedText}`);
   check(await page.locator('#skipped').isVisible(), 'the skipped-files list is visible');
-  for (const name of ['x.jpg', 'empty.jpg', 'README.txt', 'evil.jpg']) check(skippedText.includes(name), `skipped list names ${name}`);
+  for (const name of ['x.jpg', 'empty.jpg', 'README.txt', 'evil.jpg', 'bomb.jpg']) check(skippedText.includes(name), `skipped list names ${name}`);
   await page.screenshot({ path: join(SHOTS, '02-images.png'), fullPage: true });
 
   // ---- rename a class with images (and back) ----
@@ -468,6 +469,20 @@ async function run(page, context, origin) {
   log('drop on a card: added to that class');
   await card('metal').locator('.thumb-del').last().click({ force: true });
   await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'metal').count === n, PER_CLASS, { timeout: 30000 });
+
+  // ---- drag and drop: a .zip dropped anywhere makes classes from its folder names ----
+  const dz = Buffer.from(zipSync({ 'more/cardboard/c1.jpg': new Uint8Array(images('val', 'paper', 1)[0].buffer) }));
+  await page.evaluate(({ b64 }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'more.zip', { type: 'application/zip' }));
+    document.getElementById('data-h').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, { b64: dz.toString('base64') });
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.some((c) => c.label === 'cardboard' && c.count === 1), null, { timeout: 60000 });
+  await waitIdle(page);
+  log('drop of a .zip: class "cardboard" created from its folder');
+  await card('cardboard').locator('.delete-class').click();
+  await page.waitForFunction(() => !window.sortwiseDebug.state.classes.some((c) => c.label === 'cardboard'), null, { timeout: 30000 });
 
   // ---- webcam burst into a class ----
   await card('glass').locator('.webcam').click();
