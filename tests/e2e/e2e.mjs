@@ -471,18 +471,26 @@ async function run(page, context, origin) {
   await page.waitForFunction((n) => window.sortwiseDebug.state.classes.find((c) => c.label === 'metal').count === n, PER_CLASS, { timeout: 30000 });
 
   // ---- drag and drop: a .zip dropped anywhere makes classes from its folder names ----
-  const dz = Buffer.from(zipSync({ 'more/cardboard/c1.jpg': new Uint8Array(images('val', 'paper', 1)[0].buffer) }));
+  // ... including a folder name stored in GBK without the UTF-8 flag, as Windows zips in China do
+  const dz = Buffer.from(zipSync({
+    'more/cardboard/c1.jpg': new Uint8Array(images('val', 'paper', 1)[0].buffer),
+    'more/QQQQ/g1.jpg': new Uint8Array(images('val', 'glass', 1)[0].buffer),
+  }, { level: 0 }));
+  const gbk = Buffer.from('b2a3c1a7', 'hex'); // 玻璃 in GBK
+  for (let i = dz.indexOf('QQQQ'); i >= 0; i = dz.indexOf('QQQQ', i + 4)) gbk.copy(dz, i);
   await page.evaluate(({ b64 }) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();
     dt.items.add(new File([bytes], 'more.zip', { type: 'application/zip' }));
     document.getElementById('data-h').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
   }, { b64: dz.toString('base64') });
-  await page.waitForFunction(() => window.sortwiseDebug.state.classes.some((c) => c.label === 'cardboard' && c.count === 1), null, { timeout: 60000 });
+  await page.waitForFunction(() => ['cardboard', '玻璃'].every((l) => window.sortwiseDebug.state.classes.some((c) => c.label === l && c.count === 1)), null, { timeout: 60000 });
   await waitIdle(page);
-  log('drop of a .zip: class "cardboard" created from its folder');
-  await card('cardboard').locator('.delete-class').click();
-  await page.waitForFunction(() => !window.sortwiseDebug.state.classes.some((c) => c.label === 'cardboard'), null, { timeout: 30000 });
+  log('drop of a .zip: classes "cardboard" and "玻璃" (GBK name) created from its folders');
+  for (const label of ['cardboard', '玻璃']) {
+    await card(label).locator('.delete-class').click();
+    await page.waitForFunction((l) => !window.sortwiseDebug.state.classes.some((c) => c.label === l), label, { timeout: 30000 });
+  }
 
   // ---- webcam burst into a class ----
   await card('glass').locator('.webcam').click();
