@@ -752,21 +752,24 @@ async function train() {
       frame = 0;
       const p = latest;
       if (!p || !state.training) return;
-      if (p.phase === 'train' && p.epochs) {
+      if ((p.phase === 'train' || p.phase === 'finetune') && p.epochs) {
         $('train-bar').max = p.epochs;
         $('train-bar').value = p.epoch;
         const loss = Number.isFinite(p.loss) ? p.loss.toFixed(3) : '—';
-        $('train-text').textContent = t('trainEpoch', { epoch: p.epoch, epochs: p.epochs, loss, acc: formatPct(p.valAccuracy) });
+        const key = p.phase === 'finetune' ? 'finetuneEpoch' : 'trainEpoch';
+        $('train-text').textContent = t(key, { epoch: p.epoch, epochs: p.epochs, loss, acc: formatPct(p.valAccuracy) });
         charts.redraw();
       } else if (p.total) {
         $('train-bar').max = p.total;
         $('train-bar').value = p.done;
-        $('train-text').textContent = `${p.phase} ${p.done}/${p.total}`;
+        $('train-text').textContent = p.phase === 'features'
+          ? t('trainFeatures', { done: p.done, total: p.total })
+          : `${p.phase} ${p.done}/${p.total}`;
       }
     };
     const report = await serial(() => state.sw.train(opts, (p) => {
       latest = p;
-      if (p.phase === 'train' && p.epochs) charts.record(p);
+      if ((p.phase === 'train' || p.phase === 'finetune') && p.epochs) charts.record(p);
       if (!frame) frame = requestAnimationFrame(draw);
     }));
     cancelAnimationFrame(frame);

@@ -13,6 +13,7 @@ export class TrainCharts {
     this.accEl = accEl;
     this.labels = labels;
     this.data = { epoch: [], loss: [], valLoss: [], acc: [] };
+    this.offset = 0;
     this.loss = null;
     this.acc = null;
     this.observer = new ResizeObserver(() => this.resize());
@@ -46,13 +47,19 @@ export class TrainCharts {
 
   reset() {
     this.data = { epoch: [], loss: [], valLoss: [], acc: [] };
+    this.offset = 0;
     this.build();
   }
 
   /** Adds an epoch without drawing (call redraw() when the screen should catch up). */
   record(p) {
     const num = (x) => (Number.isFinite(x) ? x : null);
-    this.data.epoch.push(p.epoch);
+    // A second phase (fine-tuning after the head-only epochs) counts its epochs from 1 again:
+    // keep the x axis increasing.
+    const xs = this.data.epoch;
+    const last = xs.length ? xs[xs.length - 1] : 0;
+    if (p.epoch + this.offset <= last) this.offset = last;
+    this.data.epoch.push(p.epoch + this.offset);
     this.data.loss.push(num(p.loss));
     this.data.valLoss.push(num(p.valLoss));
     this.data.acc.push(num(p.valAccuracy));
@@ -65,12 +72,8 @@ export class TrainCharts {
 
   setHistory(history) {
     this.data = { epoch: [], loss: [], valLoss: [], acc: [] };
-    for (const h of history || []) {
-      this.data.epoch.push(h.epoch);
-      this.data.loss.push(Number.isFinite(h.loss) ? h.loss : null);
-      this.data.valLoss.push(Number.isFinite(h.valLoss) ? h.valLoss : null);
-      this.data.acc.push(Number.isFinite(h.valAccuracy) ? h.valAccuracy : null);
-    }
+    this.offset = 0;
+    for (const h of history || []) this.record(h);
     this.build();
   }
 
