@@ -791,6 +791,7 @@ async function train() {
     if (e && e.message === 'cancelled') {
       $('train-text').textContent = t('trainCancelled');
       status(t('trainCancelled'));
+      showHistory(state.report?.history); // the previous model is kept: show its curves again
     } else {
       $('train-text').textContent = '';
       $('train-progress').hidden = true;

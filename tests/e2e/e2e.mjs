@@ -315,22 +315,8 @@ async function run(page, context, origin) {
   await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 4);
   await page.evaluate(() => window.sortwiseDebug.save());
 
-  // ---- cancel a long training run ----
-  await page.click('#advanced summary');
-  await page.fill('#set-epochs', '1000');
-  await page.dispatchEvent('#set-epochs', 'change');
-  await page.fill('#set-patience', '1000');
-  await page.dispatchEvent('#set-patience', 'change');
-  await page.click('#train-btn');
-  await page.waitForFunction(() => /Epoch|Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 120000, polling: 50 });
-  const clicked = await page.click('#cancel-btn', { timeout: 10000 }).then(() => true, (e) => { log(`cancel click: ${e.message.split('\n')[0]}`); return false; });
-  await page.waitForFunction(() => document.getElementById('cancel-btn').hidden, null, { timeout: 120000 });
-  const cancelText = await page.locator('#train-text').textContent();
-  log(`cancel: "${cancelText}"`);
-  check(!(await errorText(page)), `cancel gave an error: ${await errorText(page)}`);
-  check(/cancelled/.test(cancelText) || (!clicked && /Trained/.test(cancelText)), `after cancel the progress says "${cancelText}"`);
-
   // ---- train ----
+  await page.click('#advanced summary');
   await page.fill('#set-epochs', '100');
   await page.dispatchEvent('#set-epochs', 'change');
   await page.fill('#set-patience', '20');
@@ -385,6 +371,28 @@ async function run(page, context, origin) {
   await page.locator('#threshold').fill('0.6');
   await page.screenshot({ path: join(SHOTS, '04-test.png'), fullPage: true });
   await readmeScreenshot(page);
+
+  // ---- cancel a long training run ----
+  await page.click('#advanced summary');
+  await page.fill('#set-epochs', '1000');
+  await page.dispatchEvent('#set-epochs', 'change');
+  await page.fill('#set-patience', '1000');
+  await page.dispatchEvent('#set-patience', 'change');
+  await page.click('#train-btn');
+  await page.waitForFunction(() => /Epoch|Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 120000, polling: 50 });
+  const clicked = await page.click('#cancel-btn', { timeout: 10000 }).then(() => true, (e) => { log(`cancel click: ${e.message.split('\n')[0]}`); return false; });
+  await page.waitForFunction(() => document.getElementById('cancel-btn').hidden, null, { timeout: 120000 });
+  const cancelText = await page.locator('#train-text').textContent();
+  log(`cancel: "${cancelText}"`);
+  check(!(await errorText(page)), `cancel gave an error: ${await errorText(page)}`);
+  check(/cancelled/.test(cancelText) || (!clicked && /Trained/.test(cancelText)), `after cancel the progress says "${cancelText}"`);
+
+  check((await debugState(page)).hasModel, 'cancelling removed the trained model');
+  await page.fill('#set-epochs', '100');
+  await page.dispatchEvent('#set-epochs', 'change');
+  await page.fill('#set-patience', '20');
+  await page.dispatchEvent('#set-patience', 'change');
+  await page.click('#advanced summary');
 
   // ---- live webcam prediction (Chromium's fake camera) ----
   await page.click('#test-live');
