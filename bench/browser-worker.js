@@ -1,0 +1,128 @@
+// Benchmark worker for bench/browser.mjs: the wasm `Trainer` (pkg/sortwise.js) in a dedicated
+// module Web Worker, as the page runs it (main-thread wasm work trips the renderer's timeouts).
+// Protocol: {id, op, args} -> {id, ok, value} | {id, ok: false, error}. Every op returns timings
+// in ms measured here with performance.now(), and wasm linear memory in bytes
+// (`memory.buffer.byteLength`: it only grows, so it is the high-water mark so far).
+
+import init, { Trainer } from '../pkg/sortwise.js';
+
+let wasm = null;
+let trainer = null;
+const mem = () => wasm.memory.buffer.byteLength;
+const now = () => performance.now();
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+async function bytes(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+// Synthetic cached embeddings: `classes` clusters around random centres, unit-ish noise.
+function clustered(n, dim, classes, seed = 1) {
+  let s = seed >>> 0;
+  const rnd = () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  const centres = Array.from({ length: classes }, () => Float32Array.from({ length: dim }, () => rnd() * 2));
+  return Array.from({ length: n }, (_, i) => {
+    const c = i % classes;
+    return { label: `c${c}`, e: Float32Array.from(centres[c], (v) => Math.max(0, v + (rnd() - 0.5))) };
+  });
+}
+
+const ops = {
+  async init() {
+    const t = now();
+    wasm ??= await init();
+    return { initMs: now() - t, memory: mem(), crossOriginIsolated: self.crossOriginIsolated };
+  },
+  // A fresh trainer; `augment` views per image are embedded in one backbone batch.
+  async create({ arch, weightsUrl, device, augment = 0 }) {
+    trainer?.free();
+    trainer = null;
+    const t0 = now();
+    const weights = await bytes(weightsUrl);
+    const t1 = now();
+    trainer = await Trainer.create({ arch, weights, device, augment });
+    return {
+      backend: trainer.backend, reason: trainer.backendReason, dim: trainer.dim,
+      fetchMs: t1 - t0, createMs: now() - t1, memory: mem(),
+    };
+  },
+  // addImage on each URL (cycling); per-call ms. The first `warmup` calls are timed separately.
+  async embed({ urls, n, warmup = 1 }) {
+    const files = await Promise.all(urls.map(bytes));
+    const warm = [];
+    const ms = [];
+    for (let i = 0; i < warmup + n; i += 1) {
+      const t = now();
+      await trainer.addImage('bench', files[i % files.length]);
+      (i < warmup ? warm : ms).push(now() - t);
+    }
+    const total = ms.reduce((a, b) => a + b, 0);
+    return { warmupMs: warm, ms, medianMs: median(ms), imgPerS: (1000 * n) / total, memory: mem() };
+  },
+  // Head training on `n` synthetic cached embeddings, after dropping every image added so far.
+  async head({ n = 1000, classes = 4, epochs = 100 }) {
+    for (const l of trainer.labels()) trainer.removeClass(l);
+    const before = mem();
+    for (const { label, e } of clustered(n, trainer.dim, classes)) trainer.addEmbedding(label, e);
+    const afterAdd = mem();
+    const t = now();
+    const report = await trainer.train({ epochs, patience: 0, valSplit: 0.2 });
+    const trainMs = now() - t;
+    return {
+      trainMs, epochsRun: report.epochsRun ?? report.history?.length, valAccuracy: report.valAccuracy,
+      memoryBefore: before, memoryAfterAdd: afterAdd, memoryAfterTrain: mem(),
+    };
+  },
+  // predict() latency for one image with the trained head: warm-up, then the median of `n`.
+  async predict({ url, n = 3 }) {
+    const img = await bytes(url);
+    await trainer.predict(img, {});
+    const ms = [];
+    for (let i = 0; i < n; i += 1) {
+      const t = now();
+      await trainer.predict(img, {});
+      ms.push(now() - t);
+    }
+    return { ms, medianMs: median(ms) };
+  },
+  // "Files dropped" -> "trained": read each file (here: fetch from the local server), addImage
+  // under its class, then train with the page's defaults.
+  async drop({ files }) {
+    for (const l of trainer.labels()) trainer.removeClass(l);
+    const t0 = now();
+    let readMs = 0;
+    for (const { label, url } of files) {
+      const r = now();
+      const b = await bytes(url);
+      readMs += now() - r;
+      await trainer.addImage(label, b);
+    }
+    const t1 = now();
+    const report = await trainer.train({});
+    const t2 = now();
+    return {
+      images: files.length, totalMs: t2 - t0, embedMs: t1 - t0, readMs, trainMs: t2 - t1,
+      epochsRun: report.epochsRun ?? report.history?.length, valAccuracy: report.valAccuracy, memory: mem(),
+    };
+  },
+  free() {
+    trainer?.free();
+    trainer = null;
+    return { memory: mem() };
+  },
+};
+
+self.onmessage = async ({ data: { id, op, args } }) => {
+  try {
+    const fn = ops[op];
+    if (!fn) throw new Error(`unknown op ${op}`);
+    postMessage({ id, ok: true, value: await fn(args ?? {}) });
+  } catch (e) {
+    postMessage({ id, ok: false, error: e instanceof Error ? `${e.message}` : String(e) });
+  }
+};

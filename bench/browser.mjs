@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// Browser benchmark for bench/run.sh (issue 7): the wasm Trainer in a dedicated Web Worker
+// (bench/browser-worker.js) in headless Chromium, per backend ('cpu' = wasm burn-flex + SIMD128,
+// 'webgpu' = SwiftShader here) and arch. Prints one JSON object on stdout; progress on stderr.
+// Needs pkg/ built, www/weights/efficientnet_lite0.safetensors, and the random-weight ResNet files
+// that `cargo run --release --example bench_embed -- --write-weights bench/.cache` writes.
+//
+//   node bench/browser.mjs
+// Env: SORTWISE_DATA (trashnet-mini), CHROMIUM, N_EMBED (cpu images per arch, default 8),
+//      N_DROP (images for dropped->trained, default 240), GPU=0 to skip SwiftShader,
+//      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
+//      ONLY=device:arch,... (e.g. ONLY=webgpu:efficientnet_lite0) to run part of the plan.
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const N_EMBED = Number(process.env.N_EMBED || 8);
+const N_DROP = Number(process.env.N_DROP || 240);
+const GPU = process.env.GPU !== '0';
+const GPU_EMBED = Number(process.env.GPU_EMBED || 2);
+const GPU_EPOCHS = Number(process.env.GPU_EPOCHS || 1);
+const T0 = Date.now();
+const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+
+const WEIGHTS = {
+  efficientnet_lite0: '/www/weights/efficientnet_lite0.safetensors',
+  resnet18: '/bench/.cache/resnet18-random.safetensors',
+  resnet50: '/bench/.cache/resnet50-random.safetensors',
+};
+
+// The photos are served through a link in bench/.cache (gitignored) to the data directory.
+mkdirSync(join(ROOT, 'bench/.cache'), { recursive: true });
+const link = join(ROOT, 'bench/.cache/data');
+rmSync(link, { force: true });
+symlinkSync(DATA, link);
+const files = [];
+for (const split of ['train', 'val']) {
+  if (!existsSync(join(DATA, split))) continue;
+  for (const cls of readdirSync(join(DATA, split)).sort()) {
+    for (const f of readdirSync(join(DATA, split, cls)).sort()) {
+      files.push({ label: cls, url: `/bench/.cache/data/${split}/${cls}/${f}` });
+    }
+  }
+}
+if (!files.length) throw new Error(`no photos under ${DATA}/{train,val}/<class>/`);
+// Interleave classes so any prefix is balanced.
+const byClass = {};
+for (const f of files) (byClass[f.label] ??= []).push(f);
+const mixed = [];
+for (let i = 0; mixed.length < files.length; i += 1) {
+  for (const c of Object.keys(byClass)) if (byClass[c][i]) mixed.push(byClass[c][i]);
+}
+const dropFiles = mixed.slice(0, N_DROP);
+const embedUrls = mixed.slice(0, 8).map((f) => f.url);
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+async function serve(port) {
+  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/tests/e2e/harness.html`)).ok) return proc;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  throw new Error('scripts/serve.py did not start');
+}
+
+const port = await freePort();
+const server = await serve(port);
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+});
+const out = { chromium: browser.version(), files: files.length, runs: [], errors: [] };
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => log('page error:', e.message));
+  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
+  await page.goto(`http://127.0.0.1:${port}/tests/e2e/harness.html`);
+  await page.evaluate(() => {
+    const w = new Worker('/bench/browser-worker.js', { type: 'module' });
+    const pending = new Map();
+    let next = 1;
+    w.onmessage = ({ data }) => {
+      const p = pending.get(data.id);
+      pending.delete(data.id);
+      if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
+    };
+    w.onerror = (e) => { for (const p of pending.values()) p.reject(new Error(`worker: ${e.message}`)); };
+    window.benchCall = (op, args) => new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      w.postMessage({ id, op, args });
+    });
+  });
+  const call = async (op, args) => {
+    const t = Date.now();
+    const v = await page.evaluate(([o, a]) => window.benchCall(o, a), [op, args]);
+    log(`${op} ${JSON.stringify(args ?? {}).slice(0, 80)} -> ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    return v;
+  };
+  out.init = await call('init');
+  out.gpu = await page.evaluate(async () => {
+    const a = await navigator.gpu?.requestAdapter();
+    return a ? { vendor: a.info?.vendor, architecture: a.info?.architecture, description: a.info?.description, fallback: a.info?.isFallbackAdapter ?? a.isFallbackAdapter } : null;
+  });
+
+  const step = async (run, name, fn) => {
+    try {
+      run[name] = await fn();
+    } catch (e) {
+      run[name] = { error: e.message };
+      out.errors.push(`${run.device} ${run.arch} ${name}: ${e.message}`);
+      log(`FAILED ${run.device} ${run.arch} ${name}: ${e.message}`);
+    }
+  };
+  const plan = [
+    { device: 'cpu', arch: 'efficientnet_lite0', embed: N_EMBED, batchProbe: true, drop: true },
+    { device: 'cpu', arch: 'resnet18', embed: N_EMBED, drop: true },
+    { device: 'cpu', arch: 'resnet50', embed: Math.max(2, N_EMBED >> 1) },
+  ];
+  // SwiftShader is CPU emulation (one head epoch ~40 s here): a few images, one epoch, one predict.
+  if (GPU) plan.push({ device: 'webgpu', arch: 'efficientnet_lite0', embed: GPU_EMBED, epochs: GPU_EPOCHS, predictN: 1 });
+  const only = process.env.ONLY?.split(',');
+  for (const p of plan) {
+    if (only && !only.includes(`${p.device}:${p.arch}`)) continue;
+    const run = { device: p.device, arch: p.arch };
+    out.runs.push(run);
+    log(`--- ${p.device} ${p.arch}`);
+    await step(run, 'create', () => call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device }));
+    if (run.create.error) continue;
+    await step(run, 'embed', () => call('embed', { urls: embedUrls, n: p.embed }));
+    await step(run, 'head', () => call('head', { n: 1000, epochs: p.epochs ?? 100 }));
+    run.head.epochs = p.epochs ?? 100;
+    await step(run, 'predict', () => call('predict', { url: embedUrls[0], n: p.predictN ?? 3 }));
+    if (p.drop) await step(run, 'drop', () => call('drop', { files: dropFiles }));
+    if (p.batchProbe) {
+      // One addImage with 15 augmented views runs the backbone once on a batch of 16.
+      await step(run, 'batch16', async () => {
+        await call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device, augment: 15 });
+        return call('embed', { urls: embedUrls, n: 2 });
+      });
+    }
+    await call('free');
+  }
+} catch (e) {
+  out.errors.push(e.message);
+  log('FAILED:', e.message);
+} finally {
+  await browser.close();
+  server.kill();
+}
+console.log(JSON.stringify(out));
