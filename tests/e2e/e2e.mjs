@@ -14,10 +14,12 @@
 // Every request (page, worker, service worker) must be same-origin; an uncaught page error fails.
 //
 // Data: trashnet-mini, ../shared/data/trashnet-mini relative to the repository root, or SORTWISE_DATA.
-// Artefacts: screenshots in artifacts/screenshots/*.png (and the exported files in artifacts/),
-// gitignored; with SORTWISE_UPDATE_SCREENSHOT=1 one full-page screenshot is copied to
-// docs/screenshot.png. SORTWISE_FAKE=1 swaps the engine for tests/e2e/fake-client.js (page logic
-// only, seconds instead of minutes). Exit code 0 on success, 1 with a message on failure.
+// Artefacts: screenshots in artifacts/screenshots/*.png (and the exported model and project in
+// artifacts/), gitignored. docs/screenshot.png is artifacts/screenshots/readme.png reduced to 256
+// colours (Pillow: Image.quantize(256)) to stay under 400 KB; SORTWISE_UPDATE_SCREENSHOT=1 copies
+// it as is when it is already that small. SORTWISE_FAKE=1 swaps the engine for
+// tests/e2e/fake-client.js (page logic only, seconds instead of minutes); SORTWISE_E2E_WEBGPU=0
+// skips the WebGPU part. Exit code 0 on success, 1 with a message on failure.
 
 import { chromium } from 'playwright-core';
 import { zipSync } from 'fflate';
