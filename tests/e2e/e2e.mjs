@@ -164,7 +164,8 @@ async function main() {
     if (u.startsWith('data:')) return false;
     try { return new URL(u.startsWith('blob:') ? u.slice(5) : u).origin !== origin; } catch { return true; }
   });
-  log(`${requests.length} requests recorded, ${foreign.length} not same-origin`);
+  const seen = (re) => requests.filter((u) => re.test(u)).length;
+  log(`${requests.length} requests recorded (${seen(/\/pkg\/sortwise_bg\.wasm/)} for the wasm, ${seen(/\.safetensors/)} for weights, ${seen(/^blob:/)} blob:), ${foreign.length} not same-origin`);
   check(foreign.length === 0, `requests to other origins: ${[...new Set(foreign)].slice(0, 10).join(', ')}`);
   check(pageErrors.length === 0, `uncaught page errors: ${pageErrors.join(' | ')}`);
   if (consoleErrors.length) log(`console errors (not fatal): ${consoleErrors.length}`);
