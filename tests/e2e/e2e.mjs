@@ -144,6 +144,17 @@ async function main() {
     });
     page.on('dialog', (d) => d.accept());
     await run(page, context, origin);
+    {
+      // a browser set to Chinese gets the Chinese UI without asking
+      const zh = await browser.newContext({ locale: 'zh-CN', serviceWorkers: 'block' });
+      zh.on('request', (r) => requests.push(r.url()));
+      const p = await zh.newPage();
+      p.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR: ${e.message}`); });
+      await p.goto(`${origin}/www/`);
+      await p.waitForFunction(() => document.documentElement.lang === 'zh-CN' && document.getElementById('data-h').textContent.includes('类别'), null, { timeout: 30000 });
+      log(`zh-CN browser: "${await p.locator('#data-h').textContent()}", footer "${await p.locator('footer').textContent()}"`);
+      await zh.close();
+    }
     if (!FAKE && process.env.SORTWISE_E2E_WEBGPU !== '0') {
       // A fresh profile on WebGPU (SwiftShader here), then the device is destroyed.
       const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 }, serviceWorkers: 'block', locale: 'en-US' });
