@@ -620,6 +620,7 @@ let trainCam = null;
 let camTarget = null;
 let camTimer = null;
 let camFrames = 0;
+let camPending = 0; // frames grabbed and still being encoded
 
 async function openCamera(label) {
   camTarget = label;
@@ -648,11 +649,16 @@ function startBurst() {
   if (camTimer || !trainCam?.running || !camTarget) return;
   $('camera-hold').classList.add('recording');
   const grab = async () => {
-    const bytes = await trainCam.frameJpeg(480);
-    if (bytes && classOf(camTarget)) {
-      camFrames += 1;
-      $('camera-count').textContent = t('camShot', { n: camFrames });
-      addImages([{ label: camTarget, name: `webcam-${camFrames}.jpg`, bytes }]);
+    camPending += 1;
+    try {
+      const bytes = await trainCam.frameJpeg(480);
+      if (bytes && classOf(camTarget)) {
+        camFrames += 1;
+        $('camera-count').textContent = t('camShot', { n: camFrames });
+        addImages([{ label: camTarget, name: `webcam-${camFrames}.jpg`, bytes }]);
+      }
+    } finally {
+      camPending -= 1;
     }
   };
   grab();
@@ -1419,6 +1425,7 @@ window.sortwiseDebug = {
       report: state.report && { valAccuracy: state.report.valAccuracy, labels: state.report.labels, confusion: state.report.confusion, valSize: state.report.valSize },
       skipped: state.skipped.map((s) => ({ name: s.name, reason: s.reason })),
       training: state.training,
+      cameraPending: camPending + (camTimer ? 1 : 0),
     };
   },
   save: () => saveNow(),
