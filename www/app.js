@@ -25,7 +25,7 @@ const PRESETS = {
 
 const DEFAULT_SETTINGS = {
   epochs: 100, lr: 0.001, optimizer: 'adam', valSplit: 0.2, balance: 'auto', labelSmoothing: 0.1,
-  seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.01, threshold: 0.6,
+  seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.1, threshold: 0.6,
 };
 
 // `?device=webgpu` or `?device=cpu` overrides the automatic choice (for testing and comparison).
