@@ -20,6 +20,8 @@ command -v npm >/dev/null || apt_pkgs+=(nodejs npm)
 if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
+  # CJK glyphs for the zh-CN page in the end-to-end screenshots.
+  fc-list 2>/dev/null | grep -qi wqy || apt_pkgs+=(fonts-wqy-zenhei)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
