@@ -492,6 +492,16 @@ impl Trainer {
     pub fn train(&self, opts: JsValue, progress: Option<Function>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
+            // Augmented views are embedded when images are added, so `augment` is a create
+            // option; a different value here would silently not happen, so say so instead.
+            if let Some(k) = get(&opts, "augment").as_f64() {
+                let have = inner.borrow().augment;
+                if k != have as f64 {
+                    return Err(js_err(format!(
+                        "augment is chosen when images are added (Trainer.create({{augment: {k}}})); this trainer embeds {have} augmented views per image"
+                    )));
+                }
+            }
             let cfg: TrainConfig = if opts.is_undefined() || opts.is_null() {
                 TrainConfig::default()
             } else {
