@@ -90,6 +90,20 @@ const ops = {
     }
     return { ms, medianMs: median(ms) };
   },
+  // Batch-1 forward with almost no preprocessing: predictPixels on a 224x224 RGBA frame (needs a
+  // trained head; its cost is negligible). Warm-up, then the median of `n`.
+  async forward1({ n = 3 }) {
+    const side = 224;
+    const rgba = Uint8Array.from({ length: side * side * 4 }, (_, i) => (i * 2654435761) >>> 24);
+    await trainer.predictPixels(rgba, side, side, {});
+    const ms = [];
+    for (let i = 0; i < n; i += 1) {
+      const t = now();
+      await trainer.predictPixels(rgba, side, side, {});
+      ms.push(now() - t);
+    }
+    return { ms, medianMs: median(ms) };
+  },
   // "Files dropped" -> "trained": read each file (here: fetch from the local server), addImage
   // under its class, then train with the page's defaults.
   async drop({ files }) {

@@ -92,16 +92,21 @@ try {
   page.on('pageerror', (e) => log('page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
   await page.goto(`http://127.0.0.1:${port}/tests/e2e/harness.html`);
+  // One worker (one wasm instance) per measurement group, so wasm memory figures are that group's.
   await page.evaluate(() => {
-    const w = new Worker('/bench/browser-worker.js', { type: 'module' });
+    let w = null;
     const pending = new Map();
     let next = 1;
-    w.onmessage = ({ data }) => {
-      const p = pending.get(data.id);
-      pending.delete(data.id);
-      if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
+    window.benchRestart = () => {
+      w?.terminate();
+      w = new Worker('/bench/browser-worker.js', { type: 'module' });
+      w.onmessage = ({ data }) => {
+        const p = pending.get(data.id);
+        pending.delete(data.id);
+        if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
+      };
+      w.onerror = (e) => { for (const p of pending.values()) p.reject(new Error(`worker: ${e.message}`)); };
     };
-    w.onerror = (e) => { for (const p of pending.values()) p.reject(new Error(`worker: ${e.message}`)); };
     window.benchCall = (op, args) => new Promise((resolve, reject) => {
       const id = next++;
       pending.set(id, { resolve, reject });
@@ -114,6 +119,8 @@ try {
     log(`${op} ${JSON.stringify(args ?? {}).slice(0, 80)} -> ${((Date.now() - t) / 1000).toFixed(1)} s`);
     return v;
   };
+  const restart = () => page.evaluate(() => window.benchRestart());
+  await restart();
   out.init = await call('init');
   out.gpu = await page.evaluate(async () => {
     const a = await navigator.gpu?.requestAdapter();
@@ -142,18 +149,24 @@ try {
     const run = { device: p.device, arch: p.arch };
     out.runs.push(run);
     log(`--- ${p.device} ${p.arch}`);
+    await restart();
+    await call('init');
     await step(run, 'create', () => call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device }));
     if (run.create.error) continue;
-    await step(run, 'embed', () => call('embed', { urls: embedUrls, n: p.embed }));
+    // Head first, so its memory figures are the backbone's plus 1,000 embeddings' (and training's).
     await step(run, 'head', () => call('head', { n: 1000, epochs: p.epochs ?? 100 }));
-    run.head.epochs = p.epochs ?? 100;
+    if (run.head) run.head.epochs = p.epochs ?? 100;
+    await step(run, 'forward1', () => call('forward1', { n: p.predictN ?? 3 }));
     await step(run, 'predict', () => call('predict', { url: embedUrls[0], n: p.predictN ?? 3 }));
+    await step(run, 'embed', () => call('embed', { urls: embedUrls, n: p.embed }));
     if (p.drop) await step(run, 'drop', () => call('drop', { files: dropFiles }));
     if (p.batchProbe) {
       // One addImage with 15 augmented views runs the backbone once on a batch of 16.
       await step(run, 'batch16', async () => {
+        await restart();
+        await call('init');
         await call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device, augment: 15 });
-        return call('embed', { urls: embedUrls, n: 2 });
+        return call('embed', { urls: embedUrls, n: 3 });
       });
     }
     await call('free');
