@@ -142,7 +142,8 @@ def head(r):
     if "trainMs" not in h:
         return h.get("error", "–")[:60]
     if h.get("epochs", 100) != 100:
-        return f"{h['trainMs'] / 1000:.1f} s for {h['epochs']} epochs (≈{h['trainMs'] / h['epochs'] * 100 / 1000:.0f} s per 100)"
+        return (f"{h['trainMs'] / 1000:.1f} s for {h['epochs']} epoch{'s' if h['epochs'] > 1 else ''} "
+                f"(≈{h['trainMs'] / h['epochs'] * 100 / 1000:.0f} s per 100)")
     return f"{h['trainMs'] / 1000:.2f} s"
 
 

@@ -45,7 +45,7 @@ fi
 
 step "2. sortwise native: cpu (also writes random-weight ResNet web files to bench/.cache/)"
 "$BENCH" --backend cpu --runs "${RUNS:-5}" --batch1 --write-weights bench/.cache > "$OUT/native_cpu.jsonl"
-step "2. sortwise native: wgpu (hardware adapters only; software ones are what `auto` avoids)"
+step "2. sortwise native: wgpu (hardware adapters only: software ones are what auto avoids)"
 "$BENCH" --backend wgpu > "$OUT/native_wgpu.jsonl" || true
 grep -h error "$OUT/native_wgpu.jsonl" >&2 || true
 
