@@ -200,8 +200,12 @@ pub async fn train(
             id: v.id,
         })
         .collect();
+    let head_only = TrainConfig {
+        finetune_last: false,
+        ..cfg.clone()
+    };
     let (head0, warm) =
-        trainer::train(labels, &head_train, &head_val, cfg, device, progress).await?;
+        trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await?;
 
     // Phase 2: stage + head with L2-SP.
     let ad = device.clone().autodiff();

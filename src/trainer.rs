@@ -604,6 +604,14 @@ pub async fn train(
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
+    if cfg.finetune_last {
+        // The examples here are embeddings; fine-tuning needs each image's last-stage input.
+        return Err(Error::Invalid(
+            "'fine-tune last stage' (finetuneLast) needs each image's last-stage input, which \
+             this trainer does not keep: train the head only, or use finetune::train"
+                .into(),
+        ));
+    }
     let started = Instant::now();
     let mut plan = Plan::new(labels, train_set, cfg)?;
     let dim = train_set[0].views[0].len();

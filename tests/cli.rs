@@ -364,3 +364,82 @@ fn train_eval_predict_on_class_folders() {
     assert!(stderr.contains("only one class"), "{stderr}");
     assert!(!model2.exists());
 }
+
+/// `--finetune-last`: the summary says so, the model file carries the stage, and `eval` on the
+/// validation folder (the backbone with the stored stage put back) agrees with training's
+/// validation numbers. A bad `--l2sp` is refused before any image is read.
+#[test]
+fn train_finetune_last_then_eval_uses_the_stage() {
+    let dir = tempdir::Dir::new("finetune");
+    let (data, val) = (dir.path().join("data"), dir.path().join("val"));
+    class_dirs(&data, "train", &["glass", "paper"], 6);
+    class_dirs(&val, "val", &["glass", "paper"], 4);
+    let pth = lite0_pth();
+    let model = dir.path().join("ft.sortwise");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train".to_string(),
+            "--arch".into(),
+            "efficientnet_lite0".into(),
+            "--weights".into(),
+            s(&pth),
+            "--data".into(),
+            s(&data),
+            "--val".into(),
+            s(&val),
+            "--epochs".into(),
+            "20".into(),
+            "--finetune-last".into(),
+            "--finetune-epochs".into(),
+            "2".into(),
+            "--backend".into(),
+            "cpu".into(),
+            "--out".into(),
+            s(&model),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        sortwise(&refs)
+    };
+    let (code, json, stderr) = train(&["--l2sp", "0.5"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["finetune_last"], true);
+    assert_eq!(json["l2sp"], 0.5);
+    assert_eq!(json["finetune"]["epochsRun"], 2, "{json}");
+    assert!(stderr.contains("finetune epoch 2/2"), "{stderr}");
+    let bytes = std::fs::read(&model).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.names().iter().any(|n| n.starts_with("stage.blocks.")));
+
+    let (code, eval, stderr) = sortwise(&[
+        "eval",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&pth),
+        "--data",
+        &s(&val),
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(eval["accuracy"], json["val_accuracy"], "{eval} vs {json}");
+    let (a, b) = (
+        eval["loss"].as_f64().unwrap(),
+        json["val_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() < 1e-4,
+        "eval loss {a}, training's validation loss {b}"
+    );
+
+    for bad in ["--l2sp=-1", "--l2sp=NaN"] {
+        let (code, _, stderr) = train(&[bad]);
+        assert_eq!(code, 2);
+        assert!(
+            stderr.contains("l2sp must be a non-negative number"),
+            "{stderr}"
+        );
+    }
+}

@@ -192,6 +192,29 @@ fn bad_l2sp_and_wrong_inputs_fail_clearly() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("stage input"), "{e}");
+    // Head-only training asked to fine-tune (e.g. a browser option it cannot honour) says so.
+    let views = vec![vec![0.5f32; 8]];
+    let set = [
+        TrainExample {
+            views: &views,
+            label: 0,
+        },
+        TrainExample {
+            views: &views,
+            label: 1,
+        },
+    ];
+    let e = pollster::block_on(trainer::train(
+        &["a".to_string(), "b".to_string()],
+        &set,
+        &[],
+        &small_cfg(),
+        &Device::flex(),
+        &mut async |_: &Progress| true,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fine-tune last stage"), "{e}");
     // Cancelling in the fine-tuning phase.
     let r = run(
         &train,
@@ -352,7 +375,7 @@ fn model_file_round_trip_restores_the_stage() {
 
 /// Each fine-tuning epoch is a forward and backward pass of the stage over 160 images (~15 s on
 /// two cores).
-const FT_EPOCHS: usize = 3;
+const FT_EPOCHS: usize = 2;
 
 fn run_real(
     train: &[(Vec<Vec<f32>>, usize)],

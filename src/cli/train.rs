@@ -21,6 +21,9 @@ use crate::preprocess::{self, Fit};
 use crate::split;
 use crate::trainer::{self, Balance, OptimizerKind, TrainConfig, ValExample};
 
+/// Default `--augment` with `--finetune-last` (see `TrainArgs::augment`).
+const FINETUNE_AUGMENT: usize = 2;
+
 /// Images decoded and embedded at a time: bounds memory for folders of large photos.
 const CHUNK: usize = 32;
 
@@ -46,9 +49,10 @@ pub struct TrainArgs {
     lr: Option<f64>,
     /// Augmented views embedded per training image (random resized crop + flip). Default 0 by
     /// measurement: on trashnet-mini K=1 and K=2 did not beat K=0 and cost 2-3x the embedding
-    /// time (docs/BENCHMARKS.md).
-    #[arg(long, default_value_t = 0)]
-    augment: usize,
+    /// time (docs/BENCHMARKS.md). With --finetune-last the default is 2, also by measurement:
+    /// the stage overfits a single view per image, and varied views are what it gains from.
+    #[arg(long)]
+    augment: Option<usize>,
     #[arg(long, default_value = "auto")]
     balance: String,
     #[arg(long, default_value_t = 0.1)]
@@ -256,14 +260,12 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
     } else {
         Output::Features
     };
-    let train_emb = embed_folder(
-        &backbone,
-        &args.data,
-        args.fit,
-        args.augment,
-        args.seed,
-        output,
-    )?;
+    let augment = args.augment.unwrap_or(if cfg.finetune_last {
+        FINETUNE_AUGMENT
+    } else {
+        0
+    });
+    let train_emb = embed_folder(&backbone, &args.data, args.fit, augment, args.seed, output)?;
     let mut data = Dataset::new();
     for (class, _, views) in &train_emb.items {
         data.push(class, views.clone())?;
@@ -390,6 +392,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         "confusion": report.confusion,
         "misclassified": misclassified,
         "balance": report.balance,
+        "augment": augment,
         "finetune_last": cfg.finetune_last,
         "l2sp": cfg.finetune_last.then_some(cfg.l2sp),
         "finetune": report.finetune,
