@@ -127,6 +127,14 @@ try {
     return a ? { vendor: a.info?.vendor, architecture: a.info?.architecture, description: a.info?.description, fallback: a.info?.isFallbackAdapter ?? a.isFallbackAdapter } : null;
   });
 
+  // What `device: 'auto'` picks here (it must not pick a software WebGPU adapter).
+  try {
+    const a = await call('create', { arch: 'efficientnet_lite0', weightsUrl: WEIGHTS.efficientnet_lite0, device: 'auto' });
+    out.auto = { backend: a.backend, reason: a.reason };
+    await call('free');
+  } catch (e) {
+    out.auto = { error: e.message };
+  }
   const step = async (run, name, fn) => {
     try {
       run[name] = await fn();

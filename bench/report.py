@@ -101,6 +101,9 @@ if wgok:
     for r in wgok:
         p(f"| {NAMES[r['arch']]}, native wgpu | {fmt(base.get(r['arch']))} | {fmt(r['img_s'])} | {ratio(r['img_s'], r['arch'])} | | |")
 p("")
+if browser.get("auto"):
+    a = browser["auto"]
+    p(f"Browser `device: 'auto'` chose **{a.get('backend', a.get('error'))}**: {a.get('reason', '')}\n")
 p(f"Native wgpu: {'**no adapter on this machine** (' + wg['error'] + ')' if wg else ('measured above' if wgok else 'not run')}.\n")
 
 p("**Where the time goes** (EfficientNet-Lite0):\n")
