@@ -104,7 +104,13 @@ p("")
 if browser.get("auto"):
     a = browser["auto"]
     p(f"Browser `device: 'auto'` chose **{a.get('backend', a.get('error'))}**: {a.get('reason', '')}\n")
-p(f"Native wgpu: {'**no adapter on this machine** (' + wg['error'] + ')' if wg else ('measured above' if wgok else 'not run')}.\n")
+if wg:
+    import re
+    found = re.findall(r'name: "([^"]*)".*?device_type: (\w+).*?backend: (\w+)', wg["error"])
+    seen = ", ".join(f"{n} ({t}, {b})" for n, t, b in found) or wg["error"][:200]
+    p(f"Native wgpu: **no hardware adapter on this machine** (only: {seen}); not measured.\n")
+else:
+    p(f"Native wgpu: {'measured above' if wgok else 'not run'}.\n")
 
 p("**Where the time goes** (EfficientNet-Lite0):\n")
 n0 = next((r for r in native if r["arch"] == "efficientnet_lite0"), {})
