@@ -86,6 +86,21 @@ fn input_shape(stage: &LastStage, row_len: usize) -> Result<[usize; 3]> {
     Ok([c, side, side])
 }
 
+/// `f` of stage input batches of `batch` rows, read back row by row.
+async fn over_batches(
+    rows: &[&[f32]],
+    shape: [usize; 3],
+    device: &Device,
+    batch: usize,
+    f: impl Fn(Tensor<4>) -> Tensor<2>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(batch.max(1)) {
+        out.extend(read_rows(f(stage_batch(chunk, shape, device))).await?);
+    }
+    Ok(out)
+}
+
 /// Pooled embeddings of stage inputs through `stage`, `batch` rows at a time.
 pub async fn stage_features(
     stage: &LastStage,
@@ -94,11 +109,7 @@ pub async fn stage_features(
     device: &Device,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(batch.max(1)) {
-        out.extend(read_rows(stage.features(stage_batch(chunk, shape, device))).await?);
-    }
-    Ok(out)
+    over_batches(rows, shape, device, batch, |x| stage.features(x)).await
 }
 
 impl FineTuned {
@@ -110,12 +121,10 @@ impl FineTuned {
         device: &Device,
         batch: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(batch.max(1)) {
-            let x = stage_batch(chunk, shape, device);
-            out.extend(read_rows(softmax(self.head.forward(self.stage.features(x)), 1)).await?);
-        }
-        Ok(out)
+        over_batches(rows, shape, device, batch, |x| {
+            softmax(self.head.forward(self.stage.features(x)), 1)
+        })
+        .await
     }
 }
 
@@ -136,36 +145,40 @@ async fn norm(stage: &LastStage, theta0: &[Tensor<1>]) -> Result<f64> {
     Ok((sq.max(0.0) as f64).sqrt())
 }
 
-/// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
-/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
-/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
-/// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
-/// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`); resolving to `false`
-/// cancels with [`Error::Cancelled`].
-pub async fn train(
+/// Phase 1: every cached row through the pretrained `stage` to its embedding (progress phase
+/// `"features"`), then head-only training on those, as without fine-tuning.
+#[allow(clippy::too_many_arguments)]
+async fn warm_start(
     labels: &[String],
     train_set: &[TrainExample<'_>],
     val_set: &[ValExample<'_>],
     cfg: &TrainConfig,
-    stage: LastStage,
+    stage: &LastStage,
+    shape: [usize; 3],
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
-) -> Result<(FineTuned, Report)> {
-    let started = Instant::now();
-    let mut plan = Plan::new(labels, train_set, cfg)?;
-    let shape = input_shape(&stage, train_set[0].views[0].len())?;
+) -> Result<(Head, Report)> {
     let batch = cfg.batch_size;
-
-    // Phase 1: embeddings through the pretrained stage, then the head-only warm start.
     let train_rows: Vec<&[f32]> = train_set
         .iter()
         .flat_map(|e| e.views.iter().map(Vec::as_slice))
         .collect();
-    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
-    let all: Vec<&[f32]> = train_rows.iter().chain(&val_rows).copied().collect();
+    let all: Vec<&[f32]> = train_rows
+        .iter()
+        .copied()
+        .chain(val_set.iter().map(|v| v.embedding))
+        .collect();
+    let per = shape.iter().product::<usize>();
+    if let Some(bad) = all.iter().find(|r| r.len() != per) {
+        return Err(Error::Invalid(format!(
+            "cached stage inputs differ in size ({} and {per} values): were they made with \
+             another backbone?",
+            bad.len()
+        )));
+    }
     let mut embedded = Vec::with_capacity(all.len());
     for chunk in all.chunks(batch) {
-        embedded.extend(stage_features(&stage, chunk, shape, device, batch).await?);
+        embedded.extend(stage_features(stage, chunk, shape, device, batch).await?);
         let p = Progress {
             phase: "features".into(),
             epoch: embedded.len(),
@@ -204,10 +217,36 @@ pub async fn train(
         finetune_last: false,
         ..cfg.clone()
     };
-    let (head0, warm) =
-        trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await?;
+    trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await
+}
+
+/// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
+/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
+/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
+/// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
+/// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`); resolving to `false`
+/// cancels with [`Error::Cancelled`].
+pub async fn train(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    cfg: &TrainConfig,
+    stage: LastStage,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(FineTuned, Report)> {
+    let started = Instant::now();
+    let mut plan = Plan::new(labels, train_set, cfg)?;
+    let shape = input_shape(&stage, train_set[0].views[0].len())?;
+    let batch = cfg.batch_size;
+
+    let (head0, warm) = warm_start(
+        labels, train_set, val_set, cfg, &stage, shape, device, progress,
+    )
+    .await?;
 
     // Phase 2: stage + head with L2-SP.
+    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
     let ad = device.clone().autodiff();
     let theta0: Vec<Tensor<1>> = stage.flat_params();
     let start_score = warm

@@ -236,6 +236,22 @@ fn class_dirs(root: &Path, split: &str, classes: &[&str], n: usize) {
     }
 }
 
+/// `sortwise eval` of `model` on the class folders in `data`, on the CPU backend.
+fn eval_cpu(model: &Path, weights: &Path, data: &Path) -> (i32, Value, String) {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    sortwise(&[
+        "eval",
+        "--model",
+        &s(model),
+        "--weights",
+        &s(weights),
+        "--data",
+        &s(data),
+        "--backend",
+        "cpu",
+    ])
+}
+
 #[test]
 fn train_eval_predict_on_class_folders() {
     let dir = tempdir::Dir::new("train");
@@ -280,17 +296,7 @@ fn train_eval_predict_on_class_folders() {
     assert!(json["epochs"].as_u64().unwrap() >= 1);
     assert!(model.exists());
 
-    let (code, json, stderr) = sortwise(&[
-        "eval",
-        "--model",
-        &s(&model),
-        "--weights",
-        &s(&pth),
-        "--data",
-        &s(&val),
-        "--backend",
-        "cpu",
-    ]);
+    let (code, json, stderr) = eval_cpu(&model, &pth, &val);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(json["n"], 10);
     assert_eq!(json["confusion"].as_array().unwrap().len(), 2);
@@ -412,17 +418,7 @@ fn train_finetune_last_then_eval_uses_the_stage() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert!(st.names().iter().any(|n| n.starts_with("stage.blocks.")));
 
-    let (code, eval, stderr) = sortwise(&[
-        "eval",
-        "--model",
-        &s(&model),
-        "--weights",
-        &s(&pth),
-        "--data",
-        &s(&val),
-        "--backend",
-        "cpu",
-    ]);
+    let (code, eval, stderr) = eval_cpu(&model, &pth, &val);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(eval["accuracy"], json["val_accuracy"], "{eval} vs {json}");
     let (a, b) = (

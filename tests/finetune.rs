@@ -18,7 +18,7 @@ use sortwise::head::Head;
 use sortwise::infer::read_rows;
 use sortwise::model_file::{self, Model, ModelMeta};
 use sortwise::preprocess::{self, Fit};
-use sortwise::trainer::{self, Progress, Report, TrainConfig, TrainExample, ValExample};
+use sortwise::trainer::{self, Progress, Report, TrainConfig, TrainExample};
 use sortwise::{Arch, Backbone, weights};
 
 fn backbone() -> &'static Backbone {
@@ -65,31 +65,17 @@ fn synthetic(n_per: usize, seed: u64) -> Rows {
     out
 }
 
+/// Fine-tune the pretrained Lite0 stage on `(stage inputs, label)` rows.
 fn run(
-    train: &Rows,
-    val: &Rows,
+    train: &[(Vec<Vec<f32>>, usize)],
+    val: &[(Vec<Vec<f32>>, usize)],
     cfg: &TrainConfig,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> sortwise::Result<(FineTuned, Report)> {
-    let labels: Vec<String> = (0..2).map(|i| format!("class {i}")).collect();
-    let train_set: Vec<TrainExample> = train
-        .iter()
-        .map(|(v, l)| TrainExample {
-            views: v,
-            label: *l,
-        })
-        .collect();
-    let val_set: Vec<ValExample> = val
-        .iter()
-        .enumerate()
-        .map(|(i, (v, l))| ValExample {
-            embedding: &v[0],
-            label: *l,
-            id: i as u32,
-        })
-        .collect();
+    let classes = train.iter().map(|(_, l)| l + 1).max().unwrap_or(0);
+    let (train_set, val_set) = common::example_sets(train, val);
     pollster::block_on(finetune::train(
-        &labels,
+        &labels()[..classes],
         &train_set,
         &val_set,
         cfg,
@@ -192,6 +178,12 @@ fn bad_l2sp_and_wrong_inputs_fail_clearly() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("stage input"), "{e}");
+    let mut mixed = train.clone();
+    mixed[1].0[0].truncate(1000);
+    let e = run(&mixed, &[], &small_cfg_l2sp(0.1), &mut async |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("differ in size"), "{e}");
     // Head-only training asked to fine-tune (e.g. a browser option it cannot honour) says so.
     let views = vec![vec![0.5f32; 8]];
     let set = [
@@ -377,43 +369,20 @@ fn model_file_round_trip_restores_the_stage() {
 /// two cores).
 const FT_EPOCHS: usize = 2;
 
+/// [`run`], printing the fine-tuning epochs, on inputs that must train.
 fn run_real(
     train: &[(Vec<Vec<f32>>, usize)],
     val: &[(Vec<Vec<f32>>, usize)],
     cfg: &TrainConfig,
 ) -> (FineTuned, Report) {
-    let train_set: Vec<TrainExample> = train
-        .iter()
-        .map(|(v, l)| TrainExample {
-            views: v,
-            label: *l,
-        })
-        .collect();
-    let val_set: Vec<ValExample> = val
-        .iter()
-        .enumerate()
-        .map(|(i, (v, l))| ValExample {
-            embedding: &v[0],
-            label: *l,
-            id: i as u32,
-        })
-        .collect();
-    pollster::block_on(finetune::train(
-        &labels(),
-        &train_set,
-        &val_set,
-        cfg,
-        backbone().split_last_stage(),
-        &Device::flex(),
-        &mut async |p: &Progress| {
-            if p.phase == "finetune" {
-                eprintln!(
-                    "finetune epoch {} loss {:.4} val {:?}",
-                    p.epoch, p.loss, p.val_accuracy
-                );
-            }
-            true
-        },
-    ))
+    run(train, val, cfg, &mut async |p: &Progress| {
+        if p.phase == "finetune" {
+            eprintln!(
+                "finetune epoch {} loss {:.4} val {:?}",
+                p.epoch, p.loss, p.val_accuracy
+            );
+        }
+        true
+    })
     .unwrap()
 }

@@ -45,22 +45,7 @@ fn run(
     labels: &[String],
     cfg: &TrainConfig,
 ) -> sortwise::Result<(Head, trainer::Report)> {
-    let train_set: Vec<TrainExample> = data
-        .iter()
-        .map(|(v, l)| TrainExample {
-            views: v,
-            label: *l,
-        })
-        .collect();
-    let val_set: Vec<ValExample> = val
-        .iter()
-        .enumerate()
-        .map(|(i, (v, l))| ValExample {
-            embedding: &v[0],
-            label: *l,
-            id: i as u32,
-        })
-        .collect();
+    let (train_set, val_set) = common::example_sets(data, val);
     pollster::block_on(trainer::train(
         labels,
         &train_set,

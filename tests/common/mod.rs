@@ -141,3 +141,31 @@ pub fn lite0_pth() -> std::path::PathBuf {
     );
     p
 }
+
+/// Training and validation sets over `(views, label)` rows, as `trainer::sets` builds them from a
+/// dataset: a validation row contributes its first view, and its position is its id.
+pub fn example_sets<'a>(
+    train: &'a [(Vec<Vec<f32>>, usize)],
+    val: &'a [(Vec<Vec<f32>>, usize)],
+) -> (
+    Vec<sortwise::trainer::TrainExample<'a>>,
+    Vec<sortwise::trainer::ValExample<'a>>,
+) {
+    let train_set = train
+        .iter()
+        .map(|(v, l)| sortwise::trainer::TrainExample {
+            views: v,
+            label: *l,
+        })
+        .collect();
+    let val_set = val
+        .iter()
+        .enumerate()
+        .map(|(i, (v, l))| sortwise::trainer::ValExample {
+            embedding: &v[0],
+            label: *l,
+            id: i as u32,
+        })
+        .collect();
+    (train_set, val_set)
+}
