@@ -49,8 +49,8 @@ pub struct TrainArgs {
     lr: Option<f64>,
     /// Augmented views embedded per training image (random resized crop + flip). Default 0 by
     /// measurement: on trashnet-mini K=1 and K=2 did not beat K=0 and cost 2-3x the embedding
-    /// time (docs/BENCHMARKS.md). With --finetune-last the default is 2, also by measurement:
-    /// the stage overfits a single view per image, and varied views are what it gains from.
+    /// time (docs/BENCHMARKS.md). With --finetune-last the default is 2: a trainable stage should
+    /// not see one fixed view per image, and on trashnet-mini it was no worse (docs/BENCHMARKS.md).
     #[arg(long)]
     augment: Option<usize>,
     #[arg(long, default_value = "auto")]
