@@ -508,6 +508,14 @@ impl Trainer {
                 serde_wasm_bindgen::from_value(opts)
                     .map_err(|e| js_err(format!("train options: {e}")))?
             };
+            // Fine-tuning needs each image's stage input cached (88-800 KB per view), which
+            // the browser's embedding cache does not keep; refuse rather than train head-only.
+            if cfg.finetune_last {
+                return Err(js_err(
+                    "fine-tuning the last stage is not available in the browser yet; it runs in \
+                     the command-line tool (sortwise train --finetune-last)",
+                ));
+            }
             let (labels, examples, device) = {
                 let i = inner.borrow();
                 (

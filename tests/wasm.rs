@@ -265,6 +265,17 @@ mod trainer_api {
             .await
             .unwrap_err();
         assert!(err.contains("only one class"), "{err}");
+        let err = resolve(t.train(obj(&[("finetuneLast", true.into())]), None))
+            .await
+            .unwrap_err();
+        assert!(err.contains("not available in the browser"), "{err}");
+        let err = resolve(t.train(obj(&[("augment", 3.into())]), None))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("augment is chosen when images are added"),
+            "{err}"
+        );
         assert!(t.export_model().is_err());
         let err = resolve(t.add_image("  ".into(), Uint8Array::from(PNGS[0])))
             .await

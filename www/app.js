@@ -716,7 +716,8 @@ function renderSettings() {
   for (const k of ['epochs', 'lr', 'valSplit', 'seed', 'patience', 'labelSmoothing', 'augment', 'l2sp']) $(`set-${k}`).value = String(s[k]);
   $('set-optimizer').value = s.optimizer;
   $('set-balance').value = s.balance;
-  $('set-finetuneLast').checked = !!s.finetuneLast;
+  // The engine refuses fine-tuning in the browser for now (stage inputs are not cached there).
+  $('set-finetuneLast').checked = false;
   $('set-l2sp').disabled = !s.finetuneLast;
   $('threshold').value = String(s.threshold);
   $('threshold-value').textContent = Number(s.threshold).toFixed(2);
