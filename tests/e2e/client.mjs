@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // End-to-end test of www/sortwise-client.js + www/worker.js (the page's engine) in headless
 // Chromium, below the UI: the WebGPU device lost mid-session (destroyed for real through the
-// WebGPU API) switches to the CPU backend keeping images and model, cancel stops training between
-// epochs on the CPU backend, weights come from Cache Storage on a second load, and bad input
+// WebGPU API) between calls and in the middle of training switches to the CPU backend keeping
+// images and model, cancel stops training between epochs on the CPU backend, weights come from
+// Cache Storage on a second load, weights with the wrong sha256 are refused, and bad input
 // rejects with a message. Needs pkg/ built and www/weights/ prepared (./run test does both).
 //
 //   node tests/e2e/client.mjs
@@ -105,7 +106,36 @@ try {
     // 4. A second trainer gets the weights from Cache Storage.
     out.statuses.push('--- second');
     const again = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'cpu', onStatus });
+
+    // 5. Device lost in the middle of training: the embeddings go to a WebGPU trainer as saved
+    // embeddings (embedding on SwiftShader is slow), the device is destroyed at epoch 2, and the
+    // same train() call finishes on the CPU.
+    const saved = [];
+    for (const g of glass.slice(0, 4)) saved.push(['glass', (await again.addImage('glass', u8(g))).embedding]);
+    for (const m of metal.slice(0, 4)) saved.push(['metal', (await again.addImage('metal', u8(m))).embedding]);
     again.terminate();
+    const gpu = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'webgpu' });
+    for (const [label, e] of saved) await gpu.addEmbedding(label, e);
+    let lostAt = 0;
+    const epochsSeen = [];
+    const midReport = await gpu.train({ epochs: 6, patience: 0, valSplit: 0 }, (p) => {
+      epochsSeen.push(p.epoch);
+      if (p.epoch === 2 && !lostAt) {
+        lostAt = p.epoch;
+        gpu.debugLoseDevice();
+      }
+    });
+    out.midTraining = { backend: gpu.backend, epochsRun: midReport.epochsRun, lostAt, epochsSeen, counts: await gpu.counts() };
+    gpu.terminate();
+
+    // 6. Weights whose sha256 does not match the manifest are refused, cached or not.
+    try {
+      const bad = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'cpu', sha256: '0'.repeat(64) });
+      bad.terminate();
+      out.tampered = 'accepted';
+    } catch (e) {
+      out.tampered = e.message;
+    }
     return out;
   }, data);
 
@@ -125,6 +155,10 @@ try {
   check(/image|format/.test(r.badImage ?? ''), `bad image: ${r.badImage}`);
   check(/safetensors|model|header|truncat/i.test(r.badModel ?? ''), `bad model: ${r.badModel}`);
   check(JSON.stringify(r.countsAfterBad) === '[8,8]', 'bad input changed nothing');
+  check(r.midTraining.backend === 'cpu' && r.midTraining.epochsRun === 6 && r.midTraining.lostAt === 2,
+    `device lost mid-training: ${JSON.stringify(r.midTraining)}`);
+  check(JSON.stringify(r.midTraining.counts) === '[4,4]', 'images kept after a mid-training loss');
+  check(/damaged/.test(r.tampered), `tampered weights: ${r.tampered}`);
   const second = r.statuses.slice(r.statuses.indexOf('--- second'));
   check(second.includes('weights cached'), `second load did not use Cache Storage: ${second}`);
   log(`ok: held-out ${right}/6; WebGPU (SwiftShader) embed ${r.gpuEmbedMs.toFixed(0)} ms, after loss on CPU ${r.cpuEmbedMs.toFixed(0)} ms (includes the restart)`);
