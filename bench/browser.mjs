@@ -11,16 +11,13 @@
 //      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
 //      ONLY=device:arch,... (e.g. ONLY=webgpu:efficientnet_lite0) to run part of the plan.
 
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const N_EMBED = Number(process.env.N_EMBED || 8);
 const N_DROP = Number(process.env.N_DROP || 240);
 const GPU = process.env.GPU !== '0';
@@ -60,38 +57,14 @@ for (let i = 0; mixed.length < files.length; i += 1) {
 const dropFiles = mixed.slice(0, N_DROP);
 const embedUrls = mixed.slice(0, 8).map((f) => f.url);
 
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
-}
-
-async function serve(port) {
-  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/tests/e2e/harness.html`)).ok) return proc;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill();
-  throw new Error('scripts/serve.py did not start');
-}
-
-const port = await freePort();
-const server = await serve(port);
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
-});
+const server = await serveRepo();
+const browser = await launchChromium();
 const out = { chromium: browser.version(), files: files.length, runs: [], errors: [] };
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log('page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
-  await page.goto(`http://127.0.0.1:${port}/tests/e2e/harness.html`);
+  await page.goto(`${server.base}/tests/e2e/harness.html`);
   // One worker (one wasm instance) per measurement group, so wasm memory figures are that group's.
   await page.evaluate(() => {
     let w = null;
@@ -184,6 +157,6 @@ try {
   log('FAILED:', e.message);
 } finally {
   await browser.close();
-  server.kill();
+  server.stop();
 }
 console.log(JSON.stringify(out));

@@ -8,54 +8,25 @@
 //
 //   node tests/e2e/client.mjs
 
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { ROOT, launchChromium, serveRepo } from './serve.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const T0 = Date.now();
 const log = (...a) => console.log(`[client ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
-}
-
-async function serve(port) {
-  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/tests/e2e/harness.html`)).ok) return proc;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill();
-  throw new Error('scripts/serve.py did not start');
-}
 
 const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
   .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
 
-const port = await freePort();
-const server = await serve(port);
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
-});
+const server = await serveRepo();
+const browser = await launchChromium();
 let failed = false;
 try {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
   page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
-  await page.goto(`http://127.0.0.1:${port}/tests/e2e/harness.html`);
+  await page.goto(`${server.base}/tests/e2e/harness.html`);
   const data = { glass: photos('glass', 8), metal: photos('metal', 8), held: [...photos('glass', 3, 'val'), ...photos('metal', 3, 'val')] };
 
   const r = await page.evaluate(async ({ glass, metal, held }) => {
@@ -167,6 +138,6 @@ try {
   log('FAILED:', e.message);
 } finally {
   await browser.close();
-  server.kill();
+  server.stop();
 }
 process.exit(failed ? 1 : 0);

@@ -1,0 +1,41 @@
+// Shared by the browser tests and benchmarks: serve the repository with scripts/serve.py on a
+// free loopback port, and launch Debian's Chromium with the flags that make WebGPU work through
+// SwiftShader (without them it reports no adapter).
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+/** Starts scripts/serve.py; resolves to `{base, stop}` once `probe` (a repo path) answers. */
+export async function serveRepo(probe = '/tests/e2e/harness.html') {
+  const port = await freePort();
+  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      if ((await fetch(base + probe)).ok) return { base, stop: () => proc.kill() };
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  proc.kill();
+  throw new Error('scripts/serve.py did not start');
+}
+
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+  });
+}
