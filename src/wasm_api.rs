@@ -235,6 +235,13 @@ impl Trainer {
         for label in &model.meta.labels {
             validate_label(label).map_err(js_err)?;
         }
+        // A trainer opened for a model (`Trainer.load`) has no images yet: its classes are the
+        // model's. One with images keeps its own, or training would demand images for them.
+        if inner.data.examples().is_empty() {
+            for label in &model.meta.labels {
+                inner.data.class_index(label).map_err(js_err)?;
+            }
+        }
         if model.meta.fit != inner.fit && !inner.data.examples().is_empty() {
             return Err(js_err(format!(
                 "the model was trained with '{}' preprocessing and the images here use '{}'",
