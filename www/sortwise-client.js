@@ -72,10 +72,13 @@ export class Sortwise {
     const weightsUrl = this.#opts.weightsUrl ?? new URL(`weights/${this.#entry.file}`, here).href;
     const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
     this.#lost = null;
-    this.#worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
-    this.#worker.onmessage = (e) => this.#onMessage(e.data);
-    this.#worker.onerror = (e) => {
+    const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
+    this.#worker = worker;
+    // Messages still queued from a replaced worker (its `lost` notice) must not touch this one.
+    worker.onmessage = (e) => { if (worker === this.#worker) this.#onMessage(e.data); };
+    worker.onerror = (e) => {
       e.preventDefault?.();
+      if (worker !== this.#worker) return;
       this.#failAll(new WorkerError(`the trainer stopped: ${e.message || 'worker error'}`, { fatal: true }));
     };
     const info = await this.#post('create', [{
@@ -112,7 +115,7 @@ export class Sortwise {
     }
     this.#pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.value);
-    else p.reject(new WorkerError(msg.error, { fatal: msg.fatal }));
+    else p.reject(new WorkerError(msg.error, { fatal: msg.fatal, lost: Boolean(msg.lost) && this.backend === 'webgpu' }));
   }
 
   #failAll(err) {

@@ -10,6 +10,7 @@ import { loadWeights } from './weights.js';
 let trainer = null;
 let cancelRequested = false;
 const gpuDevices = [];
+let lostReason = null;
 
 // Keep a handle on the WebGPU devices burn creates: their `lost` promise is the only reliable
 // signal that the GPU went away (driver reset, tab backgrounded on mobile, or destroy()).
@@ -19,7 +20,8 @@ if (self.GPUAdapter?.prototype?.requestDevice) {
     const device = await requestDevice.apply(this, args);
     gpuDevices.push(device);
     device.lost.then((info) => {
-      postMessage({ lost: `${info.reason || 'unknown'}: ${info.message || 'the WebGPU device was lost'}` });
+      lostReason = `${info.reason || 'unknown'}: ${info.message || 'the WebGPU device was lost'}`;
+      postMessage({ lost: lostReason });
     });
     return device;
   };
@@ -113,6 +115,9 @@ self.onmessage = async ({ data }) => {
   } catch (err) {
     // A trap (a Rust panic, `unreachable`) leaves the wasm instance unusable.
     const fatal = err instanceof WebAssembly.RuntimeError;
-    postMessage({ id, ok: false, error: message(err), fatal });
+    // A failed GPU readback can reach us before the device's `lost` promise settles: give it a
+    // moment, so the client sees a device loss (and recovers) rather than an ordinary error.
+    if (gpuDevices.length && !lostReason) await new Promise((r) => setTimeout(r, 100));
+    postMessage({ id, ok: false, error: message(err), fatal, lost: lostReason });
   }
 };
