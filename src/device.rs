@@ -1,8 +1,9 @@
 //! Run-time choice of where tensors live: burn-flex on the CPU everywhere, wgpu where an adapter
-//! exists (Vulkan/Metal natively, WebGPU in the browser).
+//! exists (Vulkan/Metal natively, WebGPU in the browser) and the `gpu` feature (default) built it
+//! in. The browser's own choice is in `wasm_api` (it has to ask the browser's WebGPU).
 
 use burn::tensor::Device;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
 use burn::tensor::DeviceKind;
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,7 @@ pub fn cpu(reason: impl Into<String>) -> Selected {
 }
 
 /// Native selection. `auto` prefers a hardware GPU and falls back to the CPU, saying why.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
 pub fn select(choice: BackendChoice) -> Result<Selected> {
     match choice {
         BackendChoice::Cpu => Ok(cpu("requested")),
@@ -60,7 +61,19 @@ pub fn select(choice: BackendChoice) -> Result<Selected> {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+/// Native selection in a build without the `gpu` feature (no wgpu backend compiled in).
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "gpu")))]
+pub fn select(choice: BackendChoice) -> Result<Selected> {
+    match choice {
+        BackendChoice::Cpu => Ok(cpu("requested")),
+        BackendChoice::Wgpu => Err(Error::NoGpu(
+            "this build has no wgpu backend (built without the `gpu` feature)".into(),
+        )),
+        BackendChoice::Auto => Ok(cpu("auto: built without the `gpu` feature")),
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
 fn init_wgpu(kind: DeviceKind) -> Result<Selected> {
     // wgpu panics in some drivers' adapter probing instead of returning an error; a panic here
     // must become "no GPU", not a crash of the whole command.

@@ -58,12 +58,14 @@ fn bytes_of(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
     }
 }
 
+#[cfg(feature = "gpu")]
 thread_local! {
     static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
 }
 
 /// The page's WebGPU device, started on first use. burn registers one server per adapter and
 /// refuses a second `init_async`, so every trainer in this thread shares it.
+#[cfg(feature = "gpu")]
 pub async fn webgpu_device() -> Result<Device, String> {
     if let Some(device) = WEBGPU.with(|w| w.borrow().clone()) {
         return Ok(device);
@@ -74,6 +76,39 @@ pub async fn webgpu_device() -> Result<Device, String> {
         .map_err(|e| format!("WebGPU could not start: {e:?}"))?;
     WEBGPU.with(|w| *w.borrow_mut() = Some(device.clone()));
     Ok(device)
+}
+
+/// The CPU-only build (pkg-cpu/) has no WebGPU backend: the worker loads pkg/ for WebGPU.
+#[cfg(not(feature = "gpu"))]
+pub async fn webgpu_device() -> Result<Device, String> {
+    Err("this is the CPU-only build (pkg-cpu/), which has no WebGPU backend".into())
+}
+
+/// `initThreadPool(n)` (JS): starts the rayon pool burn-flex and gemm run on, as `n` Web
+/// Workers sharing this module's memory. The worker awaits it before creating a trainer.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU backend runs on: the rayon pool JS started with `initThreadPool`.
+#[cfg(feature = "threads")]
+pub fn cpu_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Threads the CPU backend runs on: one, in the single-threaded build.
+#[cfg(not(feature = "threads"))]
+pub fn cpu_threads() -> usize {
+    1
+}
+
+/// The CPU device, with its thread count in the reason when there is a pool (the page's device
+/// badge shows it; the worker says why the single-threaded build runs).
+fn cpu_device(why: String) -> (Device, &'static str, String) {
+    let reason = match cpu_threads() {
+        1 => why,
+        n => format!("{why}; {n} threads"),
+    };
+    (Device::flex(), "cpu", reason)
 }
 
 /// `None` when a hardware WebGPU adapter is there; otherwise why the CPU is the better choice.
@@ -112,21 +147,17 @@ async fn software_or_missing_adapter() -> Option<String> {
 /// `device: 'auto' | 'webgpu' | 'cpu'` -> the device, its name, and why.
 async fn select_device(choice: &str) -> Result<(Device, &'static str, String), JsValue> {
     match choice {
-        "cpu" => Ok((Device::flex(), "cpu", "requested".into())),
+        "cpu" => Ok(cpu_device("requested".into())),
         "webgpu" => Ok((
             webgpu_device().await.map_err(js_err)?,
             "webgpu",
             "requested".into(),
         )),
         "auto" => match software_or_missing_adapter().await {
-            Some(why) => Ok((
-                Device::flex(),
-                "cpu",
-                format!("{why}; using the CPU backend"),
-            )),
+            Some(why) => Ok(cpu_device(format!("{why}; using the CPU backend"))),
             None => match webgpu_device().await {
                 Ok(d) => Ok((d, "webgpu", "hardware WebGPU adapter".into())),
-                Err(e) => Ok((Device::flex(), "cpu", format!("{e}; using the CPU backend"))),
+                Err(e) => Ok(cpu_device(format!("{e}; using the CPU backend"))),
             },
         },
         other => Err(js_err(format!(
@@ -350,6 +381,16 @@ impl Trainer {
     #[wasm_bindgen(getter, js_name = backendReason)]
     pub fn backend_reason(&self) -> String {
         self.inner.borrow().reason.clone()
+    }
+
+    /// Threads the CPU backend runs on (1 on WebGPU, and in the single-threaded build).
+    #[wasm_bindgen(getter)]
+    pub fn threads(&self) -> usize {
+        if self.inner.borrow().backend == "cpu" {
+            cpu_threads()
+        } else {
+            1
+        }
     }
 
     /// Embed an encoded image under `label` (creating the class); resolves to the image id.
