@@ -35,6 +35,17 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+# pkg-cpu/ (wasm threads) rebuilds std with atomics: a pinned nightly with its sources
+# (scripts/wasm_pkg.sh); clippy for `./run test`'s check of that configuration.
+NIGHTLY=$(cat scripts/nightly-version)
+if ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep -q '^rust-src' \
+  || ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep -q '^clippy' \
+  || ! rustup "+$NIGHTLY" target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "rustup toolchain install $NIGHTLY (rust-src, clippy, wasm32)"
+  rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src,clippy \
+    --target wasm32-unknown-unknown
+fi
+
 if ! wasm-pack --version 2>/dev/null | grep -q " $WASM_PACK_VERSION\$"; then
   say "cargo install wasm-pack $WASM_PACK_VERSION"
   cargo install --quiet wasm-pack --version "$WASM_PACK_VERSION" --locked

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build the two browser packages (`./run` calls this; so can you):
+#   pkg/      WebGPU + CPU, single-threaded (stable, wasm-pack). Loaded for `device: 'webgpu'`,
+#             for `auto` with a hardware GPU, and on pages that are not cross-origin isolated.
+#   pkg-cpu/  CPU only (no wgpu/naga/cubecl), wasm threads: burn-flex and gemm on a rayon pool of
+#             Web Workers sharing the module's memory. Loaded for `cpu` and `auto` without a
+#             hardware GPU when the page is cross-origin isolated (shared memory needs it).
+# Usage: scripts/wasm_pkg.sh [pkg|pkg-cpu|all|clippy-cpu]   (default all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/sortwise-target}
+# Threads need std rebuilt with atomics (`-Z build-std`), which only nightly does; a pinned
+# nightly so that CI and developers build the same thing (scripts/setup.sh installs it).
+NIGHTLY=${SORTWISE_NIGHTLY:-$(cat scripts/nightly-version)}
+# Its own target dir: another toolchain and other RUSTFLAGS would otherwise invalidate the
+# stable build's artifacts on every switch.
+THREADS_TARGET_DIR=${SORTWISE_THREADS_TARGET_DIR:-$HOME/.cache/sortwise-target-threads}
+
+step() { echo "==> $*" >&2; }
+
+build_pkg() {
+  step "wasm package pkg/ (WebGPU + CPU, single-threaded)"
+  wasm-pack build --target web --release --out-dir pkg
+}
+
+# cargo on the threaded CPU configuration: `threads_cargo rustc|clippy [args]`.
+threads_cargo() {
+  local cmd=$1
+  shift
+  # RUSTFLAGS replaces .cargo/config.toml's target rustflags, so SIMD128 is repeated here.
+  # atomics + bulk-memory + mutable-globals: atomic instructions and thread-local storage for
+  # the rayon workers, in every crate and in std (hence build-std).
+  CARGO_TARGET_DIR=$THREADS_TARGET_DIR \
+    RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128" \
+    cargo "+$NIGHTLY" "$cmd" --quiet --lib --release --target wasm32-unknown-unknown \
+    --no-default-features --features threads -Z build-std=panic_abort,std "$@"
+}
+
+# The link of the cdylib only (`cargo rustc -- ...`, so changing them rebuilds no dependency).
+# This nightly's rustc no longer asks wasm-ld for a shared memory when atomics are on: without
+# these the module links with a private memory that the thread pool's workers cannot share.
+# --import-memory: each worker instantiates the module on the same memory. --max-memory: shared
+# memory must declare a maximum; ResNet-50 with a batch of augmented views needs more than 1 GiB,
+# and 4 GiB (wasm32's limit) costs only address space. The __tls exports let wasm-bindgen give
+# every thread its own thread-locals.
+LINK_ARGS=(
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+)
+
+build_pkg_cpu() {
+  step "wasm package pkg-cpu/ (CPU only, wasm threads; $NIGHTLY)"
+  local t0=$SECONDS
+  threads_cargo rustc -- "${LINK_ARGS[@]}"
+  step "pkg-cpu/: cargo build took $((SECONDS - t0)) s"
+  local out=pkg-cpu.tmp
+  rm -rf "$out"
+  wasm-bindgen --target web --out-dir "$out" \
+    "$THREADS_TARGET_DIR/wasm32-unknown-unknown/release/sortwise.wasm"
+  rm -rf pkg-cpu
+  mv "$out" pkg-cpu
+  ls -l pkg-cpu/sortwise_bg.wasm >&2
+}
+
+case "$which" in
+  pkg) build_pkg ;;
+  pkg-cpu) build_pkg_cpu ;;
+  all) build_pkg; build_pkg_cpu ;;
+  # `./run test`: clippy -D warnings on the threaded CPU configuration. Its clippy is the
+  # nightly's, which has lints stable's does not (stable checks the other configurations);
+  # those are allowed, so code written for stable clippy passes both.
+  clippy-cpu) threads_cargo clippy -- -D warnings -A clippy::chunks_exact_to_as_chunks ;;
+  *) echo "usage: $0 [pkg|pkg-cpu|all|clippy-cpu]" >&2; exit 2 ;;
+esac
