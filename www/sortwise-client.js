@@ -42,6 +42,10 @@ export class Sortwise {
   /** One of 'webgpu' | 'cpu': what actually runs. */
   backend = null;
   backendReason = '';
+  /** Threads the CPU backend runs on (1 on WebGPU and without cross-origin isolation). */
+  threads = 1;
+  /** The wasm build the worker loaded: 'pkg-cpu' (CPU, threads) or 'pkg' (WebGPU + CPU). */
+  wasmPackage = null;
   arch = null;
   dim = 0;
 

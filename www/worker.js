@@ -4,8 +4,52 @@
 // is announced as {lost: reason}. `fatal` means the wasm instance cannot be trusted any more
 // (a trap), and the client starts a fresh worker. sortwise-client.js is the other side.
 
-import init, { Trainer } from '../pkg/sortwise.js';
 import { loadWeights } from './weights.js';
+
+// Two wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before either is
+// downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
+// and the page is cross-origin isolated; otherwise pkg/ (WebGPU + single-threaded CPU).
+let Trainer = null;
+let engine = null;
+
+// Mirrors `software_or_missing_adapter` in src/wasm_api.rs, which stays the source of truth for
+// `backendReason`: it probes again once loaded. null when a hardware WebGPU adapter is there.
+async function softwareOrMissingAdapter() {
+  if (!self.navigator?.gpu) return 'no WebGPU';
+  let adapter = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter();
+  } catch { /* as no adapter */ }
+  if (!adapter) return 'no WebGPU adapter';
+  const info = adapter.info ?? {};
+  const fallback = info.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  const name = ['vendor', 'architecture', 'description'].map((k) => info[k]).filter((v) => typeof v === 'string').join(' ').toLowerCase();
+  const software = ['swiftshader', 'llvmpipe', 'lavapipe', 'software'].some((s) => name.includes(s));
+  return fallback || software ? 'software WebGPU adapter' : null;
+}
+
+async function loadEngine(device) {
+  if (engine) return engine;
+  const cpu = device === 'cpu' || (device === 'auto' && (await softwareOrMissingAdapter()) !== null);
+  // pkg-cpu's memory is shared with its thread pool's workers: a SharedArrayBuffer, which
+  // browsers only give cross-origin isolated pages (COOP + COEP headers, or www/sw.js's).
+  if (cpu && self.crossOriginIsolated) {
+    const mod = await import('../pkg-cpu/sortwise.js');
+    await mod.default();
+    // One pool thread per core: the calling thread (this worker) only waits while they run.
+    const threads = Math.max(1, navigator.hardwareConcurrency || 1);
+    await mod.initThreadPool(threads);
+    engine = { name: 'pkg-cpu', note: '' };
+    Trainer = mod.Trainer;
+  } else {
+    const mod = await import('../pkg/sortwise.js');
+    await mod.default();
+    const note = cpu ? '; single-threaded: the page is not cross-origin isolated, which wasm threads need' : '';
+    engine = { name: 'pkg', note };
+    Trainer = mod.Trainer;
+  }
+  return engine;
+}
 
 let trainer = null;
 let cancelRequested = false;
@@ -46,7 +90,7 @@ function need() {
 
 const ops = {
   async create({ arch, weightsUrl, sha256, device, augment, fit }) {
-    await init();
+    await loadEngine(device);
     const weights = await loadWeights(weightsUrl, {
       sha256,
       onProgress: (p) => postMessage({ status: { phase: 'weights', ...p } }),
@@ -90,6 +134,13 @@ const ops = {
     for (const d of gpuDevices) d.destroy();
     return gpuDevices.length;
   },
+};
+
+// create's answer also says which wasm package runs and on how many threads (the device badge).
+const createTrainer = ops.create;
+ops.create = async function create(opts) {
+  const info = await createTrainer.call(this, opts);
+  return { ...info, backendReason: info.backendReason + engine.note, threads: trainer.threads ?? 1, wasmPackage: engine.name };
 };
 
 function message(err) {
