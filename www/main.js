@@ -5,6 +5,22 @@ if ('serviceWorker' in navigator && window.isSecureContext) {
   navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => {
     console.info('[sortwise] service worker not registered:', e.message);
   });
+  // A host that cannot send COOP/COEP (GitHub Pages) gets them from sw.js, but only once it
+  // controls the page: reload once when it takes over, for the threaded CPU build. The flag
+  // stops a second reload where isolation still fails (the page then runs single-threaded).
+  const KEY = 'sortwise-coi-reload';
+  if (window.crossOriginIsolated) {
+    sessionStorage.removeItem(KEY);
+  } else if (!sessionStorage.getItem(KEY)) {
+    const reload = () => {
+      if (sessionStorage.getItem(KEY)) return;
+      sessionStorage.setItem(KEY, '1');
+      window.location.reload();
+    };
+    // First visit: sw.js installs and claims the page. Already controlled by an older sw.js
+    // (no headers): this one replaces it and claims the page in turn.
+    navigator.serviceWorker.addEventListener('controllerchange', reload, { once: true });
+  }
 }
 
 try {

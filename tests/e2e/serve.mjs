@@ -18,10 +18,15 @@ export function freePort() {
   });
 }
 
-/** Starts scripts/serve.py; resolves to `{base, stop}` once `probe` (a repo path) answers. */
-export async function serveRepo(probe = '/tests/e2e/harness.html') {
+/**
+ * Starts scripts/serve.py; resolves to `{base, stop}` once `probe` (a repo path) answers.
+ * Cross-origin isolated (COOP + COEP), as `./run serve`, unless `isolated: false`: a plain
+ * static host, where the worker falls back to the single-threaded pkg/.
+ */
+export async function serveRepo(probe = '/tests/e2e/harness.html', { isolated = true } = {}) {
   const port = await freePort();
-  const proc = spawn('python3', [join(ROOT, 'scripts/serve.py'), String(port)], { cwd: ROOT, stdio: 'ignore' });
+  const args = [join(ROOT, 'scripts/serve.py'), String(port), ...(isolated ? [] : ['--no-isolation'])];
+  const proc = spawn('python3', args, { cwd: ROOT, stdio: 'ignore' });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i += 1) {
     try {
