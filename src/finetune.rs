@@ -73,6 +73,64 @@ pub async fn stage_inputs(
     .await
 }
 
+/// One image's views as both caches: the stage inputs fine-tuning trains on and the embeddings
+/// head-only training (and a saved project) use.
+pub struct StageViews {
+    pub embeddings: Vec<Vec<f32>>,
+    pub stage_inputs: Vec<Vec<f32>>,
+}
+
+/// [`stage_inputs`] and, from them through the backbone's own last stage, the embeddings: the
+/// frozen layers before the stage run once per view instead of once per cache. The embeddings
+/// are those of [`dataset::embed_views`] (same views and seeds; the split is exact, see
+/// `backbone/stage.rs`), so a browser trainer that can fine-tune still trains its head-only
+/// models on the same numbers as one that cannot.
+pub async fn embeddings_and_stage_inputs(
+    backbone: &Backbone,
+    images: &[RgbImage],
+    fit: Fit,
+    augment: usize,
+    seed: u64,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Vec<StageViews>> {
+    let inputs = stage_inputs(backbone, images, fit, augment, seed, batch, progress).await?;
+    let shape = backbone.arch.stage_input_shape();
+    let device = backbone.device();
+    let mut out = Vec::with_capacity(inputs.len());
+    for views in inputs {
+        let rows: Vec<&[f32]> = views.iter().map(Vec::as_slice).collect();
+        let embeddings = over_batches(&rows, shape, &device, batch, |x| {
+            backbone.features_from_stage_input(x)
+        })
+        .await?;
+        out.push(StageViews {
+            embeddings,
+            stage_inputs: views,
+        });
+    }
+    Ok(out)
+}
+
+/// Embeddings of preprocessed `[3, 224, 224]` inputs through `backbone` with `stage` in place of
+/// its last stage: what a fine-tuned model predicts on, without copying the backbone to put the
+/// stage into it (`Backbone::set_last_stage` does that for the CLI).
+pub async fn tuned_features(
+    backbone: &Backbone,
+    stage: &LastStage,
+    inputs: &[Vec<f32>],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let device = backbone.device();
+    let mut rows = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(batch.max(1)) {
+        let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
+        let x = crate::infer::batch_tensor(&refs, &device)?;
+        rows.extend(read_rows(stage.features(backbone.stage_input(x))).await?);
+    }
+    Ok(rows)
+}
+
 /// `[C, H, W]` of the rows, from the stage's input channels (H = W: the stage input is square).
 fn input_shape(stage: &LastStage, row_len: usize) -> Result<[usize; 3]> {
     let c = stage.input_channels();

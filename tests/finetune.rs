@@ -386,3 +386,101 @@ fn run_real(
     })
     .unwrap()
 }
+
+/// What the browser's `finetune` trainer caches per image: the embeddings it derives from the
+/// stage inputs are the plain embedding cache's, and a tuned stage predicts through the frozen
+/// layers as the backbone with that stage put in (`Backbone::set_last_stage`).
+#[test]
+fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
+    let backbone = backbone();
+    let images: Vec<image::RgbImage> = ["glass7_256.png", "metal15_256.png"]
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(Path::new("tests/fixtures/images").join(f)).unwrap();
+            preprocess::decode(&bytes).unwrap()
+        })
+        .collect();
+    let none = &mut |_: usize, _: usize| true;
+    let both = pollster::block_on(finetune::embeddings_and_stage_inputs(
+        backbone,
+        &images,
+        Fit::Crop,
+        1,
+        7,
+        16,
+        none,
+    ))
+    .unwrap();
+    let plain = pollster::block_on(sortwise::dataset::embed_views(
+        backbone,
+        &images,
+        Fit::Crop,
+        1,
+        7,
+        16,
+        none,
+    ))
+    .unwrap();
+    let inputs = pollster::block_on(finetune::stage_inputs(
+        backbone,
+        &images,
+        Fit::Crop,
+        1,
+        7,
+        16,
+        none,
+    ))
+    .unwrap();
+    assert_eq!(both.len(), 2);
+    let [c, h, w] = Arch::EfficientnetLite0.stage_input_shape();
+    for ((b, p), s) in both.iter().zip(&plain).zip(&inputs) {
+        assert_eq!(
+            b.embeddings.len(),
+            2,
+            "evaluation view and one augmented view"
+        );
+        assert_eq!(&b.stage_inputs, s);
+        assert_eq!(b.stage_inputs[0].len(), c * h * w);
+        for (x, y) in b.embeddings.iter().zip(p) {
+            let d = common::max_abs_diff(x, y);
+            assert!(d <= 1e-5, "embedding differs by {d}");
+        }
+    }
+
+    // A stage moved away from the pretrained one, predicted on without copying the backbone.
+    let tuned = backbone.split_last_stage();
+    let mut weights = pollster::block_on(tuned.to_weights()).unwrap();
+    for (_, _, values) in &mut weights.tensors {
+        for (i, v) in values.iter_mut().enumerate() {
+            *v *= 1.0 + 0.05 * ((i % 7) as f32 - 3.0) / 3.0;
+        }
+    }
+    let tuned = tuned.with_weights(&weights).unwrap();
+    let x: Vec<Vec<f32>> = images
+        .iter()
+        .map(|img| preprocess::eval_tensor(img, Fit::Crop))
+        .collect();
+    let got = pollster::block_on(finetune::tuned_features(backbone, &tuned, &x, 16)).unwrap();
+    let mut whole = weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex())
+        .unwrap()
+        .fold_batchnorm();
+    whole.set_last_stage(tuned).unwrap();
+    let want = pollster::block_on(sortwise::infer::run(
+        &whole,
+        &x,
+        sortwise::infer::Output::Features,
+        16,
+    ))
+    .unwrap();
+    let pretrained = pollster::block_on(sortwise::infer::run(
+        backbone,
+        &x,
+        sortwise::infer::Output::Features,
+        16,
+    ))
+    .unwrap();
+    for ((g, w), p) in got.iter().zip(&want).zip(&pretrained) {
+        assert!(common::max_abs_diff(g, w) <= 1e-5);
+        assert!(common::max_abs_diff(g, p) > 1e-3, "the tuned stage is used");
+    }
+}
