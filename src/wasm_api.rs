@@ -16,15 +16,16 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::arch::Arch;
-use crate::backbone::Backbone;
+use crate::backbone::{Backbone, LastStage, StageWeights};
 use crate::classifier;
 use crate::dataset::{self, Dataset, validate_label};
+use crate::finetune;
 use crate::head::Head;
 use crate::infer::{self, Output};
 use crate::model_file::{self, Model, ModelMeta};
 use crate::preprocess::{self, Fit};
 use crate::split;
-use crate::trainer::{self, Report, TrainConfig};
+use crate::trainer::{self, Report, TrainConfig, TrainExample, ValExample};
 use crate::weights::{self, WeightsInfo};
 
 #[wasm_bindgen(start)]
@@ -175,6 +176,17 @@ struct Trained {
     bias: Vec<f32>,
     config: TrainConfig,
     report: Option<Report>,
+    /// The fine-tuned last stage, when the model has one: the head was trained on it, so
+    /// predictions must go through it.
+    stage: Option<TunedStage>,
+}
+
+/// A fine-tuned last stage on the device (what `predict` runs) and its weights read back (what
+/// `exportModel` writes). Behind `Rc`: `Trained` is cloned out of the RefCell per prediction.
+#[derive(Clone)]
+struct TunedStage {
+    stage: Rc<LastStage>,
+    weights: Rc<StageWeights>,
 }
 
 struct Inner {
@@ -189,6 +201,13 @@ struct Inner {
     data: Dataset,
     /// The UI copy of each image (`preprocess::thumbnail_jpeg`), by id.
     thumbs: HashMap<u32, Vec<u8>>,
+    /// Create option `finetune`: `addImage` also caches each view's stage input, which
+    /// `train({finetuneLast: true})` needs. Off by default: a view's stage input is 88-800 KB
+    /// where its embedding is 2-8 KB.
+    finetune: bool,
+    /// Stage inputs by image id, views in the same order as its embeddings. Only images added
+    /// by `addImage` to a `finetune` trainer have them (`addEmbedding` has no pixels).
+    stage_inputs: HashMap<u32, Rc<Vec<Vec<f32>>>>,
     trained: Option<Trained>,
 }
 
@@ -250,19 +269,30 @@ impl Trainer {
         weights: &[u8],
         opts: JsValue,
     ) -> Result<Trainer, JsValue> {
-        let parsed = Model::from_bytes(model).map_err(js_err)?;
+        let (parsed, stage) = Model::from_bytes_with_stage(model).map_err(js_err)?;
         let trainer = Trainer::open(&opts, weights, Some(parsed.meta.arch)).await?;
-        trainer.set_model(parsed)?;
+        trainer.set_model(parsed, stage)?;
         Ok(trainer)
     }
 
-    /// Make `model` the trained model, after checking it was made for this backbone; on error
-    /// the current model stays.
-    fn set_model(&self, model: Model) -> Result<(), JsValue> {
+    /// Make `model` (with its fine-tuned last stage, if it has one) the trained model, after
+    /// checking it was made for this backbone; on error the current model stays.
+    fn set_model(&self, model: Model, stage: Option<StageWeights>) -> Result<(), JsValue> {
         let mut inner = self.inner.borrow_mut();
         model
             .check_backbone(inner.info.arch, &inner.info.source_sha256)
             .map_err(js_err)?;
+        // Built before anything changes, so a stage that does not fit leaves the trainer as it was.
+        let stage = match stage {
+            Some(w) => {
+                let tuned = inner.backbone.split_last_stage().with_weights(&w);
+                Some(TunedStage {
+                    stage: Rc::new(tuned.map_err(js_err)?),
+                    weights: Rc::new(w),
+                })
+            }
+            None => None,
+        };
         for label in &model.meta.labels {
             validate_label(label).map_err(js_err)?;
         }
@@ -288,6 +318,7 @@ impl Trainer {
             bias: model.bias,
             config: model.meta.config,
             report: model.meta.report,
+            stage,
         });
         Ok(())
     }
@@ -299,6 +330,12 @@ impl Trainer {
         let fit = match get(opts, "fit").as_string() {
             Some(s) => s.parse::<Fit>().map_err(js_err)?,
             None => Fit::default(),
+        };
+        let finetune = match get(opts, "finetune") {
+            v if v.is_undefined() || v.is_null() => false,
+            v => v
+                .as_bool()
+                .ok_or_else(|| js_err("options.finetune must be true or false"))?,
         };
         let augment = match get(opts, "augment").as_f64() {
             None => 0,
@@ -325,10 +362,40 @@ impl Trainer {
                 augment,
                 data: Dataset::new(),
                 thumbs: HashMap::new(),
+                finetune,
+                stage_inputs: HashMap::new(),
                 trained: None,
             })),
         })
     }
+}
+
+/// Each example's cached stage inputs, in `examples` order, or why fine-tuning cannot run.
+fn stage_rows_for(
+    inner: &Inner,
+    examples: &[dataset::Example],
+) -> Result<Vec<Rc<Vec<Vec<f32>>>>, JsValue> {
+    if !inner.finetune {
+        return Err(js_err(
+            "fine-tuning the last stage needs each image's stage input, which this trainer does \
+             not keep: create it with Trainer.create({..., finetune: true}) and add the images \
+             again (the Sortwise client option is the same: {finetune: true})",
+        ));
+    }
+    let rows: Vec<_> = examples
+        .iter()
+        .filter_map(|e| inner.stage_inputs.get(&e.id).cloned())
+        .collect();
+    let missing = examples.len() - rows.len();
+    if missing > 0 {
+        return Err(js_err(format!(
+            "{missing} of the {} images were added from a saved embedding (addEmbedding) and have \
+             no pixels to fine-tune the last stage on: add them with addImage instead (from the \
+             original or its thumbnail), or train without finetuneLast",
+            examples.len()
+        )));
+    }
+    Ok(rows)
 }
 
 async fn predict_image(
@@ -345,7 +412,16 @@ async fn predict_image(
             .ok_or_else(|| js_err("no model yet: train or load one first"))?;
         (i.backbone.clone(), i.fit, i.device.clone(), t)
     };
-    let embedding = embed_one(&backbone, img, fit).await?;
+    let embedding = match &trained.stage {
+        None => embed_one(&backbone, img, fit).await?,
+        Some(s) => {
+            let x = preprocess::eval_tensor(img, fit);
+            finetune::tuned_features(&backbone, &s.stage, &[x], 1)
+                .await
+                .map_err(js_err)?
+                .remove(0)
+        }
+    };
     let probs = trainer::probabilities(&trained.head, &[&embedding], &device)
         .await
         .map_err(js_err)?;
@@ -394,7 +470,8 @@ impl Trainer {
     }
 
     /// Embed an encoded image under `label` (creating the class); resolves to the image id.
-    /// Its UI copy is kept (`thumbnail(id)`), the pixels are not.
+    /// Its UI copy is kept (`thumbnail(id)`), the pixels are not; a `finetune` trainer also
+    /// keeps each view's stage input.
     #[wasm_bindgen(js_name = addImage)]
     pub fn add_image(&self, label: String, bytes: Uint8Array) -> Promise {
         let inner = self.inner.clone();
@@ -404,36 +481,56 @@ impl Trainer {
             let img = decode(&bytes)?;
             drop(bytes);
             let thumb = preprocess::thumbnail_jpeg(&img).map_err(js_err)?;
-            let (backbone, fit, augment, seed) = {
+            let (backbone, fit, augment, seed, finetune) = {
                 let i = inner.borrow();
                 (
                     i.backbone.clone(),
                     i.fit,
                     i.augment,
                     i.data.next_id() as u64,
+                    i.finetune,
                 )
             };
-            let views = dataset::embed_views(
-                &backbone,
-                std::slice::from_ref(&img),
-                fit,
-                augment,
-                seed,
-                infer::DEFAULT_BATCH,
-                &mut |_, _| true,
-            )
-            .await
-            .map_err(js_err)?
-            .remove(0);
+            let one = std::slice::from_ref(&img);
+            let batch = infer::DEFAULT_BATCH;
+            let (views, stage_inputs) = if finetune {
+                let v = finetune::embeddings_and_stage_inputs(
+                    &backbone,
+                    one,
+                    fit,
+                    augment,
+                    seed,
+                    batch,
+                    &mut |_, _| true,
+                )
+                .await
+                .map_err(js_err)?
+                .remove(0);
+                (v.embeddings, Some(v.stage_inputs))
+            } else {
+                let v =
+                    dataset::embed_views(&backbone, one, fit, augment, seed, batch, &mut |_, _| {
+                        true
+                    })
+                    .await
+                    .map_err(js_err)?
+                    .remove(0);
+                (v, None)
+            };
             let mut i = inner.borrow_mut();
             let id = i.data.push(&label, views).map_err(js_err)?;
             i.thumbs.insert(id, thumb);
+            if let Some(s) = stage_inputs {
+                i.stage_inputs.insert(id, Rc::new(s));
+            }
             Ok(JsValue::from(id))
         })
     }
 
     /// Add an image by its saved embedding (`embedding(id)` of an earlier session, same backbone)
-    /// and optional UI copy, without running the backbone.
+    /// and optional UI copy, without running the backbone. Such an image has no pixels, so
+    /// `train({finetuneLast: true})` refuses to run while it is here (add it with `addImage`,
+    /// e.g. from its thumbnail, instead).
     #[wasm_bindgen(js_name = addEmbedding)]
     pub fn add_embedding(
         &self,
@@ -498,6 +595,7 @@ impl Trainer {
         let removed = i.data.remove_class(&label).map_err(js_err)?;
         let live: std::collections::HashSet<u32> = i.data.examples().iter().map(|e| e.id).collect();
         i.thumbs.retain(|id, _| live.contains(id));
+        i.stage_inputs.retain(|id, _| live.contains(id));
         Ok(removed as u32)
     }
 
@@ -505,6 +603,7 @@ impl Trainer {
     pub fn remove_image(&self, id: u32) -> bool {
         let mut i = self.inner.borrow_mut();
         i.thumbs.remove(&id);
+        i.stage_inputs.remove(&id);
         i.data.remove(id)
     }
 
@@ -512,6 +611,13 @@ impl Trainer {
     #[wasm_bindgen(getter)]
     pub fn dim(&self) -> u32 {
         self.inner.borrow().info.arch.feature_dim() as u32
+    }
+
+    /// Whether this trainer was created with `finetune: true` (keeps stage inputs, so
+    /// `train({finetuneLast: true})` can run).
+    #[wasm_bindgen(getter)]
+    pub fn finetune(&self) -> bool {
+        self.inner.borrow().finetune
     }
 
     #[wasm_bindgen(getter)]
@@ -556,14 +662,6 @@ impl Trainer {
                 serde_wasm_bindgen::from_value(opts)
                     .map_err(|e| js_err(format!("train options: {e}")))?
             };
-            // Fine-tuning needs each image's stage input cached (88-800 KB per view), which
-            // the browser's embedding cache does not keep; refuse rather than train head-only.
-            if cfg.finetune_last {
-                return Err(js_err(
-                    "fine-tuning the last stage is not available in the browser yet; it runs in \
-                     the command-line tool (sortwise train --finetune-last)",
-                ));
-            }
             let (labels, examples, device) = {
                 let i = inner.borrow();
                 (
@@ -571,6 +669,13 @@ impl Trainer {
                     i.data.examples().to_vec(),
                     i.device.clone(),
                 )
+            };
+            // Checked before anything runs: a missing stage input would otherwise surface
+            // after the split, or as a head-only model the user did not ask for.
+            let stage_rows = if cfg.finetune_last {
+                Some(stage_rows_for(&inner.borrow(), &examples)?)
+            } else {
+                None
             };
             let y: Vec<usize> = examples.iter().map(|e| e.label).collect();
             let (train_idx, val_idx) = split::stratified(&y, labels.len(), cfg.val_split, cfg.seed);
@@ -597,16 +702,57 @@ impl Trainer {
                 };
                 ret.as_bool() != Some(false)
             };
-            let (head, report) = trainer::train(
-                &labels,
-                &train_set,
-                &val_set,
-                &cfg,
-                &device,
-                &mut on_progress,
-            )
-            .await
-            .map_err(js_err)?;
+            let (head, report, stage) = match &stage_rows {
+                None => {
+                    let (head, report) = trainer::train(
+                        &labels,
+                        &train_set,
+                        &val_set,
+                        &cfg,
+                        &device,
+                        &mut on_progress,
+                    )
+                    .await
+                    .map_err(js_err)?;
+                    (head, report, None)
+                }
+                Some(rows) => {
+                    // The same split, over the stage inputs instead of the embeddings.
+                    let train_set: Vec<TrainExample> = train_idx
+                        .iter()
+                        .map(|&i| TrainExample {
+                            views: rows[i].as_slice(),
+                            label: examples[i].label,
+                        })
+                        .collect();
+                    let val_set: Vec<ValExample> = val_idx
+                        .iter()
+                        .map(|&i| ValExample {
+                            embedding: &rows[i][0],
+                            label: examples[i].label,
+                            id: examples[i].id,
+                        })
+                        .collect();
+                    let pretrained = inner.borrow().backbone.split_last_stage();
+                    let (tuned, report) = finetune::train(
+                        &labels,
+                        &train_set,
+                        &val_set,
+                        &cfg,
+                        pretrained,
+                        &device,
+                        &mut on_progress,
+                    )
+                    .await
+                    .map_err(js_err)?;
+                    let weights = tuned.stage.to_weights().await.map_err(js_err)?;
+                    let stage = TunedStage {
+                        stage: Rc::new(tuned.stage),
+                        weights: Rc::new(weights),
+                    };
+                    (tuned.head, report, Some(stage))
+                }
+            };
             let (weight, bias) = head.to_weights().await.map_err(js_err)?;
             let js_report = to_js(&report)?;
             inner.borrow_mut().trained = Some(Trained {
@@ -616,6 +762,7 @@ impl Trainer {
                 bias,
                 config: cfg,
                 report: Some(report),
+                stage,
             });
             Ok(js_report)
         })
@@ -643,17 +790,19 @@ impl Trainer {
         })
     }
 
-    /// Replace the trained model with a `.sortwise` file made for this backbone; resolves to
-    /// its labels. A wrong, truncated or newer file rejects and the current model stays.
+    /// Replace the trained model with a `.sortwise` file made for this backbone (with its
+    /// fine-tuned last stage, if it has one); resolves to its labels. A wrong, truncated or newer
+    /// file rejects and the current model stays.
     #[wasm_bindgen(js_name = importModel)]
     pub fn import_model(&self, bytes: &[u8]) -> Result<Vec<String>, JsValue> {
-        let model = Model::from_bytes(bytes).map_err(js_err)?;
+        let (model, stage) = Model::from_bytes_with_stage(bytes).map_err(js_err)?;
         let labels = model.meta.labels.clone();
-        self.set_model(model)?;
+        self.set_model(model, stage)?;
         Ok(labels)
     }
 
-    /// The trained model as a `.sortwise` file (same format as the CLI's).
+    /// The trained model as a `.sortwise` file (same format as the CLI's; version 2 with the
+    /// `stage.*` tensors when the last stage was fine-tuned).
     #[wasm_bindgen(js_name = exportModel)]
     pub fn export_model(&self) -> Result<Uint8Array, JsValue> {
         let i = self.inner.borrow();
@@ -676,7 +825,8 @@ impl Trainer {
             weight: t.weight.clone(),
             bias: t.bias.clone(),
         };
-        let bytes = model.to_bytes().map_err(js_err)?;
+        let stage = t.stage.as_ref().map(|s| &*s.weights);
+        let bytes = model.to_bytes_with_stage(stage).map_err(js_err)?;
         Ok(Uint8Array::from(bytes.as_slice()))
     }
 }

@@ -265,10 +265,15 @@ mod trainer_api {
             .await
             .unwrap_err();
         assert!(err.contains("only one class"), "{err}");
+        resolve(t.add_image("other".into(), Uint8Array::from(PNGS[1])))
+            .await
+            .unwrap();
         let err = resolve(t.train(obj(&[("finetuneLast", true.into())]), None))
             .await
             .unwrap_err();
-        assert!(err.contains("not available in the browser"), "{err}");
+        assert!(err.contains("finetune: true"), "{err}");
+        assert!(!t.finetune());
+        assert!(t.remove_class("other".into()).is_ok());
         let err = resolve(t.train(obj(&[("augment", 3.into())]), None))
             .await
             .unwrap_err();
@@ -400,5 +405,212 @@ mod trainer_api {
         .await
         .unwrap_err();
         assert!(err.contains("cancel"), "{err}");
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+    }
+
+    fn probs(p: &JsValue) -> Vec<f32> {
+        js_sys::Array::from(&field(p, "probs"))
+            .iter()
+            .map(|e| field(&e, "p").as_f64().unwrap() as f32)
+            .collect()
+    }
+
+    /// "Fine-tune last stage" in the browser on the CPU backend: a `finetune` trainer caches
+    /// stage inputs next to the same embeddings, trains stage and head, predicts through the
+    /// tuned stage, and its exported (version 2) file loads back to the same predictions.
+    #[wasm_bindgen_test]
+    async fn trainer_finetunes_the_last_stage_on_cpu() {
+        let weights = weights_file();
+        let w = Uint8Array::from(weights.as_slice());
+        let create = |finetune: bool| {
+            Trainer::create_async(obj(&[
+                ("weights", w.clone().into()),
+                ("device", "cpu".into()),
+                ("augment", 1.into()),
+                ("finetune", finetune.into()),
+            ]))
+        };
+        let t = create(true).await.map_err(msg).unwrap();
+        let plain = create(false).await.map_err(msg).unwrap();
+        assert!(t.finetune());
+        let mut ids = Vec::new();
+        for (i, label) in ["glass", "metal"].iter().enumerate() {
+            for j in 0..3 {
+                let png = Uint8Array::from(PNGS[(i + j) % 3]);
+                let id = resolve(t.add_image(label.to_string(), png.clone()))
+                    .await
+                    .unwrap();
+                resolve(plain.add_image(label.to_string(), png))
+                    .await
+                    .unwrap();
+                ids.push(id.as_f64().unwrap() as u32);
+            }
+        }
+        // The embeddings come from the cached stage inputs, and are the plain trainer's.
+        for &id in &ids {
+            let (a, b) = (t.embedding(id).unwrap(), plain.embedding(id).unwrap());
+            assert!(close(&a.to_vec(), &b.to_vec(), 1e-5), "image {id}");
+        }
+
+        // An image without pixels cannot be fine-tuned on; head-only training still can.
+        let extra = t
+            .add_embedding("metal".into(), t.embedding(ids[3]).unwrap(), None)
+            .unwrap();
+        let err = resolve(t.train(obj(&[("finetuneLast", true.into())]), None))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("addEmbedding") && err.contains("1 of the 7"),
+            "{err}"
+        );
+        assert!(t.remove_image(extra));
+
+        // Head-only first: the model a cancelled fine-tuning must leave in place.
+        let head_only = obj(&[("epochs", 3.into()), ("valSplit", 0.0.into())]);
+        resolve(t.train(head_only, None)).await.unwrap();
+        let before = resolve(t.predict(Uint8Array::from(PNGS[2]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+
+        let ft_opts = || {
+            obj(&[
+                ("epochs", 3.into()),
+                ("valSplit", 0.0.into()),
+                ("patience", 0.into()),
+                ("finetuneLast", true.into()),
+                ("finetuneEpochs", 3.into()),
+                ("finetuneLr", 1e-3.into()),
+                ("l2sp", 0.1.into()),
+            ])
+        };
+        let cancel = Closure::<dyn Fn(JsValue) -> JsValue>::new(|p: JsValue| {
+            JsValue::from_bool(field(&p, "phase").as_string().unwrap() != "finetune")
+        });
+        let err = resolve(t.train(
+            ft_opts(),
+            Some(cancel.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        ))
+        .await
+        .unwrap_err();
+        assert!(err.contains("cancel"), "{err}");
+        let kept = resolve(t.predict(Uint8Array::from(PNGS[2]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        assert_eq!(
+            probs(&kept),
+            probs(&before),
+            "a cancelled run keeps the model"
+        );
+
+        let phases = Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let seen = phases.clone();
+        let cb = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |p: JsValue| {
+            seen.borrow_mut()
+                .push(field(&p, "phase").as_string().unwrap());
+            JsValue::TRUE
+        });
+        let report = resolve(t.train(
+            ft_opts(),
+            Some(cb.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        ))
+        .await
+        .unwrap();
+        let phases = phases.borrow().clone();
+        let count = |name: &str| phases.iter().filter(|p| *p == name).count();
+        assert!(count("features") >= 1, "{phases:?}");
+        assert_eq!(count("train"), 3, "{phases:?}");
+        assert_eq!(count("finetune"), 3, "{phases:?}");
+        let ft = field(&report, "finetune");
+        assert_eq!(field(&ft, "epochsRun").as_f64(), Some(3.0));
+        let best = field(&ft, "bestEpoch").as_f64().unwrap();
+        assert!(
+            best >= 1.0,
+            "fine-tuning lowered the training loss: best epoch {best}"
+        );
+        let distance = field(&ft, "distance").as_f64().unwrap();
+        assert!(distance > 0.0 && distance.is_finite(), "{distance}");
+        assert_eq!(js_sys::Array::from(&field(&report, "history")).length(), 6);
+
+        // Predictions go through the tuned stage: not the head-only model's, and the same after
+        // export and load (or import into a trainer that cannot fine-tune).
+        let mine: Vec<JsValue> = {
+            let mut v = Vec::new();
+            for png in PNGS {
+                v.push(
+                    resolve(t.predict(Uint8Array::from(png), JsValue::UNDEFINED))
+                        .await
+                        .unwrap(),
+                );
+            }
+            v
+        };
+        assert_ne!(probs(&mine[2]), probs(&before));
+        let file = t.export_model().unwrap().to_vec();
+        let (model, stage) = sortwise::model_file::Model::from_bytes_with_stage(&file).unwrap();
+        assert_eq!(model.meta.version, 2);
+        assert!(model.meta.config.finetune_last);
+        let err = sortwise::model_file::Model::from_bytes(&file).unwrap_err();
+        assert!(err.to_string().contains("fine-tune last stage"), "{err}");
+
+        // The exported stage is the tuned one, not the pretrained stage, by the distance the
+        // report states.
+        let pretrained = weights::load_web(&weights, Some(Arch::Resnet18), &Device::flex())
+            .unwrap()
+            .0
+            .fold_batchnorm()
+            .split_last_stage()
+            .to_weights()
+            .await
+            .unwrap();
+        let stage = stage.unwrap();
+        assert_eq!(stage.tensors.len(), pretrained.tensors.len());
+        let moved = stage
+            .tensors
+            .iter()
+            .zip(&pretrained.tensors)
+            .map(|((n, _, a), (m, _, b))| {
+                assert_eq!(n, m);
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| ((x - y) as f64).powi(2))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            (moved - distance).abs() <= 1e-3 * distance.max(1e-6) + 1e-6,
+            "{moved} vs {distance}"
+        );
+
+        let loaded = Trainer::load_async(&file, &weights, obj(&[("device", "cpu".into())]))
+            .await
+            .map_err(msg)
+            .unwrap();
+        assert_eq!(loaded.labels(), vec!["glass", "metal"]);
+        assert_eq!(plain.import_model(&file).unwrap(), vec!["glass", "metal"]);
+        for (png, p) in PNGS.iter().zip(&mine) {
+            for other in [&loaded, &plain] {
+                let q = resolve(other.predict(Uint8Array::from(*png), JsValue::UNDEFINED))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    field(&q, "label").as_string(),
+                    field(p, "label").as_string()
+                );
+                assert!(
+                    close(&probs(&q), &probs(p), 1e-5),
+                    "{:?} vs {:?}",
+                    probs(&q),
+                    probs(p)
+                );
+            }
+        }
+        // Re-exporting the loaded model keeps the stage.
+        let again = loaded.export_model().unwrap().to_vec();
+        let (_, again_stage) = sortwise::model_file::Model::from_bytes_with_stage(&again).unwrap();
+        assert_eq!(again_stage.as_ref(), Some(&stage));
     }
 }
