@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// End-to-end test of the two wasm builds (scripts/wasm_pkg.sh) behind www/sortwise-client.js in
+// headless Chromium:
+//  - cross-origin isolated (scripts/serve.py, as `./run serve`): `device: 'cpu'` loads pkg-cpu/
+//    and runs on one rayon thread per core, trains and predicts; `auto` on this machine
+//    (SwiftShader only) loads pkg-cpu/ too;
+//  - not isolated (`serve.py --no-isolation`, a plain static host): `cpu` falls back to the
+//    single-threaded pkg/, says so, and still trains; its embedding of the same photo equals
+//    pkg-cpu/'s within 1e-4;
+//  - the page on that header-less host: www/sw.js makes it cross-origin isolated with one reload,
+//    and a second visit does not reload again.
+// Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
+//
+//   node tests/e2e/threads.mjs
+
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ROOT, launchChromium, serveRepo } from './serve.mjs';
+
+const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
+const T0 = Date.now();
+const log = (...a) => console.log(`[threads ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
+  .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
+const data = { glass: photos('glass', 4), metal: photos('metal', 4), held: [...photos('glass', 2, 'val'), ...photos('metal', 2, 'val')] };
+
+// In the harness page: a trainer on `device`, its build and threads, one photo's embedding, and a
+// short training on 8 photos with predictions for 4 held-out ones.
+async function session({ glass, metal, held, device }) {
+  const { Sortwise } = await import('/www/sortwise-client.js');
+  const u8 = (a) => new Uint8Array(a);
+  const out = { isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency };
+  const t0 = performance.now();
+  const sw = await Sortwise.create({ arch: 'efficientnet_lite0', device });
+  out.createMs = performance.now() - t0;
+  Object.assign(out, { backend: sw.backend, reason: sw.backendReason, threads: sw.threads, wasmPackage: sw.wasmPackage });
+  if (device === 'cpu') {
+    let t = performance.now();
+    out.embedding = [...(await sw.addImage('glass', u8(glass[0]))).embedding];
+    for (const g of glass.slice(1)) await sw.addImage('glass', u8(g));
+    for (const m of metal) await sw.addImage('metal', u8(m));
+    out.embedMs = (performance.now() - t) / (glass.length + metal.length);
+    t = performance.now();
+    const report = await sw.train({ epochs: 30, valSplit: 0 });
+    out.trainMs = performance.now() - t;
+    out.epochsRun = report.epochsRun;
+    out.held = [];
+    for (const h of held) out.held.push((await sw.predict(u8(h))).label);
+  }
+  sw.terminate();
+  return out;
+}
+
+const check = (c, m) => { if (!c) throw new Error(m); };
+const truth = ['glass', 'glass', 'metal', 'metal'];
+const right = (r) => r.held.filter((l, i) => l === truth[i]).length;
+const summary = (r) => JSON.stringify({ ...r, embedding: r.embedding ? `[${r.embedding.length}]` : undefined });
+
+const isolatedServer = await serveRepo();
+const plainServer = await serveRepo('/tests/e2e/harness.html', { isolated: false });
+const browser = await launchChromium();
+let failed = false;
+try {
+  const open = async (server, path = '/tests/e2e/harness.html') => {
+    const page = await browser.newPage();
+    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
+    page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
+    await page.goto(server.base + path);
+    return page;
+  };
+
+  // 1. Isolated: `cpu` and `auto` load pkg-cpu/ with one thread per core.
+  let page = await open(isolatedServer);
+  const threaded = await page.evaluate(session, { ...data, device: 'cpu' });
+  log('isolated cpu:', summary(threaded));
+  const auto = await page.evaluate(session, { ...data, device: 'auto' });
+  log('isolated auto:', summary(auto));
+  await page.close();
+
+  // 2. Not isolated: the single-threaded pkg/.
+  page = await open(plainServer);
+  const single = await page.evaluate(session, { ...data, device: 'cpu' });
+  log('not isolated cpu:', summary(single));
+  await page.close();
+
+  check(threaded.isolated && threaded.wasmPackage === 'pkg-cpu' && threaded.backend === 'cpu', `isolated cpu: ${summary(threaded)}`);
+  check(threaded.threads >= 2 && threaded.threads === threaded.cores, `threads ${threaded.threads}, cores ${threaded.cores}`);
+  check(new RegExp(`${threaded.threads} threads`).test(threaded.reason), `backendReason names the threads: ${threaded.reason}`);
+  check(auto.wasmPackage === 'pkg-cpu' && auto.backend === 'cpu' && /software|no WebGPU/.test(auto.reason), `isolated auto: ${summary(auto)}`);
+  check(!single.isolated && single.wasmPackage === 'pkg' && single.backend === 'cpu' && single.threads === 1, `not isolated: ${summary(single)}`);
+  check(/not cross-origin isolated/.test(single.reason), `the fallback says why: ${single.reason}`);
+  for (const r of [threaded, single]) {
+    check(r.epochsRun >= 1 && right(r) >= 3, `training on ${r.wasmPackage}: ${r.epochsRun} epochs, held-out ${r.held}`);
+  }
+  const diff = Math.max(...threaded.embedding.map((v, i) => Math.abs(v - single.embedding[i])));
+  check(threaded.embedding.length === 1280 && single.embedding.length === 1280 && diff <= 1e-4,
+    `pkg-cpu vs pkg embedding: max |diff| ${diff}`);
+
+  // 3. The page on a host without COOP/COEP: sw.js isolates it with one reload, and only one.
+  page = await open(plainServer, '/www/');
+  let navigations = 0;
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations += 1; });
+  await page.waitForFunction(() => self.crossOriginIsolated, null, { timeout: 60000 });
+  const reloadsFirst = navigations;
+  await page.reload();
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout: 60000 });
+  await new Promise((r) => setTimeout(r, 2000));
+  const second = { isolated: await page.evaluate(() => self.crossOriginIsolated), navigations: navigations - reloadsFirst };
+  await page.close();
+  log(`www/ on a header-less host: isolated after ${reloadsFirst} reload(s); next visit isolated ${second.isolated} with ${second.navigations - 1} extra reload(s)`);
+  check(reloadsFirst === 1, `sw.js isolation: ${reloadsFirst} reloads on the first visit`);
+  check(second.isolated && second.navigations === 1, `second visit: ${JSON.stringify(second)}`);
+
+  log(`ok: pkg-cpu ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
+    + `pkg single-threaded ${single.embedMs.toFixed(0)} ms/photo, train ${single.trainMs.toFixed(0)} ms; embedding max |diff| ${diff.toExponential(1)}`);
+} catch (e) {
+  failed = true;
+  log('FAILED:', e.message);
+} finally {
+  await browser.close();
+  isolatedServer.stop();
+  plainServer.stop();
+}
+process.exit(failed ? 1 : 0);
