@@ -5,6 +5,9 @@
 // current model. When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or
 // the wasm instance traps, it starts a fresh worker on the CPU backend, replays that state, and
 // retries the failed call — the user's images and model are kept, and `backendReason` says why.
+// With `finetune: true` the worker also caches each image's stage input, which an embedding
+// cannot give back: the journal then keeps the thumbnails too, and the replay re-embeds the
+// images that had pixels from them.
 
 const here = import.meta.url;
 
@@ -33,7 +36,7 @@ export class Sortwise {
   #pending = new Map();
   #nextRequest = 1;
   #queue = Promise.resolve();
-  #images = new Map(); // client id -> {label, embedding, workerId}
+  #images = new Map(); // client id -> {label, embedding, workerId, thumbnail, pixels}
   #toClient = new Map(); // worker id -> client id
   #nextId = 1;
   #model = null;
@@ -48,10 +51,13 @@ export class Sortwise {
   wasmPackage = null;
   arch = null;
   dim = 0;
+  /** Whether the trainer keeps stage inputs, so `train({finetuneLast: true})` can run. */
+  finetune = false;
 
   /**
-   * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, weightsUrl, sha256, onStatus}`.
+   * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus}`.
    * Without `weightsUrl`, the weights come from `weights/manifest.json` next to this module.
+   * `finetune: true` lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view.
    */
   static async create(opts = {}) {
     const s = new Sortwise(opts);
@@ -92,6 +98,7 @@ export class Sortwise {
       device,
       augment: this.#opts.augment ?? 0,
       fit: this.#opts.fit,
+      finetune: Boolean(this.#opts.finetune),
     }]);
     Object.assign(this, info);
     this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
@@ -162,9 +169,20 @@ export class Sortwise {
     const was = this.backend;
     await this.#start('cpu');
     this.#toClient.clear();
+    const total = this.#images.size;
+    let done = 0;
     for (const [clientId, img] of this.#images) {
-      img.workerId = await this.#post('addEmbedding', [img.label, img.embedding]);
+      if (this.finetune && img.pixels && img.thumbnail) {
+        // Fine-tuning needs the stage input, which only pixels give: re-embed the thumbnail.
+        const r = await this.#post('addImage', [img.label, img.thumbnail.slice()]);
+        img.workerId = r.id;
+        img.embedding = r.embedding;
+      } else {
+        img.workerId = await this.#post('addEmbedding', [img.label, img.embedding]);
+      }
       this.#toClient.set(img.workerId, clientId);
+      done += 1;
+      if (this.finetune) this.#status({ phase: 'replay', done, total });
     }
     if (this.#model) await this.#post('importModel', [this.#model]);
     this.backendReason = was === 'webgpu'
@@ -179,9 +197,11 @@ export class Sortwise {
     return img.workerId;
   }
 
-  #remember(label, embedding, workerId) {
+  // The thumbnail is kept only where a replay may need to re-embed it (`finetune`).
+  #remember(label, embedding, workerId, thumbnail, pixels) {
     const id = this.#nextId++;
-    this.#images.set(id, { label: label.trim(), embedding, workerId });
+    const keep = this.finetune && thumbnail ? thumbnail : null;
+    this.#images.set(id, { label: label.trim(), embedding, workerId, thumbnail: keep, pixels });
     this.#toClient.set(workerId, id);
     return id;
   }
@@ -189,14 +209,18 @@ export class Sortwise {
   /** Embed an encoded image; resolves to `{id, thumbnail (JPEG bytes), embedding}`. */
   async addImage(label, bytes) {
     const r = await this.#run('addImage', [label, bytes]);
-    return { id: this.#remember(label, r.embedding, r.id), thumbnail: r.thumbnail, embedding: r.embedding };
+    return { id: this.#remember(label, r.embedding, r.id, r.thumbnail, true), thumbnail: r.thumbnail, embedding: r.embedding };
   }
 
-  /** Restore an image from a saved embedding (same backbone); resolves to its id. */
+  /**
+   * Restore an image from a saved embedding (same backbone); resolves to its id. It has no
+   * pixels, so `train({finetuneLast: true})` refuses while it is here: with `finetune`, add saved
+   * images with `addImage(label, thumbnail)` instead.
+   */
   async addEmbedding(label, embedding, thumbnail) {
     const f32 = embedding instanceof Float32Array ? embedding : new Float32Array(embedding);
     const workerId = await this.#run('addEmbedding', [label, f32, thumbnail]);
-    return this.#remember(label, f32, workerId);
+    return this.#remember(label, f32, workerId, thumbnail, false);
   }
 
   async removeImage(id) {

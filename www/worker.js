@@ -89,15 +89,15 @@ function need() {
 }
 
 const ops = {
-  async create({ arch, weightsUrl, sha256, device, augment, fit }) {
+  async create({ arch, weightsUrl, sha256, device, augment, fit, finetune }) {
     await loadEngine(device);
     const weights = await loadWeights(weightsUrl, {
       sha256,
       onProgress: (p) => postMessage({ status: { phase: 'weights', ...p } }),
     });
     trainer?.free();
-    trainer = await Trainer.create({ arch, weights, device, augment, fit });
-    return { arch: trainer.arch, dim: trainer.dim, backend: trainer.backend, backendReason: trainer.backendReason };
+    trainer = await Trainer.create({ arch, weights, device, augment, fit, finetune: Boolean(finetune) });
+    return { arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason };
   },
   async addImage(label, bytes) {
     const t = need();
