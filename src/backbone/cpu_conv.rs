@@ -268,18 +268,18 @@ fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: u
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::Rayon(0)
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 
 /// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
     use rayon::prelude::*;
     rows.par_chunks_mut(n)
@@ -287,7 +287,7 @@ fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync)
         .for_each(|(r, row)| fill(r, row));
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
     for (r, row) in rows.chunks_mut(n).enumerate() {
         fill(r, row);
