@@ -144,6 +144,7 @@ async function main() {
     });
     page.on('dialog', (d) => d.accept());
     await run(page, context, origin);
+    await runFinetune(page);
     {
       // a browser set to Chinese gets the Chinese UI without asking
       const zh = await browser.newContext({ locale: 'zh-CN', serviceWorkers: 'block' });
@@ -583,6 +584,72 @@ async function run(page, context, origin) {
     log(`offline reload: ${JSON.stringify(st.classes)}, model ${st.hasModel}`);
     check(st.classes.length === 4 && st.classes.every((c) => c.count === PER_CLASS) && st.hasModel, 'the page works offline on a second visit');
   }
+}
+
+// Fine-tuning the last stage on a few images (CPU): switching it on re-adds them from their
+// thumbnails, training runs the fine-tuning epochs and predicts, a reload restores the project
+// with it on and the fine-tuned model, and switching it off keeps the images and the model.
+async function runFinetune(page) {
+  const t = Date.now();
+  await page.selectOption('#preset', 'empty');
+  await page.click('#apply-preset');
+  for (const label of ['glass', 'metal']) {
+    await page.fill('#new-class', label);
+    await page.press('#new-class', 'Enter');
+  }
+  for (const label of ['glass', 'metal']) {
+    await page.locator(`.class-card[data-label="${label}"] input.file-input`).setInputFiles(images('train', label, 3));
+  }
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.every((c) => c.count === 3), null, { timeout: 120000 });
+  await waitIdle(page);
+  await page.click('#advanced summary');
+  await page.fill('#set-epochs', '30');
+  await page.dispatchEvent('#set-epochs', 'change');
+  check(await page.locator('#set-finetuneLast').isEnabled(), 'the fine-tune checkbox is enabled');
+  const hint = await page.locator('#finetune-hint').textContent();
+  check(/slower/.test(hint) && /memory/.test(hint), `the fine-tune hint says what it costs: "${hint}"`);
+  await page.check('#set-finetuneLast');
+  await page.waitForFunction(() => window.sortwiseDebug.state.finetune.engine, null, { timeout: 120000 });
+  await waitIdle(page);
+  let st = await debugState(page);
+  check(st.classes.every((c) => c.count === 3), `fine-tune on keeps the images: ${JSON.stringify(st.classes)}`);
+  check(!(await errorText(page)), `switching fine-tuning on failed: ${await errorText(page)}`);
+  const prepared = (Date.now() - t) / 1000;
+  const tt = Date.now();
+  await page.click('#train-btn');
+  await page.waitForFunction(() => /Trained/.test(document.getElementById('train-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
+  check(!(await errorText(page)), `fine-tuning failed: ${await errorText(page)}`);
+  timings.finetuneTrainSeconds = (Date.now() - tt) / 1000;
+  st = await debugState(page);
+  const ft = st.report.finetune;
+  check(st.hasModel && ft && ft.epochsRun >= 1 && Number.isFinite(ft.distance), `the report has fine-tuning stats: ${JSON.stringify(ft)}`);
+  log(`fine-tuned (images ready in ${prepared}s, trained in ${timings.finetuneTrainSeconds}s): ${JSON.stringify(ft)}, val accuracy ${st.report.valAccuracy}`);
+  const predict = async () => {
+    await page.evaluate(() => { document.getElementById('test-label').hidden = true; });
+    await page.setInputFiles('#test-input', images('val', 'metal', 1)[0]);
+    await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 60000 });
+    check(!(await errorText(page)), `prediction with the fine-tuned model failed: ${await errorText(page)}`);
+    return (await page.locator('#test-label').textContent()).trim();
+  };
+  const before = await predict();
+  await page.evaluate(() => window.sortwiseDebug.save());
+  await page.reload();
+  await waitReady(page);
+  await waitIdle(page);
+  st = await debugState(page);
+  check(st.finetune.setting && st.finetune.engine && st.hasModel && st.classes.every((c) => c.count === 3),
+    `a reload restores fine-tuning, the images and the model: ${JSON.stringify(st)}`);
+  check(await page.locator('#set-finetuneLast').isChecked(), 'the fine-tune checkbox stays checked after a reload');
+  const after = await predict();
+  log(`fine-tuned model predicts "${before}", after a reload "${after}"`);
+  check(after === before, `the restored fine-tuned model predicts the same: "${before}" then "${after}"`);
+  if (!(await page.locator('#set-l2sp').isVisible())) await page.click('#advanced summary');
+  await page.uncheck('#set-finetuneLast');
+  await page.waitForFunction(() => !window.sortwiseDebug.state.finetune.engine, null, { timeout: 120000 });
+  await waitIdle(page);
+  st = await debugState(page);
+  check(st.hasModel && st.classes.every((c) => c.count === 3), 'switching fine-tuning off keeps the images and the model');
+  timings.finetuneSeconds = (Date.now() - t) / 1000;
 }
 
 // WebGPU forced with ?device=webgpu (SwiftShader here, slow: a few images only), then the device

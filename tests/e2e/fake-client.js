@@ -33,13 +33,14 @@ async function thumbOf(bmp) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Sortwise {
-  static async create({ arch, onStatus = () => {} } = {}) {
+  static async create({ arch, finetune = false, onStatus = () => {} } = {}) {
     for (let i = 0; i <= 4; i += 1) { onStatus({ phase: 'weights', loaded: i * 1e6, total: 4e6 }); await sleep(20); }
     const sw = new Sortwise();
     sw.arch = arch;
     sw.dim = DIM;
     sw.backend = 'cpu';
     sw.backendReason = 'fake client for tests';
+    sw.finetune = Boolean(finetune);
     onStatus({ phase: 'backend', backend: 'cpu', reason: sw.backendReason });
     return sw;
   }
@@ -88,6 +89,7 @@ export class Sortwise {
 
   async train(opts = {}, progress = () => {}) {
     this.cancelled = false;
+    if (opts.finetuneLast && !this.finetune) throw new Error('fine-tuning the last stage needs a trainer created with {finetune: true}');
     const labels = await this.labels();
     if (labels.length < 2) throw new Error('training needs at least two classes');
     const all = [...this.items.entries()];
@@ -121,6 +123,16 @@ export class Sortwise {
       progress({ phase: 'train', epoch: e, epochs, ...h, done: e, total: epochs });
       await sleep(15);
     }
+    let finetune = null;
+    if (opts.finetuneLast) {
+      const n = opts.finetuneEpochs ?? 10;
+      for (let e = 1; e <= n; e += 1) {
+        if (this.cancelled) throw new Error('cancelled');
+        progress({ phase: 'finetune', epoch: e, epochs: n, loss: 0.2 / e, valLoss: 0.3, valAccuracy: acc, done: e, total: n });
+        await sleep(15);
+      }
+      finetune = { l2sp: opts.l2sp ?? 0.1, epochsRun: n, bestEpoch: n, distance: 0.5, lastDistance: 0.5, headOnlyValAccuracy: acc, headOnlyValLoss: 0.3 };
+    }
     this.head = head;
     const perClass = labels.map((l, i) => {
       const tp = confusion[i][i];
@@ -130,7 +142,7 @@ export class Sortwise {
       const recall = support ? tp / support : 0;
       return { label: l, precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0, support };
     });
-    return { valAccuracy: acc, valLoss: 0.3, perClass, confusion, labels, history, misclassified, bestEpoch: epochs, epochsRun: epochs, trainSize: train.length, valSize: val.length, seconds: 0.5 };
+    return { valAccuracy: acc, valLoss: 0.3, perClass, confusion, labels, history, misclassified, bestEpoch: epochs, epochsRun: epochs, trainSize: train.length, valSize: val.length, seconds: 0.5, finetune };
   }
 
   result(emb, threshold) {
