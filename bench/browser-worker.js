@@ -4,9 +4,11 @@
 // in ms measured here with performance.now(), and wasm linear memory in bytes
 // (`memory.buffer.byteLength`: it only grows, so it is the high-water mark so far).
 
-import init, { Trainer } from '../pkg/sortwise.js';
-
+// Which build is measured is init's `pkg`: 'pkg' (WebGPU + single-threaded CPU) or 'pkg-cpu'
+// (CPU only, wasm threads: its rayon pool is started here, as www/worker.js does).
+let Trainer = null;
 let wasm = null;
+let threads = 1;
 let trainer = null;
 const mem = () => wasm.memory.buffer.byteLength;
 const now = () => performance.now();
@@ -33,10 +35,18 @@ function clustered(n, dim, classes, seed = 1) {
 }
 
 const ops = {
-  async init() {
+  async init({ pkg = 'pkg', threads: n } = {}) {
     const t = now();
-    wasm ??= await init();
-    return { initMs: now() - t, memory: mem(), crossOriginIsolated: self.crossOriginIsolated };
+    if (!wasm) {
+      const mod = await import(`../${pkg}/sortwise.js`);
+      wasm = await mod.default();
+      if (mod.initThreadPool) {
+        threads = n || navigator.hardwareConcurrency || 1;
+        await mod.initThreadPool(threads);
+      }
+      Trainer = mod.Trainer;
+    }
+    return { pkg, threads, initMs: now() - t, memory: mem(), crossOriginIsolated: self.crossOriginIsolated };
   },
   // A fresh trainer; `augment` views per image are embedded in one backbone batch.
   async create({ arch, weightsUrl, device, augment = 0 }) {
@@ -47,7 +57,7 @@ const ops = {
     const t1 = now();
     trainer = await Trainer.create({ arch, weights, device, augment });
     return {
-      backend: trainer.backend, reason: trainer.backendReason, dim: trainer.dim,
+      backend: trainer.backend, reason: trainer.backendReason, dim: trainer.dim, threads: trainer.threads,
       fetchMs: t1 - t0, createMs: now() - t1, memory: mem(),
     };
   },

@@ -1,17 +1,24 @@
 #!/usr/bin/env node
 // Browser benchmark for bench/run.sh (issue 7): the wasm Trainer in a dedicated Web Worker
-// (bench/browser-worker.js) in headless Chromium, per backend ('cpu' = wasm burn-flex + SIMD128,
-// 'webgpu' = SwiftShader here) and arch. Prints one JSON object on stdout; progress on stderr.
-// Needs pkg/ built, www/weights/efficientnet_lite0.safetensors, and the random-weight ResNet files
-// that `cargo run --release --example bench_embed -- --write-weights bench/.cache` writes.
+// (bench/browser-worker.js) in headless Chromium, per wasm build, backend and arch:
+// pkg/ 'cpu' = wasm burn-flex + SIMD128, single-threaded; pkg/ 'webgpu' = SwiftShader here;
+// pkg-cpu/ 'cpu' = the CPU-only build with wasm threads (one rayon worker per core; the page is
+// served cross-origin isolated). Prints one JSON object on stdout (runs carry `pkg`; `sizes` has
+// both builds' raw and gzip -9 sizes); progress on stderr.
+// Needs pkg/ and pkg-cpu/ built (scripts/wasm_pkg.sh), www/weights/efficientnet_lite0.safetensors,
+// and the random-weight ResNet files that
+// `cargo run --release --example bench_embed -- --write-weights bench/.cache` writes.
 //
 //   node bench/browser.mjs
 // Env: SORTWISE_DATA (trashnet-mini), CHROMIUM, N_EMBED (cpu images per arch, default 8),
 //      N_DROP (images for dropped->trained, default 240), GPU=0 to skip SwiftShader,
 //      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
-//      ONLY=device:arch,... (e.g. ONLY=webgpu:efficientnet_lite0) to run part of the plan.
+//      PKGS=pkg,pkg-cpu (the builds to measure; a missing pkg-cpu/ is skipped), ROUNDS (times
+//      the CPU plan runs, default 1; runs carry `round`),
+//      ONLY=device:arch,... or pkg:device:arch,... (e.g. ONLY=pkg-cpu:cpu:resnet18).
 
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
@@ -23,6 +30,8 @@ const N_DROP = Number(process.env.N_DROP || 240);
 const GPU = process.env.GPU !== '0';
 const GPU_EMBED = Number(process.env.GPU_EMBED || 2);
 const GPU_EPOCHS = Number(process.env.GPU_EPOCHS || 1);
+const PKGS = (process.env.PKGS || 'pkg,pkg-cpu').split(',');
+const ROUNDS = Number(process.env.ROUNDS || 1);
 const T0 = Date.now();
 const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 
@@ -57,9 +66,28 @@ for (let i = 0; mixed.length < files.length; i += 1) {
 const dropFiles = mixed.slice(0, N_DROP);
 const embedUrls = mixed.slice(0, 8).map((f) => f.url);
 
+// Download sizes of each build: the wasm and its JS glue (and pkg-cpu's thread helper snippet).
+function sizes(pkg) {
+  const dir = join(ROOT, pkg);
+  if (!existsSync(join(dir, 'sortwise_bg.wasm'))) return null;
+  const size = (f) => {
+    const b = readFileSync(f);
+    return { raw: b.length, gzip: gzipSync(b, { level: 9 }).length };
+  };
+  const r = { wasm: size(join(dir, 'sortwise_bg.wasm')), js: size(join(dir, 'sortwise.js')) };
+  const snippets = join(dir, 'snippets');
+  if (existsSync(snippets)) {
+    const all = readdirSync(snippets, { recursive: true }).filter((f) => f.endsWith('.js'));
+    r.snippets = all.map((f) => size(join(snippets, f))).reduce((a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip }), { raw: 0, gzip: 0 });
+  }
+  return r;
+}
+
 const server = await serveRepo();
 const browser = await launchChromium();
-const out = { chromium: browser.version(), files: files.length, runs: [], errors: [] };
+const out = { chromium: browser.version(), files: files.length, sizes: {}, runs: [], errors: [] };
+for (const pkg of ['pkg', 'pkg-cpu']) out.sizes[pkg] = sizes(pkg);
+const pkgs = PKGS.filter((p) => out.sizes[p] || (log(`${p}/ is not built: skipped`), false));
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log('page error:', e.message));
@@ -94,7 +122,7 @@ try {
   };
   const restart = () => page.evaluate(() => window.benchRestart());
   await restart();
-  out.init = await call('init');
+  out.init = await call('init', { pkg: 'pkg' });
   out.gpu = await page.evaluate(async () => {
     const a = await navigator.gpu?.requestAdapter();
     return a ? { vendor: a.info?.vendor, architecture: a.info?.architecture, description: a.info?.description, fallback: a.info?.isFallbackAdapter ?? a.isFallbackAdapter } : null;
@@ -117,21 +145,30 @@ try {
       log(`FAILED ${run.device} ${run.arch} ${name}: ${e.message}`);
     }
   };
-  const plan = [
-    { device: 'cpu', arch: 'efficientnet_lite0', embed: N_EMBED, batchProbe: true, drop: true },
-    { device: 'cpu', arch: 'resnet18', embed: N_EMBED, drop: true },
-    { device: 'cpu', arch: 'resnet50', embed: Math.max(2, N_EMBED >> 1) },
+  const cpuPlan = (pkg) => [
+    { pkg, device: 'cpu', arch: 'efficientnet_lite0', embed: N_EMBED, batchProbe: true, drop: true },
+    { pkg, device: 'cpu', arch: 'resnet18', embed: N_EMBED, drop: true },
+    { pkg, device: 'cpu', arch: 'resnet50', embed: Math.max(2, N_EMBED >> 1) },
   ];
+  // The builds alternate arch by arch, so that the two measurements compared sit close in time on
+  // a shared machine; pkg/ first: bench/report.py reads the first run of each device and arch.
+  // ROUNDS repeats the CPU plan (the report takes the median over rounds).
+  const cpuRuns = [];
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    const perPkg = ['pkg', 'pkg-cpu'].filter((p) => pkgs.includes(p)).map(cpuPlan);
+    for (let i = 0; i < (perPkg[0]?.length ?? 0); i += 1) for (const list of perPkg) cpuRuns.push({ ...list[i], round });
+  }
+  const plan = cpuRuns;
   // SwiftShader is CPU emulation (one head epoch ~40 s here): a few images, one epoch, one predict.
-  if (GPU) plan.push({ device: 'webgpu', arch: 'efficientnet_lite0', embed: GPU_EMBED, epochs: GPU_EPOCHS, predictN: 1 });
+  if (GPU && pkgs.includes('pkg')) plan.push({ pkg: 'pkg', device: 'webgpu', arch: 'efficientnet_lite0', embed: GPU_EMBED, epochs: GPU_EPOCHS, predictN: 1 });
   const only = process.env.ONLY?.split(',');
   for (const p of plan) {
-    if (only && !only.includes(`${p.device}:${p.arch}`)) continue;
-    const run = { device: p.device, arch: p.arch };
+    if (only && !only.includes(`${p.device}:${p.arch}`) && !only.includes(`${p.pkg}:${p.device}:${p.arch}`)) continue;
+    const run = { pkg: p.pkg, device: p.device, arch: p.arch, round: p.round ?? 1 };
     out.runs.push(run);
-    log(`--- ${p.device} ${p.arch}`);
+    log(`--- ${p.pkg} ${p.device} ${p.arch}`);
     await restart();
-    await call('init');
+    run.init = await call('init', { pkg: p.pkg });
     await step(run, 'create', () => call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device }));
     if (run.create.error) continue;
     // Head first, so its memory figures are the backbone's plus 1,000 embeddings' (and training's).
@@ -145,7 +182,7 @@ try {
       // One addImage with 15 augmented views runs the backbone once on a batch of 16.
       await step(run, 'batch16', async () => {
         await restart();
-        await call('init');
+        await call('init', { pkg: p.pkg });
         await call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device, augment: 15 });
         return call('embed', { urls: embedUrls, n: 3 });
       });
