@@ -14,7 +14,8 @@
 //      N_DROP (images for dropped->trained, default 240), GPU=0 to skip SwiftShader,
 //      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
 //      PKGS=pkg,pkg-cpu (the builds to measure; a missing pkg-cpu/ is skipped), ROUNDS (times
-//      the CPU plan runs, default 1; runs carry `round`),
+//      the CPU plan runs, default 1; runs carry `round`), THREADS (pkg-cpu/'s pool size, default
+//      navigator.hardwareConcurrency),
 //      ONLY=device:arch,... or pkg:device:arch,... (e.g. ONLY=pkg-cpu:cpu:resnet18).
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -32,6 +33,8 @@ const GPU_EMBED = Number(process.env.GPU_EMBED || 2);
 const GPU_EPOCHS = Number(process.env.GPU_EPOCHS || 1);
 const PKGS = (process.env.PKGS || 'pkg,pkg-cpu').split(',');
 const ROUNDS = Number(process.env.ROUNDS || 1);
+// pkg-cpu/'s pool size; default navigator.hardwareConcurrency, as the page uses.
+const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
 const T0 = Date.now();
 const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 
@@ -168,7 +171,7 @@ try {
     out.runs.push(run);
     log(`--- ${p.pkg} ${p.device} ${p.arch}`);
     await restart();
-    run.init = await call('init', { pkg: p.pkg });
+    run.init = await call('init', { pkg: p.pkg, threads: THREADS });
     await step(run, 'create', () => call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device }));
     if (run.create.error) continue;
     // Head first, so its memory figures are the backbone's plus 1,000 embeddings' (and training's).
@@ -182,7 +185,7 @@ try {
       // One addImage with 15 augmented views runs the backbone once on a batch of 16.
       await step(run, 'batch16', async () => {
         await restart();
-        await call('init', { pkg: p.pkg });
+        await call('init', { pkg: p.pkg, threads: THREADS });
         await call('create', { arch: p.arch, weightsUrl: WEIGHTS[p.arch], device: p.device, augment: 15 });
         return call('embed', { urls: embedUrls, n: 3 });
       });
