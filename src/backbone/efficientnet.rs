@@ -5,10 +5,10 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu6;
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{conv_bn, fold_pair};
+use super::cpu_conv::Activation;
+use super::fold::{conv_bn, conv_bn_act, fold_pair};
 use super::global_avg_pool;
 
 /// (repeats, kernel, stride, expand ratio, in, out) from `efficientnet_lite_builder.py`.
@@ -69,10 +69,10 @@ pub struct MbConv {
 impl MbConv {
     pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
         let x = match &self.expand_conv {
-            Some(conv) => relu6(conv_bn(conv, &self.bn0, input.clone())),
+            Some(conv) => conv_bn_act(conv, &self.bn0, input.clone(), Activation::Relu6),
             None => input.clone(),
         };
-        let x = relu6(conv_bn(&self.depthwise_conv, &self.bn1, x));
+        let x = conv_bn_act(&self.depthwise_conv, &self.bn1, x, Activation::Relu6);
         let x = conv_bn(&self.project_conv, &self.bn2, x);
         if self.residual { x + input } else { x }
     }
@@ -95,7 +95,7 @@ pub fn tail(
     x: Tensor<4>,
 ) -> Tensor<4> {
     let x = blocks.iter().fold(x, |x, b| b.forward(x));
-    relu6(conv_bn(conv_head, bn, x))
+    conv_bn_act(conv_head, bn, x, Activation::Relu6)
 }
 
 #[derive(Module, Debug)]
@@ -153,7 +153,7 @@ impl EfficientNetLite {
     }
 
     pub fn pre_last_stage(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu6(conv_bn(&self.conv_stem, &self.bn0, x));
+        let x = conv_bn_act(&self.conv_stem, &self.bn0, x, Activation::Relu6);
         let end = self.last_stage_start();
         self.blocks[..end].iter().fold(x, |x, b| b.forward(x))
     }

@@ -7,12 +7,23 @@ use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
+use super::cpu_conv::{self, Activation};
+
 /// `conv` followed by `bn` when the pair has not been folded yet.
 pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let y = super::cpu_conv::conv2d(conv, x);
+    conv_bn_act(conv, bn, x, Activation::Identity)
+}
+
+/// `act(bn(conv(x)))`; once folded, the activation is fused into the convolution's output.
+pub fn conv_bn_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
     match bn {
-        Some(bn) => bn.forward(y),
-        None => y,
+        Some(bn) => act.apply_tensor(bn.forward(conv.forward(x))),
+        None => cpu_conv::conv2d(conv, x, act),
     }
 }
 

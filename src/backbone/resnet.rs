@@ -9,7 +9,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{conv_bn, fold_pair};
+use super::cpu_conv::Activation;
+use super::fold::{conv_bn, conv_bn_act, fold_pair};
 use super::global_avg_pool;
 use crate::arch::Arch;
 
@@ -40,10 +41,15 @@ impl Block {
             Some(ds) => conv_bn(&ds.conv, &ds.bn, input.clone()),
             None => input.clone(),
         };
-        let out = relu(conv_bn(&self.conv1, &self.bn1, input));
-        let out = conv_bn(&self.conv2, &self.bn2, out);
+        let out = conv_bn_act(&self.conv1, &self.bn1, input, Activation::Relu);
+        // Bottleneck blocks (conv3) put a ReLU after conv2; basic blocks add first.
+        let act2 = match self.conv3 {
+            Some(_) => Activation::Relu,
+            None => Activation::Identity,
+        };
+        let out = conv_bn_act(&self.conv2, &self.bn2, out, act2);
         let out = match &self.conv3 {
-            Some(conv3) => conv_bn(conv3, &self.bn3, relu(out)),
+            Some(conv3) => conv_bn(conv3, &self.bn3, out),
             None => out,
         };
         relu(out + identity)
@@ -169,7 +175,7 @@ impl ResNet {
 
     /// Stem and stages 1-3. Split out so that fine-tuning `layer4` can cache this output.
     pub fn pre_layer4(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let x = conv_bn_act(&self.conv1, &self.bn1, x, Activation::Relu);
         let x = self.maxpool.forward(x);
         [&self.layer1, &self.layer2, &self.layer3]
             .into_iter()
