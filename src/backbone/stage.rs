@@ -241,8 +241,10 @@ pub fn flatten_rows(x: Tensor<4>) -> Tensor<2> {
 /// Rows of `C·H·W` values -> a `[N, C, H, W]` stage input tensor.
 pub fn stage_batch(rows: &[&[f32]], shape: [usize; 3], device: &burn::tensor::Device) -> Tensor<4> {
     let [c, h, w] = shape;
-    let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    Tensor::from_data(TensorData::new(flat, [rows.len(), c, h, w]), device)
+    Tensor::from_data(
+        TensorData::new(rows.concat(), [rows.len(), c, h, w]),
+        device,
+    )
 }
 
 #[cfg(test)]
