@@ -25,7 +25,8 @@ import { chromium } from 'playwright-core';
 import { zipSync } from 'fflate';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -514,6 +515,38 @@ async function run(page, context, origin) {
     await card(label).locator('.delete-class').click();
     await page.waitForFunction((l) => !window.sortwiseDebug.state.classes.some((c) => c.label === l), label, { timeout: 30000 });
   }
+
+  // ---- "Add a folder": one subfolder per class, picked with the folder input (webkitdirectory) ----
+  // (A folder dragged from the desktop goes through webkitGetAsEntry, which a synthetic drop
+  // cannot produce; both end in the same itemsFromPaths.)
+  const folderRoot = mkdtempSync(join(tmpdir(), 'sortwise-folder-'));
+  mkdirSync(join(folderRoot, 'photos', 'batteries'), { recursive: true });
+  const folderPhotos = images('val', 'plastic', 2);
+  for (const f of folderPhotos) writeFileSync(join(folderRoot, 'photos', 'batteries', f.name), f.buffer);
+  await page.setInputFiles('#folder-input', join(folderRoot, 'photos'));
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.some((c) => c.label === 'batteries' && c.count === 2), null, { timeout: 60000 });
+  await waitIdle(page);
+  rmSync(folderRoot, { recursive: true, force: true });
+  log('folder input: class "batteries" created from the subfolder, with its 2 photos');
+  await card('batteries').locator('.delete-class').click();
+  await page.waitForFunction(() => !window.sortwiseDebug.state.classes.some((c) => c.label === 'batteries'), null, { timeout: 30000 });
+
+  // ---- paste: an image on the clipboard goes to the active class ----
+  const before = Object.fromEntries((await debugState(page)).classes.map((c) => [c.label, c.count]));
+  const pasted = images('val', 'paper', 1)[0];
+  await page.evaluate(({ b64 }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'image.jpg', { type: 'image/jpeg' }));
+    document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, { b64: pasted.buffer.toString('base64') });
+  await page.waitForFunction((b) => window.sortwiseDebug.state.classes.reduce((n, c) => n + c.count, 0) === Object.values(b).reduce((n, c) => n + c, 0) + 1, before, { timeout: 60000 });
+  await waitIdle(page);
+  const grown = (await debugState(page)).classes.filter((c) => c.count === before[c.label] + 1).map((c) => c.label);
+  check(grown.length === 1, `paste added to ${JSON.stringify(grown)}`);
+  log(`paste: the clipboard image went to the active class "${grown[0]}"`);
+  await card(grown[0]).locator('.thumb-del').last().click({ force: true });
+  await page.waitForFunction(({ l, n }) => window.sortwiseDebug.state.classes.find((c) => c.label === l).count === n, { l: grown[0], n: before[grown[0]] }, { timeout: 30000 });
 
   // ---- webcam burst into a class ----
   await card('glass').locator('.webcam').click();
