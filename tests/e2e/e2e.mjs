@@ -516,9 +516,35 @@ async function run(page, context, origin) {
     await page.waitForFunction((l) => !window.sortwiseDebug.state.classes.some((c) => c.label === l), label, { timeout: 30000 });
   }
 
+  // ---- drag and drop of a folder: subfolders become classes, macOS zip debris is skipped ----
+  // A synthetic DataTransfer cannot hold directory entries, so the drop event carries a stand-in
+  // with the FileSystemEntry API the page walks (webkitGetAsEntry, createReader, readEntries, file).
+  const canPhotos = images('val', 'metal', 2);
+  await page.evaluate(({ photos }) => {
+    const file = (name, b64) => ({
+      isFile: true, isDirectory: false, name,
+      file: (ok) => ok(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/jpeg' })),
+    });
+    const dir = (name, children) => ({
+      isFile: false, isDirectory: true, name,
+      createReader: () => { let left = children; return { readEntries: (ok) => { const batch = left; left = []; ok(batch); } }; },
+    });
+    const root = dir('drops', [
+      dir('cans', photos.map((p) => file(p.name, p.b64))),
+      dir('__MACOSX', [file('._x.jpg', photos[0].b64)]),
+    ]);
+    const ev = new Event('drop', { bubbles: true, cancelable: true });
+    Object.defineProperty(ev, 'dataTransfer', { value: { types: ['Files'], files: [], items: [{ kind: 'file', webkitGetAsEntry: () => root }] } });
+    document.getElementById('data-h').dispatchEvent(ev);
+  }, { photos: canPhotos.map((p) => ({ name: p.name, b64: p.buffer.toString('base64') })) });
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.some((c) => c.label === 'cans' && c.count === 2), null, { timeout: 60000 });
+  await waitIdle(page);
+  check(!(await debugState(page)).classes.some((c) => c.label === '__MACOSX'), 'a __MACOSX folder became a class');
+  log('drop of a folder: class "cans" created from its subfolder, __MACOSX skipped');
+  await card('cans').locator('.delete-class').click();
+  await page.waitForFunction(() => !window.sortwiseDebug.state.classes.some((c) => c.label === 'cans'), null, { timeout: 30000 });
+
   // ---- "Add a folder": one subfolder per class, picked with the folder input (webkitdirectory) ----
-  // (A folder dragged from the desktop goes through webkitGetAsEntry, which a synthetic drop
-  // cannot produce; both end in the same itemsFromPaths.)
   const folderRoot = mkdtempSync(join(tmpdir(), 'sortwise-folder-'));
   mkdirSync(join(folderRoot, 'photos', 'batteries'), { recursive: true });
   const folderPhotos = images('val', 'plastic', 2);
