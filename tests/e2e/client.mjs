@@ -9,25 +9,16 @@
 //
 //   node tests/e2e/client.mjs
 
-import { readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { ROOT, launchChromium, serveRepo } from './serve.mjs';
+import { launchChromium, openHarness, photos, serveRepo } from './serve.mjs';
 
-const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
 const T0 = Date.now();
 const log = (...a) => console.log(`[client ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-
-const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
-  .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
 
 const server = await serveRepo();
 const browser = await launchChromium();
 let failed = false;
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
-  page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
-  await page.goto(`${server.base}/tests/e2e/harness.html`);
+  const page = await openHarness(browser, server, log, () => { failed = true; });
   const data = { glass: photos('glass', 8), metal: photos('metal', 8), held: [...photos('glass', 3, 'val'), ...photos('metal', 3, 'val')] };
 
   const r = await page.evaluate(async ({ glass, metal, held }) => {

@@ -4,11 +4,26 @@
 
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
+
+/** The first `n` photos of a trashnet-mini class, as plain arrays (they cross page.evaluate). */
+export const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
+  .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
+
+/** A page on tests/e2e/harness.html that logs console errors and hands uncaught ones to `onError`. */
+export async function openHarness(browser, server, log, onError) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
+  page.on('pageerror', (e) => { onError(); log('page error:', e.message); });
+  await page.goto(`${server.base}/tests/e2e/harness.html`);
+  return page;
+}
 
 export function freePort() {
   return new Promise((res, rej) => {
