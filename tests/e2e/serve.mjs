@@ -16,12 +16,12 @@ export const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/d
 export const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
   .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
 
-/** A page on tests/e2e/harness.html that logs console errors and hands uncaught ones to `onError`. */
-export async function openHarness(browser, server, log, onError) {
+/** A page on `path` (the test harness) that logs console errors and hands uncaught ones to `onError`. */
+export async function openHarness(browser, server, log, onError, path = '/tests/e2e/harness.html') {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
   page.on('pageerror', (e) => { onError(); log('page error:', e.message); });
-  await page.goto(`${server.base}/tests/e2e/harness.html`);
+  await page.goto(server.base + path);
   return page;
 }
 

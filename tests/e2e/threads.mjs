@@ -13,15 +13,10 @@
 //
 //   node tests/e2e/threads.mjs
 
-import { readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { ROOT, launchChromium, serveRepo } from './serve.mjs';
+import { launchChromium, openHarness, photos, serveRepo } from './serve.mjs';
 
-const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
 const T0 = Date.now();
 const log = (...a) => console.log(`[threads ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-const photos = (cls, n, split = 'train') => readdirSync(join(DATA, split, cls)).sort().slice(0, n)
-  .map((f) => [...readFileSync(join(DATA, split, cls, f))]);
 const data = { glass: photos('glass', 4), metal: photos('metal', 4), held: [...photos('glass', 2, 'val'), ...photos('metal', 2, 'val')] };
 
 // In the harness page: a trainer on `device`, its build and threads, one photo's embedding, and a
@@ -61,13 +56,7 @@ const plainServer = await serveRepo('/tests/e2e/harness.html', { isolated: false
 const browser = await launchChromium();
 let failed = false;
 try {
-  const open = async (server, path = '/tests/e2e/harness.html') => {
-    const page = await browser.newPage();
-    page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
-    page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
-    await page.goto(server.base + path);
-    return page;
-  };
+  const open = (server, path) => openHarness(browser, server, log, () => { failed = true; }, path);
 
   // 1. Isolated: `cpu` and `auto` load pkg-cpu/ with one thread per core.
   let page = await open(isolatedServer);
