@@ -121,14 +121,10 @@ pub async fn tuned_features(
     inputs: &[Vec<f32>],
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let device = backbone.device();
-    let mut rows = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(batch.max(1)) {
-        let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        let x = crate::infer::batch_tensor(&refs, &device)?;
-        rows.extend(read_rows(stage.features(backbone.stage_input(x))).await?);
-    }
-    Ok(rows)
+    crate::infer::in_batches(inputs, batch, &backbone.device(), |x| {
+        stage.features(backbone.stage_input(x))
+    })
+    .await
 }
 
 /// `[C, H, W]` of the rows, from the stage's input channels (H = W: the stage input is square).

@@ -63,17 +63,25 @@ pub async fn run(
     output: Output,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let device = backbone.device();
+    in_batches(inputs, batch, &backbone.device(), |x| match output {
+        Output::Features => backbone.features(x),
+        Output::Logits => backbone.forward(x),
+        Output::StageInput => crate::backbone::stage::flatten_rows(backbone.stage_input(x)),
+    })
+    .await
+}
+
+/// `forward` over preprocessed `[3, 224, 224]` inputs in batches of `batch`, rows read back.
+pub async fn in_batches(
+    inputs: &[Vec<f32>],
+    batch: usize,
+    device: &Device,
+    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+) -> Result<Vec<Vec<f32>>> {
     let mut rows = Vec::with_capacity(inputs.len());
     for chunk in inputs.chunks(batch.max(1)) {
         let refs: Vec<&[f32]> = chunk.iter().map(Vec::as_slice).collect();
-        let x = batch_tensor(&refs, &device)?;
-        let y = match output {
-            Output::Features => backbone.features(x),
-            Output::Logits => backbone.forward(x),
-            Output::StageInput => crate::backbone::stage::flatten_rows(backbone.stage_input(x)),
-        };
-        rows.extend(read_rows(y).await?);
+        rows.extend(read_rows(forward(batch_tensor(&refs, device)?)).await?);
     }
     Ok(rows)
 }
