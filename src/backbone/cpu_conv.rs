@@ -13,6 +13,8 @@
 //! the kernel: burn pads an asymmetric input explicitly, one more copy of every activation.
 //! The ReLU/ReLU6 that follows each convolution is applied while the output is written.
 //!
+//! 3×3 stride-1 convolutions on enough tiles go to Winograd's algorithm (`winograd.rs`).
+//!
 //! Only plain (non-autodiff) CPU tensors take this path; training the last stage and the
 //! WebGPU backend keep burn's convolution, as do 1×1 convolutions (burn-flex multiplies those
 //! without im2col) and other grouped ones.
@@ -21,6 +23,9 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::{relu, relu6};
 use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use super::scratch::Scratch;
+use super::winograd;
 
 /// At most this many f32 in one im2col block (16 MB): large enough that GEMM amortises its
 /// packing, small enough to stay modest next to the activations.
@@ -36,7 +41,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, v: f32) -> f32 {
+    pub(super) fn apply(self, v: f32) -> f32 {
         match self {
             Activation::Identity => v,
             Activation::Relu => v.max(0.0),
@@ -68,6 +73,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
     let bias = bias.as_ref().and_then(|b| b.as_slice::<f32>().ok());
     let out = if g.depthwise {
         g.run_depthwise(input, weight, bias, act)
+    } else if winograd::applies(&g) {
+        winograd::run(&g, input, weight, bias, act)
     } else {
         g.run_dense(input, weight, bias, act)
     };
@@ -76,22 +83,22 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
 
 /// Shapes, strides and padding of one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Geometry {
-    batch: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    stride: [usize; 2],
-    dilation: [usize; 2],
+pub(super) struct Geometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
     /// (top, left)
-    pad: [usize; 2],
-    oh: usize,
-    ow: usize,
+    pub pad: [usize; 2],
+    pub oh: usize,
+    pub ow: usize,
     /// One input channel per output channel (`groups == C_in == C_out`), else dense.
-    depthwise: bool,
+    pub depthwise: bool,
 }
 
 impl Geometry {
@@ -161,8 +168,8 @@ impl Geometry {
         let total = self.batch * plane;
         let block = (BLOCK_FLOATS / k).max(MIN_BLOCK_COLS).min(total);
         let mut out = vec![0f32; self.batch * self.c_out * plane];
-        let mut cols = vec![0f32; k * block];
-        let mut product = vec![0f32; self.c_out * block];
+        let mut cols = Scratch::take(k * block);
+        let mut product = Scratch::take(self.c_out * block);
         let mut start = 0;
         while start < total {
             let n = block.min(total - start);
@@ -361,26 +368,51 @@ fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: u
     // SAFETY: the three slices hold the m×k, k×n and m×n row-major matrices described by the
     // strides (checked above), and `dst` does not alias the inputs (it is borrowed mutably).
     unsafe {
+        gemm_strided(
+            [m, n, k],
+            (dst.as_mut_ptr(), n),
+            (lhs.as_ptr(), 1, k),
+            (rhs.as_ptr(), 1, n),
+            parallelism(),
+        );
+    }
+}
+
+/// `dst = lhs · rhs` for `[m, n, k]`-shaped operands; `dst` has unit column stride and the given
+/// row stride, `lhs` and `rhs` are `(pointer, column stride, row stride)`.
+///
+/// # Safety
+/// Every element the shapes and strides address must be inside its allocation, and `dst`'s
+/// elements must not overlap the inputs' or be written by anyone else meanwhile.
+pub(super) unsafe fn gemm_strided(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_rs as isize,
             false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
             0.0,
             1.0,
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
 }
@@ -397,7 +429,7 @@ fn parallelism() -> gemm::Parallelism {
 
 /// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
     use rayon::prelude::*;
     /// Fewest f32 one task fills: below this the pool's wake-ups cost more than the copy.
     const MIN_TASK_FLOATS: usize = 1 << 15;
@@ -411,10 +443,22 @@ fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync)
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
+pub(super) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
     for (r, row) in rows.chunks_mut(n).enumerate() {
         fill(r, row);
     }
+}
+
+/// `f(i)` for every `i < count`, each a task of its own on all cores where there are several.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(super) fn par_each(count: usize, f: impl Fn(usize) + Sync + Send) {
+    use rayon::prelude::*;
+    (0..count).into_par_iter().for_each(f);
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(super) fn par_each(count: usize, f: impl Fn(usize)) {
+    (0..count).for_each(f);
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ mod cpu_conv;
 pub mod efficientnet;
 mod fold;
 pub mod resnet;
+mod scratch;
 pub mod stage;
+mod winograd;
 
 use burn::tensor::{Device, Tensor};
 

@@ -1,0 +1,465 @@
+//! Winograd F(4×4, 3×3) for the dense 3×3 stride-1 convolutions, which carry most of ResNet's
+//! multiplies: each 4×4 output tile costs 36 multiplies per (input, output) channel pair
+//! instead of 144. The products become 36 independent GEMMs (one per point of the 6×6
+//! transformed tile), `M[ξ] = U[ξ] · V[ξ]`, so they run on the same GEMM as the direct path.
+//!
+//! Transforms (Lavin & Gray 2015, interpolation points 0, ±1, ±2, ∞): `U = G g Gᵀ` for each
+//! 3×3 filter, `V = Bᵀ d B` for each 6×6 input tile, `Y = Aᵀ M A`. In f32 this loses about one
+//! more decimal digit than direct convolution (tests compare against it); the larger F(6×6)
+//! variant loses several and is not used.
+//!
+//! The filters are transformed on every call rather than cached: the transformed weights are
+//! 4× the size (~160 MB for ResNet-18, too much to keep in a browser tab) and the transform
+//! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
+
+use super::cpu_conv::{Activation, Geometry, gemm_strided, par_each, par_rows};
+use super::scratch::Scratch;
+
+/// Output tile side and transformed tile side (`TILE + 3 - 1`).
+const TILE: usize = 4;
+const ALPHA: usize = 6;
+const POINTS: usize = ALPHA * ALPHA;
+
+/// Below this many output tiles per call the direct path wins: transforming the filters is
+/// then a large share of the work (batch-1 ResNet stages at 14×14 and 7×7 have 16 and 4 tiles),
+/// and the 36 GEMMs become too thin to run at speed.
+const MIN_TILES: usize = 32;
+
+/// Whether `g` is a convolution this module computes, and one large enough to pay.
+pub(super) fn applies(g: &Geometry) -> bool {
+    !g.depthwise
+        && (g.kh, g.kw) == (3, 3)
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.batch * g.oh.div_ceil(TILE) * g.ow.div_ceil(TILE) >= MIN_TILES
+}
+
+/// NCHW `input`, `[C_out, C_in, 3, 3]` `weight` -> NCHW output with bias and `act` applied.
+pub(super) fn run(
+    g: &Geometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let tiles = Tiles::new(g);
+    let u = transform_filters(weight, g.c_out * g.c_in);
+    let v = transform_input(g, &tiles, input);
+    let m = multiply(&u, &v, g.c_out, g.c_in, tiles.total);
+    inverse(g, &tiles, &m, bias, act)
+}
+
+/// How the output planes are cut into `TILE`×`TILE` tiles (the last row/column of tiles may
+/// hang over the edge; those outputs are computed from zero padding and dropped).
+struct Tiles {
+    rows: usize,
+    cols: usize,
+    per_image: usize,
+    total: usize,
+}
+
+impl Tiles {
+    fn new(g: &Geometry) -> Tiles {
+        let (rows, cols) = (g.oh.div_ceil(TILE), g.ow.div_ceil(TILE));
+        Tiles {
+            rows,
+            cols,
+            per_image: rows * cols,
+            total: g.batch * rows * cols,
+        }
+    }
+}
+
+/// `Bᵀ d` for one column of six input values.
+#[inline(always)]
+fn bt(d: [f32; 6]) -> [f32; 6] {
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        -4.0 * (d[1] + d[2]) + d[3] + d[4],
+        4.0 * (d[1] - d[2]) - d[3] + d[4],
+        2.0 * (d[3] - d[1]) - d[2] + d[4],
+        2.0 * (d[1] - d[3]) - d[2] + d[4],
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `Aᵀ m` for one column of six transformed products.
+#[inline(always)]
+fn at(m: [f32; 6]) -> [f32; 4] {
+    let (p1, n1) = (m[1] + m[2], m[1] - m[2]);
+    let (p2, n2) = (m[3] + m[4], m[3] - m[4]);
+    [
+        m[0] + p1 + p2,
+        n1 + 2.0 * n2,
+        p1 + 4.0 * p2,
+        n1 + 8.0 * n2 + m[5],
+    ]
+}
+
+/// `G g` for one column of three filter taps (`G` is the 6×3 interpolation matrix).
+#[inline(always)]
+fn gt(g: [f32; 3]) -> [f32; 6] {
+    let (even, odd) = (g[0] + g[2], g[1]);
+    [
+        g[0] / 4.0,
+        -(even + odd) / 6.0,
+        (odd - even) / 6.0,
+        g[0] / 24.0 + g[1] / 12.0 + g[2] / 6.0,
+        g[0] / 24.0 - g[1] / 12.0 + g[2] / 6.0,
+        g[2],
+    ]
+}
+
+/// Tiles (or filters) transformed together: the transforms run across a block in structure-of-
+/// arrays form, so every arithmetic loop is over consecutive tiles and vectorises, and the
+/// block's working set (a few 36×`BLOCK` arrays) stays in L1/L2.
+const BLOCK: usize = 64;
+
+/// `[K·C, 3, 3]` filters -> `U` as `[36][K·C]`, `U[(a, b)] = (G g Gᵀ)[a][b]`.
+fn transform_filters(weight: &[f32], filters: usize) -> Scratch {
+    let mut u = Scratch::take(POINTS * filters);
+    let dst = SharedMut(u.as_mut_ptr());
+    par_each(filters.div_ceil(BLOCK), |blk| {
+        let dst = &dst;
+        let f0 = blk * BLOCK;
+        let len = BLOCK.min(filters - f0);
+        let mut g = [[0f32; BLOCK]; 9];
+        for (i, f) in weight[f0 * 9..(f0 + len) * 9].chunks_exact(9).enumerate() {
+            for (t, &v) in f.iter().enumerate() {
+                g[t][i] = v;
+            }
+        }
+        // `G g` down each of the three filter columns, then `· Gᵀ` along each of the six rows.
+        let mut half = [[0f32; BLOCK]; 18];
+        for j in 0..3 {
+            for i in 0..len {
+                for (a, v) in gt([g[j][i], g[3 + j][i], g[6 + j][i]])
+                    .into_iter()
+                    .enumerate()
+                {
+                    half[a * 3 + j][i] = v;
+                }
+            }
+        }
+        for a in 0..ALPHA {
+            let mut out = [[0f32; BLOCK]; ALPHA];
+            for i in 0..len {
+                let row = [half[a * 3][i], half[a * 3 + 1][i], half[a * 3 + 2][i]];
+                for (b, v) in gt(row).into_iter().enumerate() {
+                    out[b][i] = v;
+                }
+            }
+            for (b, o) in out.iter().enumerate() {
+                // SAFETY: block `blk` writes only columns `[f0, f0 + len)` of `u`'s 36 rows of
+                // `filters` floats, disjoint from every other block's.
+                unsafe {
+                    let at = dst.0.add((a * ALPHA + b) * filters + f0);
+                    std::ptr::copy_nonoverlapping(o.as_ptr(), at, len);
+                }
+            }
+        }
+    });
+    u
+}
+
+/// The input planes with the convolution's padding and the last tiles' overhang as zeros, so
+/// every tile reads a full 6×6 window without bounds checks.
+struct Padded {
+    width: usize,
+    plane: Vec<f32>,
+}
+
+impl Padded {
+    fn new(tiles: &Tiles) -> Padded {
+        let (height, width) = (tiles.rows * TILE + 2, tiles.cols * TILE + 2);
+        Padded {
+            width,
+            plane: vec![0f32; height * width],
+        }
+    }
+
+    /// Fill with the `[h, w]` plane `src` (the zero border is never written).
+    fn load(&mut self, g: &Geometry, src: &[f32]) {
+        let w = g.w.min(self.width - g.pad[1]);
+        let rows = g.h.min(self.plane.len() / self.width - g.pad[0]);
+        for (y, src) in src.chunks_exact(g.w).take(rows).enumerate() {
+            let at = (y + g.pad[0]) * self.width + g.pad[1];
+            self.plane[at..at + w].copy_from_slice(&src[..w]);
+        }
+    }
+}
+
+/// NCHW input -> `V` as `[C][36][T]` (T = all tiles of all images), one task per channel.
+fn transform_input(g: &Geometry, tiles: &Tiles, input: &[f32]) -> Scratch {
+    let t = tiles.total;
+    let mut v = Scratch::take(g.c_in * POINTS * t);
+    par_rows(&mut v, POINTS * t, |c, vc| {
+        let mut padded = Padded::new(tiles);
+        let mut loaded = usize::MAX;
+        let mut d = vec![[0f32; BLOCK]; POINTS];
+        let mut half = vec![[0f32; BLOCK]; POINTS];
+        for t0 in (0..t).step_by(BLOCK) {
+            let len = BLOCK.min(t - t0);
+            // Gather each tile's 6×6 window into column `i` of the 36 rows of `d`.
+            #[allow(clippy::needless_range_loop)]
+            for i in 0..len {
+                let (n, p) = ((t0 + i) / tiles.per_image, (t0 + i) % tiles.per_image);
+                if n != loaded {
+                    padded.load(g, &input[(n * g.c_in + c) * g.h * g.w..][..g.h * g.w]);
+                    loaded = n;
+                }
+                let (y, x) = (p / tiles.cols * TILE, p % tiles.cols * TILE);
+                for r in 0..ALPHA {
+                    let row = &padded.plane[(y + r) * padded.width + x..][..ALPHA];
+                    for (j, &val) in row.iter().enumerate() {
+                        d[r * ALPHA + j][i] = val;
+                    }
+                }
+            }
+            // `Bᵀ d` down the six columns, then `· B` along the six rows.
+            for j in 0..ALPHA {
+                for i in 0..len {
+                    let col = std::array::from_fn(|r| d[r * ALPHA + j][i]);
+                    for (a, val) in bt(col).into_iter().enumerate() {
+                        half[a * ALPHA + j][i] = val;
+                    }
+                }
+            }
+            for a in 0..ALPHA {
+                let mut out = [[0f32; BLOCK]; ALPHA];
+                for i in 0..len {
+                    let row = std::array::from_fn(|j| half[a * ALPHA + j][i]);
+                    for (b, val) in bt(row).into_iter().enumerate() {
+                        out[b][i] = val;
+                    }
+                }
+                for (b, o) in out.iter().enumerate() {
+                    vc[(a * ALPHA + b) * t + t0..][..len].copy_from_slice(&o[..len]);
+                }
+            }
+        }
+    });
+    v
+}
+
+/// `M[k][ξ][t] = Σ_c U[ξ][k][c] · V[c][ξ][t]`: 36 GEMMs, one task each.
+fn multiply(u: &[f32], v: &[f32], k: usize, c: usize, t: usize) -> Scratch {
+    let mut m = Scratch::take(k * POINTS * t);
+    let dst = SharedMut(m.as_mut_ptr());
+    par_each(POINTS, |p| {
+        let dst = &dst;
+        // SAFETY: point `p` writes only the columns `[p·t, (p+1)·t)` of each row of `m` (row
+        // stride 36·t), disjoint from every other point's; `u[p]` is K×C row-major and `v`'s
+        // point-`p` block is C×T with row stride 36·T, all inside their buffers.
+        unsafe {
+            gemm_strided(
+                [k, t, c],
+                (dst.0.add(p * t), POINTS * t),
+                (u.as_ptr().add(p * k * c), 1, c),
+                (v.as_ptr().add(p * t), 1, POINTS * t),
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    m
+}
+
+/// A buffer the tasks of one call share, each writing a part no other task touches (see the
+/// SAFETY notes where it is written).
+struct SharedMut(*mut f32);
+// SAFETY: see above; the buffer outlives the tasks (they finish before the call returns).
+unsafe impl Sync for SharedMut {}
+
+/// `M` -> NCHW output, `Y = Aᵀ M A` per tile plus bias and `act`; one task per output channel.
+fn inverse(
+    g: &Geometry,
+    tiles: &Tiles,
+    m: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let t = tiles.total;
+    let plane = g.oh * g.ow;
+    let mut out = vec![0f32; g.batch * g.c_out * plane];
+    let dst = SharedMut(out.as_mut_ptr());
+    par_each(g.c_out, |k| {
+        let dst = &dst;
+        let mk = &m[k * POINTS * t..][..POINTS * t];
+        let b = bias.map_or(0.0, |b| b[k]);
+        let mut half = vec![[0f32; BLOCK]; ALPHA * TILE];
+        let mut y = vec![[0f32; BLOCK]; TILE * TILE];
+        for t0 in (0..t).step_by(BLOCK) {
+            let len = BLOCK.min(t - t0);
+            // `Aᵀ` along each transformed row, then down the four columns.
+            for a in 0..ALPHA {
+                let rows: [&[f32]; ALPHA] =
+                    std::array::from_fn(|bb| &mk[(a * ALPHA + bb) * t + t0..][..len]);
+                for i in 0..len {
+                    let s = at(std::array::from_fn(|bb| rows[bb][i]));
+                    for (x, val) in s.into_iter().enumerate() {
+                        half[a * TILE + x][i] = val;
+                    }
+                }
+            }
+            for x in 0..TILE {
+                for i in 0..len {
+                    let s = at(std::array::from_fn(|a| half[a * TILE + x][i]));
+                    for (r, val) in s.into_iter().enumerate() {
+                        y[r * TILE + x][i] = act.apply(val + b);
+                    }
+                }
+            }
+            // Scatter column `i` of the 16 rows of `y` to its tile of the output.
+            #[allow(clippy::needless_range_loop)]
+            for i in 0..len {
+                let (n, p) = ((t0 + i) / tiles.per_image, (t0 + i) % tiles.per_image);
+                let (oy, ox) = (p / tiles.cols * TILE, p % tiles.cols * TILE);
+                // SAFETY: channel `k`'s task writes only its own planes `(n, k)` of `out`.
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(dst.0.add((n * g.c_out + k) * plane), plane)
+                };
+                for r in 0..TILE.min(g.oh - oy) {
+                    let row = &mut o[(oy + r) * g.ow + ox..][..TILE.min(g.ow - ox)];
+                    for (x, val) in row.iter_mut().enumerate() {
+                        *val = y[r * TILE + x][i];
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct correlation, the definition, in f64.
+    fn reference(g: &Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f64> {
+        let mut out = vec![0f64; g.batch * g.c_out * g.oh * g.ow];
+        for n in 0..g.batch {
+            for k in 0..g.c_out {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = bias[k] as f64;
+                        for c in 0..g.c_in {
+                            for i in 0..3 {
+                                for j in 0..3 {
+                                    let (iy, ix) = (oy + i, ox + j);
+                                    let (Some(iy), Some(ix)) =
+                                        (iy.checked_sub(g.pad[0]), ix.checked_sub(g.pad[1]))
+                                    else {
+                                        continue;
+                                    };
+                                    if iy < g.h && ix < g.w {
+                                        s += input[((n * g.c_in + c) * g.h + iy) * g.w + ix] as f64
+                                            * weight[((k * g.c_in + c) * 3 + i) * 3 + j] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        out[((n * g.c_out + k) * g.oh + oy) * g.ow + ox] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn geometry(
+        batch: usize,
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+        pad: usize,
+    ) -> Geometry {
+        Geometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [pad, pad],
+            oh: h + 2 * pad - 2,
+            ow: w + 2 * pad - 2,
+            depthwise: false,
+        }
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Sizes that are and are not multiples of the tile, padding 1 and 0, one and several
+    /// images, thin and wide channel counts; ReLU checks the activation is applied last.
+    /// Stated tolerance: max |error| ≤ 2e-5 of the output's max |value| (F(4×4, 3×3) in f32;
+    /// direct convolution reaches ~1e-6 here).
+    #[test]
+    fn matches_direct_correlation() {
+        for (i, &(batch, c_in, c_out, h, w, pad)) in [
+            (1, 3, 5, 4, 4, 1),
+            (2, 8, 8, 13, 9, 1),
+            (3, 16, 12, 7, 7, 1),
+            (1, 64, 32, 14, 14, 1),
+            (2, 5, 7, 10, 11, 0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = geometry(batch, c_in, c_out, h, w, pad);
+            let input = values(batch * c_in * h * w, i as u64);
+            let weight = values(c_out * c_in * 9, 100 + i as u64);
+            let bias = values(c_out, 200 + i as u64);
+            let want = reference(&g, &input, &weight, &bias);
+            let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+            for act in [Activation::Identity, Activation::Relu] {
+                let got = run(&g, &input, &weight, Some(&bias), act);
+                assert_eq!(got.len(), want.len());
+                let err = got.iter().zip(&want).fold(0f64, |m, (&a, &b)| {
+                    let b = if act == Activation::Relu {
+                        b.max(0.0)
+                    } else {
+                        b
+                    };
+                    m.max((a as f64 - b).abs())
+                });
+                assert!(
+                    err <= 2e-5 * scale,
+                    "{:?} {act:?}: error {err:.2e}, scale {scale:.2e}",
+                    (batch, c_in, c_out, h, w, pad)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn small_calls_stay_direct() {
+        // Batch-1 ResNet stage 3 (14×14, 16 tiles) and stage 4 (7×7, 4 tiles): direct;
+        // batch 16 of stage 4 (64 tiles) and batch-1 stage 1 (56×56, 196 tiles): Winograd.
+        assert!(!applies(&geometry(1, 256, 256, 14, 14, 1)));
+        assert!(!applies(&geometry(1, 512, 512, 7, 7, 1)));
+        assert!(applies(&geometry(16, 512, 512, 7, 7, 1)));
+        assert!(applies(&geometry(1, 64, 64, 56, 56, 1)));
+        let strided = Geometry {
+            stride: [2, 2],
+            ..geometry(16, 64, 64, 56, 56, 1)
+        };
+        assert!(!applies(&strided));
+    }
+}
