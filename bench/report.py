@@ -45,11 +45,16 @@ def fmt(x, unit="", digits=1):
     return "–" if x is None else f"{x:.{digits}f}{unit}"
 
 
-def brun(device, arch):
+def brun(device, arch, pkg="pkg"):
     for r in browser.get("runs", []):
-        if r["device"] == device and r["arch"] == arch:
+        if r["device"] == device and r["arch"] == arch and r.get("pkg", "pkg") == pkg:
             return r
     return {}
+
+
+def threads(pkg):
+    r = next((r for r in browser.get("runs", []) if r.get("pkg", "pkg") == pkg), {})
+    return get(r, "init", "threads")
 
 
 def get(r, *path):
@@ -71,7 +76,7 @@ p(f"Machine: {machine.get('cpu', '?')}, {machine.get('nproc', '?')} cores, share
   f"Load averages (1/5/15 min) at start {machine.get('load_start', '?')}, at end {machine.get('load_end', '?')}"
   f"{'; ' + machine['note'] if machine.get('note') else ''}. "
   f"Command: `bash bench/run.sh` (native: `examples/bench_embed`, {machine.get('profile', 'release')} profile; browser: "
-  f"`node bench/browser.mjs`, Chromium {browser.get('chromium', '?')}, wasm from `pkg/` as built). "
+  f"`node bench/browser.mjs`, Chromium {browser.get('chromium', '?')}, wasm from `pkg/` and `pkg-cpu/` as built). "
   f"All numbers from this one run; ratios are sortwise / PyTorch (higher is better for throughput).\n")
 if torch is None:
     p("PyTorch: **skipped** (torch not importable with the given `PY`); no ratios.\n")
@@ -80,13 +85,17 @@ else:
       f"no_grad, batch {torch['batch']}, 224x224, random weights, median of 5 after one warm-up batch.\n")
 
 p("**Backbone throughput** (images/s; native and PyTorch: forward on batch 16 of ready tensors; browser: "
-  "`addImage` one photo at a time, i.e. JPEG decode + resize + batch-1 forward + thumbnail):\n")
-p("| arch | PyTorch CPU | sortwise native cpu | ratio (target ≥ 0.5x) | browser wasm cpu | ratio (target ≥ 0.2x) |")
-p("|---|---|---|---|---|---|")
+  "`addImage` one photo at a time, i.e. JPEG decode + resize + batch-1 forward + thumbnail; `pkg/` is the "
+  f"single-threaded WebGPU + CPU build, `pkg-cpu/` the CPU-only build on {threads('pkg-cpu') or '?'} threads):\n")
+p("| arch | PyTorch CPU | sortwise native cpu | ratio (target ≥ 0.5x) | browser wasm cpu, pkg/ | ratio (target ≥ 0.2x) "
+  "| browser wasm cpu, pkg-cpu/ | ratio |")
+p("|---|---|---|---|---|---|---|---|")
 for a in ARCHS:
     n = next((r for r in native if r["arch"] == a), {})
     b = get(brun("cpu", a), "embed", "imgPerS")
-    p(f"| {NAMES[a]} | {fmt(base.get(a))} | {fmt(n.get('img_s'))} | {ratio(n.get('img_s'), a)} | {fmt(b, digits=2)} | {ratio(b, a)} |")
+    bc = get(brun("cpu", a, "pkg-cpu"), "embed", "imgPerS")
+    p(f"| {NAMES[a]} | {fmt(base.get(a))} | {fmt(n.get('img_s'))} | {ratio(n.get('img_s'), a)} | {fmt(b, digits=2)} "
+      f"| {ratio(b, a)} | {fmt(bc, digits=2)} | {ratio(bc, a)} |")
 g = brun("webgpu", "efficientnet_lite0")
 gi = get(g, "embed", "imgPerS")
 ci = get(brun("cpu", "efficientnet_lite0"), "embed", "imgPerS")
@@ -94,12 +103,12 @@ if g:
     p(f"| EfficientNet-Lite0, browser WebGPU ({(browser.get('gpu') or {}).get('architecture', '?')}, "
       f"fallback adapter: {(browser.get('gpu') or {}).get('fallback')}) | {fmt(base.get('efficientnet_lite0'))} | | | "
       f"{fmt(gi, digits=2)} (first image {fmt((get(g, 'embed', 'warmupMs') or [None])[0], ' ms', 0)}; "
-      f"{fmt(ci / gi if ci and gi else None, 'x', 1)} slower than wasm cpu) | {ratio(gi, 'efficientnet_lite0')} |")
+      f"{fmt(ci / gi if ci and gi else None, 'x', 1)} slower than wasm cpu) | {ratio(gi, 'efficientnet_lite0')} | | |")
 wg = next((r for r in wgpu if "error" in r), None)
 wgok = [r for r in wgpu if "img_s" in r]
 if wgok:
     for r in wgok:
-        p(f"| {NAMES[r['arch']]}, native wgpu | {fmt(base.get(r['arch']))} | {fmt(r['img_s'])} | {ratio(r['img_s'], r['arch'])} | | |")
+        p(f"| {NAMES[r['arch']]}, native wgpu | {fmt(base.get(r['arch']))} | {fmt(r['img_s'])} | {ratio(r['img_s'], r['arch'])} | | | | |")
 p("")
 if browser.get("auto"):
     a = browser["auto"]
@@ -136,10 +145,12 @@ if get(c, "drop", "totalMs"):
       f"head training {dr['trainMs'] / 1000:.1f} s ({dr['epochsRun']} epochs).")
 p("")
 
-p("**Browser** (headless Chromium, dedicated worker; `cpu` = wasm burn-flex + SIMD128, single-threaded):\n")
-p("| measurement | target | " + " | ".join(f"{NAMES[a]} cpu" for a in ARCHS) + " | Lite0 WebGPU (SwiftShader) |")
-p("|---|---|" + "---|" * (len(ARCHS) + 1))
-runs = [brun("cpu", a) for a in ARCHS] + [g]
+p("**Browser** (headless Chromium, dedicated worker; `cpu` = wasm burn-flex + SIMD128: `pkg/` single-threaded, "
+  f"`pkg-cpu/` on {threads('pkg-cpu') or '?'} threads):\n")
+p("| measurement | target | " + " | ".join(f"{NAMES[a]} cpu, {pkg}" for a in ARCHS for pkg in ("pkg/", "pkg-cpu/"))
+  + " | Lite0 WebGPU (SwiftShader) |")
+p("|---|---|" + "---|" * (2 * len(ARCHS) + 1))
+runs = [brun("cpu", a, pkg) for a in ARCHS for pkg in ("pkg", "pkg-cpu")] + [g]
 
 
 def row(label, target, fn):
@@ -183,6 +194,8 @@ p("|---|---|---|")
 if sizes:
     p(f"| pkg/sortwise_bg.wasm | {mb(sizes['wasm'])} raw, {mb(sizes['wasm_gz'])} gzip -9 | ≤ 3 MB gzip |")
     p(f"| pkg/sortwise.js | {sizes['js'] / 1e3:.0f} KB raw, {sizes['js_gz'] / 1e3:.0f} KB gzip -9 | |")
+    if sizes.get("cpu_wasm"):
+        p(f"| pkg-cpu/sortwise_bg.wasm | {mb(sizes['cpu_wasm'])} raw, {mb(sizes['cpu_wasm_gz'])} gzip -9 | ≤ 3 MB gzip |")
 for w in weights:
     tgt = "≤ 24 MB" if (w["arch"], w["dtype"]) == ("resnet18", "f16") else ""
     p(f"| {NAMES.get(w['arch'], w['arch'])} web weights, {w['dtype']} | {mb(w['bytes'])} | {tgt} |")

@@ -57,10 +57,12 @@ fi
 step "4. sizes"
 python3 - "$OUT/sizes.json" <<'PY'
 import gzip, json, pathlib, sys
-w = pathlib.Path("pkg/sortwise_bg.wasm").read_bytes()
-j = pathlib.Path("pkg/sortwise.js").read_bytes()
-json.dump({"wasm": len(w), "wasm_gz": len(gzip.compress(w, 9)),
-           "js": len(j), "js_gz": len(gzip.compress(j, 9))}, open(sys.argv[1], "w"))
+def size(path):
+    p = pathlib.Path(path)
+    b = p.read_bytes() if p.exists() else b""
+    return len(b), len(gzip.compress(b, 9))
+(w, wz), (j, jz), (cw, cwz) = size("pkg/sortwise_bg.wasm"), size("pkg/sortwise.js"), size("pkg-cpu/sortwise_bg.wasm")
+json.dump({"wasm": w, "wasm_gz": wz, "js": j, "js_gz": jz, "cpu_wasm": cw, "cpu_wasm_gz": cwz}, open(sys.argv[1], "w"))
 PY
 
 LOAD_END=$(load)
