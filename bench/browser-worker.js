@@ -114,23 +114,30 @@ const ops = {
     }
     return { ms, medianMs: median(ms) };
   },
-  // "Files dropped" -> "trained": read each file (here: fetch from the local server), addImage
-  // under its class, then train with the page's defaults.
-  async drop({ files }) {
+  // "Files dropped" -> "trained": read each file (here: fetch from the local server), add them
+  // class by class `batch` at a time as the page does (`addImages`; 1 = `addImage` per photo),
+  // then train with the page's defaults.
+  async drop({ files, batch = 8 }) {
     for (const l of trainer.labels()) trainer.removeClass(l);
     const t0 = now();
     let readMs = 0;
-    for (const { label, url } of files) {
-      const r = now();
-      const b = await bytes(url);
-      readMs += now() - r;
-      await trainer.addImage(label, b);
+    const byClass = new Map();
+    for (const f of files) byClass.set(f.label, [...(byClass.get(f.label) ?? []), f]);
+    for (const [label, list] of byClass) {
+      for (let i = 0; i < list.length; i += batch) {
+        const r = now();
+        const bs = [];
+        for (const { url } of list.slice(i, i + batch)) bs.push(await bytes(url));
+        readMs += now() - r;
+        if (batch === 1) await trainer.addImage(label, bs[0]);
+        else await trainer.addImages(label, bs);
+      }
     }
     const t1 = now();
     const report = await trainer.train({});
     const t2 = now();
     return {
-      images: files.length, totalMs: t2 - t0, embedMs: t1 - t0, readMs, trainMs: t2 - t1,
+      images: files.length, batch, totalMs: t2 - t0, embedMs: t1 - t0, readMs, trainMs: t2 - t1,
       epochsRun: report.epochsRun ?? report.history?.length, valAccuracy: report.valAccuracy, memory: mem(),
     };
   },

@@ -11,7 +11,8 @@
 //
 //   node bench/browser.mjs
 // Env: SORTWISE_DATA (trashnet-mini), CHROMIUM, N_EMBED (cpu images per arch, default 8),
-//      N_DROP (images for dropped->trained, default 240), GPU=0 to skip SwiftShader,
+//      N_DROP (images for dropped->trained, default 240), DROP_BATCH (photos per addImages call
+//      there, default 8 as the page; 1 = addImage per photo), GPU=0 to skip SwiftShader,
 //      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
 //      PKGS=pkg,pkg-cpu (the builds to measure; a missing pkg-cpu/ is skipped), ROUNDS (times
 //      the CPU plan runs, default 1; runs carry `round`), THREADS (pkg-cpu/'s pool size, default
@@ -28,6 +29,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
 const N_EMBED = Number(process.env.N_EMBED || 8);
 const N_DROP = Number(process.env.N_DROP || 240);
+// Photos per `addImages` call in the drop run (the page's 8; 1 = one `addImage` per photo).
+const DROP_BATCH = Number(process.env.DROP_BATCH || 8);
 const GPU = process.env.GPU !== '0';
 const GPU_EMBED = Number(process.env.GPU_EMBED || 2);
 const GPU_EPOCHS = Number(process.env.GPU_EPOCHS || 1);
@@ -180,7 +183,7 @@ try {
     await step(run, 'forward1', () => call('forward1', { n: p.predictN ?? 3 }));
     await step(run, 'predict', () => call('predict', { url: embedUrls[0], n: p.predictN ?? 3 }));
     await step(run, 'embed', () => call('embed', { urls: embedUrls, n: p.embed }));
-    if (p.drop) await step(run, 'drop', () => call('drop', { files: dropFiles }));
+    if (p.drop) await step(run, 'drop', () => call('drop', { files: dropFiles, batch: DROP_BATCH }));
     if (p.batchProbe) {
       // One addImage with 15 augmented views runs the backbone once on a batch of 16.
       await step(run, 'batch16', async () => {

@@ -252,6 +252,74 @@ fn decode(bytes: &[u8]) -> Result<image::RgbImage, JsValue> {
     preprocess::decode(bytes).map_err(js_err)
 }
 
+/// The message of an error raised by [`js_err`].
+fn js_error_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Embed decoded images of class `label` in one backbone pass (with the trainer's augmented views
+/// and, when fine-tuning is on, stage inputs) and add them; their ids, in order.
+async fn add_decoded(
+    inner: &Rc<RefCell<Inner>>,
+    label: &str,
+    imgs: Vec<image::RgbImage>,
+) -> Result<Vec<u32>, JsValue> {
+    let thumbs = imgs
+        .iter()
+        .map(preprocess::thumbnail_jpeg)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(js_err)?;
+    let (backbone, fit, augment, seed, finetune) = {
+        let i = inner.borrow();
+        (
+            i.backbone.clone(),
+            i.fit,
+            i.augment,
+            i.data.next_id() as u64,
+            i.finetune,
+        )
+    };
+    let batch = infer::DEFAULT_BATCH;
+    let (views, stage_inputs): (Vec<_>, Vec<_>) = if finetune {
+        finetune::embeddings_and_stage_inputs(
+            &backbone,
+            &imgs,
+            fit,
+            augment,
+            seed,
+            batch,
+            &mut |_, _| true,
+        )
+        .await
+        .map_err(js_err)?
+        .into_iter()
+        .map(|v| (v.embeddings, Some(v.stage_inputs)))
+        .unzip()
+    } else {
+        dataset::embed_views(&backbone, &imgs, fit, augment, seed, batch, &mut |_, _| {
+            true
+        })
+        .await
+        .map_err(js_err)?
+        .into_iter()
+        .map(|v| (v, None))
+        .unzip()
+    };
+    let mut i = inner.borrow_mut();
+    let mut ids = Vec::with_capacity(views.len());
+    for ((views, stage), thumb) in views.into_iter().zip(stage_inputs).zip(thumbs) {
+        let id = i.data.push(label, views).map_err(js_err)?;
+        i.thumbs.insert(id, thumb);
+        if let Some(s) = stage {
+            i.stage_inputs.insert(id, Rc::new(s));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 impl Trainer {
     /// What `Trainer.create` resolves to, callable from Rust.
     pub async fn create_async(opts: JsValue) -> Result<Trainer, JsValue> {
@@ -483,50 +551,46 @@ impl Trainer {
             let label = validate_label(&label).map_err(js_err)?;
             let img = decode(&bytes)?;
             drop(bytes);
-            let thumb = preprocess::thumbnail_jpeg(&img).map_err(js_err)?;
-            let (backbone, fit, augment, seed, finetune) = {
-                let i = inner.borrow();
-                (
-                    i.backbone.clone(),
-                    i.fit,
-                    i.augment,
-                    i.data.next_id() as u64,
-                    i.finetune,
-                )
-            };
-            let one = std::slice::from_ref(&img);
-            let batch = infer::DEFAULT_BATCH;
-            let (views, stage_inputs) = if finetune {
-                let v = finetune::embeddings_and_stage_inputs(
-                    &backbone,
-                    one,
-                    fit,
-                    augment,
-                    seed,
-                    batch,
-                    &mut |_, _| true,
-                )
-                .await
-                .map_err(js_err)?
-                .remove(0);
-                (v.embeddings, Some(v.stage_inputs))
+            let ids = add_decoded(&inner, &label, vec![img]).await?;
+            Ok(JsValue::from(ids[0]))
+        })
+    }
+
+    /// Several images of one class in one backbone pass (faster per image than `addImage`,
+    /// most of all on several threads); resolves to an array with, per image in order, its id or,
+    /// for a file that is not a usable image, the reason as a string (the others are still added).
+    #[wasm_bindgen(js_name = addImages)]
+    pub fn add_images(&self, label: String, images: js_sys::Array) -> Promise {
+        let inner = self.inner.clone();
+        let bytes: Vec<Result<Vec<u8>, JsValue>> =
+            images.iter().map(|b| bytes_of(&b, "each image")).collect();
+        future_to_promise(async move {
+            let label = validate_label(&label).map_err(js_err)?;
+            // Each slot: the decoded image's place in `imgs`, or why the file is not one.
+            let mut imgs = Vec::with_capacity(bytes.len());
+            let slots: Vec<Result<usize, String>> = bytes
+                .into_iter()
+                .map(|b| match b.and_then(|b| decode(&b)) {
+                    Ok(img) => {
+                        imgs.push(img);
+                        Ok(imgs.len() - 1)
+                    }
+                    Err(e) => Err(js_error_message(&e)),
+                })
+                .collect();
+            let ids = if imgs.is_empty() {
+                Vec::new()
             } else {
-                let v =
-                    dataset::embed_views(&backbone, one, fit, augment, seed, batch, &mut |_, _| {
-                        true
-                    })
-                    .await
-                    .map_err(js_err)?
-                    .remove(0);
-                (v, None)
+                add_decoded(&inner, &label, imgs).await?
             };
-            let mut i = inner.borrow_mut();
-            let id = i.data.push(&label, views).map_err(js_err)?;
-            i.thumbs.insert(id, thumb);
-            if let Some(s) = stage_inputs {
-                i.stage_inputs.insert(id, Rc::new(s));
+            let out = js_sys::Array::new();
+            for slot in slots {
+                out.push(&match slot {
+                    Ok(k) => JsValue::from(ids[k]),
+                    Err(why) => JsValue::from_str(&why),
+                });
             }
-            Ok(JsValue::from(id))
+            Ok(out.into())
         })
     }
 

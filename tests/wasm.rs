@@ -133,13 +133,14 @@ mod trainer_api {
         // Two classes, `per_class` images each (the three fixtures and repeats). SwiftShader runs
         // WebGPU on the CPU, so that path gets the smallest set that still has a validation split.
         let per_class: usize = if device == "cpu" { 4 } else { 2 };
+        let mut first_id = None;
         for (i, label) in ["recyclable 可回收物", "other"].iter().enumerate() {
             for j in 0..per_class {
                 let png = PNGS[(i + j) % 3];
                 let id = resolve(t.add_image(label.to_string(), Uint8Array::from(png)))
                     .await
                     .unwrap();
-                assert!(id.as_f64().is_some());
+                first_id.get_or_insert(id.as_f64().unwrap() as u32);
             }
         }
         assert_eq!(
@@ -153,6 +154,31 @@ mod trainer_api {
             .await
             .unwrap_err();
         assert!(err.contains("image"), "{err}");
+        assert_eq!(t.counts(), vec![per_class as u32; 2]);
+
+        // Several at once: one entry per image, in order, the undecodable one a message and not
+        // added; a photo embeds as it does alone (to 1e-4: batched convolutions sum in another
+        // order). PNGS[0] is the first image added above.
+        let list = js_sys::Array::new();
+        list.push(&Uint8Array::from(PNGS[0]));
+        list.push(&Uint8Array::from(&b"not an image"[..]));
+        list.push(&Uint8Array::from(PNGS[1]));
+        let out = js_sys::Array::from(&resolve(t.add_images("other".into(), list)).await.unwrap());
+        assert_eq!(out.length(), 3);
+        let batch_id = out.get(0).as_f64().expect("an id for a good image") as u32;
+        let other_id = out.get(2).as_f64().expect("an id for a good image") as u32;
+        let why = out.get(1).as_string().expect("a message for the bad one");
+        assert!(why.contains("image"), "{why}");
+        assert_eq!(t.counts(), vec![per_class as u32, per_class as u32 + 2]);
+        let alone = t.embedding(first_id.unwrap()).unwrap().to_vec();
+        let batched = t.embedding(batch_id).unwrap().to_vec();
+        assert_eq!(alone.len(), batched.len());
+        let d = alone
+            .iter()
+            .zip(&batched)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d <= 1e-4, "batched vs alone: max |diff| {d}");
+        assert!(t.remove_image(batch_id) && t.remove_image(other_id));
         assert_eq!(t.counts(), vec![per_class as u32; 2]);
 
         let calls = Rc::new(Cell::new(0));

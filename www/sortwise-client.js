@@ -213,6 +213,18 @@ export class Sortwise {
   }
 
   /**
+   * Embed several encoded images of one class in one backbone pass (faster per image than
+   * `addImage`); resolves to one entry per image, in order: `{id, thumbnail, embedding}`, or
+   * `{error}` (the reason) for a file that is not a usable image, which leaves the others added.
+   */
+  async addImages(label, list) {
+    const results = await this.#run('addImages', [label, list]);
+    return results.map((r) => (r.error !== undefined
+      ? { error: r.error }
+      : { id: this.#remember(label, r.embedding, r.id, r.thumbnail, true), thumbnail: r.thumbnail, embedding: r.embedding }));
+  }
+
+  /**
    * Restore an image from a saved embedding (same backbone); resolves to its id. It has no
    * pixels, so `train({finetuneLast: true})` refuses while it is here: with `finetune`, add saved
    * images with `addImage(label, thumbnail)` instead.

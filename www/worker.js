@@ -106,6 +106,18 @@ const ops = {
     const embedding = t.embedding(id);
     return { value: { id, thumbnail, embedding }, transfer: [thumbnail.buffer, embedding.buffer] };
   },
+  async addImages(label, list) {
+    const t = need();
+    const transfer = [];
+    const value = (await t.addImages(label, list)).map((r) => {
+      if (typeof r === 'string') return { error: r };
+      const thumbnail = t.thumbnail(r);
+      const embedding = t.embedding(r);
+      transfer.push(thumbnail.buffer, embedding.buffer);
+      return { id: r, thumbnail, embedding };
+    });
+    return { value, transfer };
+  },
   addEmbedding: (label, embedding, thumbnail) => need().addEmbedding(label, embedding, thumbnail ?? undefined),
   removeImage: (id) => need().removeImage(id),
   renameClass: (from, to) => need().renameClass(from, to),

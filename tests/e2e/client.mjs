@@ -39,7 +39,10 @@ try {
     const b = await sw.addImage('metal', u8(metal[0])); // retried on the CPU after the loss
     out.cpuEmbedMs = performance.now() - t;
     out.afterLoss = { backend: sw.backend, reason: sw.backendReason, wasmPackage: sw.wasmPackage, threads: sw.threads };
-    for (const g of glass.slice(1)) await sw.addImage('glass', u8(g));
+    // Several photos in one call, one of them not an image: it is reported, the others added.
+    const batch = await sw.addImages('glass', [...glass.slice(1).map(u8), u8([1, 2, 3])]);
+    out.batch = batch.map((r) => (r.error !== undefined ? `error: ${r.error}` : r.embedding.length));
+    const batchEmbedding = batch[0].embedding;
     for (const m of metal.slice(1)) await sw.addImage('metal', u8(m));
     out.counts = await sw.counts();
     out.ids = [a.id, b.id];
@@ -83,6 +86,8 @@ try {
     // same train() call finishes on the CPU.
     const saved = [];
     for (const g of glass.slice(0, 4)) saved.push(['glass', (await again.addImage('glass', u8(g))).embedding]);
+    // glass[1] on its own against the same photo embedded in the batch above.
+    out.batchDiff = Math.max(...saved[1][1].map((v, i) => Math.abs(v - batchEmbedding[i])));
     for (const m of metal.slice(0, 4)) saved.push(['metal', (await again.addImage('metal', u8(m))).embedding]);
     again.terminate();
     const gpu = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'webgpu' });
@@ -120,6 +125,9 @@ try {
   check(r.afterLoss.wasmPackage === 'pkg-cpu' && r.afterLoss.threads >= 2, `after the device loss, the CPU build: ${JSON.stringify(r.afterLoss)}`);
   check(JSON.stringify(r.counts) === '[8,8]', `images kept across the switch: counts ${r.counts}`);
   check(r.dims[0] === 1280 && r.dims[1] === 1280, `embedding size ${r.dims}`);
+  check(r.batch.length === 8 && r.batch.slice(0, 7).every((n) => n === 1280) && /image|format/.test(r.batch[7]),
+    `addImages: one entry per photo, the bad one an error: ${JSON.stringify(r.batch)}`);
+  check(r.batchDiff <= 1e-4, `a photo embedded in a batch vs alone: max |diff| ${r.batchDiff}`);
   const truth = ['glass', 'glass', 'glass', 'metal', 'metal', 'metal'];
   const right = r.held.filter((l, i) => l === truth[i]).length;
   check(right >= 4, `held-out photos: ${right}/6 right (${r.held}); chance is 3/6`);

@@ -652,6 +652,9 @@ async function runFinetune(page) {
   const t = Date.now();
   await page.selectOption('#preset', 'empty');
   await page.click('#apply-preset');
+  // Applying a preset removes the classes in the engine first (worker round trips): wait for it,
+  // as a user waits for the cards to go, before adding classes of the same names.
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.length === 0, null, { timeout: 30000 });
   for (const label of ['glass', 'metal']) {
     await page.fill('#new-class', label);
     await page.press('#new-class', 'Enter');

@@ -56,6 +56,19 @@ export class Sortwise {
     return { id, thumbnail, embedding };
   }
 
+  // As the real client: one entry per image, `{error}` for one that does not decode.
+  async addImages(label, list) {
+    const out = [];
+    for (const bytes of list) {
+      try {
+        out.push(await this.addImage(label, bytes));
+      } catch (e) {
+        out.push({ error: e.message });
+      }
+    }
+    return out;
+  }
+
   async addEmbedding(label, embedding) {
     if (!(embedding instanceof Float32Array) || embedding.length % DIM) throw new Error(`embedding length ${embedding.length} is not a multiple of ${DIM}`);
     const id = this.nextId++;
