@@ -252,11 +252,28 @@ fn decode(bytes: &[u8]) -> Result<image::RgbImage, JsValue> {
     preprocess::decode(bytes).map_err(js_err)
 }
 
-/// The message of an error raised by [`js_err`].
-fn js_error_message(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .unwrap_or_else(|| format!("{e:?}"))
+/// Decoded pixels `addImages` holds before they go through the backbone: eight 12-megapixel
+/// phone photos would otherwise hold ~300 MB of wasm memory at once, which never shrinks.
+const MAX_PENDING_PIXELS: u64 = 16_000_000;
+
+/// [`add_decoded`] for `pending` (emptied), each id written to its slot of `out`.
+async fn add_pending(
+    inner: &Rc<RefCell<Inner>>,
+    label: &str,
+    pending: &mut Vec<(u32, image::RgbImage)>,
+    out: &js_sys::Array,
+) -> Result<(), JsValue> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (slots, imgs): (Vec<u32>, Vec<image::RgbImage>) = pending.drain(..).unzip();
+    for (slot, id) in slots
+        .into_iter()
+        .zip(add_decoded(inner, label, imgs).await?)
+    {
+        out.set(slot, JsValue::from(id));
+    }
+    Ok(())
 }
 
 /// Embed decoded images of class `label` in one backbone pass (with the trainer's augmented views
@@ -562,34 +579,30 @@ impl Trainer {
     #[wasm_bindgen(js_name = addImages)]
     pub fn add_images(&self, label: String, images: js_sys::Array) -> Promise {
         let inner = self.inner.clone();
-        let bytes: Vec<Result<Vec<u8>, JsValue>> =
+        let bytes: Result<Vec<Vec<u8>>, JsValue> =
             images.iter().map(|b| bytes_of(&b, "each image")).collect();
         future_to_promise(async move {
             let label = validate_label(&label).map_err(js_err)?;
-            // Each slot: the decoded image's place in `imgs`, or why the file is not one.
-            let mut imgs = Vec::with_capacity(bytes.len());
-            let slots: Vec<Result<usize, String>> = bytes
-                .into_iter()
-                .map(|b| match b.and_then(|b| decode(&b)) {
-                    Ok(img) => {
-                        imgs.push(img);
-                        Ok(imgs.len() - 1)
-                    }
-                    Err(e) => Err(js_error_message(&e)),
-                })
-                .collect();
-            let ids = if imgs.is_empty() {
-                Vec::new()
-            } else {
-                add_decoded(&inner, &label, imgs).await?
-            };
             let out = js_sys::Array::new();
-            for slot in slots {
-                out.push(&match slot {
-                    Ok(k) => JsValue::from(ids[k]),
-                    Err(why) => JsValue::from_str(&why),
-                });
+            // Decoded images waiting for the backbone, with their place in `out`.
+            let mut pending = Vec::new();
+            let mut pixels = 0u64;
+            for b in bytes? {
+                match preprocess::decode(&b) {
+                    Ok(img) => {
+                        pixels += u64::from(img.width()) * u64::from(img.height());
+                        pending.push((out.push(&JsValue::NULL) - 1, img));
+                        if pixels >= MAX_PENDING_PIXELS {
+                            add_pending(&inner, &label, &mut pending, &out).await?;
+                            pixels = 0;
+                        }
+                    }
+                    Err(e) => {
+                        out.push(&JsValue::from_str(&e.to_string()));
+                    }
+                }
             }
+            add_pending(&inner, &label, &mut pending, &out).await?;
             Ok(out.into())
         })
     }

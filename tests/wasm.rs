@@ -181,6 +181,29 @@ mod trainer_api {
         assert!(t.remove_image(batch_id) && t.remove_image(other_id));
         assert_eq!(t.counts(), vec![per_class as u32; 2]);
 
+        if device == "cpu" {
+            // Past 16 MP of decoded pixels the pending images go through the backbone before
+            // more are decoded (memory): a 16.4 MP photo, then a small one, still come back as
+            // two ids in order.
+            let mut big = Vec::new();
+            image::RgbImage::from_pixel(4100, 4000, image::Rgb([90, 140, 60]))
+                .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+                .unwrap();
+            let list = js_sys::Array::new();
+            list.push(&Uint8Array::from(big.as_slice()));
+            list.push(&Uint8Array::from(PNGS[2]));
+            let out =
+                js_sys::Array::from(&resolve(t.add_images("other".into(), list)).await.unwrap());
+            let ids: Vec<u32> = out
+                .iter()
+                .map(|v| v.as_f64().expect("an id") as u32)
+                .collect();
+            assert_eq!(ids.len(), 2);
+            assert!(ids[0] < ids[1], "in order: {ids:?}");
+            assert!(ids.iter().all(|&id| t.remove_image(id)));
+            assert_eq!(t.counts(), vec![per_class as u32; 2]);
+        }
+
         let calls = Rc::new(Cell::new(0));
         let c = calls.clone();
         let cb = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |p: JsValue| {
