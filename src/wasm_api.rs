@@ -214,6 +214,15 @@ struct Inner {
     trained: Option<Trained>,
 }
 
+impl Inner {
+    /// Forget image `id` and what is kept for it; whether it was there.
+    fn remove(&mut self, id: u32) -> bool {
+        self.thumbs.remove(&id);
+        self.stage_inputs.remove(&id);
+        self.data.remove(id)
+    }
+}
+
 /// Most augmented views per image: each costs a backbone pass when the image is added.
 const MAX_AUGMENT: usize = 16;
 
@@ -256,24 +265,22 @@ fn decode(bytes: &[u8]) -> Result<image::RgbImage, JsValue> {
 /// phone photos would otherwise hold ~300 MB of wasm memory at once, which never shrinks.
 const MAX_PENDING_PIXELS: u64 = 16_000_000;
 
-/// [`add_decoded`] for `pending` (emptied), each id written to its slot of `out`.
+/// [`add_decoded`] for `pending` (emptied), each id written to its slot of `out`; the ids.
 async fn add_pending(
     inner: &Rc<RefCell<Inner>>,
     label: &str,
     pending: &mut Vec<(u32, image::RgbImage)>,
     out: &js_sys::Array,
-) -> Result<(), JsValue> {
+) -> Result<Vec<u32>, JsValue> {
     if pending.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (slots, imgs): (Vec<u32>, Vec<image::RgbImage>) = pending.drain(..).unzip();
-    for (slot, id) in slots
-        .into_iter()
-        .zip(add_decoded(inner, label, imgs).await?)
-    {
+    let ids = add_decoded(inner, label, imgs).await?;
+    for (&slot, &id) in slots.iter().zip(&ids) {
         out.set(slot, JsValue::from(id));
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Embed decoded images of class `label` in one backbone pass (with the trainer's augmented views
@@ -587,22 +594,36 @@ impl Trainer {
             // Decoded images waiting for the backbone, with their place in `out`.
             let mut pending = Vec::new();
             let mut pixels = 0u64;
-            for b in bytes? {
-                match preprocess::decode(&b) {
-                    Ok(img) => {
-                        pixels += u64::from(img.width()) * u64::from(img.height());
-                        pending.push((out.push(&JsValue::NULL) - 1, img));
-                        if pixels >= MAX_PENDING_PIXELS {
-                            add_pending(&inner, &label, &mut pending, &out).await?;
-                            pixels = 0;
+            let mut added = Vec::new();
+            let run = async {
+                for b in bytes? {
+                    match preprocess::decode(&b) {
+                        Ok(img) => {
+                            pixels += u64::from(img.width()) * u64::from(img.height());
+                            pending.push((out.push(&JsValue::NULL) - 1, img));
+                            if pixels >= MAX_PENDING_PIXELS {
+                                added
+                                    .extend(add_pending(&inner, &label, &mut pending, &out).await?);
+                                pixels = 0;
+                            }
+                        }
+                        Err(e) => {
+                            out.push(&JsValue::from_str(&e.to_string()));
                         }
                     }
-                    Err(e) => {
-                        out.push(&JsValue::from_str(&e.to_string()));
-                    }
                 }
+                added.extend(add_pending(&inner, &label, &mut pending, &out).await?);
+                Ok::<(), JsValue>(())
+            };
+            if let Err(e) = run.await {
+                // All or nothing: photos added before the failure are taken out again, so the
+                // trainer holds what the caller, seeing a rejection, thinks it holds.
+                let mut i = inner.borrow_mut();
+                for id in added {
+                    i.remove(id);
+                }
+                return Err(e);
             }
-            add_pending(&inner, &label, &mut pending, &out).await?;
             Ok(out.into())
         })
     }
@@ -681,10 +702,7 @@ impl Trainer {
 
     #[wasm_bindgen(js_name = removeImage)]
     pub fn remove_image(&self, id: u32) -> bool {
-        let mut i = self.inner.borrow_mut();
-        i.thumbs.remove(&id);
-        i.stage_inputs.remove(&id);
-        i.data.remove(id)
+        self.inner.borrow_mut().remove(id)
     }
 
     /// Feature dimension of the backbone (values per embedding view).
