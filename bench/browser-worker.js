@@ -122,7 +122,10 @@ const ops = {
     const t0 = now();
     let readMs = 0;
     const byClass = new Map();
-    for (const f of files) byClass.set(f.label, [...(byClass.get(f.label) ?? []), f]);
+    for (const f of files) {
+      if (!byClass.has(f.label)) byClass.set(f.label, []);
+      byClass.get(f.label).push(f);
+    }
     for (const [label, list] of byClass) {
       for (let i = 0; i < list.length; i += batch) {
         const r = now();
