@@ -9,7 +9,8 @@ PY=${PY:-python3}
 DATA=${DATA:-../shared/data/trashnet-mini}
 # The dev profile builds dependencies (burn, the kernels) at opt-level 3, as release does.
 BIN=${SORTWISE_BIN:-$CARGO_TARGET_DIR/debug/sortwise}
-[ -x "$BIN" ] || cargo build --features cli --bin sortwise
+source scripts/native_features.sh
+[ -x "$BIN" ] || cargo build "${NATIVE_FEATURES[@]}" --bin sortwise
 W=www/weights/efficientnet_lite0.safetensors
 [ -f "$W" ] || SORTWISE_BIN=$BIN bash scripts/weights.sh
 
