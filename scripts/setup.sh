@@ -2,6 +2,9 @@
 # Install what building (`setup.sh build`) or testing (`setup.sh test`) needs on a Debian machine.
 # Idempotent and quick when everything is there; CI runs it on a fresh machine.
 set -euo pipefail
+# Probes pipe into `grep >/dev/null`, not `grep -q`: -q exits at the first match, the writer can
+# then die of SIGPIPE, and pipefail reads that as "missing" (fc-list | grep -q reinstalled the
+# fonts on every run).
 cd "$(dirname "$0")/.."
 mode=${1:-build}
 
@@ -21,7 +24,7 @@ if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
   # CJK glyphs for the zh-CN page in the end-to-end screenshots.
-  fc-list 2>/dev/null | grep -qi wqy || apt_pkgs+=(fonts-wqy-zenhei)
+  fc-list 2>/dev/null | grep -i wqy >/dev/null || apt_pkgs+=(fonts-wqy-zenhei)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
@@ -29,28 +32,28 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
 fi
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+if ! rustup target list --installed | grep -x wasm32-unknown-unknown >/dev/null; then
   say "rustup target add wasm32-unknown-unknown"
   rustup target add wasm32-unknown-unknown
 fi
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+rustup component list --installed 2>/dev/null | grep '^clippy' >/dev/null || rustup component add clippy rustfmt
 
 # pkg-cpu/ (wasm threads) rebuilds std with atomics: a pinned nightly with its sources
 # (scripts/wasm_pkg.sh); clippy for `./run test`'s check of that configuration.
 NIGHTLY=$(cat scripts/nightly-version)
-if ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep -q '^rust-src' \
-  || ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep -q '^clippy' \
-  || ! rustup "+$NIGHTLY" target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+if ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep '^rust-src' >/dev/null \
+  || ! rustup "+$NIGHTLY" component list --installed 2>/dev/null | grep '^clippy' >/dev/null \
+  || ! rustup "+$NIGHTLY" target list --installed 2>/dev/null | grep -x wasm32-unknown-unknown >/dev/null; then
   say "rustup toolchain install $NIGHTLY (rust-src, clippy, wasm32)"
   rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src,clippy \
     --target wasm32-unknown-unknown
 fi
 
-if ! wasm-pack --version 2>/dev/null | grep -q " $WASM_PACK_VERSION\$"; then
+if ! wasm-pack --version 2>/dev/null | grep " $WASM_PACK_VERSION\$" >/dev/null; then
   say "cargo install wasm-pack $WASM_PACK_VERSION"
   cargo install --quiet wasm-pack --version "$WASM_PACK_VERSION" --locked
 fi
-if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
+if ! wasm-bindgen --version 2>/dev/null | grep " $WASM_BINDGEN_VERSION\$" >/dev/null; then
   # Not --locked: one of its pinned dependencies is no longer on crates.io.
   say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force

@@ -82,7 +82,7 @@ convert() {
   local arch=$1 src=$2 dst="$OUT/$1.safetensors"
   local src_sha
   src_sha=$(sha256_of "$src")
-  if [ -f "$dst" ] && "$SORTWISE" info "$dst" 2>/dev/null | grep -q "\"source_sha256\":\"$src_sha\""; then
+  if [ -f "$dst" ] && "$SORTWISE" info "$dst" 2>/dev/null | grep "\"source_sha256\":\"$src_sha\"" >/dev/null; then
     say "$arch: $dst is up to date"
     return 0
   fi
