@@ -5,12 +5,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f node_modules/uplot/package.json ] || [ ! -f node_modules/fflate/package.json ] \
-   || [ ! -f node_modules/playwright-core/package.json ]; then
+   || [ ! -f node_modules/playwright-core/package.json ] || [ ! -f node_modules/puppeteer-core/package.json ] \
+   || [ ! -f node_modules/selenium-webdriver/package.json ] || [ ! -f node_modules/typescript/package.json ]; then
   echo "vendor: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
 mkdir -p www/vendor
-cp node_modules/uplot/dist/uPlot.esm.js www/vendor/uPlot.esm.js
+# uPlot builds its number format from navigator.language when imported; WebKit hands the page the
+# process locale's tag (`C` under LANG=C), which Intl rejects, and the whole page failed to load.
+# Patched to fall back to en-US, and checked, so that a new uPlot version without that line fails
+# here instead of silently.
+UPLOT_FMT="const numFormatter = new Intl.NumberFormat(domEnv ? nav.language : 'en-US');"
+UPLOT_SAFE="const numFormatter = (() => { try { return new Intl.NumberFormat(domEnv ? nav.language : 'en-US'); } catch { return new Intl.NumberFormat('en-US'); } })();"
+grep -F "$UPLOT_FMT" node_modules/uplot/dist/uPlot.esm.js >/dev/null \
+  || { echo "vendor: uPlot's number-format line changed; re-check the language-tag patch" >&2; exit 1; }
+python3 - "$UPLOT_FMT" "$UPLOT_SAFE" <<'PY'
+import sys
+src = open("node_modules/uplot/dist/uPlot.esm.js", encoding="utf-8").read()
+open("www/vendor/uPlot.esm.js", "w", encoding="utf-8").write(src.replace(sys.argv[1], sys.argv[2]))
+PY
 cp node_modules/uplot/dist/uPlot.min.css www/vendor/uPlot.min.css
 cp node_modules/uplot/LICENSE www/vendor/uPlot.LICENSE
 cp node_modules/fflate/esm/browser.js www/vendor/fflate.js

@@ -329,12 +329,28 @@ export const LANGS = ['en', 'zh-CN'];
 let lang = 'en';
 const listeners = [];
 
+// A browser's language tag may be anything its process locale gave it: `C`, `POSIX`,
+// `zh_CN.UTF-8`, `und`, '' (WebKitGTK under LANG=C hands the page `C`). Read it leniently,
+// never through Intl (which throws on such tags), and fall back to English.
+export function langFromTag(tag) {
+  if (typeof tag !== 'string') return null;
+  const base = tag.trim().split(/[.@]/)[0].replace(/_/g, '-').toLowerCase();
+  if (/^zh(-|$)/.test(base)) return 'zh-CN';
+  if (/^en(-|$)/.test(base)) return 'en';
+  return null;
+}
+
 export function defaultLang() {
   let saved = null;
   try { saved = localStorage.getItem('sortwise.lang'); } catch { /* storage disabled */ }
   if (LANGS.includes(saved)) return saved;
-  const nav = (navigator.languages && navigator.languages[0]) || navigator.language || 'en';
-  return /^zh\b/i.test(nav) ? 'zh-CN' : 'en';
+  let tags = [];
+  try { tags = [...(navigator.languages || []), navigator.language]; } catch { /* as none */ }
+  for (const tag of tags) {
+    const found = langFromTag(tag);
+    if (found) return found;
+  }
+  return 'en';
 }
 
 export function getLang() { return lang; }

@@ -23,6 +23,12 @@ if ('serviceWorker' in navigator && window.isSecureContext) {
   }
 }
 
+// "Build it with ./run serve" only where a file of the page is missing; any other failure is
+// shown as it is, so that the message names the real cause.
+function missingFile(e) {
+  return e instanceof TypeError && /(import|fetch|load).*module|module script|dynamically imported/i.test(e.message);
+}
+
 try {
   const { start } = await import('./app.js');
   await start();
@@ -30,5 +36,6 @@ try {
   console.error(e);
   document.body.dataset.ready = 'error';
   const text = document.getElementById('status-text');
-  if (text) text.textContent = `sortwise could not start: ${e.message}. Build it with ./run serve.`;
+  const hint = missingFile(e) ? ' A file of the page is missing: build it with ./run serve.' : '';
+  if (text) text.textContent = `sortwise could not start: ${e.message || e}.${hint}`;
 }

@@ -1,0 +1,34 @@
+// Language tags as browsers hand them to the page: whatever the process locale was, the page
+// must pick English or Chinese and never throw (WebKitGTK under LANG=C reports `C`).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { langFromTag, defaultLang } from '../../www/i18n.js';
+
+test('odd and POSIX-style tags map to a supported language or to none', () => {
+  const cases = {
+    C: null, POSIX: null, 'C.UTF-8': null, und: null, '': null, ' ': null,
+    'zh_CN.UTF-8': 'zh-CN', 'zh-CN': 'zh-CN', 'zh-Hans-CN': 'zh-CN', zh: 'zh-CN', 'ZH_tw': 'zh-CN',
+    'en_US.UTF-8': 'en', 'en-GB': 'en', en: 'en', 'de-DE': null, 'english': null, 'zhx': null,
+    'sr@latin': null, 'zh_CN@pinyin': 'zh-CN',
+  };
+  for (const [tag, want] of Object.entries(cases)) assert.equal(langFromTag(tag), want, `tag ${JSON.stringify(tag)}`);
+  assert.equal(langFromTag(undefined), null);
+  assert.equal(langFromTag(42), null);
+});
+
+test('defaultLang takes the first supported tag and falls back to English', (t) => {
+  const set = (languages, language) => {
+    Object.defineProperty(globalThis, 'navigator', { value: { languages, language }, configurable: true });
+  };
+  t.after(() => { delete globalThis.navigator; });
+  set(['C'], 'C');
+  assert.equal(defaultLang(), 'en');
+  set(['POSIX', 'zh_CN.UTF-8'], 'POSIX');
+  assert.equal(defaultLang(), 'zh-CN');
+  set([], '');
+  assert.equal(defaultLang(), 'en');
+  set(undefined, 'zh-TW');
+  assert.equal(defaultLang(), 'zh-CN');
+  Object.defineProperty(globalThis, 'navigator', { get() { throw new Error('no navigator'); }, configurable: true });
+  assert.equal(defaultLang(), 'en');
+});
