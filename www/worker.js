@@ -28,12 +28,41 @@ async function softwareOrMissingAdapter() {
   return fallback || software ? 'software WebGPU adapter' : null;
 }
 
+// Why the threaded build cannot run here, or null when it can. `crossOriginIsolated` is not
+// enough: WebKitGTK reports an isolated page yet has no SharedArrayBuffer, and posting the
+// module's shared memory to the thread pool's workers then fails with "The object can not be
+// cloned". So try exactly what the pool does: make a shared wasm memory and post it.
+function threadsUnavailable() {
+  if (!self.crossOriginIsolated) return 'the page is not cross-origin isolated, which wasm threads need';
+  if (typeof SharedArrayBuffer !== 'function') return 'this browser has no SharedArrayBuffer, which wasm threads need';
+  try {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(memory);
+    port1.close();
+    port2.close();
+  } catch (e) {
+    return `this browser cannot share wasm memory with workers (${e.message || e.name})`;
+  }
+  return null;
+}
+
+async function loadSingleThreaded(cpu, why) {
+  const mod = await import('../pkg/sortwise.js');
+  await mod.default();
+  engine = { name: 'pkg', note: cpu ? `; single-threaded: ${why}` : '' };
+  Trainer = mod.Trainer;
+}
+
 async function loadEngine(device) {
   if (engine) return engine;
   const cpu = device === 'cpu' || (device === 'auto' && (await softwareOrMissingAdapter()) !== null);
-  // pkg-cpu's memory is shared with its thread pool's workers: a SharedArrayBuffer, which
-  // browsers only give cross-origin isolated pages (COOP + COEP headers, or www/sw.js's).
-  if (cpu && self.crossOriginIsolated) {
+  const noThreads = cpu ? threadsUnavailable() : 'WebGPU runs';
+  if (noThreads) {
+    await loadSingleThreaded(cpu, noThreads);
+    return engine;
+  }
+  try {
     const mod = await import('../pkg-cpu/sortwise.js');
     await mod.default();
     // One pool thread per core: the calling thread (this worker) only waits while they run.
@@ -41,12 +70,9 @@ async function loadEngine(device) {
     await mod.initThreadPool(threads);
     engine = { name: 'pkg-cpu', note: '' };
     Trainer = mod.Trainer;
-  } else {
-    const mod = await import('../pkg/sortwise.js');
-    await mod.default();
-    const note = cpu ? '; single-threaded: the page is not cross-origin isolated, which wasm threads need' : '';
-    engine = { name: 'pkg', note };
-    Trainer = mod.Trainer;
+  } catch (e) {
+    // A browser that passes the probe but still cannot start the pool must not stop the page.
+    await loadSingleThreaded(true, `the wasm thread pool did not start (${e.message || e})`);
   }
   return engine;
 }
@@ -81,6 +107,31 @@ function yieldToEvents() {
     waiting.push(resolve);
     channel.port2.postMessage(null);
   });
+}
+
+// A synthetic photo for timing forward passes (device-choice.js): an uncompressed 24-bit BMP,
+// whose decoding costs next to nothing next to the backbone, in a pattern that varies by seed.
+function syntheticBmp(size, seed) {
+  const row = Math.ceil((size * 3) / 4) * 4;
+  const bytes = new Uint8Array(54 + row * size);
+  const view = new DataView(bytes.buffer);
+  bytes.set([0x42, 0x4d]);
+  view.setUint32(2, bytes.length, true);
+  view.setUint32(10, 54, true);
+  view.setUint32(14, 40, true);
+  view.setInt32(18, size, true);
+  view.setInt32(22, size, true);
+  view.setUint16(26, 1, true);
+  view.setUint16(28, 24, true);
+  for (let y = 0; y < size; y += 1) {
+    for (let x = 0; x < size; x += 1) {
+      const o = 54 + y * row + x * 3;
+      bytes[o] = (x * 7 + seed * 31) & 255;
+      bytes[o + 1] = (y * 5 + seed * 17) & 255;
+      bytes[o + 2] = ((x ^ y) + seed * 13) & 255;
+    }
+  }
+  return bytes;
 }
 
 function need() {
@@ -141,6 +192,34 @@ const ops = {
     return { value: bytes, transfer: [bytes.buffer] };
   },
   importModel: (bytes) => need().importModel(bytes),
+  // One candidate of the `auto` device choice (device-choice.js), in a worker of its own that the
+  // client throws away afterwards, so the loser's memory and GPU device go with it. A warm-up
+  // pass (shader compilation, JIT) is timed apart from the batch that decides.
+  async measure({ arch, weightsUrl, sha256, device, images = 4 }) {
+    const { id } = this;
+    await loadEngine(device);
+    const weights = await loadWeights(weightsUrl, {
+      sha256,
+      onProgress: (p) => postMessage({ status: { phase: 'weights', ...p } }),
+    });
+    const t = await Trainer.create({ arch, weights, device, augment: 0 });
+    try {
+      const photos = Array.from({ length: images + 1 }, (_, i) => syntheticBmp(256, i));
+      let t0 = performance.now();
+      const refused = (r) => r.find((x) => typeof x === 'string');
+      const warm = await t.addImages('warm-up', photos.slice(0, 1));
+      if (refused(warm)) throw new Error(`the timing image was refused: ${refused(warm)}`);
+      const warmupMs = performance.now() - t0;
+      postMessage({ id, progress: { phase: 'warmup', warmupMs } });
+      t0 = performance.now();
+      const timed = await t.addImages('timed', photos.slice(1));
+      if (refused(timed)) throw new Error(`the timing image was refused: ${refused(timed)}`);
+      const msPerImage = (performance.now() - t0) / images;
+      return { msPerImage, warmupMs, backend: t.backend, threads: t.threads ?? 1, wasmPackage: engine.name };
+    } finally {
+      t.free();
+    }
+  },
   // Test hook: destroy the WebGPU devices to exercise the device-lost path for real.
   debugLoseDevice() {
     for (const d of gpuDevices) d.destroy();
