@@ -19,10 +19,19 @@ export class Camera {
     this.stop();
     this.facing = facing;
     if (!Camera.available()) throw new Error('this browser has no camera access (a secure context, https or localhost, is needed)');
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      video: { facingMode: { ideal: facing }, width: { ideal: 640 }, height: { ideal: 480 } },
+    // `exact` first: with only `ideal`, some phones hand out the front camera when the rear one
+    // was asked for (Teachable Machine #488). A device without that camera (a laptop's one
+    // webcam) refuses `exact`, and then gets whichever camera it has.
+    const ask = (facingMode) => navigator.mediaDevices.getUserMedia({
+      video: { facingMode, width: { ideal: 640 }, height: { ideal: 480 } },
       audio: false,
     });
+    try {
+      this.stream = await ask({ exact: facing });
+    } catch (e) {
+      if (!['OverconstrainedError', 'NotFoundError', 'ConstraintNotSatisfiedError'].includes(e?.name)) throw e;
+      this.stream = await ask({ ideal: facing });
+    }
     this.video.srcObject = this.stream;
     this.video.hidden = false;
     await this.video.play().catch(() => {});
