@@ -20,19 +20,33 @@ THREADS_TARGET_DIR=${SORTWISE_THREADS_TARGET_DIR:-$HOME/.cache/sortwise-target-t
 
 step() { echo "==> $*" >&2; }
 
+# A hash of the module beside it: the page keeps its `auto` device verdict per build
+# (www/device-choice.js), since a rebuilt engine may be faster on one device than before.
+write_build_id() {
+  sha256sum "$1/sortwise_bg.wasm" | cut -c1-16 >"$1/build-id"
+}
+
 build_pkg() {
   step "wasm package pkg/ (WebGPU + CPU, single-threaded)"
   wasm-pack build --target web --release --out-dir pkg
+  write_build_id pkg
 }
 
 # cargo on the threaded CPU configuration: `threads_cargo rustc|clippy [args]`.
 threads_cargo() {
   local cmd=$1
   shift
+  # ./run test lints during builds (SORTWISE_LINT): this build needs the nightly's clippy driver,
+  # which has lints stable's does not; those are allowed, so code written for stable passes both.
+  local wrapper=(env)
+  if [ -n "${SORTWISE_LINT:-}" ]; then
+    wrapper+=("RUSTC_WORKSPACE_WRAPPER=$(rustup which --toolchain "$NIGHTLY" clippy-driver)"
+      "CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__-A__CLIPPY_HACKERY__clippy::chunks_exact_to_as_chunks__CLIPPY_HACKERY__")
+  fi
   # RUSTFLAGS replaces .cargo/config.toml's target rustflags, so SIMD128 is repeated here.
   # atomics + bulk-memory + mutable-globals: atomic instructions and thread-local storage for
   # the rayon workers, in every crate and in std (hence build-std).
-  CARGO_TARGET_DIR=$THREADS_TARGET_DIR \
+  "${wrapper[@]}" CARGO_TARGET_DIR=$THREADS_TARGET_DIR \
     RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128" \
     cargo "+$NIGHTLY" "$cmd" --quiet --lib --release --target wasm32-unknown-unknown \
     --no-default-features --features threads -Z build-std=panic_abort,std "$@"
@@ -60,6 +74,7 @@ build_pkg_cpu() {
   rm -rf "$out"
   wasm-bindgen --target web --out-dir "$out" \
     "$THREADS_TARGET_DIR/wasm32-unknown-unknown/release/sortwise.wasm"
+  write_build_id "$out"
   rm -rf pkg-cpu
   mv "$out" pkg-cpu
   ls -l pkg-cpu/sortwise_bg.wasm >&2

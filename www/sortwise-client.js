@@ -9,6 +9,8 @@
 // cannot give back: the journal then keeps the thumbnails too, and the replay re-embeds the
 // images that had pixels from them.
 
+import { chooseDevice } from './device-choice.js';
+
 const here = import.meta.url;
 
 async function manifestEntry(arch) {
@@ -53,15 +55,19 @@ export class Sortwise {
   dim = 0;
   /** Whether the trainer keeps stage inputs, so `train({finetuneLast: true})` can run. */
   finetune = false;
+  /** How `device: 'auto'` was decided when it was measured (device-choice.js), else null. */
+  measurement = null;
 
   /**
    * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus}`.
    * Without `weightsUrl`, the weights come from `weights/manifest.json` next to this module.
    * `finetune: true` lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view.
+   * `device: 'auto'` with a hardware WebGPU adapter times both devices once (device-choice.js)
+   * and keeps the verdict; `debug` holds that measurement's test hooks.
    */
   static async create(opts = {}) {
     const s = new Sortwise(opts);
-    await s.#start(opts.device ?? 'auto');
+    await s.#start(opts.device ?? 'auto', { choose: true });
     return s;
   }
 
@@ -77,10 +83,21 @@ export class Sortwise {
     }
   }
 
-  async #start(device) {
+  async #start(device, { choose = false } = {}) {
     if (!this.#opts.weightsUrl) this.#entry ??= await manifestEntry(this.#opts.arch);
     const weightsUrl = this.#opts.weightsUrl ?? new URL(`weights/${this.#entry.file}`, here).href;
     const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
+    const arch = this.#opts.arch ?? this.#entry?.arch;
+    let chosen = null;
+    if (choose && device === 'auto') {
+      chosen = await chooseDevice({
+        arch, weightsUrl, sha256, workerUrl: new URL('./worker.js', here), debug: this.#opts.debug,
+        onStatus: (st) => this.#status(st),
+      });
+      device = chosen.device;
+      /** The `auto` measurement: `{device, gpuMs, cpuMs, cpuThreads, at, ...}`, or null. */
+      this.measurement = chosen.verdict ? { ...chosen.verdict, cached: chosen.cached } : null;
+    }
     this.#lost = null;
     const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
     this.#worker = worker;
@@ -92,7 +109,7 @@ export class Sortwise {
       this.#failAll(new WorkerError(`the trainer stopped: ${e.message || 'worker error'}`, { fatal: true }));
     };
     const info = await this.#post('create', [{
-      arch: this.#opts.arch ?? this.#entry?.arch,
+      arch,
       weightsUrl,
       sha256,
       device,
@@ -101,6 +118,7 @@ export class Sortwise {
       finetune: Boolean(this.#opts.finetune),
     }]);
     Object.assign(this, info);
+    if (chosen?.reason) this.backendReason = `${chosen.reason}; ${info.backendReason}`;
     this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
   }
 
