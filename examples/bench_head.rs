@@ -4,9 +4,11 @@
 //!
 //! ```sh
 //! cargo run --release --example bench_head -- [--dim 1280] [--n 1000] [--classes 4] [--epochs 100] [--runs 3]
+//!     [--backend cpu|wgpu]
 //! ```
 //!
-//! Prints one JSON line: `{"dim","n","classes","epochs","runs_s","median_s","val_accuracy"}`.
+//! Prints one JSON line: `{"backend","dim","n","classes","epochs","runs_s","median_s","val_accuracy"}`,
+//! or `{"backend","error"}` when `wgpu` finds no adapter (bench/gpu.sh runs both on one machine).
 
 use std::time::Instant;
 
@@ -22,7 +24,29 @@ fn arg(name: &str, default: usize) -> usize {
         .map_or(default, |v| v.parse().expect("a number"))
 }
 
+fn backend() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "cpu".into())
+}
+
 fn main() {
+    let backend = backend();
+    let choice = match backend.as_str() {
+        "cpu" => sortwise::device::BackendChoice::Cpu,
+        "wgpu" => sortwise::device::BackendChoice::Wgpu,
+        other => panic!("unknown backend {other}"),
+    };
+    let device = match sortwise::device::select(choice) {
+        Ok(sel) => sel.device,
+        Err(e) => {
+            println!("{}", serde_json::json!({"backend": backend, "error": e.to_string()}));
+            return;
+        }
+    };
     let (dim, n, classes) = (arg("--dim", 1280), arg("--n", 1000), arg("--classes", 4));
     let (epochs, runs) = (arg("--epochs", 100), arg("--runs", 3));
     let mut rng = StdRng::seed_from_u64(1);
@@ -66,7 +90,6 @@ fn main() {
         patience: 0,
         ..TrainConfig::default()
     };
-    let device = sortwise::device::cpu("bench").device;
     let mut times = Vec::new();
     let mut accuracy = None;
     for _ in 0..runs {
@@ -86,7 +109,7 @@ fn main() {
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "{{\"dim\":{dim},\"n\":{n},\"classes\":{classes},\"epochs\":{epochs},\"runs_s\":{times:?},\"median_s\":{},\"val_accuracy\":{}}}",
+        "{{\"backend\":\"{backend}\",\"dim\":{dim},\"n\":{n},\"classes\":{classes},\"epochs\":{epochs},\"runs_s\":{times:?},\"median_s\":{},\"val_accuracy\":{}}}",
         sorted[sorted.len() / 2],
         accuracy.unwrap_or(f64::NAN)
     );
