@@ -23,6 +23,11 @@ command -v npm >/dev/null || apt_pkgs+=(nodejs npm)
 if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
   [ -x /usr/bin/chromedriver ] || apt_pkgs+=(chromium-driver)
+  # The page's E2E flow also runs in Firefox ESR (puppeteer-core over WebDriver BiDi) and in
+  # WebKitGTK, Safari's engine (WebKitWebDriver + MiniBrowser, on a virtual X display).
+  [ -x /usr/bin/firefox-esr ] || apt_pkgs+=(firefox-esr)
+  [ -x /usr/bin/WebKitWebDriver ] || apt_pkgs+=(webkit2gtk-driver)
+  command -v xvfb-run >/dev/null || apt_pkgs+=(xvfb xauth)
   # CJK glyphs for the zh-CN page in the end-to-end screenshots.
   fc-list 2>/dev/null | grep -i wqy >/dev/null || apt_pkgs+=(fonts-wqy-zenhei)
 fi

@@ -1519,8 +1519,12 @@ window.sortwiseDebug = {
       skipped: state.skipped.map((s) => ({ name: s.name, reason: s.reason })),
       training: state.training,
       cameraPending: camPending + (camTimer ? 1 : 0),
+      engine: state.sw && { threads: state.sw.threads, wasmPackage: state.sw.wasmPackage, measurement: state.sw.measurement },
+      prediction: state.lastPrediction && { label: state.lastPrediction.label, confidence: state.lastPrediction.confidence, unsure: state.lastPrediction.unsure, probs: state.lastPrediction.probs },
     };
   },
+  // The cross-engine test waits for each photo's own prediction.
+  clearPrediction: () => { state.lastPrediction = null; $('test-label').hidden = true; },
   save: () => saveNow(),
   idle: () => queue,
   loseDevice: () => state.sw?.debugLoseDevice?.(),

@@ -1,0 +1,382 @@
+#!/usr/bin/env node
+// The page's end-to-end flow in the three browser engines classrooms run: Chromium (playwright-core),
+// Firefox ESR (puppeteer-core over WebDriver BiDi) and WebKitGTK, Safari's engine (selenium-webdriver
+// with WebKitWebDriver and MiniBrowser, under xvfb-run, with the process locale LANG=C.UTF-8, which
+// hands the page the language tag `C`).
+//
+//   node tests/e2e/engines.mjs [chromium] [firefox] [webkit]      (default: all three)
+//
+// Flow, the same in each: start (the documented device fallback asserted: no WebGPU → CPU; no
+// SharedArrayBuffer → pkg/ single-threaded, saying why), a zip of class folders → train → results →
+// photo test → model export and import (same prediction) → reload restores the project (same classes,
+// counts and prediction) → second visit offline where the engine's service worker controls the page.
+// Files are built inside the page and handed over with a `change` event, the same in every driver.
+// Every request must stay on the origin. Writes artifacts/engines.json: engine × feature as measured
+// (the README's table). Exit code 0 on success, 1 on failure.
+
+import { zipSync } from 'fflate';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
+
+const CLASSES = ['glass', 'metal', 'paper', 'plastic'];
+const PER_CLASS = Number(process.env.SORTWISE_ENGINES_PER_CLASS || 10);
+const T0 = Date.now();
+const log = (...a) => console.log(`[engines ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+class Failure extends Error {}
+const check = (cond, msg) => { if (!cond) throw new Failure(msg); };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const jpegs = (split, cls) => readdirSync(join(DATA, split, cls)).filter((f) => /\.jpe?g$/i.test(f)).sort();
+
+function trainingZip() {
+  const files = {};
+  for (const cls of CLASSES) {
+    for (const f of jpegs('train', cls).slice(0, PER_CLASS)) files[`photos/${cls}/${f}`] = new Uint8Array(readFileSync(join(DATA, 'train', cls, f)));
+  }
+  return Buffer.from(zipSync(files, { level: 0 })).toString('base64');
+}
+
+// ---- drivers: open a URL, evaluate an async function of one JSON argument, reload, close ----
+
+async function chromiumDriver() {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+  });
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  return {
+    requests,
+    open: (url) => page.goto(url),
+    eval: (fn, arg) => page.evaluate(fn, arg),
+    reload: () => page.reload(),
+    close: () => browser.close(),
+  };
+}
+
+async function firefoxDriver() {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
+    headless: true,
+  });
+  const page = await browser.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  return {
+    requests,
+    open: (url) => page.goto(url),
+    eval: (fn, arg) => page.evaluate(fn, arg),
+    reload: () => page.reload(),
+    close: () => browser.close(),
+  };
+}
+
+async function webkitDriver() {
+  const { Builder } = await import('selenium-webdriver');
+  const port = await freePort();
+  // LANG=C.UTF-8, as on many lab and kiosk images: WebKit then reports the language tag `C`.
+  const env = { ...process.env, LANG: 'C.UTF-8' };
+  delete env.LC_ALL;
+  delete env.LANGUAGE;
+  const wd = spawn('xvfb-run', ['-a', process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver', `--port=${port}`], { env, detached: true, stdio: 'ignore' });
+  const stop = () => { try { process.kill(-wd.pid, 'SIGTERM'); } catch { /* gone */ } };
+  const caps = {
+    browserName: 'MiniBrowser',
+    'webkitgtk:browserOptions': {
+      binary: process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser',
+      args: ['--automation'],
+    },
+  };
+  let driver = null;
+  for (let i = 0; i < 50 && !driver; i += 1) {
+    try {
+      driver = await new Builder().withCapabilities(caps).usingServer(`http://127.0.0.1:${port}`).build();
+    } catch (e) {
+      if (i === 49) { stop(); throw e; }
+      await sleep(200);
+    }
+  }
+  await driver.manage().setTimeouts({ script: 600000, pageLoad: 120000 });
+  return {
+    requests: null, // WebDriver classic has no network log: the page's own Resource Timing is read instead
+    open: (url) => driver.get(url),
+    async eval(fn, arg) {
+      const r = await driver.executeAsyncScript(
+        `const done = arguments[arguments.length - 1];
+         Promise.resolve().then(() => (${fn.toString()})(arguments[0]))
+           .then((v) => done({ ok: true, v: v === undefined ? null : v }), (e) => done({ ok: false, e: String((e && e.stack) || e) }));`,
+        arg ?? null,
+      );
+      if (!r.ok) throw new Error(r.e);
+      return r.v;
+    },
+    reload: () => driver.navigate().refresh(),
+    async close() {
+      try { await driver.quit(); } finally { stop(); }
+    },
+  };
+}
+
+const DRIVERS = { chromium: chromiumDriver, firefox: firefoxDriver, webkit: webkitDriver };
+
+// ---- in-page steps (self-contained functions: they are serialised for WebDriver) ----
+
+async function waitFor(d, fn, arg, { timeout = 240000, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    let v = null;
+    try { v = await d.eval(fn, arg); } catch { /* navigating */ }
+    if (v) return v;
+    if (Date.now() > end) throw new Failure(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+async function waitReady(d) {
+  const ready = await waitFor(d, () => document.body && document.body.dataset.ready, null, { what: 'the page to start' });
+  if (ready !== '1') {
+    const text = await d.eval(() => `${document.getElementById('status-text').textContent} ${document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent}`);
+    throw new Failure(`the page did not start: ${text}`);
+  }
+}
+
+const environment = () => {
+  const s = window.sortwiseDebug.state;
+  return {
+    crossOriginIsolated: self.crossOriginIsolated,
+    sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
+    webgpu: Boolean(navigator.gpu),
+    serviceWorker: 'serviceWorker' in navigator,
+    controlled: Boolean(navigator.serviceWorker && navigator.serviceWorker.controller),
+    indexedDB: typeof indexedDB === 'object' && indexedDB !== null,
+    camera: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
+    language: navigator.language,
+    pageLang: document.documentElement.lang,
+    backend: s.backend,
+    engine: s.engine,
+    reason: document.getElementById('device-reason').textContent,
+  };
+};
+
+// confirm() answered yes, and every exported file captured (a download cannot be read back the
+// same way in three drivers).
+const instrument = () => {
+  window.confirm = () => true;
+  window.__exports = [];
+  const create = URL.createObjectURL.bind(URL);
+  URL.createObjectURL = (blob) => {
+    if (blob instanceof Blob && blob.type !== 'image/jpeg') window.__exports.push(blob);
+    return create(blob);
+  };
+  return true;
+};
+
+const applyEmptyPreset = () => {
+  document.getElementById('preset').value = 'empty';
+  document.getElementById('apply-preset').click();
+  return true;
+};
+
+const giveFile = async ({ input, name, type, b64 }) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name, { type }));
+  const el = document.getElementById(input);
+  el.files = dt.files;
+  el.dispatchEvent(new Event('change', { bubbles: true }));
+  return true;
+};
+
+const giveExport = async ({ input, index }) => {
+  const blob = window.__exports[index];
+  const dt = new DataTransfer();
+  dt.items.add(new File([blob], 'model.sortwise', { type: 'application/octet-stream' }));
+  const el = document.getElementById(input);
+  el.files = dt.files;
+  el.dispatchEvent(new Event('change', { bubbles: true }));
+  return blob.size;
+};
+
+const classesNow = () => window.sortwiseDebug.state.classes;
+const idle = async () => {
+  await window.sortwiseDebug.idle();
+  return document.getElementById('embed-progress').hidden && !window.sortwiseDebug.state.training;
+};
+const errorShown = () => (document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent);
+
+const prediction = () => {
+  const label = document.getElementById('test-label');
+  if (label.hidden) return null;
+  const p = window.sortwiseDebug.state.prediction;
+  return p ? { label: p.label, confidence: p.confidence, probs: p.probs, text: label.textContent.trim() } : null;
+};
+
+// Resource Timing: every URL the page and its workers fetched that the page can see.
+const resources = () => performance.getEntriesByType('resource').map((e) => e.name);
+
+// ---- the flow ----
+
+async function flow(name, server) {
+  const d = await DRIVERS[name]();
+  const result = { engine: name };
+  const origin = new URL(server.base).origin;
+  try {
+    let t = Date.now();
+    await d.open(`${server.base}/www/`);
+    await waitReady(d);
+    const env = await d.eval(environment);
+    Object.assign(result, env, { startSeconds: (Date.now() - t) / 1000 });
+    log(`${name}: started in ${result.startSeconds}s — ${JSON.stringify(env)}`);
+    check(env.pageLang === 'en' || env.pageLang === 'zh-CN', `${name}: page language ${env.pageLang} for tag ${env.language}`);
+    // The documented fallbacks (README, "Browsers"): each asserted as measured.
+    if (!env.webgpu) check(env.backend === 'cpu', `${name}: no WebGPU, yet backend ${env.backend}`);
+    if (env.backend === 'cpu') {
+      if (env.crossOriginIsolated && env.sharedArrayBuffer) {
+        check(env.engine.wasmPackage === 'pkg-cpu' && env.engine.threads >= 1, `${name}: isolated with SharedArrayBuffer, yet ${JSON.stringify(env.engine)}`);
+      } else {
+        check(env.engine.wasmPackage === 'pkg' && env.engine.threads === 1, `${name}: no shared memory, yet ${JSON.stringify(env.engine)}`);
+        check(/single-threaded/.test(env.reason), `${name}: the reason does not say it is single-threaded: "${env.reason}"`);
+      }
+    }
+    result.threads = env.engine.threads;
+
+    await d.eval(instrument);
+    await d.eval(applyEmptyPreset);
+    await waitFor(d, () => document.querySelectorAll('.class-card').length === 0, null, { what: 'the empty preset' });
+
+    // ---- a zip of class folders ----
+    t = Date.now();
+    await d.eval(giveFile, { input: 'zip-input', name: 'photos.zip', type: 'application/zip', b64: trainingZip() });
+    await waitFor(d, (n) => {
+      const c = window.sortwiseDebug.state.classes;
+      return c.length === 4 && c.every((x) => x.count === n);
+    }, PER_CLASS, { what: `4 classes of ${PER_CLASS} photos` });
+    await waitFor(d, idle, null, { what: 'embedding to finish' });
+    result.importSeconds = (Date.now() - t) / 1000;
+    const classes = await d.eval(classesNow);
+    log(`${name}: zip imported in ${result.importSeconds}s: ${JSON.stringify(classes)}`);
+    check(JSON.stringify(classes.map((c) => c.label).sort()) === JSON.stringify(CLASSES), `${name}: classes ${JSON.stringify(classes)}`);
+
+    // ---- train, results ----
+    t = Date.now();
+    await d.eval(() => { document.getElementById('train-btn').click(); return true; });
+    await waitFor(d, () => window.sortwiseDebug.state.hasModel && !window.sortwiseDebug.state.training
+      || !document.getElementById('error').hidden, null, { timeout: 600000, what: 'training' });
+    check(!(await d.eval(errorShown)), `${name}: training failed: ${await d.eval(errorShown)}`);
+    result.trainSeconds = (Date.now() - t) / 1000;
+    const report = await d.eval(() => window.sortwiseDebug.state.report);
+    const shown = await d.eval(() => ({ acc: document.getElementById('val-acc').textContent, cells: document.querySelectorAll('#confusion tbody td').length }));
+    log(`${name}: trained in ${result.trainSeconds}s: val accuracy ${report.valAccuracy} ("${shown.acc}"), confusion ${JSON.stringify(report.confusion)}`);
+    check(shown.cells === 16, `${name}: the confusion matrix shows ${shown.cells} cells`);
+    check(report.labels.length === 4 && report.confusion.length === 4 && report.confusion.every((r) => r.length === 4), `${name}: confusion shape`);
+    const valTotal = report.confusion.flat().reduce((a, b) => a + b, 0);
+    check(valTotal === report.valSize && valTotal >= 4, `${name}: confusion holds ${valTotal} photos, valSize ${report.valSize}`);
+    check(report.valAccuracy > 0.25, `${name}: val accuracy ${report.valAccuracy} is not above chance (0.25)`);
+    check(Math.abs(parseFloat(shown.acc) - report.valAccuracy * 100) < 0.06, `${name}: accuracy shown as "${shown.acc}"`);
+    result.valAccuracy = report.valAccuracy;
+
+    // ---- photo test on held-out photos ----
+    const heldOut = CLASSES.map((cls) => ({ cls, file: jpegs('val', cls)[0] }));
+    const predictAll = async () => {
+      const out = [];
+      for (const { cls, file } of heldOut) {
+        await d.eval(() => { window.sortwiseDebug.clearPrediction(); return true; });
+        await d.eval(giveFile, { input: 'test-input', name: file, type: 'image/jpeg', b64: readFileSync(join(DATA, 'val', cls, file)).toString('base64') });
+        const p = await waitFor(d, prediction, null, { timeout: 120000, what: `a prediction for ${file}` });
+        out.push({ cls, ...p });
+      }
+      return out;
+    };
+    const before = await predictAll();
+    const correct = before.filter((p) => p.label === p.cls).length;
+    log(`${name}: held-out predictions ${before.map((p) => `${p.cls}→${p.label} ${p.confidence.toFixed(3)}`).join(', ')}`);
+    for (const p of before) {
+      const sum = p.probs.reduce((a, q) => a + q.p, 0);
+      check(Math.abs(sum - 1) < 1e-4 && p.probs.length === 4, `${name}: probabilities of ${p.cls} sum to ${sum}`);
+      check(CLASSES.includes(p.label) || p.label === null, `${name}: predicted label ${p.label}`);
+    }
+    check(correct >= 2, `${name}: only ${correct} of 4 held-out photos right`);
+    result.heldOutCorrect = correct;
+    const same = (a, b, what) => {
+      for (let i = 0; i < a.length; i += 1) {
+        check(a[i].label === b[i].label && Math.abs(a[i].confidence - b[i].confidence) < 1e-4, `${name}: ${what}: ${a[i].cls} was ${a[i].label} ${a[i].confidence}, now ${b[i].label} ${b[i].confidence}`);
+      }
+    };
+
+    // ---- export the model, import it back ----
+    const n = await d.eval(() => { document.getElementById('export-model').click(); return window.__exports.length; });
+    check(n >= 1, `${name}: exporting the model produced no file`);
+    const size = await d.eval(giveExport, { input: 'import-model', index: n - 1 });
+    await waitFor(d, () => /Model imported/.test(document.getElementById('status-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 60000, what: 'the model import' });
+    check(!(await d.eval(errorShown)), `${name}: model import failed: ${await d.eval(errorShown)}`);
+    same(before, await predictAll(), 'after exporting and importing the model');
+    log(`${name}: model exported (${size} bytes) and imported: same predictions`);
+
+    // ---- reload: the project comes back from IndexedDB ----
+    await d.eval(async () => { await window.sortwiseDebug.save(); return true; });
+    await d.reload();
+    await waitReady(d);
+    await waitFor(d, idle, null, { what: 'the restore' });
+    const restored = await d.eval(classesNow);
+    check(JSON.stringify(restored) === JSON.stringify(classes), `${name}: restored ${JSON.stringify(restored)}, saved ${JSON.stringify(classes)}`);
+    check(await d.eval(() => window.sortwiseDebug.state.hasModel), `${name}: the model was not restored`);
+    same(before, await predictAll(), 'after a reload');
+    log(`${name}: reload restored ${restored.length} classes and the model: same predictions`);
+
+    // ---- resources: every request on the origin ----
+    const urls = d.requests ?? await d.eval(resources);
+    const foreign = urls.filter((u) => !u.startsWith(origin) && !/^(blob|data):/.test(u));
+    check(foreign.length === 0, `${name}: requests to other origins: ${[...new Set(foreign)].slice(0, 5).join(', ')}`);
+    result.requestsChecked = urls.length;
+
+    // ---- second visit offline ----
+    result.controlled = await d.eval(() => Boolean(navigator.serviceWorker && navigator.serviceWorker.controller));
+    if (result.controlled) {
+      server.stop();
+      await d.reload();
+      await waitReady(d);
+      await waitFor(d, idle, null, { what: 'the offline restore' });
+      const off = await d.eval(classesNow);
+      check(JSON.stringify(off) === JSON.stringify(classes), `${name}: offline: ${JSON.stringify(off)}`);
+      same(before, await predictAll(), 'offline');
+      result.offline = true;
+      log(`${name}: second visit offline works`);
+    } else {
+      result.offline = false;
+      log(`${name}: no service worker controls the page here: the offline visit is not available (README table)`);
+    }
+    return result;
+  } finally {
+    await d.close().catch(() => {});
+  }
+}
+
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(DRIVERS);
+const results = [];
+let failed = false;
+for (const name of wanted) {
+  if (!DRIVERS[name]) { console.error(`unknown engine ${name}`); process.exit(2); }
+  // A server per engine: the offline step stops it.
+  const server = await serveRepo('/www/index.html');
+  try {
+    results.push(await flow(name, server));
+    log(`${name}: PASS`);
+  } catch (e) {
+    failed = true;
+    log(`${name}: FAIL: ${e.message}`);
+    if (!(e instanceof Failure)) console.error(e);
+  } finally {
+    server.stop();
+  }
+}
+mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+writeFileSync(join(ROOT, 'artifacts/engines.json'), `${JSON.stringify(results, null, 2)}\n`);
+console.log(`${results.length} passed, ${wanted.length - results.length} failed`);
+process.exit(failed ? 1 : 0);
