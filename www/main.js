@@ -16,9 +16,9 @@ async function serviceWorker() {
   const takeover = new Promise((resolve) => {
     navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true });
   });
-  const registered = navigator.serviceWorker.register('sw.js', { scope: './' }).then(() => true, (e) => {
+  const registered = navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => {
     console.info('[sortwise] service worker not registered:', e.message);
-    return false;
+    return null;
   });
   // A host that cannot send COOP/COEP (GitHub Pages) gets them from sw.js, but only once it
   // controls the page: reload once when it takes over, for the threaded CPU build. The flag
@@ -39,8 +39,15 @@ async function serviceWorker() {
   // First visit: start only once sw.js controls the page, so that the worker and the one wasm
   // build it picks load through sw.js (kept for offline visits) and, on a header-less host, so
   // that the page does not download the single-threaded build only to reload into the threaded one.
-  if (!(await registered)) return false;
-  await Promise.race([takeover, new Promise((r) => setTimeout(r, TAKEOVER_MS))]);
+  const reg = await registered;
+  // Nothing is coming to take over: no registration (blocked), or an active worker that does not
+  // control this load (a hard reload bypasses it).
+  const incoming = reg?.installing || reg?.waiting;
+  if (!incoming) return reloading;
+  const failed = new Promise((resolve) => {
+    incoming.addEventListener('statechange', () => { if (incoming.state === 'redundant') resolve(); });
+  });
+  await Promise.race([takeover, failed, new Promise((r) => setTimeout(r, TAKEOVER_MS))]);
   await Promise.resolve(); // let the reload decision above run first
   return reloading;
 }
