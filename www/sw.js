@@ -1,18 +1,29 @@
-// Service worker: keeps the app shell, the vendored libraries and the wasm packages available offline.
-// Network first for same-origin app files (so development is never stale), the cached copy when the
-// network fails. Backbone weights are NOT handled here: the client caches them itself in Cache
-// Storage, and caching them twice would double the storage used. Nothing cross-origin is touched.
+// Service worker: keeps the app shell and the vendored libraries available offline, and the wasm
+// build the page runs once it has loaded it. Network first for same-origin app files (so
+// development is never stale), the cached copy when the network fails. Backbone weights are NOT
+// handled here: the client caches them itself in Cache Storage, and caching them twice would
+// double the storage used. Nothing cross-origin is touched.
 //
 // It also makes the page cross-origin isolated where the host cannot send the headers (GitHub
 // Pages): every response it hands out carries COOP/COEP (the coi-serviceworker technique), so
-// once it controls the page (main.js reloads once for that) the threaded pkg-cpu/ can run.
+// once it controls the page (main.js reloads once for that) the threaded pkg-cpu/ can run. The
+// same responses carry the page's security headers (CSP with frame-ancestors, nosniff), which a
+// static host does not send either.
+//
+// The wasm builds are not precached: a visit downloads only the one build its worker picks
+// (pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through here and is kept.
+// main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v2';
+const CACHE = 'sortwise-app-v3';
+// Where pkg/ and pkg-cpu/ sit relative to this file: beside www/ in the repository; in the folder
+// `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
+const PKG_ROOT = '../';
 const SHELL = [
   './',
   './index.html',
   './style.css',
   './main.js',
+  './install.js',
   './app.js',
   './i18n.js',
   './store.js',
@@ -26,31 +37,34 @@ const SHELL = [
   './vendor/uPlot.esm.js',
   './vendor/uPlot.min.css',
   './vendor/fflate.js',
-  '../pkg/sortwise.js',
-  '../pkg/sortwise_bg.wasm',
-  '../pkg-cpu/sortwise.js',
-  '../pkg-cpu/sortwise_bg.wasm',
+  './manifest.json',
+  './manifest.zh-CN.json',
+  './icons/icon.svg',
+  './icons/icon-192.png',
 ];
-// pkg-cpu/sortwise.js imports wasm-bindgen-rayon's worker helper from a hash-named snippets/
-// directory: found by reading the file, so the list never goes stale after a rebuild.
-const SNIPPET_IMPORT = /from\s+['"](\.\/snippets\/[^'"]+)['"]/g;
+
+// The page's Content-Security-Policy (index.html's meta tag, which tests/e2e/headers.mjs checks
+// this against) plus what only a header can say: no framing by other sites (clickjacking).
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const HEADERS = {
+  // SharedArrayBuffer (the threaded build's shared wasm memory) needs both.
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Content-Security-Policy': CSP,
+  'X-Content-Type-Options': 'nosniff',
+};
 
 async function precache(cache, path) {
   try {
     const res = await fetch(path, { cache: 'no-cache' });
-    if (!res.ok) return;
-    if (path.endsWith('pkg-cpu/sortwise.js')) {
-      const text = await res.clone().text();
-      for (const [, rel] of text.matchAll(SNIPPET_IMPORT)) await precache(cache, new URL(rel, new URL(path, self.location)).href);
-    }
-    await cache.put(path, res);
+    if (res.ok) await cache.put(path, res);
   } catch { /* offline or missing: cached on first successful fetch instead */ }
 }
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    // One by one: a file that is missing (e.g. a module not built yet) must not fail the install.
+    // One by one: a file that is missing (e.g. not built yet) must not fail the install.
     await Promise.all(SHELL.map((path) => precache(cache, path)));
     await self.skipWaiting();
   })());
@@ -69,17 +83,16 @@ function handled(url) {
   if (url.origin !== self.location.origin) return false;
   if (/\.safetensors$/i.test(url.pathname)) return false; // weights: cached by the client
   const scope = new URL(self.registration.scope);
-  return [scope, new URL('../pkg/', scope), new URL('../pkg-cpu/', scope)]
+  return [scope, new URL(`${PKG_ROOT}pkg/`, scope), new URL(`${PKG_ROOT}pkg-cpu/`, scope)]
     .some((dir) => url.pathname.startsWith(dir.pathname));
 }
 
-// The same response with the cross-origin isolation headers (same-origin responses only: an
+// The same response with the isolation and security headers (same-origin responses only: an
 // opaque one cannot be rebuilt). COEP require-corp is satisfied by same-origin subresources.
-function isolated(res) {
+function withHeaders(res) {
   if (!res || res.status === 0 || res.type === 'opaque') return res;
   const headers = new Headers(res.headers);
-  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
-  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  for (const [k, v] of Object.entries(HEADERS)) headers.set(k, v);
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 }
 
@@ -93,11 +106,11 @@ self.addEventListener('fetch', (event) => {
     try {
       const res = await fetch(req);
       if (res.ok && res.type === 'basic') cache.put(req, res.clone()).catch(() => {});
-      return isolated(res);
+      return withHeaders(res);
     } catch (err) {
       const hit = await cache.match(req, { ignoreSearch: true })
         || (req.mode === 'navigate' ? await cache.match('./index.html') : undefined);
-      if (hit) return isolated(hit);
+      if (hit) return withHeaders(hit);
       throw err;
     }
   })());

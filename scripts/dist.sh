@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Make the static site: one self-contained folder that works from any static host and any
+# sub-path (GitHub Pages project sites live under /<repo>/), with the page at its root.
+#
+#   bash scripts/dist.sh [DIR]      (default dist/; `./run dist [DIR]` builds what is missing first)
+#
+# DIR/
+#   index.html, *.js, style.css     the page (www/), pkg/ and pkg-cpu/ imported from ./ not ../
+#   pkg/, pkg-cpu/                  the two wasm builds (scripts/wasm_pkg.sh)
+#   weights/                        the backbones scripts/weights.sh prepared, with manifest.json
+#   vendor/                         uPlot and fflate (scripts/vendor.sh)
+#   sw.js                           offline + cross-origin isolation + security headers
+#   manifest.json, manifest.zh-CN.json, icons/   installable web app (icons: scripts/icons.py)
+#   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff, for hosts that
+#                                   read it (Netlify, Cloudflare Pages); elsewhere sw.js adds them
+#   .nojekyll                       GitHub Pages: serve the folder as is
+#   package.json, *.d.ts, example/  the developer package (`Sortwise`, `Trainer`, typed)
+#   CHANGELOG.md
+#
+# Every URL in it is relative; the script refuses to finish if one of the page's files still
+# points outside the folder. It prints the folder's size and what a first visit transfers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DIR=${1:-dist}
+DIR=${DIR%/}
+
+say() { echo "dist: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+case "$(realpath -m "$DIR")" in
+  /|"$ROOT"|"$ROOT/www"*|"$ROOT/pkg"*|"$ROOT/src"*|"$HOME") die "refusing to write the site into $DIR" ;;
+esac
+# Only a folder this script made (or an empty one) is replaced.
+if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] && ! { [ -f "$DIR/.nojekyll" ] && [ -f "$DIR/sw.js" ]; }; then
+  die "$DIR exists and is not a folder made by scripts/dist.sh: remove it or pick another"
+fi
+
+need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
+  www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js)
+for f in "${need[@]}"; do
+  [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
+done
+weights=$(python3 -c 'import json,sys; print(" ".join(b["file"] for b in json.load(open(sys.argv[1]))["backbones"]))' www/weights/manifest.json)
+[ -n "$weights" ] || die "www/weights/manifest.json lists no backbone: run scripts/weights.sh"
+for w in $weights; do [ -f "www/weights/$w" ] || die "www/weights/$w is in the manifest but missing"; done
+
+VERSION=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
+STAGE=$DIR.partial
+rm -rf "$STAGE"
+mkdir -p "$STAGE"/{pkg,pkg-cpu,weights,vendor,icons,example}
+
+# The page: every top-level file it loads (not imagenet_classes.json, a test reference).
+cp www/*.html www/*.js www/*.css www/manifest*.json www/*.d.ts "$STAGE/"
+cp www/vendor/* "$STAGE/vendor/"
+cp www/weights/manifest.json "$STAGE/weights/"
+for w in $weights; do
+  cp "www/weights/$w" "$STAGE/weights/$w"
+done
+for p in pkg pkg-cpu; do
+  cp "$p/sortwise.js" "$p/sortwise_bg.wasm" "$STAGE/$p/"
+  # pkg-cpu's thread pool helper (wasm-bindgen-rayon) lives in snippets/, found from sortwise.js.
+  [ -d "$p/snippets" ] && cp -r "$p/snippets" "$STAGE/$p/"
+  [ -f "$p/sortwise.d.ts" ] && cp "$p/sortwise.d.ts" "$STAGE/$p/"
+done
+python3 scripts/icons.py "$STAGE/icons"
+
+# In the repository pkg/ and pkg-cpu/ sit beside www/; here they sit beside the page.
+sed -i -E "s#(['\"])\.\./(pkg|pkg-cpu)/#\1./\2/#g" "$STAGE/worker.js"
+sed -i -E "s#^const PKG_ROOT = '\.\./';#const PKG_ROOT = './';#" "$STAGE/sw.js"
+grep -q "^const PKG_ROOT = './';" "$STAGE/sw.js" || die "www/sw.js: PKG_ROOT line not found (it must read: const PKG_ROOT = '../';)"
+# Nothing of the page may point outside the folder or at the host's root.
+bad=$(grep -nE "(['\"\`(])(\.\./|/(www|pkg|pkg-cpu|weights|vendor|icons)/)" "$STAGE"/*.js "$STAGE"/*.html "$STAGE"/manifest*.json || true)
+[ -z "$bad" ] || die "URLs that leave the folder or assume the host root:
+$bad"
+
+# Headers for hosts that read a _headers file; the CSP is index.html's meta tag plus frame-ancestors.
+CSP=$(sed -nE 's/.*<meta http-equiv="Content-Security-Policy" content="([^"]+)".*/\1/p' www/index.html)
+[ -n "$CSP" ] || die "www/index.html has no Content-Security-Policy meta tag"
+cat >"$STAGE/_headers" <<EOF
+/*
+  Cross-Origin-Opener-Policy: same-origin
+  Cross-Origin-Embedder-Policy: require-corp
+  Content-Security-Policy: ${CSP%;}; frame-ancestors 'none'
+  X-Content-Type-Options: nosniff
+  Referrer-Policy: no-referrer
+EOF
+: >"$STAGE/.nojekyll"
+
+# The developer package: the site root is the package (the client finds worker.js, pkg/ and
+# weights/ next to itself). `files` leaves the weights and the site's extras out of a tarball.
+cat >"$STAGE/package.json" <<EOF
+{
+  "name": "sortwise",
+  "version": "$VERSION",
+  "description": "Train an image classifier in the browser (WebGPU or wasm CPU threads): pretrained backbone, new head, nothing uploaded.",
+  "license": "MIT OR Apache-2.0",
+  "type": "module",
+  "sideEffects": false,
+  "exports": {
+    ".": { "types": "./sortwise-client.d.ts", "default": "./sortwise-client.js" },
+    "./trainer": { "types": "./trainer.d.ts", "default": "./pkg/sortwise.js" },
+    "./trainer-cpu": { "types": "./trainer-cpu.d.ts", "default": "./pkg-cpu/sortwise.js" },
+    "./package.json": "./package.json"
+  },
+  "types": "./sortwise-client.d.ts",
+  "files": ["sortwise-client.js", "worker.js", "weights.js", "*.d.ts", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
+}
+EOF
+cp CHANGELOG.md "$STAGE/"
+cp examples/typed/index.html examples/typed/example.js "$STAGE/example/"
+
+rm -rf "$DIR"
+mv "$STAGE" "$DIR"
+
+# Sizes: the folder, and what a first visit downloads (compressed as static hosts serve it) for
+# each wasm build, with the default backbone (app.js's defaultArch: resnet18, else Lite0).
+python3 - "$DIR" <<'PY'
+import glob, gzip, json, os, sys
+d = sys.argv[1]
+def raw(paths): return sum(os.path.getsize(os.path.join(d, p)) for p in paths)
+def gz(paths): return sum(len(gzip.compress(open(os.path.join(d, p), "rb").read(), 9)) for p in paths)
+def mb(n): return f"{n / 1e6:.1f} MB"
+files = [os.path.relpath(p, d) for p in glob.glob(os.path.join(d, "**"), recursive=True) if os.path.isfile(p)]
+backbones = json.load(open(os.path.join(d, "weights/manifest.json")))["backbones"]
+arch = next((a for a in ("resnet18", "efficientnet_lite0") if any(b["arch"] == a for b in backbones)), backbones[0]["arch"])
+weights = ["weights/" + next(b["file"] for b in backbones if b["arch"] == arch)]
+page = [f for f in files if "/" not in f and f.endswith((".html", ".js", ".css")) or f in (
+    "manifest.json", "weights/manifest.json", "icons/icon.svg", "icons/icon-192.png",
+    "vendor/uPlot.esm.js", "vendor/uPlot.min.css", "vendor/fflate.js")]
+engines = {"CPU-only (pkg-cpu/)": [f for f in files if f.startswith("pkg-cpu/") and not f.endswith(".d.ts")],
+           "WebGPU (pkg/)": [f for f in files if f.startswith("pkg/") and not f.endswith(".d.ts")]}
+print(f"dist: {d}/ is {mb(raw(files))} in {len(files)} files "
+      f"(weights {mb(raw([f for f in files if f.endswith('.safetensors')]))}: {', '.join(b['arch'] for b in backbones)})", file=sys.stderr)
+print(f"first visit, gzip -9, default backbone {arch}:", file=sys.stderr)
+print("| path | page | wasm build | weights | total |\n|---|---|---|---|---|", file=sys.stderr)
+for name, eng in engines.items():
+    parts = [gz(page), gz(eng), gz(weights)]
+    print(f"| {name} | {mb(parts[0])} | {mb(parts[1])} | {mb(parts[2])} | {mb(sum(parts))} |", file=sys.stderr)
+PY
+say "serve it with any static server, e.g.: python3 -m http.server --directory $DIR 8000"

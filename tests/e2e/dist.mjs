@@ -1,0 +1,272 @@
+#!/usr/bin/env node
+// The static site `./run dist` makes, tested as hosted (issue 18): dist/ served under
+// /some/sub/path/ by a plain static server that sends no special headers
+// (`python3 -m http.server` from a parent folder, as GitHub Pages or a school's web server), in
+// headless Chromium. It checks:
+//  - the page starts and www/sw.js isolates it with its one reload: cross-origin isolated, the
+//    threaded pkg-cpu/ on more than one thread; the responses sw.js hands out carry COOP/COEP,
+//    the CSP (with frame-ancestors) and nosniff; no CSP violation;
+//  - installable: DevTools' Page.getInstallabilityErrors reports none, in English and in Chinese
+//    (the page switches to manifest.zh-CN.json, whose name is Chinese);
+//  - a zip of class folders (trashnet-mini photos) makes the classes and trains; a held-out photo
+//    is predicted; the exported model's `producer` names the package.json version;
+//  - the installed app (start_url ./?launch=app) opens on the Test step when there is a model;
+//  - the package's example page (dist/example/) trains and predicts with the package;
+//  - the second visit works offline: the server is stopped, the page reloads with its project,
+//    model and threads, and predicts;
+//  - every request stays on the origin and under the sub-path (every URL in dist/ is relative);
+//  - the typed example (examples/typed) type-checks against the package's package.json exports
+//    and .d.ts files, which hold no `any`.
+//
+//   ./run dist && node tests/e2e/dist.mjs        (SORTWISE_DIST=DIR for another folder)
+
+import { zipSync } from 'fflate';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+import { DATA, ROOT, freePort } from './serve.mjs';
+
+const DIST = resolve(process.env.SORTWISE_DIST || join(ROOT, 'dist'));
+const SUB = '/some/sub/path/';
+const PER_CLASS = 5;
+const T0 = Date.now();
+const log = (...a) => console.log(`[dist ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+class Failure extends Error {}
+const check = (c, m) => { if (!c) throw new Failure(m); };
+
+const photos = (split, cls, n) => readdirSync(join(DATA, split, cls)).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, n)
+  .map((name) => ({ name, mimeType: 'image/jpeg', buffer: readFileSync(join(DATA, split, cls, name)) }));
+
+for (const f of ['index.html', 'sw.js', 'package.json', 'weights/manifest.json', 'pkg/sortwise_bg.wasm', 'pkg-cpu/sortwise_bg.wasm', 'example/index.html']) {
+  if (!existsSync(join(DIST, f))) { console.log(`[dist] ${DIST}/${f} is missing: run ./run dist first`); process.exit(1); }
+}
+const VERSION = JSON.parse(readFileSync(join(DIST, 'package.json'), 'utf8')).version;
+
+// The typed example against the package as an app would install it: node_modules/sortwise -> dist.
+function typecheckPackage() {
+  const dir = mkdtempSync(join(tmpdir(), 'sortwise-typed-'));
+  try {
+    mkdirSync(join(dir, 'node_modules'));
+    symlinkSync(DIST, join(dir, 'node_modules/sortwise'));
+    copyFileSync(join(ROOT, 'examples/typed/sortwise-example.ts'), join(dir, 'sortwise-example.ts'));
+    const cfg = JSON.parse(readFileSync(join(ROOT, 'examples/typed/tsconfig.json'), 'utf8'));
+    delete cfg.compilerOptions.paths; // resolved through the package's `exports` instead
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(cfg));
+    const r = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['--noEmit', '-p', dir], { encoding: 'utf8' });
+    check(r.status === 0, `tsc on the typed example against ${DIST}'s package failed:\n${r.stdout}${r.stderr}`);
+    for (const f of readdirSync(DIST).filter((n) => n.endsWith('.d.ts'))) {
+      const hits = readFileSync(join(DIST, f), 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l) && /[:<|,(]\s*any\b|\bany\[\]/.test(l));
+      check(hits.length === 0, `${f} uses any: ${hits.join(' | ')}`);
+    }
+    log('typed example: tsc --noEmit passes against the package (exports + .d.ts), no `any`');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// dist/ at /some/sub/path/ of a plain static server.
+const parent = mkdtempSync(join(tmpdir(), 'sortwise-host-'));
+const profile = mkdtempSync(join(tmpdir(), 'sortwise-profile-'));
+mkdirSync(join(parent, 'some/sub'), { recursive: true });
+symlinkSync(DIST, join(parent, 'some/sub/path'));
+const port = await freePort();
+const origin = `http://127.0.0.1:${port}`;
+const base = origin + SUB;
+let server = null;
+async function startServer() {
+  server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', parent], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i += 1) {
+    try { if ((await fetch(base)).ok) return; } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Failure('python3 -m http.server did not start');
+}
+function stopServer() {
+  if (!server) return Promise.resolve();
+  const s = server;
+  server = null;
+  return new Promise((r) => { s.once('exit', r); s.kill(); });
+}
+
+async function waitReady(page, timeout = 300000) {
+  await page.waitForFunction(() => document.body.dataset.ready, null, { timeout, polling: 200 });
+  const ready = await page.evaluate(() => document.body.dataset.ready);
+  if (ready !== '1') throw new Failure(`the page did not start: ${await page.locator('#status-text').textContent()} ${await page.locator('#error-text').textContent()}`);
+}
+const state = (page) => page.evaluate(() => window.sortwiseDebug.state);
+const errorText = (page) => page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent));
+async function idle(page) {
+  await page.waitForFunction(() => document.getElementById('embed-progress').hidden, null, { timeout: 300000, polling: 200 });
+  await page.evaluate(() => window.sortwiseDebug.idle());
+}
+async function installability(cdp) {
+  const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+  const { url, data, errors } = await cdp.send('Page.getAppManifest');
+  return { errors: installabilityErrors.map((e) => e.errorId + (e.errorArguments?.length ? `(${e.errorArguments.map((a) => a.value).join(',')})` : '')), url, manifest: data ? JSON.parse(data) : null, parseErrors: errors };
+}
+async function predict(page, file) {
+  await page.evaluate(() => { document.getElementById('test-label').hidden = true; });
+  await page.setInputFiles('#test-input', file);
+  await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 120000 });
+  check(!(await errorText(page)), `prediction failed: ${await errorText(page)}`);
+  return (await page.locator('#test-label .pred-label').textContent()).trim();
+}
+
+let failed = false;
+const requests = [];
+const pageErrors = [];
+let browser;
+try {
+  typecheckPackage();
+  await startServer();
+  log(`serving ${DIST} at ${base} with python3 -m http.server (no special headers)`);
+  const plain = await fetch(base);
+  check(!plain.headers.get('cross-origin-opener-policy') && !plain.headers.get('content-security-policy'), 'the test server must send no COOP/CSP of its own');
+
+  // A persistent profile: Chromium does not install apps from an incognito (newContext) profile.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+    locale: 'en-US', serviceWorkers: 'allow', acceptDownloads: true, viewport: { width: 1280, height: 900 },
+  });
+  browser = context;
+  context.on('request', (r) => requests.push(r.url()));
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  page.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR: ${e.message}`); });
+  page.on('console', (m) => { if (m.type() === 'error') log(`console error: ${m.text()}`); });
+  page.on('dialog', (d) => d.accept());
+  let navigations = 0;
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations += 1; });
+
+  // ---- first visit: isolated by sw.js after one reload, threads ----
+  await page.goto(base);
+  await waitReady(page);
+  const first = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency, reason: document.getElementById('device-reason').textContent, controlled: Boolean(navigator.serviceWorker.controller) }));
+  const st0 = await state(page);
+  const threads = Number(first.reason.match(/(\d+) threads/)?.[1] ?? 1);
+  log(`started after ${navigations - 1} reload(s): isolated ${first.isolated}, ${st0.arch} on ${st0.backend}, ${threads} threads (${first.cores} cores); "${first.reason}"`);
+  check(navigations === 2, `expected one reload on the first visit, saw ${navigations - 1}`);
+  check(first.isolated && first.controlled, `not cross-origin isolated by sw.js: ${JSON.stringify(first)}`);
+  check(st0.backend === 'cpu' && threads > 1 && threads === first.cores, `the CPU backend should run on ${first.cores} threads: ${first.reason}`);
+  const headers = await page.evaluate(async () => Object.fromEntries((await fetch('./index.html')).headers));
+  log(`headers sw.js adds: ${Object.keys(headers).filter((k) => /cross-origin|security|content-type-options/.test(k)).join(', ')}`);
+  check(headers['cross-origin-opener-policy'] === 'same-origin' && headers['cross-origin-embedder-policy'] === 'require-corp', `COOP/COEP from sw.js: ${JSON.stringify(headers)}`);
+  check(/frame-ancestors 'none'/.test(headers['content-security-policy'] ?? '') && /script-src 'self' 'wasm-unsafe-eval'/.test(headers['content-security-policy']), `CSP from sw.js: ${headers['content-security-policy']}`);
+  check(headers['x-content-type-options'] === 'nosniff', 'nosniff from sw.js');
+
+  // ---- installable, in English and in Chinese ----
+  const cdp = await context.newCDPSession(page);
+  const en = await installability(cdp);
+  log(`installability (en): errors ${JSON.stringify(en.errors)}; manifest ${en.url} "${en.manifest?.name}"`);
+  check(en.errors.length === 0, `installability errors: ${en.errors.join(', ')}`);
+  check(en.url === `${base}manifest.json` && en.manifest?.start_url === './?launch=app', `manifest ${en.url}: ${JSON.stringify(en.manifest)}`);
+  await page.click('button[data-lang="zh-CN"]');
+  await page.waitForFunction(() => document.querySelector('link[rel="manifest"]').getAttribute('href') === 'manifest.zh-CN.json');
+  const zh = await installability(cdp);
+  log(`installability (zh-CN): errors ${JSON.stringify(zh.errors)}; manifest ${zh.url} "${zh.manifest?.name}"`);
+  check(zh.errors.length === 0, `installability errors in Chinese: ${zh.errors.join(', ')}`);
+  check(zh.url === `${base}manifest.zh-CN.json` && /[\u4e00-\u9fff]/.test(zh.manifest?.name ?? '') && zh.manifest?.lang === 'zh-CN', `Chinese manifest: ${JSON.stringify(zh.manifest)}`);
+  check(zh.manifest.id === en.manifest.id, 'both manifests name the same app (id)');
+  await page.click('button[data-lang="en"]');
+
+  // ---- a zip of class folders, train, predict, export ----
+  await page.selectOption('#preset', 'empty');
+  await page.click('#apply-preset');
+  await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 0);
+  const files = {};
+  for (const cls of ['glass', 'metal']) for (const p of photos('train', cls, PER_CLASS)) files[`trashnet/${cls}/${p.name}`] = new Uint8Array(p.buffer);
+  await page.setInputFiles('#zip-input', { name: 'photos.zip', mimeType: 'application/zip', buffer: Buffer.from(zipSync(files)) });
+  await page.waitForFunction(() => window.sortwiseDebug.state.classes.length === 2, null, { timeout: 60000 }).catch(() => {});
+  await idle(page);
+  const st1 = await state(page);
+  log(`zip added: ${JSON.stringify(st1.classes)}`);
+  check(JSON.stringify(st1.classes) === JSON.stringify([{ label: 'glass', count: PER_CLASS }, { label: 'metal', count: PER_CLASS }]), `classes from the zip: ${JSON.stringify(st1.classes)}`);
+  let t = Date.now();
+  await page.click('#train-btn');
+  await page.waitForFunction(() => window.sortwiseDebug.state.hasModel || !document.getElementById('error').hidden, null, { timeout: 300000, polling: 250 });
+  check(!(await errorText(page)), `training failed: ${await errorText(page)}`);
+  const st2 = await state(page);
+  log(`trained in ${((Date.now() - t) / 1000).toFixed(1)} s: validation accuracy ${st2.report.valAccuracy} on ${st2.report.valSize} photos`);
+  check(st2.report.valSize >= 2 && st2.report.valAccuracy >= 0.5, `validation accuracy ${st2.report.valAccuracy}`);
+  const held = [...photos('val', 'glass', 2), ...photos('val', 'metal', 2)];
+  const labels = [];
+  for (const h of held) labels.push(await predict(page, h));
+  const right = labels.filter((l, i) => l === (i < 2 ? 'glass' : 'metal')).length;
+  log(`held-out predictions: ${labels.join(', ')} (${right}/4 right)`);
+  check(right >= 3, `held-out predictions ${labels.join(', ')}`);
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
+  const model = readFileSync(await dl.path());
+  const headerLen = Number(model.readBigUInt64LE(0));
+  const meta = JSON.parse(JSON.parse(model.subarray(8, 8 + headerLen).toString('utf8')).__metadata__.sortwise);
+  log(`exported model: producer "${meta.producer}", package.json version ${VERSION}`);
+  check(meta.producer === `sortwise ${VERSION} (browser)`, `producer "${meta.producer}" does not name version ${VERSION}`);
+  await page.evaluate(() => window.sortwiseDebug.save());
+
+  // ---- the installed app opens on the Test step when there is a model; a plain visit does not ----
+  await page.goto(`${base}?launch=app`);
+  await waitReady(page);
+  const launch = await page.evaluate(() => ({ view: document.body.dataset.launch, focus: document.activeElement?.id, top: Math.round(document.getElementById('test-section').getBoundingClientRect().top), scrolled: window.scrollY, height: window.innerHeight }));
+  log(`launched as an app: ${JSON.stringify(launch)}`);
+  // Scrolled to the Test step (as far as the page goes: the steps below it may be shorter than the window).
+  check(launch.view === 'test' && launch.focus === 'test-input' && launch.scrolled > 0 && launch.top >= -5 && launch.top < launch.height - 200, `app launch with a model: ${JSON.stringify(launch)}`);
+  await page.goto(base);
+  await waitReady(page);
+  check(!(await page.evaluate(() => document.body.dataset.launch)) && (await page.evaluate(() => window.scrollY)) === 0, 'a plain visit stays on the first step');
+
+  // ---- the package's example page ----
+  const ex = await context.newPage();
+  ex.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR (example): ${e.message}`); });
+  await ex.goto(`${base}example/`);
+  await ex.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300000 });
+  await ex.setInputFiles('#photos-a', photos('train', 'glass', 4));
+  await ex.waitForFunction(() => /glass: 4 added/.test(document.getElementById('log').textContent), null, { timeout: 120000 });
+  await ex.setInputFiles('#photos-b', photos('train', 'metal', 4));
+  await ex.waitForFunction(() => !document.getElementById('train').disabled, null, { timeout: 120000 });
+  await ex.click('#train');
+  await ex.waitForFunction(() => document.body.dataset.trained, null, { timeout: 300000 });
+  await ex.setInputFiles('#test', photos('val', 'metal', 1));
+  await ex.waitForFunction(() => document.body.dataset.prediction, null, { timeout: 120000 });
+  const exLog = await ex.locator('#log').textContent();
+  log(`example page: ${exLog.trim().split('\n').join(' | ')}`);
+  check(/trained on 8 photos/.test(exLog) && (await ex.evaluate(() => document.body.dataset.prediction)) === 'metal', `example page: ${exLog}`);
+  await ex.close();
+
+  // ---- second visit offline: the server is gone ----
+  await stopServer();
+  check(await fetch(base).then(() => false, () => true), 'the server is still answering');
+  navigations = 0;
+  await page.reload();
+  await waitReady(page);
+  await idle(page);
+  const off = await state(page);
+  const offReason = await page.locator('#device-reason').textContent();
+  const offLabel = await predict(page, photos('val', 'metal', 1)[0]);
+  log(`offline: ${JSON.stringify(off.classes)}, model ${off.hasModel}, "${offReason}", predicts ${offLabel}`);
+  check(off.hasModel && off.classes.length === 2 && off.classes.every((c) => c.count === PER_CLASS), `offline project: ${JSON.stringify(off.classes)}`);
+  check(await page.evaluate(() => self.crossOriginIsolated) && /\d+ threads/.test(offReason), `offline isolation: ${offReason}`);
+  check(offLabel === 'metal', `offline prediction ${offLabel}`);
+
+  const violations = await page.evaluate(() => window.__csp);
+  check(violations.length === 0, `CSP violations: ${violations.join(', ')}`);
+} catch (e) {
+  failed = true;
+  log('FAILED:', e instanceof Failure ? e.message : e.stack);
+} finally {
+  await browser?.close().catch(() => {});
+  await stopServer();
+  rmSync(parent, { recursive: true, force: true });
+  rmSync(profile, { recursive: true, force: true });
+}
+
+const outside = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith(base));
+log(`${requests.length} requests, ${outside.length} outside ${base}`);
+if (!failed && outside.length) { failed = true; log(`FAILED: requests outside the site: ${[...new Set(outside)].slice(0, 10).join(', ')}`); }
+if (!failed && pageErrors.length) { failed = true; log(`FAILED: page errors: ${pageErrors.join(' | ')}`); }
+if (!failed) log('ok');
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,111 @@
+// Types of sortwise-client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
+// the wasm Trainer run in a module Web Worker, every method async. The option, progress and result
+// types are the Trainer's (trainer.d.ts). Keep in step with sortwise-client.js and worker.js.
+
+import type {
+  Arch, Backend, DeviceChoice, Fit, Prediction, PredictOptions, TrainOptions, TrainProgress, TrainReport,
+} from './trainer.js';
+
+export type {
+  Arch, Backend, Balance, ClassMetrics, DeviceChoice, EpochStats, FineTuneStats, Fit, LabelProbability,
+  Misclassified, Optimizer, PerClass, Prediction, PredictOptions, TrainOptions, TrainProgress, TrainReport,
+} from './trainer.js';
+
+/** Weights being fetched (`cached`: from Cache Storage, no download). */
+export interface WeightsStatus {
+  phase: 'weights';
+  loaded: number;
+  /** 0 when the server sends no Content-Length. */
+  total: number;
+  cached?: boolean;
+}
+
+/** The backend is running (after create, and again after a switch to the CPU). */
+export interface BackendStatus {
+  phase: 'backend';
+  backend: Backend;
+  reason: string;
+}
+
+/** Re-adding images into a fresh worker after a device loss or a trap. */
+export interface ReplayStatus {
+  phase: 'replay';
+  done: number;
+  total: number;
+}
+
+export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus;
+
+export interface SortwiseOptions {
+  /** Default: `weights/manifest.json`'s first backbone. */
+  arch?: Arch;
+  /** Default `auto`. */
+  device?: DeviceChoice;
+  /** Augmented views per added image, 0-16, default 0. */
+  augment?: number;
+  /** Default `crop`. */
+  fit?: Fit;
+  /** Lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view. Default false. */
+  finetune?: boolean;
+  /**
+   * The backbone's `.safetensors`. Default: from `weights/manifest.json` next to this module, which
+   * the package does not include: a page that bundles the package serves the weights there or
+   * passes this (and `sha256`).
+   */
+  weightsUrl?: string;
+  /** Hex sha256 of the weight file, checked on every load. */
+  sha256?: string;
+  onStatus?: (status: SortwiseStatus) => void;
+}
+
+export interface AddedImage {
+  id: number;
+  /** JPEG copy, shorter side at most 256 px. */
+  thumbnail: Uint8Array;
+  /** All views, concatenated (`dim` values each). */
+  embedding: Float32Array;
+}
+
+/** Per photo of `addImages`: added, or why not. */
+export type AddImagesResult = AddedImage | { error: string };
+
+/** Pixels for `predictPixels`: an ImageData or the same fields. */
+export interface Pixels {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+}
+
+export class Sortwise {
+  private constructor(opts: SortwiseOptions);
+  /** Start the worker, load the weights (with progress through `onStatus`) and create the trainer. */
+  static create(opts?: SortwiseOptions): Promise<Sortwise>;
+  /** What actually runs. */
+  backend: Backend;
+  /** Why (and, on the CPU, on how many threads). */
+  backendReason: string;
+  threads: number;
+  /** The wasm build the worker loaded. */
+  wasmPackage: 'pkg' | 'pkg-cpu';
+  arch: Arch;
+  dim: number;
+  finetune: boolean;
+  addImage(label: string, bytes: Uint8Array): Promise<AddedImage>;
+  addImages(label: string, images: Uint8Array[]): Promise<AddImagesResult[]>;
+  addEmbedding(label: string, embedding: Float32Array | ArrayLike<number>, thumbnail?: Uint8Array): Promise<number>;
+  removeImage(id: number): Promise<boolean>;
+  renameClass(from: string, to: string): Promise<void>;
+  removeClass(label: string): Promise<number>;
+  labels(): Promise<string[]>;
+  counts(): Promise<number[]>;
+  /** `onProgress` after every epoch; `cancel()` makes it reject with 'cancelled' (the previous model stays). */
+  train(opts?: TrainOptions, onProgress?: (p: TrainProgress) => void): Promise<TrainReport>;
+  cancel(): void;
+  predict(bytes: Uint8Array, opts?: PredictOptions): Promise<Prediction>;
+  predictPixels(image: ImageData | Pixels, opts?: PredictOptions): Promise<Prediction>;
+  exportModel(): Promise<Uint8Array>;
+  importModel(bytes: Uint8Array | ArrayBuffer): Promise<{ labels: string[] }>;
+  /** Test hook: destroy the WebGPU device, as a driver reset would; how many there were. */
+  debugLoseDevice(): Promise<number>;
+  terminate(): void;
+}

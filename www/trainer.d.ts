@@ -1,0 +1,227 @@
+// Types of the wasm-bindgen `Trainer` (src/wasm_api.rs), as the package exports it:
+// `import init, { Trainer } from 'sortwise/trainer'` (pkg/: WebGPU + single-threaded CPU) or
+// 'sortwise/trainer-cpu' (pkg-cpu/: CPU on wasm threads, see trainer-cpu.d.ts). wasm-bindgen's own
+// pkg/sortwise.d.ts types every option and result as `any`; these follow the Rust structs that
+// serde turns into them (field names camelCase; Rust's Option is `null`). Keep them in step with
+// src/wasm_api.rs, src/trainer.rs, src/classifier.rs and src/metrics.rs.
+
+/** Backbones; a web weight file (www/weights/*.safetensors) holds one of them. */
+export type Arch = 'resnet18' | 'resnet34' | 'resnet50' | 'efficientnet_lite0';
+/** What to run on: `auto` takes WebGPU only on a hardware adapter, else the CPU. */
+export type DeviceChoice = 'auto' | 'webgpu' | 'cpu';
+/** What actually runs. */
+export type Backend = 'webgpu' | 'cpu';
+/** `crop`: resize the shorter side to 256, keep the centre 224 (torchvision); `letterbox`: the whole photo. */
+export type Fit = 'crop' | 'letterbox';
+export type Optimizer = 'adam' | 'sgd';
+/** `auto`: `weight` when the largest class has at least twice the images of the smallest, else `none`. */
+export type Balance = 'auto' | 'none' | 'weight' | 'sample';
+
+/** Options of `Trainer.load` (and the part of `Trainer.create`'s that is not the weights). */
+export interface TrainerOptions {
+  /** Default `auto`. */
+  device?: DeviceChoice;
+  /** Default `crop`; a loaded model's own fit wins. */
+  fit?: Fit;
+  /** Augmented views embedded per added image besides the evaluation view: a whole number 0-16, default 0. */
+  augment?: number;
+  /** Keep each view's last-stage input so `train({finetuneLast: true})` can run (88-800 KB per view). Default false. */
+  finetune?: boolean;
+}
+
+export interface TrainerCreateOptions extends TrainerOptions {
+  /** The web weight file's bytes (`.safetensors` from scripts/weights.sh). */
+  weights: Uint8Array;
+  /** Checked against the weight file; default: the file's own. */
+  arch?: Arch;
+}
+
+/** `train()` options; every field has the default shown. */
+export interface TrainOptions {
+  /** 100. */
+  epochs?: number;
+  /** 'adam'. */
+  optimizer?: Optimizer;
+  /** 1e-3 for Adam, 1e-2 for SGD. */
+  lr?: number | null;
+  /** SGD momentum, 0.9. */
+  momentum?: number;
+  /** 32. */
+  batchSize?: number;
+  /** 1e-4 (the head's plain weight decay). */
+  weightDecay?: number;
+  /** 0.1, in [0, 1). */
+  labelSmoothing?: number;
+  /** Stratified share held out for validation, 0.2, in [0, 1); 0 trains on everything. */
+  valSplit?: number;
+  /** 'auto'. */
+  balance?: Balance;
+  /** 0: the same images and seed train the same head on the CPU. */
+  seed?: number;
+  /** Stop after this many epochs without a better validation loss, 20 (0: never). */
+  patience?: number;
+  /** Multiply the learning rate by `gamma` every `stepSize` epochs; 0 (off). */
+  stepSize?: number;
+  /** 0.1. */
+  gamma?: number;
+  /** Also train the backbone's last stage (needs a trainer created with `finetune: true`). false. */
+  finetuneLast?: boolean;
+  /** L2-SP strength α toward the pretrained stage, 0.1. */
+  l2sp?: number;
+  /** Epochs of the fine-tuning phase, 10. */
+  finetuneEpochs?: number;
+  /** A tenth of `lr`'s. */
+  finetuneLr?: number | null;
+  /** Must equal the trainer's own (`augment` is chosen when images are added); another value rejects. */
+  augment?: number;
+}
+
+/** After every epoch (and, with `finetuneLast`, while the stage inputs go through the frozen layers). */
+export interface TrainProgress {
+  /** 'features': the warm start's embedding pass (`done` of `total` rows); 'train': a head-only epoch; 'finetune': a fine-tuning epoch. */
+  phase: 'train' | 'features' | 'finetune';
+  epoch: number;
+  epochs: number;
+  loss: number;
+  /** null without a validation set. */
+  valLoss: number | null;
+  valAccuracy: number | null;
+  done: number;
+  total: number;
+}
+
+/** Return `false` (or a Promise of it) to cancel: `train()` rejects with 'cancelled' and the previous model stays. */
+export type TrainProgressCallback = (p: TrainProgress) => boolean | void | Promise<boolean | void>;
+
+export interface ClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  /** Validation images of the class. */
+  support: number;
+}
+
+export interface PerClass extends ClassMetrics {
+  label: string;
+}
+
+export interface EpochStats {
+  epoch: number;
+  loss: number;
+  valLoss: number | null;
+  valAccuracy: number | null;
+}
+
+export interface Misclassified {
+  /** The image's id (the `Sortwise` client maps it to its own ids). */
+  id: number;
+  label: string;
+  predicted: string;
+  confidence: number;
+}
+
+export interface FineTuneStats {
+  l2sp: number;
+  epochsRun: number;
+  /** Fine-tuning epoch kept; 0: none beat the head-only model, which was kept with the pretrained stage. */
+  bestEpoch: number;
+  /** ‖θ−θ₀‖ of the kept stage. */
+  distance: number;
+  /** ‖θ−θ₀‖ after the last fine-tuning epoch. */
+  lastDistance: number;
+  headOnlyValAccuracy: number | null;
+  headOnlyValLoss: number | null;
+}
+
+/** What `train()` resolves to. */
+export interface TrainReport {
+  /** null when there was no validation set (`valSplit: 0`). */
+  valAccuracy: number | null;
+  valLoss: number | null;
+  perClass: PerClass[];
+  /** `confusion[actual][predicted]` over the validation set, in `labels` order. */
+  confusion: number[][];
+  labels: string[];
+  history: EpochStats[];
+  misclassified: Misclassified[];
+  epochsRun: number;
+  /** Epoch whose weights were kept (best validation loss). */
+  bestEpoch: number;
+  trainSize: number;
+  valSize: number;
+  /** The balance that was used (`auto` resolved). */
+  balance: Balance;
+  seconds: number;
+  /** Present when the last stage was fine-tuned. */
+  finetune?: FineTuneStats;
+}
+
+export interface PredictOptions {
+  /** Below this top probability the label is 'unsure'. Default 0. */
+  threshold?: number;
+}
+
+export interface LabelProbability {
+  label: string;
+  p: number;
+}
+
+export interface Prediction {
+  /** The best class, or 'unsure' under the threshold. */
+  label: string;
+  confidence: number;
+  unsure: boolean;
+  /** Every class, most likely first. */
+  probs: LabelProbability[];
+}
+
+export class Trainer {
+  private constructor();
+  /** A trainer on `weights`; rejects with a message naming the problem (wrong file, unknown device, ...). */
+  static create(opts: TrainerCreateOptions): Promise<Trainer>;
+  /** A trainer ready to predict with a saved `.sortwise` model (its classes, no images). */
+  static load(model: Uint8Array, weights: Uint8Array, opts?: TrainerOptions): Promise<Trainer>;
+  readonly backend: Backend;
+  readonly backendReason: string;
+  /** CPU threads (1 on WebGPU and in pkg/). */
+  readonly threads: number;
+  /** Values per embedding view. */
+  readonly dim: number;
+  readonly finetune: boolean;
+  readonly arch: Arch;
+  /** Embed an encoded image (JPEG, PNG, WebP, GIF, BMP) under `label`; its id. */
+  addImage(label: string, bytes: Uint8Array): Promise<number>;
+  /** Per image in order: its id, or why it is not a usable image (the others are still added). */
+  addImages(label: string, images: Uint8Array[]): Promise<Array<number | string>>;
+  /** Restore an image from a saved embedding (all views concatenated); its id. */
+  addEmbedding(label: string, embedding: Float32Array, thumbnail?: Uint8Array): number;
+  /** All views of the image's embedding, evaluation view first. */
+  embedding(id: number): Float32Array | undefined;
+  /** Its JPEG UI copy (shorter side at most 256 px). */
+  thumbnail(id: number): Uint8Array | undefined;
+  renameClass(from: string, to: string): void;
+  /** How many images went with it. */
+  removeClass(label: string): number;
+  removeImage(id: number): boolean;
+  /** Class labels in insertion order. */
+  labels(): string[];
+  /** Images per class, in `labels()` order. */
+  counts(): Uint32Array;
+  train(opts?: TrainOptions, progress?: TrainProgressCallback): Promise<TrainReport>;
+  predict(bytes: Uint8Array, opts?: PredictOptions): Promise<Prediction>;
+  /** Canvas pixels (`ImageData.data`, RGBA), e.g. a webcam frame. */
+  predictPixels(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, opts?: PredictOptions): Promise<Prediction>;
+  /** Replace the model with a `.sortwise` file for this backbone; its labels. The current model stays if it is refused. */
+  importModel(bytes: Uint8Array): string[];
+  /** The trained model as a `.sortwise` file (safetensors; `producer` metadata names the sortwise version). */
+  exportModel(): Uint8Array;
+  free(): void;
+}
+
+/** What wasm-bindgen's `init` accepts: the module's URL (default: sortwise_bg.wasm next to the JS), a Response, bytes or a compiled module. */
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+
+/** Instantiate the wasm module; call (and await) once before `Trainer.create`. */
+export default function init(
+  moduleOrPath?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>,
+): Promise<WebAssembly.Exports>;
