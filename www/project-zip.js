@@ -2,6 +2,10 @@
 // forbids). Reading is guarded against zip bombs: the entry count and every entry's declared
 // uncompressed size are capped before anything is inflated, and fflate inflates into a buffer of
 // exactly the declared size, so a lying header cannot make it allocate more.
+// The page reads zips off the main thread: `datasetFromZipFile` and `importProjectZip` hand the
+// File to zip-worker.js (a same-origin module worker, which the CSP allows), which runs the
+// synchronous functions below and transfers the results back; a tab stays responsive while a
+// 2 GB archive is read and inflated.
 
 import { unzipSync, zipSync, strToU8, strFromU8 } from './vendor/fflate.js';
 
@@ -174,8 +178,62 @@ export function exportProjectZip(project) {
 
 function fail(msg) { throw new Error(msg); }
 
-/** Parses and validates a project zip; throws Error(message) naming the problem. */
-export function importProjectZip(data, { maxClasses, maxImages, maxLabel }) {
+const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
+const isInt = (x, min = 0, max = Number.MAX_SAFE_INTEGER) => Number.isInteger(x) && x >= min && x <= max;
+const isProb = (x) => isNum(x) && x >= 0 && x <= 1;
+const optNum = (x) => x == null || isNum(x);
+
+/**
+ * A training report from a project zip, checked field by field (types and ranges) and rebuilt
+ * from the checked fields only; throws Error naming the first bad field. `images`: the number
+ * of images in the project (misclassified entries point at them by position).
+ */
+export function validateReport(r, images) {
+  const bad = (field, why) => fail(`project.json: report.${field} ${why}`);
+  if (!r || typeof r !== 'object' || Array.isArray(r)) bad('', 'is not an object');
+  if (!Array.isArray(r.labels) || !r.labels.length || r.labels.length > 1000 || !r.labels.every((l) => typeof l === 'string' && l.length <= 1000)) bad('labels', 'is not a list of class names');
+  const n = r.labels.length;
+  if (!Array.isArray(r.confusion) || r.confusion.length !== n
+    || !r.confusion.every((row) => Array.isArray(row) && row.length === n && row.every((v) => isInt(v, 0, 1e9)))) bad('confusion', `is not a ${n}x${n} matrix of counts`);
+  for (const f of ['valAccuracy']) if (!(r[f] == null || isProb(r[f]))) bad(f, 'is not a number between 0 and 1');
+  for (const f of ['valLoss', 'seconds']) if (!(r[f] == null || (isNum(r[f]) && r[f] >= 0))) bad(f, 'is not a number ≥ 0');
+  for (const f of ['epochsRun', 'bestEpoch', 'trainSize', 'valSize']) if (!(r[f] == null || isInt(r[f], 0, 1e9))) bad(f, 'is not a whole number ≥ 0');
+  if (r.balance != null && !['auto', 'none', 'weight', 'sample'].includes(r.balance)) bad('balance', 'is not auto, none, weight or sample');
+  const perClass = r.perClass ?? [];
+  if (!Array.isArray(perClass) || perClass.length > n || !perClass.every((p) => p && typeof p === 'object'
+    && typeof p.label === 'string' && isProb(p.precision) && isProb(p.recall) && isProb(p.f1) && isInt(p.support, 0, 1e9))) bad('perClass', 'has an entry that is not {label, precision, recall, f1, support}');
+  const history = r.history ?? [];
+  if (!Array.isArray(history) || history.length > 100000 || !history.every((h) => h && typeof h === 'object'
+    && isInt(h.epoch, 0, 1e9) && optNum(h.loss) && optNum(h.valLoss) && (h.valAccuracy == null || isProb(h.valAccuracy)))) bad('history', 'has an entry that is not {epoch, loss, valLoss, valAccuracy}');
+  const mis = r.misclassified ?? [];
+  if (!Array.isArray(mis) || mis.length > images || !mis.every((m) => m && typeof m === 'object'
+    && typeof m.label === 'string' && typeof m.predicted === 'string' && isProb(m.confidence)
+    && (m.image == null || isInt(m.image, 0, images - 1)))) bad('misclassified', 'has an entry that is not {label, predicted, confidence, image}');
+  let finetune = null;
+  if (r.finetune != null) {
+    const f = r.finetune;
+    if (typeof f !== 'object' || Array.isArray(f) || !isNum(f.l2sp) || !isInt(f.epochsRun) || !isInt(f.bestEpoch) || !isNum(f.distance)
+      || !optNum(f.lastDistance) || !(f.headOnlyValAccuracy == null || isProb(f.headOnlyValAccuracy)) || !optNum(f.headOnlyValLoss)) bad('finetune', 'is not a fine-tuning summary');
+    finetune = { l2sp: f.l2sp, epochsRun: f.epochsRun, bestEpoch: f.bestEpoch, distance: f.distance, lastDistance: f.lastDistance ?? null, headOnlyValAccuracy: f.headOnlyValAccuracy ?? null, headOnlyValLoss: f.headOnlyValLoss ?? null };
+  }
+  const pick = (o, keys) => Object.fromEntries(keys.map((k) => [k, o[k] ?? null]));
+  return {
+    ...pick(r, ['valAccuracy', 'valLoss', 'epochsRun', 'bestEpoch', 'trainSize', 'valSize', 'balance', 'seconds']),
+    labels: [...r.labels],
+    confusion: r.confusion.map((row) => [...row]),
+    perClass: perClass.map((p) => pick(p, ['label', 'precision', 'recall', 'f1', 'support'])),
+    history: history.map((h) => pick(h, ['epoch', 'loss', 'valLoss', 'valAccuracy'])),
+    misclassified: mis.map((m) => pick(m, ['label', 'predicted', 'confidence', 'image'])),
+    finetune,
+  };
+}
+
+/**
+ * Parses and validates a project zip; throws Error(message) naming the problem. Every file is
+ * referenced at most once, so what the project holds is bounded by the archive's own limits
+ * (a name listed 5,000 times would otherwise be 5,000 copies of it).
+ */
+export function parseProjectZip(data, { maxClasses, maxImages, maxLabel }) {
   let entries;
   try {
     ({ entries } = readZip(data));
@@ -184,6 +242,18 @@ export function importProjectZip(data, { maxClasses, maxImages, maxLabel }) {
     throw e;
   }
   const byName = new Map(entries.map((e) => [e.name, e.bytes]));
+  const used = new Set();
+  let usedBytes = 0;
+  const take = (name, what) => {
+    const key = typeof name === 'string' ? name : null;
+    const bytes = key != null ? byName.get(key) : undefined;
+    if (!bytes) fail(`${what}: missing file ${String(name)}`);
+    if (used.has(key)) fail(`${what}: the file ${key} is listed more than once`);
+    used.add(key);
+    usedBytes += bytes.byteLength;
+    if (usedBytes > ZIP_LIMITS.maxTotalBytes) fail(`the files listed add up to more than ${ZIP_LIMITS.maxTotalBytes / 1048576} MB`);
+    return bytes;
+  };
   const pj = byName.get('project.json');
   if (!pj) fail('project.json is missing: this is not a sortwise project');
   let json;
@@ -208,10 +278,8 @@ export function importProjectZip(data, { maxClasses, maxImages, maxLabel }) {
     for (const im of c.images) {
       count += 1;
       if (count > maxImages) fail(`too many images (more than ${maxImages})`);
-      const thumb = byName.get(im?.thumbnail);
-      const embBytes = byName.get(im?.embedding);
-      if (!thumb) fail(`class ${label}: missing file ${String(im?.thumbnail)}`);
-      if (!embBytes) fail(`class ${label}: missing file ${String(im?.embedding)}`);
+      const thumb = take(im?.thumbnail, `class ${label}`);
+      const embBytes = take(im?.embedding, `class ${label}`);
       if (embBytes.byteLength === 0 || embBytes.byteLength % 4 !== 0) fail(`${im.embedding}: not a float32 array`);
       const emb = new Float32Array(embBytes.buffer.slice(embBytes.byteOffset, embBytes.byteOffset + embBytes.byteLength));
       if (embLen === null) embLen = emb.length;
@@ -222,16 +290,56 @@ export function importProjectZip(data, { maxClasses, maxImages, maxLabel }) {
     classes.push({ label, images });
   }
   let model = null;
-  if (json.model) {
-    model = byName.get(json.model);
-    if (!model) fail(`missing file ${json.model}`);
-  }
-  const settings = json.settings && typeof json.settings === 'object' ? json.settings : {};
-  const r = json.report;
-  const report = model && r && typeof r === 'object' && Array.isArray(r.labels) && Array.isArray(r.confusion)
-    && r.labels.every((l) => typeof l === 'string')
-    && r.confusion.length === r.labels.length && r.confusion.every((row) => Array.isArray(row) && row.length === r.labels.length && row.every(Number.isFinite))
-    ? { ...r, misclassified: Array.isArray(r.misclassified) ? r.misclassified : [], history: Array.isArray(r.history) ? r.history : [], perClass: Array.isArray(r.perClass) ? r.perClass : [] }
-    : null;
+  if (json.model) model = take(json.model, 'model');
+  const settings = json.settings && typeof json.settings === 'object' && !Array.isArray(json.settings) ? json.settings : {};
+  const report = model && json.report != null ? validateReport(json.report, count) : null;
   return { arch: json.arch, dim: json.dim, settings, classes, model, report, embLen };
 }
+
+// ---- off the main thread ----------------------------------------------------------------------
+
+/** The ArrayBuffers in a result, to transfer rather than copy. */
+export function buffersOf(value, out = new Set()) {
+  if (ArrayBuffer.isView(value)) out.add(value.buffer);
+  else if (Array.isArray(value)) for (const v of value) buffersOf(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) buffersOf(v, out);
+  return out;
+}
+
+/** Runs `job` ('dataset' | 'project') on `file` in zip-worker.js; on the main thread where workers cannot start. */
+async function inWorker(job, file, limits) {
+  let worker;
+  try {
+    worker = new Worker(new URL('./zip-worker.js', import.meta.url), { type: 'module' });
+  } catch {
+    worker = null;
+  }
+  if (!worker) return runJob(job, new Uint8Array(await file.arrayBuffer()), limits);
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (ev) => {
+        const m = ev.data;
+        if (m.ok) { resolve(m.result); return; }
+        const e = m.error || {};
+        reject(e.code ? new ZipError(e.code, e.params) : new Error(e.message || 'the zip could not be read'));
+      };
+      worker.onerror = (ev) => { ev.preventDefault?.(); reject(new Error(ev.message || 'the zip reader stopped (out of memory?)')); };
+      worker.postMessage({ job, file, limits });
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** What zip-worker.js runs, also the fallback in place. */
+export function runJob(job, data, limits) {
+  if (job === 'dataset') return datasetFromZip(data);
+  if (job === 'project') return parseProjectZip(data, limits);
+  throw new Error(`unknown zip job ${job}`);
+}
+
+/** A dataset zip (one folder per class) from a File, read off the main thread. */
+export function datasetFromZipFile(file) { return inWorker('dataset', file); }
+
+/** A project zip from a File, read and validated off the main thread. */
+export function importProjectZip(file, limits) { return inWorker('project', file, limits); }
