@@ -1412,7 +1412,10 @@ async function restore({ saved, nextKey, migrate }) {
   adoptProject(state.sw, state.arch, classes, records, { model, modelLabels, report, settings: meta.settings, stale: !!meta.stale, keepKeys: true });
   if (meta.activeLabel && classOf(meta.activeLabel)) { state.activeLabel = meta.activeLabel; renderClasses(); }
   if (sameArch && !state.sw.finetune) autosave.settled(); // already stored as they are
-  if (!migrate && model === (sm?.bytes ?? null)) autosave.modelDirty = false;
+  // a version 1 save held the model inline: the next save writes it to its own record
+  if (migrate) autosave.markModel();
+  else if (model === (sm?.bytes ?? null)) autosave.modelDirty = false;
+  if (nextKey !== meta.nextKey) autosave.markProject(); // advanced past stored keys: say so in storage
   if (refused != null) {
     state.shelved.push({ bytes: sm.bytes, labels: sm.labels ?? null, report: sm.report ?? null, arch: meta.arch, reason: refused, shelved: Date.now() });
     autosave.markShelved();
@@ -1576,11 +1579,11 @@ export async function start() {
     found = await readSaved();
   } catch (e) {
     showError('restoreFailed', e);
-    startFailed('autosaveOffRestore', { reason: e?.message || String(e) });
+    autosave.disable({ key: 'autosaveOffRestore', params: { reason: e?.message || String(e) } });
     found = null;
   }
   if (found?.status === 'newer') {
-    startFailed('savedNewer', { version: String(found.version), supported: SAVE_VERSION });
+    autosave.disable({ key: 'savedNewer', params: { version: String(found.version), supported: SAVE_VERSION } });
     found = null;
   }
   const saved = found?.status === 'ok' ? found.saved : null;

@@ -44,6 +44,7 @@ export class Autosave {
     this.deleted = new Set();
     this.modelDirty = false;
     this.shelvedDirty = false;
+    this.projectDirty = false;
     this.replace = false;
     this.timer = null;
     this.chain = Promise.resolve();
@@ -54,6 +55,8 @@ export class Autosave {
   dropImage(key) { this.dirty.delete(key); this.deleted.add(key); }
   markModel() { this.modelDirty = true; }
   markShelved() { this.shelvedDirty = true; }
+  /** Only the small project record changed (it is written with every save anyway). */
+  markProject() { this.projectDirty = true; }
   /** The whole project was replaced (import, new project): the stored one becomes the backup. */
   replaceAll(keys) {
     this.replace = true;
@@ -67,10 +70,11 @@ export class Autosave {
     this.deleted.clear();
     this.modelDirty = false;
     this.shelvedDirty = false;
+    this.projectDirty = false;
     this.replace = false;
   }
   get pending() {
-    return this.dirty.size + this.deleted.size + (this.modelDirty ? 1 : 0) + (this.shelvedDirty ? 1 : 0) + (this.replace ? 1 : 0);
+    return this.dirty.size + this.deleted.size + [this.modelDirty, this.shelvedDirty, this.projectDirty, this.replace].filter(Boolean).length;
   }
 
   enable() {
@@ -123,6 +127,7 @@ export class Autosave {
     this.deleted.clear();
     this.modelDirty = false;
     this.shelvedDirty = false;
+    this.projectDirty = false;
     this.replace = false;
     const put = [];
     for (const k of keys) {
