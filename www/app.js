@@ -439,8 +439,10 @@ async function deleteClass(label, { ask = true } = {}) {
 }
 
 async function applyPreset(name) {
-  if (totalImages() && !window.confirm(t('presetConfirm'))) return;
+  const had = totalImages();
+  if (had && !window.confirm(t('presetConfirm'))) return;
   await serial(async () => {
+    if (had) await saveNow().catch(() => {}); // the project as it is now becomes the backup
     for (const c of [...state.classes]) {
       if (c.keys.length) {
         try { await state.sw.removeClass(c.label); } catch (e) { showError('deleteClass', e); return; }
@@ -451,7 +453,10 @@ async function applyPreset(name) {
     state.activeLabel = state.classes[0]?.label ?? null;
     markStale();
     renderClasses();
-    scheduleSave();
+    if (!had) { scheduleSave(); return; }
+    autosave.replaceAll([]);
+    const res = await saveNow().catch(() => null);
+    if (res?.saved) offerUndo('presetUndo');
   });
 }
 
@@ -1260,6 +1265,7 @@ function adoptProject(sw, arch, classes, records, { model = null, modelLabels = 
 async function importProject(file) {
   clearError();
   if (state.training) { showError('busy'); return; }
+  if (file.size > 2 * 1024 * 1024 * 1024) { showError('projectImportFailed', new Error(t('skipTooBig', { n: 2048 }))); return; }
   if ((totalImages() || state.model) && !window.confirm(t('importConfirm'))) return;
   await serial(async () => {
     let parsed;
@@ -1549,6 +1555,10 @@ function rebuildForAugment() {
 const ownership = new Ownership({
   onHandOver: () => autosave.handOver({ key: 'autosaveTakenOver' }),
   onLost: () => autosave.disable({ key: 'autosaveTakenOver' }),
+  onFree: () => {
+    if (autosave.off?.key !== 'autosaveOtherTab') return;
+    setNotice('autosave', { key: 'autosaveOtherTabGone', action: { key: 'reload', run: () => window.location.reload() } });
+  },
 });
 
 /** Start failed: the saved project is left exactly as it is and nothing is ever saved. */
@@ -1657,7 +1667,7 @@ window.sortwiseDebug = {
     };
   },
   save: () => saveNow(),
-  get autosave() { return { enabled: autosave.enabled, off: autosave.off?.key ?? null, saves: autosave.saves, pending: autosave.pending, owner: ownership.owner, lockMode: ownership.mode }; },
+  get autosave() { return { enabled: autosave.enabled, off: autosave.off?.key ?? null, saves: autosave.saves, pending: autosave.pending, owner: ownership.owner, lockMode: ownership.mode, persistent }; },
   /** What a save would write now, in the stored form (for comparing with IndexedDB). */
   records: () => { const s = snapshot(); return { project: s.project, model: s.model, shelved: s.shelved, images: [...state.images.keys()].map((k) => s.image(k)) }; },
   idle: () => queue,

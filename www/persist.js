@@ -183,9 +183,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * `onLost()`: this tab no longer owns the project (handed over, or the lock was stolen).
  */
 export class Ownership {
-  constructor({ onHandOver = async () => {}, onLost = () => {}, lockName = LOCK } = {}) {
+  constructor({ onHandOver = async () => {}, onLost = () => {}, onFree = () => {}, lockName = LOCK } = {}) {
     this.onHandOver = onHandOver;
     this.onLost = onLost;
+    this.onFree = onFree;
     this.lockName = lockName;
     this.owner = false;
     this.release = null;
@@ -209,6 +210,10 @@ export class Ownership {
           resolve(false);
         });
       });
+      if (!this.owner) {
+        // told once the owning tab is gone (closed, or handed over): this one may then reload to own it
+        navigator.locks.request(this.lockName, () => { this.onFree(); }).catch(() => {});
+      }
       return this.owner;
     }
     if (this.channel) {

@@ -245,7 +245,9 @@ async function buildProject(page) {
   check(db.meta.project && db.meta.model && Object.keys(db.images).length === 6, `the trained project is stored: ${JSON.stringify(Object.keys(db.meta))}, ${Object.keys(db.images).length} images`);
   check(db.meta.project.version === 2 && db.meta.project.hasModel === true, `project record: ${JSON.stringify(db.meta.project).slice(0, 200)}`);
   sameRecords(await stateSnapshot(page), db, 'the page against what it saved', { imagesOf: projectKeys(db) });
-  log(`trained 2-class project saved: ${Object.keys(db.images).length} images, model ${db.meta.model.bytes}`);
+  // 8: after its first save the page asks the browser to keep its storage (navigator.storage.persist())
+  await page.waitForFunction(() => window.sortwiseDebug.autosave.persistent !== null, null, { timeout: 5000 });
+  log(`trained 2-class project saved: ${Object.keys(db.images).length} images, model ${db.meta.model.bytes}; storage persistent: ${(await autosaveState(page)).persistent}`);
   return db;
 }
 
@@ -621,6 +623,22 @@ async function twoTabs({ noLocks = false } = {}) {
   check(newKeys.length === 2 && newKeys.every((k) => k >= s2.meta.project.nextKey), `${tag}: tab B's new images got fresh keys ${newKeys} (from ${s2.meta.project.nextKey})`);
   sameRecords(await stateSnapshot(b), s3, `${tag}: tab B against the store`, { imagesOf: projectKeys(s3) });
   log(`${tag}: B saw "${notice}", took over; A says "${aNotice}" and writes nothing; B's new keys ${newKeys}`);
+  if (!noLocks) {
+    // a third tab waits; when the owner closes it is told, and a reload makes it the owner
+    const c = await openPage(ctx, 'tab C');
+    await c.goto(`${server.base}/www/`);
+    await waitReady(c);
+    check(!(await autosaveState(c)).owner, 'tab C does not own the project while B is open');
+    await b.close();
+    await c.waitForFunction(() => /no longer has this project open/.test(document.querySelector('[data-notice="autosave"] .notice-text')?.textContent || ''), null, { timeout: 10000 });
+    await Promise.all([c.waitForEvent('load'), c.click('[data-notice="autosave"] .notice-action')]);
+    await waitReady(c);
+    await waitIdle(c);
+    const cState = await autosaveState(c);
+    check(cState.owner && cState.enabled, `tab C owns the project after the owner closed and a reload: ${JSON.stringify(cState)}`);
+    sameRecords(await stateSnapshot(c), s3, 'tab C against the store', { imagesOf: projectKeys(s3) });
+    log('two tabs: a waiting tab is told when the owner closes, and owns the project after a reload');
+  }
   await ctx.close();
 }
 
