@@ -6,7 +6,7 @@ import { runJob, buffersOf } from './project-zip.js';
 self.onmessage = async (ev) => {
   const { job, file, limits } = ev.data;
   try {
-    const result = runJob(job, new Uint8Array(await file.arrayBuffer()), limits);
+    const result = await runJob(job, file, limits);
     self.postMessage({ ok: true, result }, [...buffersOf(result)]);
   } catch (e) {
     self.postMessage({ ok: false, error: { code: e?.code ?? null, params: e?.params ?? {}, message: e?.message ?? String(e) } });
