@@ -13,13 +13,15 @@ export { SAVE_VERSION, QuotaError };
 
 /**
  * The saved project, checked: {status: 'none'} | {status: 'newer', version} (written by a newer
- * page: not to be read, nor touched) | {status: 'ok', saved}. Throws when IndexedDB fails.
+ * page: not to be read, nor touched) | {status: 'ok', saved}. Throws when IndexedDB fails or the
+ * record is not a project (the page then leaves it alone, as for a newer one).
  */
 export async function readSaved() {
   const saved = await loadProject();
   if (!saved) return { status: 'none' };
-  const v = saved.project.version;
-  if (!(Number.isInteger(v) && v >= 1 && v <= SAVE_VERSION)) return { status: 'newer', version: v };
+  const v = saved.project?.version;
+  if (Number.isInteger(v) && v > SAVE_VERSION) return { status: 'newer', version: v };
+  if (!(Number.isInteger(v) && v >= 1) || !Array.isArray(saved.project.classes)) throw new Error('the saved project record is not one this page can read');
   // keys are never reused: also past any record the project lists lost track of
   const nextKey = Math.max(Number.isInteger(saved.project.nextKey) ? saved.project.nextKey : 1, saved.maxKey + 1);
   return { status: 'ok', saved, nextKey, migrate: v < SAVE_VERSION };
