@@ -379,10 +379,10 @@ async function quotaMidSave() {
   const ctx = await newContext();
   const page = await openPage(ctx, 'quota');
   const cdp = await ctx.newCDPSession(page);
-  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.base, quotaSize: 700 * 1024 });
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.base, quotaSize: 500 * 1024 });
   let last = await buildProject(page);
   let failed = null;
-  for (let batch = 0; batch < 20 && !failed; batch += 1) {
+  for (let batch = 0; batch < 60 && !failed; batch += 1) {
     await page.locator('.class-card[data-label="metal"] input.file-input').setInputFiles(photos('metal', 12).slice(3).map((p) => ({ ...p, name: `q${batch}-${p.name}` })));
     await page.waitForFunction((n) => window.sortwiseDebug.state.classes.reduce((s, c) => s + c.count, 0) === n, Object.keys(last.images).length + 9, { timeout: 60000 });
     await waitIdle(page);
@@ -393,7 +393,7 @@ async function quotaMidSave() {
   check(failed, 'the quota never ran out');
   const msg = await errorText(page);
   const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
-  log(`quota 700 KB exceeded mid-save (${failed}; usage ${usage}): "${msg}"`);
+  log(`quota 500 KB exceeded mid-save (${failed}; usage ${usage}): "${msg}"`);
   check(/Quota/.test(failed) && /storage is full/.test(msg), `the quota error is explained: "${msg}"`);
   check((await autosaveState(page)).pending >= 9, 'the unsaved images stay to be saved');
   sameRecords(await dbSnapshot(page), last, 'after the quota ran out mid-save (the previous save, whole)');
