@@ -592,6 +592,11 @@ async function twoTabs({ noLocks = false } = {}) {
   const bState = await autosaveState(b);
   const notice = await noticeText(b, 'autosave');
   check(!bState.owner && !bState.enabled && /open in another tab/.test(notice), `${tag}: tab B does not own it: ${JSON.stringify(bState)} "${notice}"`);
+  await b.setViewportSize({ width: 360, height: 780 });
+  const overflow = await b.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check(overflow <= 1, `${tag}: the notice overflows a phone-width page by ${overflow}px`);
+  await b.screenshot({ path: join(ROOT, 'artifacts/screenshots', `persist-${noLocks ? 'nolocks' : 'locks'}-notice-phone.png`) }).catch(() => {});
+  await b.setViewportSize({ width: 1280, height: 900 });
   const s1 = await dbSnapshot(b);
   await addClass(b, 'B-unsaved');
   await tabSwitch(b);
