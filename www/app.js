@@ -5,8 +5,8 @@
 
 import { Sortwise } from './sortwise-client.js';
 import { t, setLang, getLang, defaultLang, onLangChange, formatPct } from './i18n.js';
-import { loadProject, saveProject, clearProject, QuotaError } from './store.js';
-import { datasetFromZip, exportProjectZip, importProjectZip, isImageName, ZipError } from './project-zip.js';
+import { Autosave, Ownership, readSaved, persistStorage, undoReplace, SAVE_VERSION, QuotaError } from './persist.js';
+import { datasetFromZipFile, exportProjectZip, importProjectZip, isImageName, ZipError } from './project-zip.js';
 import { Camera } from './camera.js';
 import { TrainCharts } from './charts.js';
 
@@ -67,12 +67,8 @@ const state = {
   activeLabel: null,
   lastPrediction: null,
   skipped: [],
+  shelved: [], // saved models this page could not use: kept in storage, never dropped by a save
 };
-
-const dirty = new Set();
-const deleted = new Set();
-let saveTimer = null;
-let clearOnSave = false;
 
 // One engine operation at a time (adds, removals, training, switching); predictions bypass it.
 let queue = Promise.resolve();
@@ -102,18 +98,59 @@ function showError(contextKey, err, params) {
 
 function clearError() { $('error').hidden = true; }
 
+// The skipped list shows its first SKIPPED_SHOWN entries and a count of the rest: a drop of
+// thousands of unusable files appends one line each (until the cap), never rebuilds the list.
+const SKIPPED_SHOWN = 200;
+
+function skippedItem(s) {
+  const reason = s.reason.startsWith('msg:') ? s.reason.slice(4) : t(s.reason, s.params || {});
+  return el('li', {}, el('span', { class: 'skip-name', text: s.name, dir: 'auto' }), el('span', { class: 'skip-reason', text: ` — ${reason}` }));
+}
+
+function renderSkippedMore() {
+  const more = state.skipped.length - SKIPPED_SHOWN;
+  let li = $('skipped-more');
+  if (more <= 0) { li?.remove(); return; }
+  if (!li) { li = el('li', { id: 'skipped-more', class: 'skip-more' }); $('skipped-list').append(li); }
+  li.textContent = t('skippedMore', { n: more });
+}
+
 function addSkipped(name, reason, params) {
   state.skipped.push({ name, reason, params });
-  renderSkipped();
+  if (state.skipped.length <= SKIPPED_SHOWN) {
+    const list = $('skipped-list');
+    const li = skippedItem(state.skipped[state.skipped.length - 1]);
+    const more = $('skipped-more');
+    if (more) list.insertBefore(li, more); else list.append(li);
+  } else renderSkippedMore();
+  $('skipped').hidden = false;
 }
 
 function renderSkipped() {
-  const list = $('skipped-list');
-  list.replaceChildren(...state.skipped.map((s) => {
-    const reason = s.reason.startsWith('msg:') ? s.reason.slice(4) : t(s.reason, s.params || {});
-    return el('li', {}, el('span', { class: 'skip-name', text: s.name, dir: 'auto' }), el('span', { class: 'skip-reason', text: ` — ${reason}` }));
-  }));
+  $('skipped-list').replaceChildren(...state.skipped.slice(0, SKIPPED_SHOWN).map(skippedItem));
+  renderSkippedMore();
   $('skipped').hidden = state.skipped.length === 0;
+}
+
+// ---- notices: lasting messages with an optional action (autosave off, another tab, undo) -------
+
+const notices = new Map(); // id -> {key, params, action: {key, run}}
+
+function setNotice(id, notice) {
+  if (notice) notices.set(id, notice); else notices.delete(id);
+  renderNotices();
+}
+
+function renderNotices() {
+  const box = $('notices');
+  box.replaceChildren(...[...notices].map(([id, n]) => {
+    const p = el('div', { class: `notice notice-${id}`, dataset: { notice: id } }, el('span', { class: 'notice-text', text: t(n.key, n.params || {}) }));
+    if (n.action) {
+      p.append(el('button', { type: 'button', class: 'small notice-action', text: t(n.action.key), onclick: () => n.action.run() }));
+    }
+    return p;
+  }));
+  box.hidden = notices.size === 0;
 }
 
 // ---- engine -------------------------------------------------------------------------------------
@@ -203,7 +240,7 @@ function addRecord(label, id, thumb, emb, key = state.nextKey++) {
   state.images.set(key, rec);
   state.idToKey.set(id, key);
   classOf(label).keys.push(key);
-  dirty.add(key);
+  autosave.markImage(key);
   return rec;
 }
 
@@ -213,8 +250,7 @@ function dropRecord(key) {
   if (rec.url) URL.revokeObjectURL(rec.url);
   state.images.delete(key);
   state.idToKey.delete(rec.id);
-  dirty.delete(key);
-  deleted.add(key);
+  autosave.dropImage(key);
   const c = classOf(rec.label);
   if (c) c.keys = c.keys.filter((k) => k !== key);
 }
@@ -376,7 +412,7 @@ async function renameClass(oldLabel, raw) {
       if (c.keys.length) await state.sw.renameClass(oldLabel, label);
     } catch (e) { showError('rename', e); return false; }
     c.label = label;
-    for (const k of c.keys) { state.images.get(k).label = label; dirty.add(k); }
+    for (const k of c.keys) { state.images.get(k).label = label; autosave.markImage(k); }
     if (state.activeLabel === oldLabel) state.activeLabel = label;
     markStale();
     renderClasses();
@@ -403,8 +439,10 @@ async function deleteClass(label, { ask = true } = {}) {
 }
 
 async function applyPreset(name) {
-  if (totalImages() && !window.confirm(t('presetConfirm'))) return;
+  const had = totalImages();
+  if (had && !window.confirm(t('presetConfirm'))) return;
   await serial(async () => {
+    if (had) await saveNow().catch(() => {}); // the project as it is now becomes the backup
     for (const c of [...state.classes]) {
       if (c.keys.length) {
         try { await state.sw.removeClass(c.label); } catch (e) { showError('deleteClass', e); return; }
@@ -415,7 +453,10 @@ async function applyPreset(name) {
     state.activeLabel = state.classes[0]?.label ?? null;
     markStale();
     renderClasses();
-    scheduleSave();
+    if (!had) { scheduleSave(); return; }
+    autosave.replaceAll([]);
+    const res = await saveNow().catch(() => null);
+    if (res?.saved) offerUndo('presetUndo');
   });
 }
 
@@ -562,7 +603,7 @@ async function addZip(file, target) {
   if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return; }
   let data;
   try {
-    data = datasetFromZip(new Uint8Array(await file.arrayBuffer()));
+    data = await datasetFromZipFile(file);
   } catch (e) {
     if (e instanceof ZipError) addSkipped(file.name, e.code, e.params);
     else addSkipped(file.name, `msg:${e.message}`);
@@ -825,9 +866,7 @@ async function train() {
     }));
     cancelAnimationFrame(frame);
     const model = await state.sw.exportModel();
-    state.report = keyedReport(report);
-    state.model = model;
-    state.modelLabels = report.labels;
+    setModel(model, report.labels, keyedReport(report));
     state.stale = false;
     $('train-stale').hidden = true;
     $('train-bar').max = 1;
@@ -1030,61 +1069,73 @@ function stopLive() {
 
 // ---- saving -------------------------------------------------------------------------------------
 
-function projectMeta() {
+// What a save writes (see store.js): the small project record every time, the model record and
+// the images only when they changed (persist.js tracks that), so that moving the threshold
+// slider does not rewrite a 60 MB model.
+function snapshot() {
   return {
-    version: 1,
-    arch: state.arch,
-    settings: { ...state.settings },
-    classes: state.classes.map((c) => ({ label: c.label, keys: [...c.keys] })),
-    model: state.model,
-    modelLabels: state.modelLabels,
-    report: state.report,
-    stale: state.stale,
-    nextKey: state.nextKey,
-    activeLabel: state.activeLabel,
-    saved: Date.now(),
+    project: {
+      version: SAVE_VERSION,
+      arch: state.arch,
+      settings: { ...state.settings },
+      classes: state.classes.map((c) => ({ label: c.label, keys: [...c.keys] })),
+      hasModel: !!state.model,
+      stale: state.stale,
+      nextKey: state.nextKey,
+      activeLabel: state.activeLabel,
+      saved: Date.now(),
+    },
+    model: state.model ? { bytes: state.model, labels: state.modelLabels, report: state.report } : null,
+    shelved: state.shelved.length ? state.shelved : null,
+    image(key) {
+      const rec = state.images.get(key);
+      return rec ? { key, label: rec.label, thumb: new Blob([rec.thumb], { type: 'image/jpeg' }), emb: rec.emb } : null;
+    },
   };
 }
 
-function scheduleSave() {
-  clearTimeout(saveTimer);
-  saveTimer = setTimeout(() => { saveNow().catch(() => {}); }, 300);
+let lastSavedAt = null;
+let persistent = null; // navigator.storage.persist(): true, false, or null (no such API)
+
+const autosave = new Autosave({
+  snapshot,
+  onSaved: () => {
+    lastSavedAt = new Date();
+    renderSaveStatus();
+    document.body.dataset.saved = String(Date.now());
+    if (persistent === null && autosave.saves === 1) {
+      persistStorage().then((p) => { persistent = p; renderSaveStatus(); });
+    }
+  },
+  onFailed: (e) => {
+    if (e instanceof QuotaError || e?.name === 'QuotaExceededError') showError('saveFailed', new Error(t('quota')));
+    else showError('saveFailed', e);
+  },
+  onOff: (reason) => {
+    setNotice('autosave', reason);
+    renderSaveStatus();
+  },
+});
+
+function renderSaveStatus() {
+  const el2 = $('save-status');
+  if (autosave.off) { el2.textContent = t('autosaveOff'); return; }
+  if (!lastSavedAt) return;
+  const time = lastSavedAt.toLocaleTimeString(getLang());
+  el2.textContent = persistent === false ? t('savedAtEvictable', { time }) : t('savedAt', { time });
 }
 
-let saving = Promise.resolve();
-let lastSavedAt = null;
-function renderSaveStatus() {
-  if (lastSavedAt) $('save-status').textContent = t('savedAt', { time: lastSavedAt.toLocaleTimeString(getLang()) });
-}
-function saveNow() {
-  clearTimeout(saveTimer);
-  saving = saving.catch(() => {}).then(async () => {
-    const put = [];
-    for (const key of dirty) {
-      const rec = state.images.get(key);
-      if (rec) put.push({ key, label: rec.label, thumb: new Blob([rec.thumb], { type: 'image/jpeg' }), emb: rec.emb });
-    }
-    const del = [...deleted];
-    const clear = clearOnSave;
-    const keys = [...dirty];
-    dirty.clear();
-    deleted.clear();
-    clearOnSave = false;
-    try {
-      await saveProject({ meta: projectMeta(), put, del, clear });
-      lastSavedAt = new Date();
-      renderSaveStatus();
-      document.body.dataset.saved = String(Date.now());
-    } catch (e) {
-      for (const k of keys) dirty.add(k);
-      for (const k of del) deleted.add(k);
-      clearOnSave = clearOnSave || clear;
-      if (e instanceof QuotaError || e?.name === 'QuotaExceededError') showError('saveFailed', new Error(t('quota')));
-      else showError('saveFailed', e);
-      throw e;
-    }
-  });
-  return saving;
+function scheduleSave() { autosave.schedule(); }
+
+/** Saves now (a no-op while the autosave is off); rejects when the write failed. */
+function saveNow() { return autosave.save(); }
+
+/** The model, its labels and report changed together: the model record is rewritten. */
+function setModel(model, modelLabels, report) {
+  state.model = model;
+  state.modelLabels = modelLabels;
+  state.report = report;
+  autosave.markModel();
 }
 
 function download(bytes, name, type = 'application/octet-stream') {
@@ -1114,9 +1165,7 @@ async function importModel(file) {
   await serial(async () => {
     try {
       const { labels } = await state.sw.importModel(bytes.slice());
-      state.model = bytes;
-      state.modelLabels = labels;
-      state.report = null;
+      setModel(bytes, labels, null);
       state.stale = false;
       $('train-stale').hidden = true;
       renderResults();
@@ -1189,16 +1238,14 @@ function adoptProject(sw, arch, classes, records, { model = null, modelLabels = 
   state.images = new Map();
   state.idToKey = new Map();
   state.classes = classes.map((c) => ({ label: c.label, keys: [] }));
-  if (!keepKeys) state.nextKey = 1;
+  // keys only ever grow (never back to 1): a key names one image for the life of the storage
   for (const r of records) {
     const key = keepKeys && r.key != null ? r.key : state.nextKey++;
     if (keepKeys) state.nextKey = Math.max(state.nextKey, key + 1);
     addRecord(r.label, r.id, r.thumb, r.emb, key);
   }
   if (settings) state.settings = { ...DEFAULT_SETTINGS, ...settings };
-  state.model = model;
-  state.modelLabels = modelLabels;
-  state.report = report;
+  setModel(model, modelLabels, report);
   state.stale = stale;
   state.lastPrediction = null;
   if (!classOf(state.activeLabel)) state.activeLabel = state.classes[0]?.label ?? null;
@@ -1218,11 +1265,15 @@ function adoptProject(sw, arch, classes, records, { model = null, modelLabels = 
 async function importProject(file) {
   clearError();
   if (state.training) { showError('busy'); return; }
+  if (file.size > 2 * 1024 * 1024 * 1024) { showError('projectImportFailed', new Error(t('skipTooBig', { n: 2048 }))); return; }
+  if ((totalImages() || state.model) && !window.confirm(t('importConfirm'))) return;
   await serial(async () => {
     let parsed;
     let sw = null;
     try {
-      parsed = importProjectZip(new Uint8Array(await file.arrayBuffer()), LIMITS);
+      // Everything is read, validated and loaded into a new engine before the current project
+      // or its engine is touched: a refused file leaves both as they were.
+      parsed = await importProjectZip(file, LIMITS);
       const known = state.manifest.some((b) => b.arch === parsed.arch);
       const arch = known ? parsed.arch : state.arch;
       const augment = Number.isInteger(parsed.settings.augment) ? parsed.settings.augment : state.settings.augment;
@@ -1238,25 +1289,46 @@ async function importProject(file) {
       }
       let report = null;
       if (model && parsed.report) {
-        // misclassified entries point at images by their position in the file: map to the new keys
-        const keyAt = (i) => (Number.isInteger(i) && records[i] ? records[i].id : null);
-        report = { ...parsed.report, misclassified: parsed.report.misclassified.map((m) => ({ ...m, id: keyAt(m.image) })) };
+        // misclassified entries point at images by their position in the file: map to the new ids
+        const idAt = (i) => (Number.isInteger(i) && records[i] ? records[i].id : null);
+        report = { ...parsed.report, misclassified: parsed.report.misclassified.map((m) => ({ ...m, id: idAt(m.image) })) };
       }
+      // the project being replaced is saved as it is now: it becomes the backup that undo restores
+      await saveNow().catch(() => {});
       adoptProject(sw, arch, parsed.classes, records, { model, modelLabels, settings: parsed.settings });
       if (report) {
-        state.report = keyedReport(report);
+        setModel(model, modelLabels, keyedReport(report));
         renderResults();
         showHistory(report.history);
       }
-      clearOnSave = true;
-      await saveNow().catch(() => {});
+      autosave.replaceAll(state.images.keys());
+      const res = await saveNow().catch(() => null);
       status(t('projectImported', { classes: parsed.classes.length, images: records.length }));
+      if (res?.saved) offerUndo('importedUndo');
     } catch (e) {
       if (sw && sw !== state.sw) sw.terminate();
       showError('projectImportFailed', e);
       if (state.sw) renderDevice(state.sw);
       status('');
     }
+  });
+}
+
+/** After an import or a new project: the replaced project is the stored backup; undo swaps back. */
+function offerUndo(key) {
+  setNotice('undo', {
+    key,
+    action: {
+      key: 'undo',
+      run: async () => {
+        setNotice('undo', null);
+        await autosave.handOver({ key: 'autosaveUndoing' });
+        try {
+          await undoReplace();
+        } catch (e) { showError('undoFailed', e); return; }
+        window.location.reload();
+      },
+    },
   });
 }
 
@@ -1273,7 +1345,7 @@ async function switchArch(arch, { force = false } = {}) {
       const records = await loadInto(sw, classes, false, 'reembedding', arch);
       const hadModel = !!state.model;
       adoptProject(sw, arch, classes, records, { settings: state.settings, keepKeys: true });
-      for (const k of state.images.keys()) dirty.add(k);
+      for (const k of state.images.keys()) autosave.markImage(k);
       await saveNow().catch(() => {});
       status(t('engineReady', { arch, backend: sw.backend === 'webgpu' ? t('deviceWebgpu') : t('deviceCpu') }));
       if (hadModel) status(t('modelStaleArch'));
@@ -1292,11 +1364,10 @@ async function newProject() {
     for (const c of state.classes) {
       if (c.keys.length) { try { await state.sw.removeClass(c.label); } catch { /* rebuilt below if needed */ } }
     }
+    await saveNow().catch(() => {}); // the project as it is now becomes the backup
     for (const k of [...state.images.keys()]) dropRecord(k);
     state.classes = [];
-    state.model = null;
-    state.modelLabels = null;
-    state.report = null;
+    setModel(null, null, null);
     state.stale = false;
     state.lastPrediction = null;
     $('test-label').hidden = true;
@@ -1304,15 +1375,21 @@ async function newProject() {
     renderClasses();
     renderResults();
     renderTestState();
-    clearOnSave = true;
-    await saveNow().catch(() => {});
+    autosave.replaceAll([]);
+    const res = await saveNow().catch(() => null);
+    if (res?.saved) offerUndo('newProjectUndo');
   });
 }
 
 // ---- start --------------------------------------------------------------------------------------
 
-async function restore(saved) {
-  const meta = saved.meta;
+/**
+ * Loads the saved project (`readSaved()`'s answer) into the engine. Throws when it cannot, with
+ * the page's state untouched. A saved model the engine refuses (another backbone, a failed
+ * backbone check) is not dropped: it is kept in storage as "shelved" and the user is told.
+ */
+async function restore({ saved, nextKey, migrate }) {
+  const meta = saved.project;
   const classes = (meta.classes || []).map((c) => ({
     label: c.label,
     images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb })),
@@ -1324,23 +1401,42 @@ async function restore(saved) {
   const records = await loadInto(state.sw, classes, sameArch, progressKeyFor(state.sw, sameArch), state.arch);
   let model = null;
   let modelLabels = null;
-  let report = meta.report || null;
-  if (meta.model && sameArch) {
-    try {
-      ({ labels: modelLabels } = await state.sw.importModel(meta.model.slice()));
-      model = meta.model;
-    } catch (e) { showError('restoreFailed', e); report = null; }
-  } else if (meta.model) {
-    status(t('modelStaleArch'));
-    report = null;
+  let report = null;
+  let refused = null;
+  const sm = saved.model;
+  if (sm?.bytes) {
+    if (sameArch) {
+      try {
+        ({ labels: modelLabels } = await state.sw.importModel(sm.bytes.slice()));
+        model = sm.bytes;
+        report = sm.report || null;
+      } catch (e) { refused = e.message; }
+    } else refused = t('shelvedOtherArch', { arch: meta.arch, current: state.arch });
   }
-  state.nextKey = meta.nextKey || 1;
+  state.nextKey = nextKey;
+  state.shelved = Array.isArray(saved.shelved) ? saved.shelved : [];
   adoptProject(state.sw, state.arch, classes, records, { model, modelLabels, report, settings: meta.settings, stale: !!meta.stale, keepKeys: true });
   if (meta.activeLabel && classOf(meta.activeLabel)) { state.activeLabel = meta.activeLabel; renderClasses(); }
-  if (sameArch && !state.sw.finetune) dirty.clear(); // already stored as they are
-  else scheduleSave();
+  if (sameArch && !state.sw.finetune) autosave.settled(); // already stored as they are
+  // a version 1 save held the model inline: the next save writes it to its own record
+  if (migrate) autosave.markModel();
+  else if (model === (sm?.bytes ?? null)) autosave.modelDirty = false;
+  if (nextKey !== meta.nextKey) autosave.markProject(); // advanced past stored keys: say so in storage
+  if (refused != null) {
+    state.shelved.push({ bytes: sm.bytes, labels: sm.labels ?? null, report: sm.report ?? null, arch: meta.arch, reason: refused, shelved: Date.now() });
+    autosave.markShelved();
+    autosave.markModel();
+  }
+  if (state.shelved.length) {
+    const last = state.shelved[state.shelved.length - 1];
+    setNotice('shelved', { key: 'modelShelved', params: { n: state.shelved.length, reason: last.reason }, action: { key: 'downloadShelved', run: downloadShelved } });
+  }
   showHistory(report?.history);
   return records.length;
+}
+
+function downloadShelved() {
+  for (const [i, m] of state.shelved.entries()) download(m.bytes, `sortwise-${m.arch || 'model'}-kept-${i + 1}.sortwise`);
 }
 
 function bindUi() {
@@ -1391,12 +1487,15 @@ function bindUi() {
   $('new-project').addEventListener('click', newProject);
   setupDragDrop();
   setupCamera();
+  // Flush when the tab is hidden or closed; a no-op until the project was loaded (persist.js).
   document.addEventListener('visibilitychange', () => { if (document.hidden) saveNow().catch(() => {}); });
+  window.addEventListener('pagehide', () => { saveNow().catch(() => {}); });
   onLangChange(() => {
     renderDevice(state.sw);
     renderClasses();
     renderResults();
     renderSkipped();
+    renderNotices();
     renderSaveStatus();
     renderTestState();
     rerenderPrediction();
@@ -1434,7 +1533,7 @@ async function rebuildForFinetune(on) {
       const report = model ? state.report : null;
       adoptProject(sw, state.arch, classes, records, { model, modelLabels, report, settings: state.settings, stale: state.stale, keepKeys: true });
       if (report) showHistory(report.history);
-      for (const k of state.images.keys()) dirty.add(k);
+      for (const k of state.images.keys()) autosave.markImage(k);
       await saveNow().catch(() => {});
       status(t(on ? 'finetuneOn' : 'finetuneOff'));
     } catch (e) {
@@ -1453,12 +1552,28 @@ function rebuildForAugment() {
   return switchArch(state.arch, { force: true });
 }
 
+const ownership = new Ownership({
+  onHandOver: () => autosave.handOver({ key: 'autosaveTakenOver' }),
+  onLost: () => autosave.disable({ key: 'autosaveTakenOver' }),
+  onFree: () => {
+    if (autosave.off?.key !== 'autosaveOtherTab') return;
+    setNotice('autosave', { key: 'autosaveOtherTabGone', action: { key: 'reload', run: () => window.location.reload() } });
+  },
+});
+
+/** Start failed: the saved project is left exactly as it is and nothing is ever saved. */
+function startFailed(key, params) {
+  autosave.disable({ key, params });
+  document.body.dataset.ready = 'error';
+}
+
 export async function start() {
   setLang(defaultLang());
   renderSettings();
   bindUi();
   renderClasses();
   renderTestState();
+  const owner = await ownership.claim().catch(() => true);
   try {
     const res = await fetch('weights/manifest.json', { cache: 'no-cache' });
     if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status}`);
@@ -1466,14 +1581,25 @@ export async function start() {
     if (!state.manifest.length) throw new Error('empty manifest');
   } catch (e) {
     status(t('noManifest', { reason: e.message }));
-    document.body.dataset.ready = 'error';
+    startFailed('autosaveOffStart', { reason: e.message });
     return;
   }
-  let saved = null;
-  try { saved = await loadProject(); } catch (e) { showError('restoreFailed', e); }
-  const savedArch = saved?.meta?.arch;
+  let found;
+  try {
+    found = await readSaved();
+  } catch (e) {
+    showError('restoreFailed', e);
+    autosave.disable({ key: 'autosaveOffRestore', params: { reason: e?.message || String(e) } });
+    found = null;
+  }
+  if (found?.status === 'newer') {
+    autosave.disable({ key: 'savedNewer', params: { version: String(found.version), supported: SAVE_VERSION } });
+    found = null;
+  }
+  const saved = found?.status === 'ok' ? found.saved : null;
+  const savedArch = saved?.project?.arch;
   state.arch = state.manifest.some((b) => b.arch === savedArch) ? savedArch : defaultArch();
-  if (saved?.meta?.settings) state.settings = { ...DEFAULT_SETTINGS, ...saved.meta.settings };
+  if (saved?.project?.settings) state.settings = { ...DEFAULT_SETTINGS, ...saved.project.settings };
   renderSettings();
   renderArchPicker();
   try {
@@ -1481,19 +1607,22 @@ export async function start() {
   } catch (e) {
     status('');
     showError('engineFailed', e);
-    document.body.dataset.ready = 'error';
+    startFailed('autosaveOffStart', { reason: e?.message || String(e) });
     return;
   }
   renderDevice(state.sw);
   $('arch').disabled = false;
   let restoredImages = null;
-  if (saved?.meta) {
+  let restoreOk = !autosave.off;
+  if (saved) {
     try {
-      restoredImages = await serial(() => restore(saved));
+      restoredImages = await serial(() => restore(found));
     } catch (e) {
+      restoreOk = false;
       showError('restoreFailed', e);
+      autosave.disable({ key: 'autosaveOffRestore', params: { reason: e?.message || String(e) } });
     }
-  } else {
+  } else if (!autosave.off) {
     state.classes = PRESETS.garbage.map((label) => ({ label, keys: [] }));
     state.activeLabel = state.classes[0].label;
     renderClasses();
@@ -1502,6 +1631,22 @@ export async function start() {
   status(restoredImages != null
     ? t('restored', { classes: state.classes.length, images: restoredImages })
     : t('engineReady', { arch: state.arch, backend }));
+  if (restoreOk && !ownership.owner) {
+    autosave.disable({
+      key: owner ? 'autosaveTakenOver' : 'autosaveOtherTab',
+      action: owner ? null : {
+        key: 'takeOver',
+        run: async () => {
+          setNotice('autosave', { key: 'takingOver' });
+          await ownership.takeOver();
+          window.location.reload();
+        },
+      },
+    });
+  } else if (restoreOk) {
+    autosave.enable();
+    if (autosave.pending) autosave.schedule();
+  }
   document.body.dataset.ready = '1';
 }
 
@@ -1526,6 +1671,9 @@ window.sortwiseDebug = {
   // The cross-engine test waits for each photo's own prediction.
   clearPrediction: () => { state.lastPrediction = null; $('test-label').hidden = true; },
   save: () => saveNow(),
+  get autosave() { return { enabled: autosave.enabled, off: autosave.off?.key ?? null, saves: autosave.saves, pending: autosave.pending, owner: ownership.owner, lockMode: ownership.mode, persistent }; },
+  /** What a save would write now, in the stored form (for comparing with IndexedDB). */
+  records: () => { const s = snapshot(); return { project: s.project, model: s.model, shelved: s.shelved, images: [...state.images.keys()].map((k) => s.image(k)) }; },
   idle: () => queue,
   loseDevice: () => state.sw?.debugLoseDevice?.(),
 };

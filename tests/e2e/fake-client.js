@@ -4,6 +4,14 @@
 
 const DIM = 48;
 
+// Fault injection for tests/e2e/persist.mjs: an init script sets globalThis.__sortwiseFaults,
+// e.g. {create: 'message'} (the engine does not start), {addEmbedding: 'RuntimeError: unreachable'}
+// (a restore that traps), {importModel: 'message'} (a saved model the backbone check refuses).
+function fault(name) {
+  const f = globalThis.__sortwiseFaults?.[name];
+  if (f) throw new Error(String(f));
+}
+
 async function decode(bytes) {
   if (!bytes || !bytes.byteLength) throw new Error('cannot decode image: empty input (0 bytes)');
   try {
@@ -35,6 +43,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export class Sortwise {
   static async create({ arch, finetune = false, onStatus = () => {} } = {}) {
     for (let i = 0; i <= 4; i += 1) { onStatus({ phase: 'weights', loaded: i * 1e6, total: 4e6 }); await sleep(20); }
+    fault('create');
     const sw = new Sortwise();
     sw.arch = arch;
     sw.dim = DIM;
@@ -70,6 +79,7 @@ export class Sortwise {
   }
 
   async addEmbedding(label, embedding) {
+    fault('addEmbedding');
     if (!(embedding instanceof Float32Array) || embedding.length % DIM) throw new Error(`embedding length ${embedding.length} is not a multiple of ${DIM}`);
     const id = this.nextId++;
     this.items.set(id, { label, emb: embedding.slice(0, DIM) });
@@ -174,6 +184,7 @@ export class Sortwise {
   }
 
   async importModel(bytes) {
+    fault('importModel');
     let j;
     try { j = JSON.parse(new TextDecoder().decode(bytes)); } catch { throw new Error('not a .sortwise model file'); }
     if (j.fake !== 'sortwise') throw new Error('not a .sortwise model file');
