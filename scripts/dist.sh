@@ -62,11 +62,15 @@ for p in pkg pkg-cpu; do
   # pkg-cpu's thread pool helper (wasm-bindgen-rayon) lives in snippets/, found from sortwise.js.
   [ -d "$p/snippets" ] && cp -r "$p/snippets" "$STAGE/$p/"
   [ -f "$p/sortwise.d.ts" ] && cp "$p/sortwise.d.ts" "$STAGE/$p/"
+  # What the `auto` device verdict is kept against (www/device-choice.js).
+  [ -f "$p/build-id" ] && cp "$p/build-id" "$STAGE/$p/"
 done
 python3 scripts/icons.py "$STAGE/icons"
 
 # In the repository pkg/ and pkg-cpu/ sit beside www/; here they sit beside the page.
 sed -i -E "s#(['\"])\.\./(pkg|pkg-cpu)/#\1./\2/#g" "$STAGE/worker.js"
+# device-choice.js reads each build's build-id beside it the same way.
+sed -i -E "s#(['\"])\.\./(pkg|pkg-cpu)(['\"])#\1./\2\3#g" "$STAGE/device-choice.js"
 sed -i -E "s#^const PKG_ROOT = '\.\./';#const PKG_ROOT = './';#" "$STAGE/sw.js"
 grep -q "^const PKG_ROOT = './';" "$STAGE/sw.js" || die "www/sw.js: PKG_ROOT line not found (it must read: const PKG_ROOT = '../';)"
 # Nothing of the page may point outside the folder or at the host's root.
@@ -104,7 +108,7 @@ cat >"$STAGE/package.json" <<EOF
     "./package.json": "./package.json"
   },
   "types": "./sortwise-client.d.ts",
-  "files": ["sortwise-client.js", "worker.js", "weights.js", "*.d.ts", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
+  "files": ["sortwise-client.js", "device-choice.js", "worker.js", "weights.js", "*.d.ts", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
 }
 EOF
 cp CHANGELOG.md "$STAGE/"
