@@ -1089,7 +1089,9 @@ function snapshot() {
     shelved: state.shelved.length ? state.shelved : null,
     image(key) {
       const rec = state.images.get(key);
-      return rec ? { key, label: rec.label, thumb: new Blob([rec.thumb], { type: 'image/jpeg' }), emb: rec.emb } : null;
+      // Bytes, not a Blob: Safari's private windows and WebKit's ephemeral sessions refuse Blobs
+      // in IndexedDB ("Error preparing Blob/File data to be stored in object store").
+      return rec ? { key, label: rec.label, thumb: rec.thumb, emb: rec.emb } : null;
     },
   };
 }
@@ -1395,7 +1397,8 @@ async function restore({ saved, nextKey, migrate }) {
     images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb })),
   }));
   for (const c of classes) {
-    for (const im of c.images) im.thumb = new Uint8Array(await im.thumb.arrayBuffer());
+    // Saves before bytes were stored directly hold a Blob.
+    for (const im of c.images) im.thumb = im.thumb instanceof Blob ? new Uint8Array(await im.thumb.arrayBuffer()) : new Uint8Array(im.thumb);
   }
   const sameArch = meta.arch === state.arch;
   const records = await loadInto(state.sw, classes, sameArch, progressKeyFor(state.sw, sameArch), state.arch);

@@ -4,7 +4,7 @@
 //           written only when it changes), 'shelved' (a saved model this page could not use, kept
 //           rather than dropped), 'backup' ({project, model}: the project an import or a new
 //           project replaced, for undo);
-//   `images`: key -> {key, label, thumb: Blob (JPEG), emb: Float32Array}.
+//   `images`: key -> {key, label, thumb: Uint8Array (JPEG; a Blob in older saves), emb: Float32Array}.
 // Every write is one readwrite transaction and succeeds only on its `complete` event: a failed
 // request (quota, a clone error, anything) aborts the whole transaction, so the previous save
 // stays whole. Image keys are never reused, which lets the backup's images live in the same store.
