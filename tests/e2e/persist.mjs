@@ -59,7 +59,8 @@ const INIT = `(() => {
   };
   const hex = async (buf) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
   const canon = async (v) => {
-    if (v instanceof Blob) return 'Blob:' + v.size + ':' + await hex(await v.arrayBuffer());
+    // A thumbnail is the same photo whether saved as a Blob (older saves) or as bytes (now).
+    if (v instanceof Blob) return 'Uint8Array:' + v.size + ':' + await hex(await v.arrayBuffer());
     if (ArrayBuffer.isView(v)) return v.constructor.name + ':' + v.byteLength + ':' + await hex(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
     if (Array.isArray(v)) { const out = []; for (const x of v) out.push(await canon(x)); return out; }
     if (v && typeof v === 'object') {
