@@ -1576,7 +1576,7 @@ export async function start() {
   bindUi();
   renderClasses();
   renderTestState();
-  const owner = await ownership.claim().catch(() => true);
+  const owner = await ownership.claim();
   try {
     const res = await fetch('weights/manifest.json', { cache: 'no-cache' });
     if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status}`);

@@ -199,17 +199,28 @@ export class Ownership {
 
   /** Resolves to true when this tab now owns the project, false when another tab does. */
   async claim() {
-    if (typeof navigator !== 'undefined' && navigator.locks?.request) {
+    try {
+      return await this.claimWith(true);
+    } catch {
+      // the Web Locks API is there but refuses (e.g. a SecurityError): ask over the channel instead
+      return this.claimWith(false);
+    }
+  }
+
+  async claimWith(useLocks) {
+    if (useLocks && typeof navigator !== 'undefined' && navigator.locks?.request) {
       this.mode = 'locks';
-      this.owner = await new Promise((resolve) => {
+      let answered = false;
+      this.owner = await new Promise((resolve, reject) => {
         navigator.locks.request(this.lockName, { ifAvailable: true }, (lock) => {
+          answered = true;
           if (!lock) { resolve(false); return null; }
           resolve(true);
           return new Promise((r) => { this.release = r; });
-        }).catch(() => {
+        }).catch((e) => {
+          if (!answered) { reject(e); return; } // the API refused to run here: claim() falls back
           // stolen by a tab that took over without an answer from this one
           if (this.owner) this.lose();
-          resolve(false);
         });
       });
       if (!this.owner) {

@@ -37,6 +37,7 @@ const INIT = `(() => {
     const f = localStorage.getItem('sortwise-test-faults');
     if (f) globalThis.__sortwiseFaults = JSON.parse(f);
     if (localStorage.getItem('sortwise-test-nolocks')) Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined, configurable: true });
+    if (localStorage.getItem('sortwise-test-lockrefused')) LockManager.prototype.request = () => Promise.reject(new DOMException('refused for the test', 'SecurityError'));
   } catch { /* about:blank */ }
   window.__puts = [];
   window.__txStarted = 0;
@@ -648,6 +649,22 @@ async function twoTabs({ noLocks = false } = {}) {
   await ctx.close();
 }
 
+/** 7: where the Web Locks API exists but refuses, the page falls back to the channel and still saves. */
+async function locksRefused() {
+  const ctx = await newContext();
+  const page = await openPage(ctx, 'locks refused');
+  await page.goto(`${server.base}/www/`);
+  await page.evaluate(() => localStorage.setItem('sortwise-test-lockrefused', '1'));
+  await page.reload();
+  await waitReady(page);
+  const a = await autosaveState(page);
+  check(a.owner && a.enabled && a.lockMode === 'channel', `with Web Locks refusing, the page owns the project over the channel: ${JSON.stringify(a)}`);
+  await addClass(page, 'saved anyway');
+  await saved(page);
+  log(`Web Locks refusing (SecurityError): ${JSON.stringify(a)}, saves go through`);
+  await ctx.close();
+}
+
 /** 9: thousands of skipped files: the list shows the first 200 and a count. */
 async function manySkipped(page) {
   const files = {};
@@ -706,6 +723,7 @@ async function main() {
     await migrateV1();
     await twoTabs();
     await twoTabs({ noLocks: true });
+    await locksRefused();
   } finally {
     await browser.close().catch(() => {});
     server.stop();
