@@ -47,8 +47,10 @@ const SHELL = [
 ];
 
 // The page's Content-Security-Policy (index.html's meta tag, which tests/e2e/headers.mjs checks
-// this against) plus what only a header can say: no framing by other sites (clickjacking).
-const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+// this against) plus what only a header can say: no framing by other sites (clickjacking). As a
+// header it also binds the workers: pkg-cpu/'s thread pool (wasm-bindgen-rayon) and its
+// Atomics.waitAsync helper start from blob: URLs, hence worker-src blob:.
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const HEADERS = {
   // SharedArrayBuffer (the threaded build's shared wasm memory) needs both.
   'Cross-Origin-Opener-Policy': 'same-origin',

@@ -30,7 +30,7 @@ import { DATA, ROOT, freePort } from './serve.mjs';
 
 const DIST = resolve(process.env.SORTWISE_DIST || join(ROOT, 'dist'));
 const SUB = '/some/sub/path/';
-const PER_CLASS = 5;
+const PER_CLASS = 8;
 const T0 = Date.now();
 const log = (...a) => console.log(`[dist ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 class Failure extends Error {}
@@ -107,11 +107,12 @@ async function installability(cdp) {
   return { errors: installabilityErrors.map((e) => e.errorId + (e.errorArguments?.length ? `(${e.errorArguments.map((a) => a.value).join(',')})` : '')), url, manifest: data ? JSON.parse(data) : null, parseErrors: errors };
 }
 async function predict(page, file) {
-  await page.evaluate(() => { document.getElementById('test-label').hidden = true; });
+  // Emptied first, so that the label read is this photo's and not the previous one's.
+  await page.evaluate(() => { const l = document.getElementById('test-label'); l.hidden = true; l.replaceChildren(); });
   await page.setInputFiles('#test-input', file);
-  await page.waitForFunction(() => !document.getElementById('test-label').hidden || !document.getElementById('error').hidden, null, { timeout: 120000 });
+  await page.waitForFunction(() => document.querySelector('#test-label .pred-label') || !document.getElementById('error').hidden, null, { timeout: 120000 });
   check(!(await errorText(page)), `prediction failed: ${await errorText(page)}`);
-  return (await page.locator('#test-label .pred-label').textContent()).trim();
+  return (await page.locator('#test-label').textContent()).trim();
 }
 
 let failed = false;
@@ -194,12 +195,20 @@ try {
   const st2 = await state(page);
   log(`trained in ${((Date.now() - t) / 1000).toFixed(1)} s: validation accuracy ${st2.report.valAccuracy} on ${st2.report.valSize} photos`);
   check(st2.report.valSize >= 2 && st2.report.valAccuracy >= 0.5, `validation accuracy ${st2.report.valAccuracy}`);
-  const held = [...photos('val', 'glass', 2), ...photos('val', 'metal', 2)];
+  // Threshold 0: the top class, never 'unsure' (a few photos train a not very confident head).
+  await page.evaluate(() => {
+    const th = document.getElementById('threshold');
+    th.value = '0';
+    th.dispatchEvent(new Event('input', { bubbles: true }));
+    th.dispatchEvent(new Event('change', { bubbles: true }));
+  });
+  const held = [...photos('val', 'glass', 4), ...photos('val', 'metal', 4)];
   const labels = [];
   for (const h of held) labels.push(await predict(page, h));
-  const right = labels.filter((l, i) => l === (i < 2 ? 'glass' : 'metal')).length;
-  log(`held-out predictions: ${labels.join(', ')} (${right}/4 right)`);
-  check(right >= 3, `held-out predictions ${labels.join(', ')}`);
+  const right = labels.filter((l, i) => l.startsWith(i < 4 ? 'glass' : 'metal')).length;
+  log(`held-out predictions: ${labels.join(', ')} (${right}/8 right)`);
+  // Six training photos per class: better than chance (4/8) is what they can promise.
+  check(right >= 5, `held-out predictions ${labels.join(', ')}`);
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
   const model = readFileSync(await dl.path());
   const headerLen = Number(model.readBigUInt64LE(0));
@@ -250,7 +259,7 @@ try {
   log(`offline: ${JSON.stringify(off.classes)}, model ${off.hasModel}, "${offReason}", predicts ${offLabel}`);
   check(off.hasModel && off.classes.length === 2 && off.classes.every((c) => c.count === PER_CLASS), `offline project: ${JSON.stringify(off.classes)}`);
   check(await page.evaluate(() => self.crossOriginIsolated) && /\d+ threads/.test(offReason), `offline isolation: ${offReason}`);
-  check(offLabel === 'metal', `offline prediction ${offLabel}`);
+  check(offLabel.startsWith('metal'), `offline prediction ${offLabel}`);
 
   const violations = await page.evaluate(() => window.__csp);
   check(violations.length === 0, `CSP violations: ${violations.join(', ')}`);
