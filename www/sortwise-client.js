@@ -118,7 +118,11 @@ export class Sortwise {
       finetune: Boolean(this.#opts.finetune),
     }]);
     Object.assign(this, info);
-    if (chosen?.reason) this.backendReason = `${chosen.reason}; ${info.backendReason}`;
+    if (chosen?.reason) {
+      // The engine's own "requested" says nothing once the measurement chose the device.
+      const rest = info.backendReason.replace(/^requested(; )?/, '');
+      this.backendReason = rest ? `${chosen.reason}; ${rest}` : chosen.reason;
+    }
     this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
   }
 
