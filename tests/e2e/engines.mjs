@@ -234,7 +234,7 @@ async function flow(name, server) {
     await d.open(`${server.base}/www/`);
     await waitReady(d);
     const env = await d.eval(environment);
-    Object.assign(result, env, { startSeconds: (Date.now() - t) / 1000 });
+    Object.assign(result, env, { engine: name, wasm: env.engine, startSeconds: (Date.now() - t) / 1000 });
     log(`${name}: started in ${result.startSeconds}s — ${JSON.stringify(env)}`);
     check(env.pageLang === 'en' || env.pageLang === 'zh-CN', `${name}: page language ${env.pageLang} for tag ${env.language}`);
     // The documented fallbacks (README, "Browsers"): each asserted as measured.
