@@ -102,7 +102,7 @@ pub fn check_stage_cache(
         return Ok(());
     }
     let per = views_per_image.max(1);
-    let mb = |views: u64| views * stage_view_bytes(arch) / (1024 * 1024);
+    let mb = |views: u64| views.saturating_mul(stage_view_bytes(arch)) / (1024 * 1024);
     Err(Error::Invalid(format!(
         "fine-tuning keeps every view's stage input ({} KB each for {arch}) and {} views fit \
          ({} MB, the memory a browser tab can spare): that is {} images at {per} view(s) each. \

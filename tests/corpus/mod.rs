@@ -559,7 +559,7 @@ pub fn image_cases() -> Vec<Case> {
                 b[18..22].copy_from_slice(&0i32.to_le_bytes());
                 b
             },
-            Refused(&["corrupt or truncated", "no pixels"]),
+            Refused(&["corrupt or truncated", "no pixels", "unsupported image"]),
         ),
         case(
             "bmp_negative_width.bmp",
@@ -985,8 +985,9 @@ pub fn model_cases(b: &Backbone) -> Vec<Case> {
                 |_| {},
                 |t| {
                     let s = t.iter_mut().find(|t| t.0 == first_stage).unwrap();
+                    // Same values, another shape ([n] would equal a bias's own shape).
                     let n: usize = s.2.iter().product();
-                    s.2 = vec![n];
+                    s.2 = vec![1, n];
                 },
             ),
             Refused(&["fine-tuned stage does not fit"]),
