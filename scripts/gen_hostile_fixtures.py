@@ -1,5 +1,11 @@
 """Regenerate tests/fixtures/hostile/: tiny images in the formats users drop that the `image`
-crate cannot write itself (CMYK JPEG, animated WebP/GIF, EXIF-rotated JPEG). Dev-only (Pillow)."""
+crate cannot write itself (CMYK JPEG, animated WebP/GIF, EXIF-rotated JPEG). Dev-only (Pillow).
+
+The hostile corpus built on them (bombs, truncations, lying headers, extreme aspect ratios, other
+formats, damaged model and weight files; docs/RELIABILITY.md) is generated in Rust at test time by
+tests/corpus/mod.rs, so the native and the wasm tests share it and CI needs neither Pillow nor
+committed blobs: `SORTWISE_CORPUS_DIR=/tmp/corpus cargo test --no-default-features --features cli
+--test hostile_corpus` writes its files out."""
 
 from pathlib import Path
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::backbone::StageWeights;
+use crate::dataset::validate_label;
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
 use crate::trainer::{Report, TrainConfig};
@@ -52,6 +53,11 @@ pub struct Model {
     /// `[classes, dim]`, row-major.
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
+}
+
+/// At most `n` characters of `s`, for quoting untrusted text in a message.
+pub fn truncate_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -177,20 +183,47 @@ impl Model {
             let t = st
                 .tensor(name)
                 .map_err(|_| bad(format!("no '{name}' tensor")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape {
+            if t.dtype() != Dtype::F32 {
+                return Err(bad(format!(
+                    "'{name}' is stored as {:?}, expected F32",
+                    t.dtype()
+                )));
+            }
+            if t.shape() != shape {
                 return Err(bad(format!(
                     "'{name}' has shape {:?}, expected {shape:?}",
                     t.shape()
                 )));
             }
-            Ok(t.data()
+            let values: Vec<f32> = t
+                .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+                .collect();
+            // A NaN or infinite weight makes every prediction NaN, which no threshold catches.
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "'{name}' holds a non-finite value ({} at index {i}): the file is damaged",
+                    values[i]
+                )));
+            }
+            Ok(values)
         };
         let classes = meta.labels.len();
         if classes < 2 {
             return Err(bad("it has fewer than two classes".into()));
+        }
+        for (i, label) in meta.labels.iter().enumerate() {
+            let shown = truncate_chars(label, 40);
+            if validate_label(label).ok().as_deref() != Some(label.as_str()) {
+                return Err(bad(format!(
+                    "class name {i} ('{shown}') is empty, too long, has control characters or \
+                     surrounding spaces"
+                )));
+            }
+            if meta.labels[..i].contains(label) {
+                return Err(bad(format!("class name '{shown}' appears twice")));
+            }
         }
         if meta.dim != meta.arch.feature_dim() {
             return Err(bad(format!(
@@ -222,7 +255,8 @@ impl Model {
                     .map(|t| t.shape().to_vec())
                     .unwrap_or_default();
                 let values = read(name, &shape)?;
-                tensors.push((name[STAGE_PREFIX.len()..].to_string(), shape, values));
+                let short = name.strip_prefix(STAGE_PREFIX).unwrap_or(name);
+                tensors.push((short.to_string(), shape, values));
             }
             Some(StageWeights { tensors })
         };
@@ -241,10 +275,12 @@ impl Model {
             && !source_sha256.is_empty()
             && source_sha256 != self.meta.backbone_source_sha256
         {
+            // Both strings come from files (the model's metadata, the weights' metadata): cut
+            // by characters, since a byte index can fall inside a multi-byte character.
             return Err(Error::Invalid(format!(
                 "this model was trained on other {arch} weights (source sha256 {}…, these are {}…)",
-                &self.meta.backbone_source_sha256[..12.min(self.meta.backbone_source_sha256.len())],
-                &source_sha256[..12.min(source_sha256.len())]
+                truncate_chars(&self.meta.backbone_source_sha256, 12),
+                truncate_chars(source_sha256, 12)
             )));
         }
         Ok(())
@@ -326,6 +362,117 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("disagree"), "{e}");
+    }
+
+    #[test]
+    fn non_ascii_backbone_hashes_are_quoted_not_sliced() {
+        // Byte 12 of "x€€€€€" falls inside the fourth '€': slicing there used to panic.
+        let mut m = model();
+        m.meta.backbone_source_sha256 = "x€€€€€€€€€€€€€€".into();
+        let bytes = m.to_bytes().unwrap();
+        let back = Model::from_bytes(&bytes).unwrap();
+        let e = back
+            .check_backbone(Arch::Resnet18, &"cd".repeat(32))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x€€€€€€€€€€€…") && e.contains("cdcdcdcdcdcd…"),
+            "{e}"
+        );
+        let e = model()
+            .check_backbone(Arch::Resnet18, "é€ü😀".repeat(9).as_str())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other resnet18 weights"), "{e}");
+        assert_eq!(truncate_chars("ab€d", 3), "ab€");
+        assert_eq!(truncate_chars("ab", 3), "ab");
+    }
+
+    /// `model()` re-serialised with its tensors replaced by `tensors`.
+    fn with_tensors(tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, stage: bool) -> Vec<u8> {
+        let bytes = model().to_bytes().unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut info = header.metadata().clone().unwrap();
+        if stage {
+            info.insert("stage".into(), "{}".into());
+            info.insert("version".into(), "2".into());
+        }
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| {
+                (
+                    n.to_string(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, Some(info)).unwrap()
+    }
+
+    #[test]
+    fn non_finite_weights_and_wrong_dtypes_are_refused() {
+        let m = model();
+        let mut weight = m.weight.clone();
+        weight[700] = f32::NAN;
+        let e = Model::from_bytes(&with_tensors(
+            vec![
+                ("weight", Dtype::F32, vec![2, 512], f32_bytes(&weight)),
+                ("bias", Dtype::F32, vec![2], f32_bytes(&m.bias)),
+            ],
+            false,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'weight'") && e.contains("NaN at index 700"),
+            "{e}"
+        );
+        let e = Model::from_bytes_with_stage(&with_tensors(
+            vec![
+                ("weight", Dtype::F32, vec![2, 512], f32_bytes(&m.weight)),
+                ("bias", Dtype::F32, vec![2], f32_bytes(&m.bias)),
+                (
+                    "stage.layer4.0.conv1.bias",
+                    Dtype::F32,
+                    vec![2],
+                    f32_bytes(&[1.0, f32::NEG_INFINITY]),
+                ),
+            ],
+            true,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("stage.layer4.0.conv1.bias") && e.contains("-inf"),
+            "{e}"
+        );
+        let e = Model::from_bytes(&with_tensors(
+            vec![
+                ("weight", Dtype::F16, vec![2, 512], vec![0; 2048]),
+                ("bias", Dtype::F32, vec![2], f32_bytes(&m.bias)),
+            ],
+            false,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("stored as F16"), "{e}");
+    }
+
+    #[test]
+    fn bad_or_duplicate_class_names_are_refused() {
+        for (labels, expected) in [
+            (vec!["a", "a"], "appears twice"),
+            (vec!["a", "b\u{7}"], "control characters"),
+            (vec!["a", " b"], "surrounding spaces"),
+            (vec!["a", ""], "empty"),
+        ] {
+            let mut m = model();
+            m.meta.labels = labels.iter().map(|l| l.to_string()).collect();
+            let e = Model::from_bytes(&m.to_bytes().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{labels:?}: {e}");
+        }
     }
 
     #[test]

@@ -306,6 +306,12 @@ async fn add_decoded(
         )
     };
     let batch = infer::DEFAULT_BATCH;
+    if finetune {
+        let cached: usize = inner.borrow().stage_inputs.values().map(|v| v.len()).sum();
+        let per = 1 + augment as u64;
+        finetune::check_stage_cache(backbone.arch, cached as u64, imgs.len() as u64 * per, per)
+            .map_err(js_err)?;
+    }
     let (views, stage_inputs): (Vec<_>, Vec<_>) = if finetune {
         finetune::embeddings_and_stage_inputs(
             &backbone,

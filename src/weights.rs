@@ -161,8 +161,40 @@ pub fn load_pth(arch: Arch, path: &std::path::Path, device: &Device) -> Result<B
     apply(arch, &mut store, device)
 }
 
+/// Refuse a file with a NaN or infinite parameter: it loads, and then every embedding and
+/// prediction is NaN with no message anywhere.
+fn check_finite(bytes: &[u8]) -> Result<()> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::WeightsFormat(format!("corrupt safetensors file ({e})")))?;
+    for (name, view) in st.iter() {
+        let data = view.data();
+        let finite = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .all(|c| half::f16::from_le_bytes([c[0], c[1]]).is_finite()),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .all(|c| half::bf16::from_le_bytes([c[0], c[1]]).is_finite()),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .all(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])).is_finite()),
+            _ => true,
+        };
+        if !finite {
+            return Err(Error::WeightsFormat(format!(
+                "tensor {name} holds NaN or infinite values: the weight file is damaged"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Load a safetensors file that uses PyTorch key names and layouts.
 pub fn load_torch_safetensors(arch: Arch, bytes: Vec<u8>, device: &Device) -> Result<Backbone> {
+    check_finite(&bytes)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true);
@@ -219,6 +251,7 @@ pub fn load_web(
             detail: format!("this file holds {} weights", info.arch),
         });
     }
+    check_finite(bytes)?;
     // f16 is a storage format only: widen before loading, since burn-store keeps the dtype a
     // file declares and we want f32 arithmetic.
     let f32_bytes = widen_to_f32(bytes)?;

@@ -4,7 +4,8 @@
 //! the tab's trainer, so "no panic" is the property that matters.)
 //!
 //! The fuzz pass here is bounded (`SORTWISE_FUZZ_ITERS`, default 300 per seed file) so CI stays
-//! fast; longer runs: `SORTWISE_FUZZ_ITERS=20000 cargo test --release --test hostile_inputs`.
+//! fast; longer runs: `SORTWISE_FUZZ_ITERS=20000 cargo test --release --test hostile_inputs`, or
+//! by time: `SORTWISE_FUZZ_SECONDS=600` (each fuzz target, see docs/FUZZING.md).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::io::Cursor;
@@ -232,13 +233,33 @@ fn iterations() -> usize {
         .unwrap_or(300)
 }
 
-/// Runs `f` on `iterations()` mutants of every seed; returns (inputs tried, inputs accepted).
-/// A panic fails the test with the seed and iteration needed to reproduce it.
+/// The long mode (benchmarks, optional CI): `SORTWISE_FUZZ_SECONDS=N` gives every fuzz target
+/// N seconds, shared among its seeds, instead of `iterations()` mutants per seed.
+fn seconds() -> Option<f64> {
+    std::env::var("SORTWISE_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+}
+
+/// Runs `f` on mutants of every seed (`iterations()` each, or for `seconds()`); returns
+/// (inputs tried, inputs accepted). A panic fails the test with the seed and iteration needed
+/// to reproduce it.
 fn fuzz(name: &str, seeds: &[Vec<u8>], f: impl Fn(&[u8]) -> bool) -> (usize, usize) {
     let (mut tried, mut ok) = (0, 0);
+    let per_seed = seconds().map(|s| s / seeds.len() as f64);
     for (s, seed) in seeds.iter().enumerate() {
         let mut rng = StdRng::seed_from_u64(0x5eed + s as u64);
-        for i in 0..iterations() {
+        let started = std::time::Instant::now();
+        let mut i = 0;
+        loop {
+            let more = match per_seed {
+                Some(budget) => started.elapsed().as_secs_f64() < budget,
+                None => i < iterations(),
+            };
+            if !more {
+                break;
+            }
             let input = mutate(seed, &mut rng);
             tried += 1;
             match catch_unwind(AssertUnwindSafe(|| f(&input))) {
@@ -248,6 +269,7 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], f: impl Fn(&[u8]) -> bool) -> (usize, usi
                     input.len()
                 ),
             }
+            i += 1;
         }
     }
     eprintln!("fuzz {name}: {tried} inputs, {ok} accepted, 0 panics");
@@ -281,50 +303,114 @@ fn fuzzed_images_never_panic() {
             }
         },
     );
-    assert_eq!(tried, seeds.len() * iterations());
+    if seconds().is_none() {
+        assert_eq!(tried, seeds.len() * iterations());
+    }
     // Some mutants must still decode, or the mutator is only testing the format sniffing.
     assert!(accepted > 0, "no mutant decoded");
 }
 
-#[test]
-fn fuzzed_model_and_weight_files_never_panic() {
-    let model = Model {
+fn head_model(sha: &str, labels: &[&str]) -> Model {
+    Model {
         meta: sortwise::model_file::ModelMeta {
             version: sortwise::model_file::VERSION,
             arch: Arch::EfficientnetLite0,
-            backbone_source_sha256: "ab".repeat(32),
-            labels: vec!["可回收物".into(), "other".into()],
+            backbone_source_sha256: sha.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
             fit: Fit::Crop,
             dim: 1280,
             config: Default::default(),
             report: None,
             producer: "fuzz".into(),
         },
-        weight: vec![0.5; 2 * 1280],
-        bias: vec![0.0; 2],
+        weight: vec![0.5; labels.len() * 1280],
+        bias: vec![0.0; labels.len()],
+    }
+}
+
+/// Every backbone check a parsed model can meet: each architecture, and source hashes that are
+/// equal, different, empty or non-ASCII (the mismatch message quotes both).
+fn check_every_backbone(model: &Model) {
+    for arch in Arch::ALL {
+        for sha in [
+            model.meta.backbone_source_sha256.as_str(),
+            "",
+            "cd",
+            &"ab".repeat(32),
+            "é€ü😀 source",
+        ] {
+            if let Err(e) = model.check_backbone(arch, sha) {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn fuzzed_model_and_weight_files_never_panic() {
+    // Version 1 (head only) and version 2 (with a small stand-in stage) files, with ASCII and
+    // non-ASCII source hashes and labels, so mutations land on multi-byte characters too.
+    let stage = sortwise::backbone::StageWeights {
+        tensors: vec![
+            ("conv_head.bias".into(), vec![2], vec![0.25, -1.0]),
+            ("conv_head.weight".into(), vec![2, 1, 1, 1], vec![3.0, 4.0]),
+        ],
     };
-    let seeds = vec![model.to_bytes().unwrap()];
-    let (_, accepted) = fuzz("model file", &seeds, |bytes| {
-        Model::from_bytes(bytes).is_ok()
+    let seeds = vec![
+        head_model(&"ab".repeat(32), &["可回收物", "other"])
+            .to_bytes()
+            .unwrap(),
+        head_model("x€€€€€€€€€€€€€", &["glass", "有害垃圾 🔋", "paper"])
+            .to_bytes()
+            .unwrap(),
+        head_model(&"ab".repeat(32), &["glass", "metal"])
+            .to_bytes_with_stage(Some(&stage))
+            .unwrap(),
+    ];
+    let (_, accepted) = fuzz("model file (v1, v2, check_backbone)", &seeds, |bytes| {
+        // Head-only callers refuse v2 files; they must not panic on them either.
+        let _ = Model::from_bytes(bytes);
+        match Model::from_bytes_with_stage(bytes) {
+            Ok((model, _)) => {
+                check_every_backbone(&model);
+                true
+            }
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                false
+            }
+        }
     });
     assert!(
         accepted > 0,
         "no mutant parsed: the mutator only tests the magic bytes"
     );
 
-    // A real (randomly initialised) EfficientNet-Lite0 web file; mutations go to its JSON
-    // header, where the parser's decisions are: the tensor bytes are only copied.
+    // A real (randomly initialised) EfficientNet-Lite0 web file, and a version 2 model file
+    // with its real last stage: mutations go to their JSON headers, where the parser's
+    // decisions are (the tensor bytes are only copied), and a parsed stage is loaded into the
+    // backbone, where shapes and names are checked.
     let device = Device::flex();
     let backbone = Backbone::init(Arch::EfficientnetLite0, &device);
     let file = weights::save_web(&backbone, weights::StorageDtype::F16, "fuzz").unwrap();
-    let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
-    let (header, body) = file.split_at(header_end);
-    let mut rng = StdRng::seed_from_u64(7);
-    let mutants: Vec<Vec<u8>> = (0..iterations() / 10)
-        .map(|_| [mutate(header, &mut rng), body.to_vec()].concat())
-        .collect();
+    let real_stage = pollster::block_on(backbone.split_last_stage().to_weights()).unwrap();
+    let v2 = head_model("fuzz", &["glass", "metal"])
+        .to_bytes_with_stage(Some(&real_stage))
+        .unwrap();
+    let header_mutants = |file: &[u8], seed: u64| -> Vec<Vec<u8>> {
+        let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        let (header, body) = file.split_at(header_end);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = match seconds() {
+            Some(s) => (s * 10.0) as usize,
+            None => iterations() / 10,
+        };
+        (0..n)
+            .map(|_| [mutate(header, &mut rng), body.to_vec()].concat())
+            .collect()
+    };
     let (mut tried, mut loaded) = (0, 0);
-    for (i, bytes) in mutants.iter().enumerate() {
+    for (i, bytes) in header_mutants(&file, 7).iter().enumerate() {
         tried += 1;
         let r = catch_unwind(AssertUnwindSafe(|| {
             weights::load_web(bytes, Some(Arch::EfficientnetLite0), &device)
@@ -336,4 +422,22 @@ fn fuzzed_model_and_weight_files_never_panic() {
         }
     }
     eprintln!("fuzz weights file: {tried} inputs, {loaded} loaded, 0 panics");
+    let (mut tried, mut loaded) = (0, 0);
+    for (i, bytes) in header_mutants(&v2, 11).iter().enumerate() {
+        tried += 1;
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let (model, stage) = Model::from_bytes_with_stage(bytes)?;
+            check_every_backbone(&model);
+            backbone
+                .split_last_stage()
+                .with_weights(&stage.unwrap_or_default())
+                .map(|_| ())
+        }));
+        match r {
+            Ok(Ok(_)) => loaded += 1,
+            Ok(Err(e)) => assert!(!e.to_string().is_empty()),
+            Err(_) => panic!("v2 model file with its stage: panic on mutant {i}"),
+        }
+    }
+    eprintln!("fuzz v2 model + stage load: {tried} inputs, {loaded} loaded, 0 panics");
 }

@@ -3,6 +3,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod common;
+mod corpus;
 
 use burn::tensor::Device;
 use common::*;
@@ -661,5 +662,105 @@ mod trainer_api {
         let again = loaded.export_model().unwrap().to_vec();
         let (_, again_stage) = sortwise::model_file::Model::from_bytes_with_stage(&again).unwrap();
         assert_eq!(again_stage.as_ref(), Some(&stage));
+    }
+
+    /// The hostile corpus (`tests/corpus`, as natively in `tests/hostile_corpus.rs`) through the
+    /// `Trainer` on the CPU backend, without the two cases marked heavy (a 64 MP and a 25 MP
+    /// 16-bit bomb that decode, several hundred MB each): every image case in one `addImages`
+    /// call with a good photo last (bad ones a message, the good one an id); every model case
+    /// through `importModel`, the trained model still predicting the same after each refusal;
+    /// every weight case through `Trainer.create`. No case may trap the instance.
+    #[wasm_bindgen_test]
+    async fn hostile_corpus_through_the_trainer() {
+        const SHA: &str = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
+        // A randomly initialised EfficientNet-Lite0: small and fast, and its v2 files are a
+        // fraction of ResNet-18's.
+        let device = Device::flex();
+        let init = sortwise::backbone::Backbone::init(Arch::EfficientnetLite0, &device);
+        let weights = weights::save_web(&init, StorageDtype::F16, SHA).unwrap();
+        let (backbone, _) =
+            weights::load_web(&weights, Some(Arch::EfficientnetLite0), &device).unwrap();
+        let stage = backbone.split_last_stage().to_weights().await.unwrap();
+        drop((init, backbone));
+        let w = Uint8Array::from(weights.as_slice());
+        let t = Trainer::create_async(obj(&[("weights", w.into()), ("device", "cpu".into())]))
+            .await
+            .map_err(msg)
+            .unwrap();
+        let mut problems = Vec::new();
+
+        let cases: Vec<_> = corpus::image_cases()
+            .into_iter()
+            .filter(|c| !c.heavy)
+            .collect();
+        let list = js_sys::Array::new();
+        for c in &cases {
+            list.push(&Uint8Array::from(c.bytes.as_slice()));
+        }
+        list.push(&Uint8Array::from(PNGS[0]));
+        let out = js_sys::Array::from(&resolve(t.add_images("a".into(), list)).await.unwrap());
+        assert_eq!(out.length() as usize, cases.len() + 1);
+        for (i, c) in cases.iter().enumerate() {
+            let v = out.get(i as u32);
+            let message = v.as_string();
+            if message.is_none() && v.as_f64().is_none() {
+                problems.push(format!("{}: neither an id nor a message", c.name));
+            }
+            if let Err(e) = corpus::check(c.expect, message.as_deref()) {
+                problems.push(format!("{}: {e}", c.name));
+            }
+        }
+        assert!(
+            out.get(cases.len() as u32).as_f64().is_some(),
+            "the good photo"
+        );
+        drop(cases);
+
+        // A trained model whose predictions every refused import must leave alone.
+        for png in [PNGS[1], PNGS[2]] {
+            resolve(t.add_image("b".into(), Uint8Array::from(png)))
+                .await
+                .unwrap();
+        }
+        resolve(t.train(obj(&[("epochs", 2.into()), ("patience", 0.into())]), None))
+            .await
+            .unwrap();
+        let original = t.export_model().unwrap().to_vec();
+        let predict = || async {
+            let p = resolve(t.predict(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
+                .await
+                .unwrap();
+            (
+                field(&p, "label").as_string(),
+                field(&p, "confidence").as_f64(),
+            )
+        };
+        let before = predict().await;
+        for c in corpus::model_cases(&corpus::Backbone {
+            arch: Arch::EfficientnetLite0,
+            source_sha256: SHA,
+            stage: &stage,
+        }) {
+            let message = t.import_model(&c.bytes).err().map(msg);
+            if let Err(e) = corpus::check(c.expect, message.as_deref()) {
+                problems.push(format!("{}: {e}", c.name));
+            }
+            if message.is_some() {
+                if predict().await != before {
+                    problems.push(format!("{}: the refusal changed the model", c.name));
+                }
+            } else {
+                t.import_model(&original).unwrap();
+            }
+        }
+        for c in corpus::weight_cases(&weights) {
+            let w = Uint8Array::from(c.bytes.as_slice());
+            let r = Trainer::create_async(obj(&[("weights", w.into()), ("device", "cpu".into())]))
+                .await;
+            if let Err(e) = corpus::check(c.expect, r.err().map(msg).as_deref()) {
+                problems.push(format!("{}: {e}", c.name));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }
