@@ -47,9 +47,14 @@ async function chromiumDriver() {
     args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
   });
   const context = await browser.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
+  // The context sees the workers' requests too.
+  return pageDriver(browser, await context.newPage(), context);
+}
+
+// playwright-core and puppeteer-core pages have the same four calls the flow needs.
+function pageDriver(browser, page, requestSource = page) {
   const requests = [];
-  context.on('request', (r) => requests.push(r.url()));
+  requestSource.on('request', (r) => requests.push(r.url()));
   return {
     requests,
     open: (url) => page.goto(url),
@@ -66,16 +71,7 @@ async function firefoxDriver() {
     executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
     headless: true,
   });
-  const page = await browser.newPage();
-  const requests = [];
-  page.on('request', (r) => requests.push(r.url()));
-  return {
-    requests,
-    open: (url) => page.goto(url),
-    eval: (fn, arg) => page.evaluate(fn, arg),
-    reload: () => page.reload(),
-    close: () => browser.close(),
-  };
+  return pageDriver(browser, await browser.newPage());
 }
 
 async function webkitDriver() {
