@@ -21,9 +21,12 @@
 //!
 //! The kept model is the best epoch by validation loss, the warm start (epoch 0, pretrained
 //! stage) included: fine-tuning never ends with a worse validation loss than head-only training.
+//! With `refit` (the default), that held-out run only chooses the epoch counts: the model
+//! returned is trained again the same way on training + validation photos ([`train_with_views`]).
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use image::RgbImage;
@@ -38,7 +41,7 @@ use crate::infer::{Output, read_rows};
 use crate::preprocess::Fit;
 use crate::trainer::{
     self, EpochLoss, EpochStats, FineTuneStats, Plan, Progress, Report, Run, TrainConfig,
-    TrainExample, ValExample, build_optimizer, build_report, lr_at, val_stats,
+    TrainExample, ValExample, build_optimizer, build_report, lr_at, refit_set, val_stats,
 };
 
 /// A fine-tuned last stage and the head trained on it.
@@ -243,44 +246,31 @@ async fn norm(stage: &LastStage, theta0: &[Tensor<1>]) -> Result<f64> {
     Ok((sq.max(0.0) as f64).sqrt())
 }
 
-/// Phase 1: every cached row through the pretrained `stage` to its embedding (progress phase
-/// `"features"`), then head-only training on those, as without fine-tuning.
-#[allow(clippy::too_many_arguments)]
-async fn warm_start(
-    labels: &[String],
-    train_set: &[TrainExample<'_>],
-    val_set: &[ValExample<'_>],
-    cfg: &TrainConfig,
+/// Phase 1's embeddings: every cached row through the pretrained `stage` (progress phase
+/// `"features"`), in order.
+async fn stage_embeddings(
+    rows: &[&[f32]],
     stage: &LastStage,
     shape: [usize; 3],
     device: &Device,
+    batch: usize,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
-) -> Result<(Head, Report)> {
-    let batch = cfg.batch_size;
-    let train_rows: Vec<&[f32]> = train_set
-        .iter()
-        .flat_map(|e| e.views.iter().map(Vec::as_slice))
-        .collect();
-    let all: Vec<&[f32]> = train_rows
-        .iter()
-        .copied()
-        .chain(val_set.iter().map(|v| v.embedding))
-        .collect();
+) -> Result<Vec<Vec<f32>>> {
     let per = shape.iter().product::<usize>();
-    if let Some(bad) = all.iter().find(|r| r.len() != per) {
+    if let Some(bad) = rows.iter().find(|r| r.len() != per) {
         return Err(Error::Invalid(format!(
             "cached stage inputs differ in size ({} and {per} values): were they made with \
              another backbone?",
             bad.len()
         )));
     }
-    let mut embedded = Vec::with_capacity(all.len());
-    for chunk in all.chunks(batch) {
+    let mut embedded = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(batch) {
         embedded.extend(stage_features(stage, chunk, shape, device, batch).await?);
         let p = Progress {
             phase: "features".into(),
             epoch: embedded.len(),
-            epochs: all.len(),
+            epochs: rows.len(),
             loss: 0.0,
             val_loss: None,
             val_accuracy: None,
@@ -289,19 +279,157 @@ async fn warm_start(
             return Err(Error::Cancelled);
         }
     }
-    let (train_emb, val_emb) = embedded.split_at(train_rows.len());
-    let mut views = train_emb;
-    let head_train: Vec<TrainExample> = train_set
+    Ok(embedded)
+}
+
+/// Rows of `embedded` regrouped into one view list per example (`lens[i]` views each).
+fn regroup(embedded: &[Vec<f32>], lens: impl Iterator<Item = usize>) -> Vec<Vec<Vec<f32>>> {
+    let mut rest = embedded;
+    lens.map(|n| {
+        let (mine, tail) = rest.split_at(n);
+        rest = tail;
+        mine.to_vec()
+    })
+    .collect()
+}
+
+/// The optimizers of stage and head: the stage gets no weight decay toward 0 (L2-SP replaces
+/// it), the new head keeps its plain weight decay.
+fn optimizers(cfg: &TrainConfig) -> (ModuleOptimizer, ModuleOptimizer) {
+    (
+        build_optimizer(cfg, 0.0),
+        build_optimizer(cfg, cfg.weight_decay),
+    )
+}
+
+/// One fine-tuning epoch of stage and head over `set` in `plan`'s order; the mean
+/// cross-entropy.
+#[allow(clippy::too_many_arguments)]
+async fn tune_epoch(
+    plan: &mut Plan,
+    set: &[TrainExample<'_>],
+    shape: [usize; 3],
+    (mut stage_t, mut head_t): (LastStage, Head),
+    (stage_optim, head_optim): &mut (ModuleOptimizer, ModuleOptimizer),
+    loss_fn: &CrossEntropyLoss,
+    theta0: &[Tensor<1>],
+    cfg: &TrainConfig,
+    epoch: usize,
+    ad: &Device,
+) -> Result<(LastStage, Head, f64)> {
+    let base_lr = cfg.finetune_learning_rate();
+    let lr = lr_at(cfg, base_lr, epoch);
+    let order = plan.epoch_order();
+    let mut epoch_loss = EpochLoss::default();
+    for chunk in order.chunks(cfg.batch_size) {
+        let (rows, y) = plan.batch(set, chunk, ad);
+        let logits = head_t.forward(stage_t.features(stage_batch(&rows, shape, ad)));
+        let ce = loss_fn.forward(logits, y);
+        epoch_loss.add(ce.clone());
+        let loss = if cfg.l2sp > 0.0 {
+            ce + squared_distance(&stage_t, theta0).mul_scalar(cfg.l2sp / 2.0)
+        } else {
+            ce
+        };
+        let mut grads = loss.backward();
+        let stage_grads = GradientsParams::from_module(&mut grads, &stage_t);
+        let head_grads = GradientsParams::from_module(&mut grads, &head_t);
+        stage_t = stage_optim.step(lr, stage_t, stage_grads);
+        head_t = head_optim.step(lr, head_t, head_grads);
+    }
+    let loss = epoch_loss.mean(epoch, base_lr).await?;
+    Ok((stage_t, head_t, loss))
+}
+
+fn example_sets<'a>(
+    views: &'a [Vec<Vec<f32>>],
+    like: &[TrainExample<'_>],
+) -> Vec<TrainExample<'a>> {
+    views
         .iter()
-        .map(|e| {
-            let (mine, rest) = views.split_at(e.views.len());
-            views = rest;
-            TrainExample {
-                views: mine,
-                label: e.label,
-            }
+        .zip(like)
+        .map(|(v, e)| TrainExample {
+            views: v,
+            label: e.label,
         })
+        .collect()
+}
+
+/// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
+/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
+/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
+/// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
+/// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`), then for the refit's
+/// epochs (`"refit"`, `"refit-finetune"`); resolving to `false` cancels with
+/// [`Error::Cancelled`]. With `cfg.refit` and a validation set, the returned model is the refit
+/// (see [`train_with_views`]); the validation photos take part with their evaluation view only.
+pub async fn train(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    cfg: &TrainConfig,
+    stage: LastStage,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(FineTuned, Report)> {
+    train_with_views(
+        labels, train_set, val_set, None, cfg, stage, device, progress,
+    )
+    .await
+}
+
+/// [`train`], with every view's stage input of each validation photo for the refit
+/// (`val_views`, in `val_set` order; `None`: evaluation views only).
+///
+/// The held-out run chooses: the head-only warm start's best epoch E and the fine-tuning phase's
+/// best epoch F (0: the warm start was kept). With `cfg.refit` and a validation set, the model
+/// is then trained again on training + validation photos the same way, without validation: a
+/// head from zeros for E epochs on the pretrained stage's embeddings, then (F > 0) stage and head
+/// together from there for F epochs. The report holds the held-out run's metrics.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_with_views(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    val_views: Option<&[&[Vec<f32>]]>,
+    cfg: &TrainConfig,
+    stage: LastStage,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(FineTuned, Report)> {
+    let started = Instant::now();
+    let mut plan = Plan::new(labels, train_set, cfg)?;
+    let shape = input_shape(&stage, train_set[0].views[0].len())?;
+    let batch = cfg.batch_size;
+    let refit = cfg.refit && !val_set.is_empty();
+    let mut storage = Vec::new();
+    let all = if refit {
+        refit_set(train_set, val_set, val_views, &mut storage)?
+    } else {
+        Vec::new()
+    };
+    let n_train = train_set.len();
+
+    // Phase 1 inputs: the training views, the validation photos' evaluation views, and for the
+    // refit their other views.
+    let train_rows = train_set
+        .iter()
+        .flat_map(|e| e.views.iter().map(Vec::as_slice));
+    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
+    let extra_rows = all
+        .iter()
+        .skip(n_train)
+        .flat_map(|e| e.views.iter().skip(1).map(Vec::as_slice));
+    let rows: Vec<&[f32]> = train_rows
+        .chain(val_rows.iter().copied())
+        .chain(extra_rows)
         .collect();
+    let embedded = stage_embeddings(&rows, &stage, shape, device, batch, progress).await?;
+    let n_train_rows: usize = train_set.iter().map(|e| e.views.len()).sum();
+    let (train_emb, rest) = embedded.split_at(n_train_rows);
+    let (val_emb, extra_emb) = rest.split_at(val_set.len());
+    let train_views = regroup(train_emb, train_set.iter().map(|e| e.views.len()));
+    let head_train = example_sets(&train_views, train_set);
     let head_val: Vec<ValExample> = val_set
         .iter()
         .zip(val_emb)
@@ -313,38 +441,13 @@ async fn warm_start(
         .collect();
     let head_only = TrainConfig {
         finetune_last: false,
+        refit: false,
         ..cfg.clone()
     };
-    trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await
-}
-
-/// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
-/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
-/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
-/// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
-/// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`); resolving to `false`
-/// cancels with [`Error::Cancelled`].
-pub async fn train(
-    labels: &[String],
-    train_set: &[TrainExample<'_>],
-    val_set: &[ValExample<'_>],
-    cfg: &TrainConfig,
-    stage: LastStage,
-    device: &Device,
-    progress: &mut impl AsyncFnMut(&Progress) -> bool,
-) -> Result<(FineTuned, Report)> {
-    let started = Instant::now();
-    let mut plan = Plan::new(labels, train_set, cfg)?;
-    let shape = input_shape(&stage, train_set[0].views[0].len())?;
-    let batch = cfg.batch_size;
-
-    let (head0, warm) = warm_start(
-        labels, train_set, val_set, cfg, &stage, shape, device, progress,
-    )
-    .await?;
+    let (head0, warm) =
+        trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await?;
 
     // Phase 2: stage + head with L2-SP.
-    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
     let ad = device.clone().autodiff();
     let theta0: Vec<Tensor<1>> = stage.flat_params();
     let start_score = warm
@@ -355,38 +458,29 @@ pub async fn train(
         stage: stage.clone(),
         head: head0.clone(),
     });
-    let mut stage_t = stage.train();
-    let mut head_t = head0.train();
-    let mut stage_optim = build_optimizer(cfg, 0.0);
-    let mut head_optim = build_optimizer(cfg, cfg.weight_decay);
+    let mut model = (stage.clone().train(), head0.train());
+    let mut optims = optimizers(cfg);
     let loss_fn = plan.loss(cfg, &ad);
     let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
-    let base_lr = cfg.finetune_learning_rate();
     for epoch in 1..=cfg.finetune_epochs {
-        let order = plan.epoch_order();
-        let lr = lr_at(cfg, base_lr, epoch);
-        let mut epoch_loss = EpochLoss::default();
-        for chunk in order.chunks(batch) {
-            let (rows, y) = plan.batch(train_set, chunk, &ad);
-            let logits = head_t.forward(stage_t.features(stage_batch(&rows, shape, &ad)));
-            let ce = loss_fn.forward(logits, y);
-            epoch_loss.add(ce.clone());
-            let loss = if cfg.l2sp > 0.0 {
-                ce + squared_distance(&stage_t, &theta0).mul_scalar(cfg.l2sp / 2.0)
-            } else {
-                ce
-            };
-            let mut grads = loss.backward();
-            let stage_grads = GradientsParams::from_module(&mut grads, &stage_t);
-            let head_grads = GradientsParams::from_module(&mut grads, &head_t);
-            stage_t = stage_optim.step(lr, stage_t, stage_grads);
-            head_t = head_optim.step(lr, head_t, head_grads);
-        }
-        let loss = epoch_loss.mean(epoch, base_lr).await?;
+        let (stage_t, head_t, loss) = tune_epoch(
+            &mut plan,
+            train_set,
+            shape,
+            model,
+            &mut optims,
+            &loss_fn,
+            &theta0,
+            cfg,
+            epoch,
+            &ad,
+        )
+        .await?;
         let current = FineTuned {
             stage: stage_t.valid(),
             head: head_t.valid(),
         };
+        model = (stage_t, head_t);
         let probs = current
             .probabilities(&val_rows, shape, device, batch)
             .await?;
@@ -413,7 +507,7 @@ pub async fn train(
 
     let (best_ft_epoch, best) = run.best();
     let distance = norm(&best.stage, &theta0).await?;
-    let last_distance = norm(&stage_t.valid(), &theta0).await?;
+    let last_distance = norm(&model.0.valid(), &theta0).await?;
     let probs = best.probabilities(&val_rows, shape, device, batch).await?;
     let warm_epochs = warm.history.len();
     let ft_epochs = run.history.len();
@@ -430,12 +524,12 @@ pub async fn train(
         labels,
         history,
         best_epoch,
-        train_set.len(),
+        n_train,
         val_set,
         plan.balance,
         &probs,
     );
-    report.finetune = Some(FineTuneStats {
+    let mut stats = FineTuneStats {
         l2sp: cfg.l2sp,
         epochs_run: ft_epochs,
         best_epoch: best_ft_epoch,
@@ -443,9 +537,77 @@ pub async fn train(
         last_distance,
         head_only_val_accuracy: warm.val_accuracy,
         head_only_val_loss: warm.val_loss,
-    });
+        refit_epochs: None,
+        refit_distance: None,
+    };
+    let mut kept = best;
+    if refit {
+        // The head-only refit on all photos' pretrained-stage embeddings...
+        let mut extra = extra_emb;
+        let mut all_views = train_views.clone();
+        for (e, v) in all[n_train..].iter().zip(val_emb) {
+            let (mine, tail) = extra.split_at(e.views.len() - 1);
+            extra = tail;
+            all_views.push(std::iter::once(v.clone()).chain(mine.to_vec()).collect());
+        }
+        let head_all = example_sets(&all_views, &all);
+        let (head, balance, _) = trainer::refit_head(
+            labels,
+            &head_all,
+            &head_only,
+            warm.best_epoch,
+            device,
+            progress,
+        )
+        .await?;
+        // ...then stage and head together for the held-out run's fine-tuning epochs.
+        let mut model = (stage.train(), head.train());
+        if best_ft_epoch > 0 {
+            let mut plan = Plan::new(labels, &all, cfg)?;
+            let mut optims = optimizers(cfg);
+            let loss_fn = plan.loss(cfg, &ad);
+            for epoch in 1..=best_ft_epoch {
+                let (stage_t, head_t, loss) = tune_epoch(
+                    &mut plan,
+                    &all,
+                    shape,
+                    model,
+                    &mut optims,
+                    &loss_fn,
+                    &theta0,
+                    cfg,
+                    epoch,
+                    &ad,
+                )
+                .await?;
+                model = (stage_t, head_t);
+                let p = Progress {
+                    phase: "refit-finetune".into(),
+                    epoch,
+                    epochs: best_ft_epoch,
+                    loss,
+                    val_loss: None,
+                    val_accuracy: None,
+                };
+                if !progress(&p).await {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+        kept = FineTuned {
+            stage: model.0.valid(),
+            head: model.1.valid(),
+        };
+        stats.refit_epochs = Some(best_ft_epoch);
+        stats.refit_distance = Some(norm(&kept.stage, &theta0).await?);
+        report.refit = true;
+        report.refit_epochs = Some(warm.best_epoch);
+        report.refit_size = Some(all.len());
+        report.refit_balance = Some(balance);
+    }
+    report.finetune = Some(stats);
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((best, report))
+    Ok((kept, report))
 }
 
 #[cfg(test)]

@@ -746,7 +746,9 @@ impl Trainer {
     }
 
     /// Train a new head; `progress(p)` after every epoch, returning `false` cancels (the previous
-    /// model, if any, is kept).
+    /// model, if any, is kept). By default the model kept is refit on every photo for the epochs
+    /// the held-out run chose (progress phase `'refit'`, report `refit: true, refitEpochs`);
+    /// `{refit: false}` keeps the held-out run's model.
     pub fn train(&self, opts: JsValue, progress: Option<Function>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -808,10 +810,16 @@ impl Trainer {
             };
             let (head, report, stage) = match &stage_rows {
                 None => {
-                    let (head, report) = trainer::train(
+                    // The refit trains on the validation photos' augmented views too.
+                    let val_views: Vec<&[Vec<f32>]> = val_idx
+                        .iter()
+                        .map(|&i| examples[i].views.as_slice())
+                        .collect();
+                    let (head, report) = trainer::train_with_views(
                         &labels,
                         &train_set,
                         &val_set,
+                        Some(&val_views),
                         &cfg,
                         &device,
                         &mut on_progress,
@@ -837,11 +845,14 @@ impl Trainer {
                             id: examples[i].id,
                         })
                         .collect();
+                    let val_views: Vec<&[Vec<f32>]> =
+                        val_idx.iter().map(|&i| rows[i].as_slice()).collect();
                     let pretrained = inner.borrow().backbone.split_last_stage();
-                    let (tuned, report) = finetune::train(
+                    let (tuned, report) = finetune::train_with_views(
                         &labels,
                         &train_set,
                         &val_set,
+                        Some(&val_views),
                         &cfg,
                         pretrained,
                         &device,

@@ -295,13 +295,72 @@ fn train_eval_predict_on_class_folders() {
     );
     assert!(json["epochs"].as_u64().unwrap() >= 1);
     assert!(model.exists());
+    // Refit by default: on the 20 training and 10 validation photos, for the best epoch count.
+    assert_eq!(json["refit"], true, "{json}");
+    assert_eq!(json["refit_epochs"], json["best_epoch"]);
+    assert_eq!(json["refit_size"], 30);
+    assert!(
+        stderr.contains("refit on training + validation photos"),
+        "{stderr}"
+    );
+    let meta = |m: &Path| {
+        sortwise::model_file::Model::from_bytes(&std::fs::read(m).unwrap())
+            .unwrap()
+            .meta
+    };
+    let m = meta(&model);
+    assert!(m.config.refit && m.report.as_ref().unwrap().refit);
+    assert_eq!(
+        m.report.unwrap().refit_epochs,
+        Some(json["best_epoch"].as_u64().unwrap() as usize)
+    );
 
-    let (code, json, stderr) = eval_cpu(&model, &pth, &val);
+    let (code, json_eval, stderr) = eval_cpu(&model, &pth, &val);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(json["n"], 10);
-    assert_eq!(json["confusion"].as_array().unwrap().len(), 2);
-    assert!(json["per_class"]["glass"]["recall"].is_number());
-    assert!(json["accuracy"].as_f64().unwrap() >= 0.7);
+    assert_eq!(json_eval["n"], 10);
+    assert_eq!(json_eval["confusion"].as_array().unwrap().len(), 2);
+    assert!(json_eval["per_class"]["glass"]["recall"].is_number());
+    assert!(json_eval["accuracy"].as_f64().unwrap() >= 0.7);
+
+    // --no-refit keeps the held-out run's model: the same summary (that run is the same), and
+    // `eval` on the validation folder reproduces its validation numbers, which the refit model,
+    // having trained on those photos, beats on loss.
+    let held = dir.path().join("held.sortwise");
+    let (code, held_json, stderr) = sortwise(&[
+        "train",
+        "--arch",
+        "efficientnet_lite0",
+        "--weights",
+        &s(&pth),
+        "--data",
+        &s(&data),
+        "--val",
+        &s(&val),
+        "--epochs",
+        "40",
+        "--augment",
+        "1",
+        "--backend",
+        "cpu",
+        "--no-refit",
+        "--out",
+        &s(&held),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(held_json["refit"], false);
+    assert!(held_json["refit_epochs"].is_null());
+    for k in ["val_accuracy", "val_loss", "best_epoch", "confusion"] {
+        assert_eq!(held_json[k], json[k], "{k}");
+    }
+    assert!(!meta(&held).config.refit);
+    let (_, held_eval, _) = eval_cpu(&held, &pth, &val);
+    assert_eq!(held_eval["accuracy"], json["val_accuracy"]);
+    let loss = |v: &Value, k: &str| v[k].as_f64().unwrap();
+    assert!((loss(&held_eval, "loss") - loss(&json, "val_loss")).abs() < 1e-4);
+    assert!(
+        loss(&json_eval, "loss") < loss(&held_eval, "loss"),
+        "refit {json_eval} vs held-out {held_eval}"
+    );
 
     let photo = val
         .join("glass")
@@ -399,6 +458,8 @@ fn train_finetune_last_then_eval_uses_the_stage() {
             "--finetune-last".into(),
             "--finetune-epochs".into(),
             "2".into(),
+            // The held-out run's model, so `eval` on the validation folder must match it.
+            "--no-refit".into(),
             "--backend".into(),
             "cpu".into(),
             "--out".into(),

@@ -106,9 +106,11 @@ fn l2sp_holds_the_stage_near_its_pretrained_weights() {
     let pretrained = backbone().split_last_stage();
     let mut moved = Vec::new();
     for l2sp in [0.0, 1e3] {
+        // The held-out run's stage: its distance is the reported one (a refit has its own).
         let cfg = TrainConfig {
             optimizer: sortwise::trainer::OptimizerKind::Sgd,
             l2sp,
+            refit: false,
             ..small_cfg()
         };
         let one_each: Rows = few.iter().step_by(8).cloned().collect();
@@ -289,6 +291,67 @@ fn trashnet_mini_accuracy_floor() {
     assert!(
         report.history.len() > FT_EPOCHS,
         "head-only epochs come first"
+    );
+    // The default refits head and stage on all 240 photos for the epochs chosen.
+    assert!(report.refit);
+    assert_eq!(report.refit_size, Some(240));
+    assert_eq!(stats.refit_epochs, Some(stats.best_epoch));
+    let head_epochs = report.history[..report.epochs_run - stats.epochs_run]
+        .iter()
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap()
+        .epoch;
+    assert_eq!(report.refit_epochs, Some(head_epochs));
+}
+
+/// Refit of a fine-tuned model: the warm start's and the fine-tuning phase's best epoch counts
+/// are rerun on training + validation photos, from the pretrained stage; `refit: false` returns
+/// the held-out run's model, and both are deterministic.
+#[test]
+fn refit_reruns_head_and_stage_on_all_photos() {
+    let (train, _) = trashnet_inputs();
+    let few: Rows = train
+        .chunks(40)
+        .flat_map(|class| class[..6].iter().cloned())
+        .collect();
+    let val: Rows = train
+        .chunks(40)
+        .flat_map(|class| class[6..8].iter().cloned())
+        .collect();
+    let cfg = TrainConfig {
+        finetune_epochs: 1,
+        ..small_cfg()
+    };
+    let pretrained = backbone().split_last_stage();
+    let (ft, report) = run_real(&few, &val, &cfg);
+    let stats = report.finetune.clone().unwrap();
+    eprintln!("refit: {stats:?}, head epochs {:?}", report.refit_epochs);
+    assert!(report.refit);
+    assert_eq!(report.refit_size, Some(32));
+    assert_eq!(stats.refit_epochs, Some(stats.best_epoch));
+    let d = distance(&ft.stage, &pretrained);
+    let refit_d = stats.refit_distance.unwrap();
+    assert!(
+        (d - refit_d).abs() <= 1e-3 * d.max(1e-3),
+        "{d} vs {refit_d}"
+    );
+    let (held, h) = run_real(
+        &few,
+        &val,
+        &TrainConfig {
+            refit: false,
+            ..cfg.clone()
+        },
+    );
+    assert!(!h.refit && h.finetune.as_ref().unwrap().refit_epochs.is_none());
+    assert_eq!(h.history, report.history, "the same held-out run");
+    let w = |f: &FineTuned| pollster::block_on(f.head.to_weights()).unwrap();
+    assert_ne!(w(&ft), w(&held));
+    let (again, _) = run_real(&few, &val, &cfg);
+    assert_eq!(w(&ft), w(&again));
+    assert_eq!(
+        pollster::block_on(ft.stage.to_weights()).unwrap(),
+        pollster::block_on(again.stage.to_weights()).unwrap()
     );
 }
 

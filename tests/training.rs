@@ -429,3 +429,192 @@ fn fifty_classes_a_single_image_class_and_retraining() {
     assert_eq!(again.train_size, 800);
     assert!(again.val_accuracy.unwrap() >= first - 0.1);
 }
+
+/// Refit (the default): the held-out run chooses the epoch count, then a head trained from zeros
+/// on training + validation examples for exactly that many epochs is returned. Everything the
+/// report says about validation is the held-out run's; `refit: false` returns that run's head.
+#[test]
+fn refit_retrains_on_all_examples_for_the_best_epoch_count() {
+    let train = blobs(&[30, 30, 30], 12, 21);
+    let val = blobs(&[8, 8, 8], 12, 22);
+    let cfg = TrainConfig {
+        epochs: 40,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    assert!(cfg.refit, "refit is the default");
+    let held_cfg = TrainConfig {
+        refit: false,
+        ..cfg.clone()
+    };
+    let (refit, r) = run(&train, &val, &names(3), &cfg).unwrap();
+    let (held, h) = run(&train, &val, &names(3), &held_cfg).unwrap();
+    assert!(r.refit && !h.refit);
+    assert_eq!(r.refit_epochs, Some(r.best_epoch));
+    assert_eq!(r.refit_size, Some(90 + 24));
+    assert_eq!(r.refit_balance, Some(Balance::None));
+    assert_eq!((h.refit_epochs, h.refit_size), (None, None));
+    // The held-out run is the same run either way: same history, same validation metrics.
+    assert_eq!(r.history, h.history);
+    assert_eq!(r.best_epoch, h.best_epoch);
+    assert_eq!(
+        (r.val_accuracy, r.val_loss, &r.confusion, &r.misclassified),
+        (h.val_accuracy, h.val_loss, &h.confusion, &h.misclassified)
+    );
+    let w = |head: &Head| pollster::block_on(head.to_weights()).unwrap();
+    assert_ne!(w(&refit), w(&held), "the refit is another model");
+    // Deterministic, and exactly a from-scratch run on all examples for the best epoch count
+    // (no validation set, so that run neither early-stops nor refits).
+    let (refit2, _) = run(&train, &val, &names(3), &cfg).unwrap();
+    assert_eq!(w(&refit), w(&refit2));
+    let all: Vec<_> = train.iter().chain(&val).cloned().collect();
+    let (scratch, s) = run(
+        &all,
+        &[],
+        &names(3),
+        &TrainConfig {
+            epochs: r.best_epoch,
+            patience: 0,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    assert!(!s.refit);
+    assert_eq!(
+        s.best_epoch, r.best_epoch,
+        "training loss falls every epoch here, so the last epoch is kept"
+    );
+    assert_eq!(w(&refit), w(&scratch));
+    // Without a validation set there is nothing to refit on.
+    let (_, none) = run(&train, &[], &names(3), &cfg).unwrap();
+    assert!(!none.refit && none.refit_epochs.is_none());
+    // The balance rule is applied to all examples' counts: 20 vs 9 train with class weights,
+    // 20+2 vs 9+9 (below 2:1) refit without.
+    let (_, b) = run(
+        &blobs(&[20, 9], 8, 23),
+        &blobs(&[2, 9], 8, 24),
+        &names(2),
+        &TrainConfig {
+            epochs: 5,
+            ..TrainConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (b.balance, b.refit_balance),
+        (Balance::Weight, Some(Balance::None))
+    );
+    // Cancelling during the refit cancels the whole run.
+    let (train_set, val_set) = common::example_sets(&train, &val);
+    let c = pollster::block_on(trainer::train(
+        &names(3),
+        &train_set,
+        &val_set,
+        &cfg,
+        &Device::flex(),
+        &mut async |p: &trainer::Progress| p.phase != "refit",
+    ));
+    assert!(matches!(c, Err(Error::Cancelled)), "{c:?}");
+}
+
+/// On real photos: the refit has seen the validation photos (the ones the held-out model gets
+/// wrong become more likely to get their own label), and on photos neither run saw
+/// (trashnet-mini's val/, with the held-out split taken from train/), it is not less accurate
+/// than the held-out model beyond a photo or two, for each of three seeds.
+#[test]
+fn trashnet_mini_refit_sees_validation_photos_and_holds_accuracy_on_unseen_ones() {
+    let e = embedded();
+    let labels = e.train.labels().to_vec();
+    let examples = e.train.examples();
+    let device = Device::flex();
+    let probs = |head: &Head, rows: &[&[f32]]| {
+        pollster::block_on(trainer::probabilities(head, rows, &device)).unwrap()
+    };
+    let accuracy = |head: &Head| {
+        let rows: Vec<&[f32]> = e.val.iter().map(|(v, _)| v.as_slice()).collect();
+        let p = probs(head, &rows);
+        let right = p
+            .iter()
+            .zip(&e.val)
+            .filter(|(p, (_, l))| sortwise::metrics::argmax(p) == *l)
+            .count();
+        right as f64 / e.val.len() as f64
+    };
+    let y: Vec<usize> = examples.iter().map(|x| x.label).collect();
+    let (mut sum_refit, mut sum_held) = (0.0, 0.0);
+    for seed in 0..3u64 {
+        let (train_idx, val_idx) = sortwise::split::stratified(&y, labels.len(), 0.2, seed);
+        let (train_set, val_set) = trainer::sets(examples, &train_idx, &val_idx);
+        let val_views: Vec<&[Vec<f32>]> = val_idx
+            .iter()
+            .map(|&i| examples[i].views.as_slice())
+            .collect();
+        let train = |refit: bool| {
+            let cfg = TrainConfig {
+                seed,
+                refit,
+                ..TrainConfig::default()
+            };
+            pollster::block_on(trainer::train_with_views(
+                &labels,
+                &train_set,
+                &val_set,
+                Some(&val_views),
+                &cfg,
+                &device,
+                &mut async |_: &trainer::Progress| true,
+            ))
+            .unwrap()
+        };
+        let (refit, r) = train(true);
+        let (held, h) = train(false);
+        assert_eq!(r.refit_size, Some(160));
+        assert_eq!(r.val_accuracy, h.val_accuracy);
+        // The held-out model's mistakes on its validation photos, seen by the refit.
+        let wrong: Vec<&[f32]> = val_set
+            .iter()
+            .filter(|v| h.misclassified.iter().any(|m| m.id == v.id))
+            .map(|v| v.embedding)
+            .collect();
+        let truth: Vec<usize> = val_set
+            .iter()
+            .filter(|v| h.misclassified.iter().any(|m| m.id == v.id))
+            .map(|v| v.label)
+            .collect();
+        assert!(!wrong.is_empty(), "seed {seed}: no validation mistakes");
+        let mean_true = |head: &Head| {
+            probs(head, &wrong)
+                .iter()
+                .zip(&truth)
+                .map(|(p, &t)| p[t] as f64)
+                .sum::<f64>()
+                / truth.len() as f64
+        };
+        let (p_refit, p_held) = (mean_true(&refit), mean_true(&held));
+        let (a_refit, a_held) = (accuracy(&refit), accuracy(&held));
+        eprintln!(
+            "seed {seed}: best epoch {}, held-out mistakes {} p(true) {p_held:.3} -> refit \
+             {p_refit:.3}; unseen val/ accuracy held {a_held:.3} refit {a_refit:.3}",
+            r.best_epoch,
+            wrong.len()
+        );
+        assert!(
+            p_refit > p_held,
+            "seed {seed}: refit did not learn from the validation photos"
+        );
+        assert!(a_refit >= 0.70, "seed {seed}: unseen accuracy {a_refit}");
+        assert!(
+            a_refit >= a_held - 0.0375,
+            "seed {seed}: {a_refit} vs {a_held}"
+        );
+        sum_refit += a_refit;
+        sum_held += a_held;
+    }
+    // Mean over the seeds: within one photo of 80.
+    assert!(
+        sum_refit / 3.0 >= sum_held / 3.0 - 0.0125,
+        "refit {} vs held-out {}",
+        sum_refit / 3.0,
+        sum_held / 3.0
+    );
+}

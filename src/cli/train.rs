@@ -79,6 +79,14 @@ pub struct TrainArgs {
     /// Learning rate of the fine-tuning phase (default: a tenth of --lr's).
     #[arg(long)]
     finetune_lr: Option<f64>,
+    /// Keep the held-out run's model instead of refitting it on training + validation photos
+    /// for the epochs the held-out run chose (the default refits; the reported validation
+    /// metrics are the held-out run's either way).
+    #[arg(long)]
+    no_refit: bool,
+    /// Weight decay of the head (L2, added to the gradient).
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    weight_decay: f64,
     #[arg(long)]
     out: PathBuf,
 }
@@ -243,6 +251,8 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         l2sp: args.l2sp,
         finetune_epochs: args.finetune_epochs,
         finetune_lr: args.finetune_lr,
+        refit: !args.no_refit,
+        weight_decay: args.weight_decay,
         ..TrainConfig::default()
     };
     cfg.validate()?;
@@ -288,6 +298,11 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         }
     };
     let (train_set, mut val_set) = trainer::sets(examples, &train_idx, &val_idx);
+    // Every view of each validation photo, for the refit, in `val_set` order.
+    let mut val_views: Vec<&[Vec<f32>]> = val_idx
+        .iter()
+        .map(|&i| examples[i].views.as_slice())
+        .collect();
     let mut val_files: Vec<String> = val_idx
         .iter()
         .map(|&i| train_emb.items[i].1.clone())
@@ -304,6 +319,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
                 label,
                 id: i as u32,
             });
+            val_views.push(views);
             val_files.push(file.clone());
         }
     }
@@ -311,6 +327,13 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
     let mut on_progress = async |p: &trainer::Progress| {
         if p.phase == "features" {
             eprintln!("sortwise: last-stage embeddings {}/{}", p.epoch, p.epochs);
+            return true;
+        }
+        if p.phase.starts_with("refit") {
+            eprintln!(
+                "sortwise: {} on training + validation photos, epoch {}/{} loss {:.4}",
+                p.phase, p.epoch, p.epochs, p.loss
+            );
             return true;
         }
         eprintln!(
@@ -326,10 +349,11 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         true
     };
     let (head, stage, report) = if cfg.finetune_last {
-        let (ft, report) = pollster::block_on(finetune::train(
+        let (ft, report) = pollster::block_on(finetune::train_with_views(
             &labels,
             &train_set,
             &val_set,
+            Some(&val_views),
             &cfg,
             backbone.split_last_stage(),
             &selected.device,
@@ -338,10 +362,11 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         let stage = pollster::block_on(ft.stage.to_weights())?;
         (ft.head, Some(stage), report)
     } else {
-        let (head, report) = pollster::block_on(trainer::train(
+        let (head, report) = pollster::block_on(trainer::train_with_views(
             &labels,
             &train_set,
             &val_set,
+            Some(&val_views),
             &cfg,
             &selected.device,
             &mut on_progress,
@@ -392,6 +417,9 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         "confusion": report.confusion,
         "misclassified": misclassified,
         "balance": report.balance,
+        "refit": report.refit,
+        "refit_epochs": report.refit_epochs,
+        "refit_size": report.refit_size,
         "augment": augment,
         "finetune_last": cfg.finetune_last,
         "l2sp": cfg.finetune_last.then_some(cfg.l2sp),
