@@ -34,7 +34,38 @@ export interface ReplayStatus {
   total: number;
 }
 
-export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus;
+/** `device: 'auto'` is timing a candidate (device-choice.js), the CPU first. */
+export interface MeasureStatus {
+  phase: 'measure';
+  device: 'cpu' | 'webgpu';
+}
+
+export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus | MeasureStatus;
+
+/** How `device: 'auto'` was decided, when it was measured. */
+export interface DeviceMeasurement {
+  device: Backend;
+  /** ms per image of the timed batch; null when WebGPU failed or was abandoned (see `gpuNote`). */
+  gpuMs: number | null;
+  gpuNote: string | null;
+  cpuMs: number | null;
+  cpuNote: string | null;
+  cpuThreads: number;
+  /** When it was measured (ms since the epoch). */
+  at: number;
+  /** Reused from an earlier visit. */
+  cached: boolean;
+}
+
+/** Test hooks of the `auto` measurement. */
+export interface DeviceChoiceDebug {
+  /** Treat a software adapter (SwiftShader) as a candidate. */
+  measureSoftwareAdapter?: boolean;
+  /** Multiply the CPU's measured time. */
+  cpuSlowdown?: number;
+  /** Ignore a kept verdict. */
+  forgetVerdict?: boolean;
+}
 
 export interface SortwiseOptions {
   /** Default: `weights/manifest.json`'s first backbone. */
@@ -56,6 +87,8 @@ export interface SortwiseOptions {
   /** Hex sha256 of the weight file, checked on every load. */
   sha256?: string;
   onStatus?: (status: SortwiseStatus) => void;
+  /** Tests only. */
+  debug?: DeviceChoiceDebug;
 }
 
 export interface AddedImage {
@@ -90,6 +123,8 @@ export class Sortwise {
   arch: Arch;
   dim: number;
   finetune: boolean;
+  /** How `device: 'auto'` was decided when it was measured; null otherwise. */
+  measurement: DeviceMeasurement | null;
   addImage(label: string, bytes: Uint8Array): Promise<AddedImage>;
   addImages(label: string, images: Uint8Array[]): Promise<AddImagesResult[]>;
   addEmbedding(label: string, embedding: Float32Array | ArrayLike<number>, thumbnail?: Uint8Array): Promise<number>;

@@ -48,7 +48,7 @@ export interface TrainOptions {
   momentum?: number;
   /** 32. */
   batchSize?: number;
-  /** 1e-4 (the head's plain weight decay). */
+  /** 1e-2 (the head's plain weight decay; chosen by measurement, docs/BENCHMARKS.md). */
   weightDecay?: number;
   /** 0.1, in [0, 1). */
   labelSmoothing?: number;
@@ -74,12 +74,20 @@ export interface TrainOptions {
   finetuneLr?: number | null;
   /** Must equal the trainer's own (`augment` is chosen when images are added); another value rejects. */
   augment?: number;
+  /**
+   * After the held-out run chose the epoch count, train the final model from scratch on training +
+   * validation images for that many epochs (the report keeps the held-out metrics). Default true.
+   */
+  refit?: boolean;
 }
 
 /** After every epoch (and, with `finetuneLast`, while the stage inputs go through the frozen layers). */
 export interface TrainProgress {
-  /** 'features': the warm start's embedding pass (`done` of `total` rows); 'train': a head-only epoch; 'finetune': a fine-tuning epoch. */
-  phase: 'train' | 'features' | 'finetune';
+  /**
+   * 'features': the warm start's embedding pass (`done` of `total` rows); 'train': a head-only
+   * epoch; 'finetune': a fine-tuning epoch; 'refit' / 'refit-finetune': the same, on every image.
+   */
+  phase: 'train' | 'features' | 'finetune' | 'refit' | 'refit-finetune';
   epoch: number;
   epochs: number;
   loss: number;
@@ -154,6 +162,14 @@ export interface TrainReport {
   seconds: number;
   /** Present when the last stage was fine-tuned. */
   finetune?: FineTuneStats;
+  /** Whether the returned model was refit on training + validation images (`refit` option). */
+  refit: boolean;
+  /** Epochs of the refit (the held-out run's best epoch). */
+  refitEpochs?: number;
+  /** Images the refit trained on. */
+  refitSize?: number;
+  /** The balance the refit used, recomputed on every image. */
+  refitBalance?: Balance;
 }
 
 export interface PredictOptions {
