@@ -43,7 +43,10 @@ fn main() {
     let device = match sortwise::device::select(choice) {
         Ok(sel) => sel.device,
         Err(e) => {
-            println!("{}", serde_json::json!({"backend": backend, "error": e.to_string()}));
+            println!(
+                "{}",
+                serde_json::json!({"backend": backend, "error": e.to_string()})
+            );
             return;
         }
     };
