@@ -190,7 +190,6 @@ const STRINGS = {
     trainLeftOut: 'Left out the empty classes: {labels}.',
     showAll: 'Show all {n}',
     showFewer: 'Show fewer',
-    thumbsShown: '{shown} of {n} shown',
   },
   'zh-CN': {
     tagline: '在浏览器标签页里，用你自己的照片训练图像分类器。',
@@ -379,7 +378,6 @@ const STRINGS = {
     trainLeftOut: '已略去空类别：{labels}。',
     showAll: '显示全部 {n} 张',
     showFewer: '收起',
-    thumbsShown: '已显示 {shown} / {n} 张',
   },
 };
 
