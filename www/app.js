@@ -282,8 +282,9 @@ async function readBytes(item) {
 // progress bar still moves every few photos.
 const ADD_BATCH = 8;
 
-function addImages(items) {
+function addImages(items, { intake = false } = {}) {
   items = items.filter(Boolean);
+  if (!intake) forgetIntakeUndo();
   if (!items.length) return Promise.resolve();
   addJob.total += items.length;
   addJob.running = true;
@@ -380,9 +381,10 @@ async function removeImage(key) {
     const fig = card?.querySelector(`.thumb[data-key="${key}"]`);
     const c = classOf(rec.label);
     if (fig && c && c.keys.length) {
-      const next = fig.nextElementSibling || fig.previousElementSibling;
+      const after = fig.nextElementSibling;
+      const next = after?.classList.contains('thumb') ? after : fig.previousElementSibling;
       fig.remove();
-      card.querySelector('.count').textContent = countText(c.keys.length);
+      updateCardCount(card, c);
       next?.querySelector('.thumb-del')?.focus({ preventScroll: true });
     } else renderCard(rec.label);
     scheduleSave();
@@ -391,6 +393,7 @@ async function removeImage(key) {
 
 async function addClassFromInput() {
   clearError();
+  forgetIntakeUndo();
   try {
     const label = validateLabel($('new-class').value);
     ensureClass(label);
@@ -405,6 +408,7 @@ async function renameClass(oldLabel, raw) {
   let label;
   try { label = validateLabel(raw, { except: oldLabel }); } catch (e) { showError('rename', e); return false; }
   if (label === oldLabel) return true;
+  forgetIntakeUndo();
   return serial(async () => {
     const c = classOf(oldLabel);
     if (!c) return false;
@@ -412,6 +416,7 @@ async function renameClass(oldLabel, raw) {
       if (c.keys.length) await state.sw.renameClass(oldLabel, label);
     } catch (e) { showError('rename', e); return false; }
     c.label = label;
+    if (expandedCards.delete(oldLabel)) expandedCards.add(label);
     for (const k of c.keys) { state.images.get(k).label = label; autosave.markImage(k); }
     if (state.activeLabel === oldLabel) state.activeLabel = label;
     markStale();
@@ -424,6 +429,7 @@ async function renameClass(oldLabel, raw) {
 async function deleteClass(label, { ask = true } = {}) {
   const c = classOf(label);
   if (!c) return;
+  forgetIntakeUndo();
   if (ask && c.keys.length && !window.confirm(t('deleteClassConfirm', { label, n: c.keys.length }))) return;
   await serial(async () => {
     try {
@@ -439,6 +445,7 @@ async function deleteClass(label, { ask = true } = {}) {
 }
 
 async function applyPreset(name) {
+  forgetIntakeUndo();
   const had = totalImages();
   if (had && !window.confirm(t('presetConfirm'))) return;
   await serial(async () => {
@@ -495,10 +502,77 @@ function thumbFigure(rec) {
 function appendThumb(rec) {
   const card = cardFor(rec.label);
   if (!card) { renderCard(rec.label); return; }
+  const c = classOf(rec.label);
   const thumbs = card.querySelector('.thumbs');
   thumbs.querySelector(':scope > .empty')?.remove();
-  thumbs.append(thumbFigure(rec));
-  card.querySelector('.count').textContent = countText(classOf(rec.label).keys.length);
+  // The rendered thumbnails are always the first ones of the class: a photo is appended only
+  // when all before it are shown, else the sentinel renders it when the user scrolls there.
+  const shown = renderedThumbs(thumbs);
+  const sentinel = thumbs.querySelector(':scope > .thumb-more');
+  if (shown === c.keys.length - 1 && shown < THUMB_PAGE) thumbs.insertBefore(thumbFigure(rec), sentinel);
+  else if (thumbObserver && sentinel) { thumbObserver.unobserve(sentinel); thumbObserver.observe(sentinel); }
+  else showMoreThumbs(card);
+  updateCardCount(card, c);
+}
+
+// A class of hundreds of photos: the card renders THUMB_PAGE thumbnails and then more as its
+// sentinel (the last grid cell) scrolls into view, so a 500-photo class does not build 500 <img>
+// up front. "Show all" lets the card span the grid's width without a height limit.
+const THUMB_PAGE = 40;
+const SHOW_ALL_FROM = 16;
+const expandedCards = new Set(); // labels whose card shows all its photos
+
+const thumbObserver = typeof IntersectionObserver === 'function'
+  ? new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      const card = e.target.closest('.class-card');
+      if (card) showMoreThumbs(card);
+    }
+  }, { rootMargin: '200px' })
+  : null;
+
+function renderedThumbs(thumbs) { return thumbs.querySelectorAll(':scope > .thumb').length; }
+
+function showMoreThumbs(card, n = THUMB_PAGE) {
+  const c = classOf(card.dataset.label);
+  const thumbs = card.querySelector('.thumbs');
+  const sentinel = thumbs?.querySelector(':scope > .thumb-more');
+  if (!c || !sentinel) return;
+  const from = renderedThumbs(thumbs);
+  const end = Math.min(c.keys.length, from + n);
+  const frag = document.createDocumentFragment();
+  for (let i = from; i < end; i++) {
+    const rec = state.images.get(c.keys[i]);
+    if (rec) frag.append(thumbFigure(rec));
+  }
+  thumbs.insertBefore(frag, sentinel);
+  if (thumbObserver) {
+    // observing again reports the sentinel's current state: still in view renders the next page
+    thumbObserver.unobserve(sentinel);
+    if (end < c.keys.length) thumbObserver.observe(sentinel);
+  } else if (end < c.keys.length) showMoreThumbs(card, c.keys.length - end);
+  updateCardCount(card, c);
+}
+
+function updateCardCount(card, c) {
+  card.querySelector('.count').textContent = countText(c.keys.length);
+  const btn = card.querySelector('.show-all');
+  if (!btn) return;
+  btn.hidden = c.keys.length < SHOW_ALL_FROM;
+  const expanded = expandedCards.has(c.label);
+  btn.textContent = expanded ? t('showFewer') : t('showAll', { n: c.keys.length });
+  btn.setAttribute('aria-expanded', String(expanded));
+}
+
+function toggleShowAll(card) {
+  const label = card.dataset.label;
+  const on = !expandedCards.has(label);
+  if (on) expandedCards.add(label); else expandedCards.delete(label);
+  card.classList.toggle('expanded', on);
+  updateCardCount(card, classOf(label));
+  if (on) showMoreThumbs(card);
+  else card.scrollIntoView({ block: 'nearest' });
 }
 
 function buildCard(c) {
@@ -528,11 +602,19 @@ function buildCard(c) {
   deleteBtn.addEventListener('click', () => deleteClass(label));
 
   const thumbs = el('div', { class: 'thumbs' });
-  for (const key of c.keys) {
-    const rec = state.images.get(key);
-    if (rec) thumbs.append(thumbFigure(rec));
-  }
   if (!c.keys.length) thumbs.append(el('p', { class: 'empty', text: t('emptyClass') }));
+  const sentinel = el('div', { class: 'thumb-more', aria: { hidden: 'true' } });
+  thumbs.append(sentinel);
+  // Tabbing onto one of the last rendered thumbnails renders the next ones, so the keyboard
+  // reaches every photo's delete button, not only the first page's.
+  thumbs.addEventListener('focusin', (ev) => {
+    const fig = ev.target.closest?.('.thumb');
+    if (!fig) return;
+    const figs = thumbs.querySelectorAll(':scope > .thumb');
+    if (figs[figs.length - 1] === fig || figs[figs.length - 2] === fig) showMoreThumbs(card);
+  });
+  const showAll = el('button', { type: 'button', class: 'small show-all', hidden: true });
+  showAll.addEventListener('click', () => toggleShowAll(card));
 
   const input = el('input', { type: 'file', multiple: true, accept: 'image/*', class: 'visually-hidden file-input' });
   input.addEventListener('change', () => {
@@ -543,11 +625,13 @@ function buildCard(c) {
   const addBtn = el('label', { class: 'btn file-btn small' }, el('span', { text: t('addFiles') }), input);
   const camBtn = el('button', { type: 'button', class: 'small webcam', text: t('webcam') });
   camBtn.addEventListener('click', () => openCamera(label));
-  const actions = el('div', { class: 'card-actions' }, addBtn, camBtn);
+  const actions = el('div', { class: 'card-actions' }, addBtn, camBtn, showAll);
 
   const card = el('article', { class: 'class-card', dataset: { label }, tabIndex: -1 }, head, thumbs, actions);
   card.setAttribute('aria-label', label);
   if (state.activeLabel === label) card.classList.add('active');
+  if (expandedCards.has(label)) card.classList.add('expanded');
+  showMoreThumbs(card);
   card.addEventListener('focusin', () => setActive(label));
   card.addEventListener('pointerdown', () => setActive(label));
   return card;
@@ -599,19 +683,82 @@ function itemsFromPaths(files, target) {
   return items;
 }
 
-async function addZip(file, target) {
-  if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return; }
+/** The add items of a zip of class folders (a refused zip is listed as skipped: no items). */
+async function zipItems(file, target) {
+  if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return []; }
   let data;
   try {
     data = await datasetFromZipFile(file);
   } catch (e) {
     if (e instanceof ZipError) addSkipped(file.name, e.code, e.params);
     else addSkipped(file.name, `msg:${e.message}`);
-    return;
+    return [];
   }
   for (const s of data.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
-  const items = data.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
-  await addImages(items);
+  return data.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
+}
+
+// ---- intake: class folders into a page whose classes are all empty ------------------------------
+
+// The undo of the last replacement of empty classes: {labels, active}; null when there is none.
+// Kept in memory, not in the storage backup: the replaced classes held no photos, and store.js
+// keeps a backup only of a project with photos or a model (its older backup would come back).
+let intakeUndo = null;
+
+/** The user changed the project otherwise: the replacement is no longer what Undo would undo. */
+function forgetIntakeUndo() {
+  if (!intakeUndo) return;
+  intakeUndo = null;
+  setNotice('undo', null);
+}
+
+/**
+ * Adds `items`, the photos of a drop or a picked zip/folder. When every class is empty (the fresh
+ * page's four presets, say) and all photos come with their class folder, those folders replace the
+ * empty classes instead of landing beside them, with an Undo in the notices.
+ */
+async function addClassFolders(items, { loose = false } = {}) {
+  forgetIntakeUndo();
+  const replace = !loose && items.length > 0 && items.every((it) => it.label)
+    && state.classes.length > 0 && totalImages() === 0 && !addJob.running
+    && state.classes.every((c) => !c.keys.length);
+  if (!replace) { await addImages(items); return; }
+  const prev = { labels: state.classes.map((c) => c.label), active: state.activeLabel };
+  state.classes = [];
+  state.activeLabel = null;
+  renderClasses();
+  await addImages(items, { intake: true });
+  if (!state.classes.length) {
+    // nothing of it could be added: the empty classes come back as they were
+    state.classes = prev.labels.map((label) => ({ label, keys: [] }));
+    state.activeLabel = prev.active;
+    renderClasses();
+    scheduleSave();
+    return;
+  }
+  if (!classOf(state.activeLabel)) setActive(state.classes[0].label);
+  intakeUndo = prev;
+  setNotice('undo', { key: 'intakeReplaced', params: { labels: prev.labels.join(', ') }, action: { key: 'undo', run: undoIntake } });
+}
+
+async function undoIntake() {
+  const prev = intakeUndo;
+  forgetIntakeUndo();
+  if (!prev) return;
+  await serial(async () => {
+    for (const c of [...state.classes]) {
+      if (c.keys.length) {
+        try { await state.sw.removeClass(c.label); } catch (e) { showError('deleteClass', e); return; }
+      }
+      for (const k of [...c.keys]) dropRecord(k);
+    }
+    state.classes = prev.labels.map((label) => ({ label, keys: [] }));
+    state.activeLabel = classOf(prev.active) ? prev.active : state.classes[0]?.label ?? null;
+    markStale();
+    renderClasses();
+    scheduleSave();
+    status(t('intakeUndone'));
+  });
 }
 
 async function handleDrop(ev) {
@@ -649,9 +796,9 @@ async function handleDrop(ev) {
   const loose = paths.filter((p) => p.loose);
   const nested = paths.filter((p) => !p.loose);
   const items = [...itemsFromPaths(loose, fallback), ...itemsFromPaths(nested, target)];
-  const jobs = [addImages(items)];
-  for (const z of zips) jobs.push(addZip(z, target));
-  await Promise.all(jobs);
+  for (const z of zips) items.push(...await zipItems(z, target));
+  // onto a card, or loose photos: they go to that class, nothing is replaced
+  await addClassFolders(items, { loose: target != null || loose.length > 0 });
 }
 
 function setupDragDrop() {
@@ -689,13 +836,13 @@ function setupDragDrop() {
   $('zip-input').addEventListener('change', (ev) => {
     const f = ev.target.files[0];
     ev.target.value = '';
-    if (f) addZip(f, null).catch((e) => showError('addFailed', e));
+    if (f) zipItems(f, null).then((items) => addClassFolders(items)).catch((e) => showError('addFailed', e));
   });
   $('folder-input').addEventListener('change', (ev) => {
     const files = [...ev.target.files];
     ev.target.value = '';
     const paths = files.map((file) => ({ path: (file.webkitRelativePath || file.name).split('/'), file }));
-    addImages(itemsFromPaths(paths, null));
+    addClassFolders(itemsFromPaths(paths, null)).catch((e) => showError('addFailed', e));
   });
 }
 
@@ -820,9 +967,13 @@ async function train() {
   clearError();
   if (state.training) return;
   const withImages = state.classes.filter((c) => c.keys.length);
-  const empty = state.classes.find((c) => !c.keys.length);
+  const empty = state.classes.filter((c) => !c.keys.length);
   if (withImages.length < 2) { showError('trainFailed', new Error(t('trainNeedClasses'))); return; }
-  if (empty) { showError('trainFailed', new Error(t('trainEmptyClass', { label: empty.label }))); return; }
+  const leftOut = empty.map((c) => c.label);
+  if (empty.length && !window.confirm(t('trainLeaveOutEmpty', { labels: leftOut.join(', '), n: withImages.length }))) {
+    status(t('trainEmptyClass', { label: leftOut[0] }));
+    return;
+  }
   const s = readSettings();
   const opts = {
     epochs: s.epochs, optimizer: s.optimizer, lr: s.lr, valSplit: s.valSplit, balance: s.balance,
@@ -859,11 +1010,14 @@ async function train() {
           : `${p.phase} ${p.done}/${p.total}`;
       }
     };
-    const report = await serial(() => state.sw.train(opts, (p) => {
-      latest = p;
-      if ((p.phase === 'train' || p.phase === 'finetune') && p.epochs) charts.record(p);
-      if (!frame) frame = requestAnimationFrame(draw);
-    }));
+    const report = await serial(async () => {
+      if (leftOut.length) await leaveOutEmptyClasses(leftOut);
+      return state.sw.train(opts, (p) => {
+        latest = p;
+        if ((p.phase === 'train' || p.phase === 'finetune') && p.epochs) charts.record(p);
+        if (!frame) frame = requestAnimationFrame(draw);
+      });
+    });
     cancelAnimationFrame(frame);
     const model = await state.sw.exportModel();
     setModel(model, report.labels, keyedReport(report));
@@ -890,6 +1044,27 @@ async function train() {
   } finally {
     setTraining(false);
   }
+}
+
+/**
+ * The user agreed to train without the classes that have no photos: they are deleted (the engine
+ * refuses to train with a class that has none, and a model's labels are the project's classes).
+ * Runs inside the engine queue, before training.
+ */
+async function leaveOutEmptyClasses(labels) {
+  forgetIntakeUndo();
+  for (const label of labels) {
+    const c = classOf(label);
+    if (!c || c.keys.length) continue; // photos arrived meanwhile: it trains with them
+    // the engine holds a class whose last photo was removed; one never added it does not know
+    try { await state.sw.removeClass(label); } catch { /* not in the engine */ }
+    state.classes = state.classes.filter((x) => x !== c);
+    expandedCards.delete(label);
+  }
+  if (!classOf(state.activeLabel)) state.activeLabel = state.classes[0]?.label ?? null;
+  renderClasses();
+  scheduleSave();
+  status(t('trainLeftOut', { labels: labels.join(', ') }));
 }
 
 function showHistory(history) {
@@ -1266,6 +1441,7 @@ function adoptProject(sw, arch, classes, records, { model = null, modelLabels = 
 
 async function importProject(file) {
   clearError();
+  forgetIntakeUndo();
   if (state.training) { showError('busy'); return; }
   if (file.size > 2 * 1024 * 1024 * 1024) { showError('projectImportFailed', new Error(t('skipTooBig', { n: 2048 }))); return; }
   if ((totalImages() || state.model) && !window.confirm(t('importConfirm'))) return;
@@ -1361,6 +1537,7 @@ async function switchArch(arch, { force = false } = {}) {
 }
 
 async function newProject() {
+  forgetIntakeUndo();
   if ((totalImages() || state.model) && !window.confirm(t('newProjectConfirm'))) return;
   await serial(async () => {
     for (const c of state.classes) {

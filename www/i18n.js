@@ -184,6 +184,12 @@ const STRINGS = {
     presetUndo: 'Preset applied. The previous classes and images are kept as a backup.',
     undo: 'Undo',
     undoFailed: 'The previous project could not be restored',
+    intakeReplaced: 'The empty classes ({labels}) were replaced by the folders you added.',
+    intakeUndone: 'The previous empty classes are back; the added photos were removed.',
+    trainLeaveOutEmpty: 'These classes have no photos: {labels}.\n\nLeave them out (delete the empty classes) and train on the other {n} classes?',
+    trainLeftOut: 'Left out the empty classes: {labels}.',
+    showAll: 'Show all {n}',
+    showFewer: 'Show fewer',
   },
   'zh-CN': {
     tagline: '在浏览器标签页里，用你自己的照片训练图像分类器。',
@@ -366,6 +372,12 @@ const STRINGS = {
     presetUndo: '已应用模板。之前的类别和图片已保留为备份。',
     undo: '撤销',
     undoFailed: '无法恢复之前的项目',
+    intakeReplaced: '空类别（{labels}）已被你添加的文件夹替换。',
+    intakeUndone: '之前的空类别已恢复，添加的照片已移除。',
+    trainLeaveOutEmpty: '以下类别没有照片：{labels}。\n\n不使用这些类别（删除空类别），用其余 {n} 个类别训练吗？',
+    trainLeftOut: '已略去空类别：{labels}。',
+    showAll: '显示全部 {n} 张',
+    showFewer: '收起',
   },
 };
 
