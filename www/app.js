@@ -25,7 +25,7 @@ const PRESETS = {
 
 const DEFAULT_SETTINGS = {
   epochs: 100, lr: 0.001, optimizer: 'adam', valSplit: 0.2, balance: 'auto', labelSmoothing: 0.1,
-  seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.1, threshold: 0.6,
+  seed: 0, patience: 20, augment: 0, finetuneLast: false, l2sp: 0.1, threshold: 0.6, refit: true,
 };
 
 // `?device=webgpu` or `?device=cpu` overrides the automatic choice (for testing and comparison).
@@ -939,6 +939,7 @@ function readSettings() {
   s.labelSmoothing = num('set-labelSmoothing', DEFAULT_SETTINGS.labelSmoothing, { min: 0, max: 0.9 });
   s.augment = num('set-augment', DEFAULT_SETTINGS.augment, { int: true, min: 0, max: 16 });
   s.finetuneLast = $('set-finetuneLast').checked;
+  s.refit = $('set-refit').checked;
   s.l2sp = num('set-l2sp', DEFAULT_SETTINGS.l2sp, { min: 0, max: 100 });
   return s;
 }
@@ -950,6 +951,7 @@ function renderSettings() {
   $('set-balance').value = s.balance;
   $('set-finetuneLast').disabled = false;
   $('set-finetuneLast').checked = Boolean(s.finetuneLast);
+  $('set-refit').checked = s.refit !== false;
   $('set-l2sp').disabled = !s.finetuneLast;
   $('threshold').value = String(s.threshold);
   $('threshold-value').textContent = Number(s.threshold).toFixed(2);
@@ -978,7 +980,7 @@ async function train() {
   const opts = {
     epochs: s.epochs, optimizer: s.optimizer, lr: s.lr, valSplit: s.valSplit, balance: s.balance,
     labelSmoothing: s.labelSmoothing, seed: s.seed, patience: s.patience,
-    finetuneLast: s.finetuneLast, l2sp: s.l2sp,
+    finetuneLast: s.finetuneLast, l2sp: s.l2sp, refit: s.refit !== false,
   };
   setTraining(true);
   $('train-progress').hidden = false;
@@ -1007,7 +1009,7 @@ async function train() {
         $('train-bar').value = p.done;
         $('train-text').textContent = p.phase === 'features'
           ? t('trainFeatures', { done: p.done, total: p.total })
-          : `${p.phase} ${p.done}/${p.total}`;
+          : t(p.phase.startsWith('refit') ? 'refitProgress' : 'trainFeatures', { done: p.done, total: p.total });
       }
     };
     const report = await serial(async () => {
@@ -1839,7 +1841,7 @@ window.sortwiseDebug = {
       classes: state.classes.map((c) => ({ label: c.label, count: c.keys.length })),
       hasModel: !!state.model,
       modelLabels: state.modelLabels,
-      report: state.report && { valAccuracy: state.report.valAccuracy, labels: state.report.labels, confusion: state.report.confusion, valSize: state.report.valSize, finetune: state.report.finetune ?? null },
+      report: state.report && { valAccuracy: state.report.valAccuracy, labels: state.report.labels, confusion: state.report.confusion, valSize: state.report.valSize, finetune: state.report.finetune ?? null, refit: state.report.refit ?? null, refitEpochs: state.report.refitEpochs ?? null, bestEpoch: state.report.bestEpoch },
       finetune: { setting: state.settings.finetuneLast, engine: !!state.sw?.finetune },
       skipped: state.skipped.map((s) => ({ name: s.name, reason: s.reason })),
       training: state.training,

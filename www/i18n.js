@@ -77,6 +77,9 @@ const STRINGS = {
     camError: 'The camera is not available',
 
     train: 'Train',
+    refit: 'Refit on all photos after choosing the epochs',
+    refitHint: 'The validation photos pick the number of epochs; the final model then learns from every photo. The accuracy shown is the held-out one.',
+    refitProgress: 'Refitting on every photo: {done}/{total}',
     cancel: 'Cancel',
     advanced: 'Advanced settings',
     epochs: 'Epochs',
@@ -265,6 +268,9 @@ const STRINGS = {
     camError: '摄像头不可用',
 
     train: '训练',
+    refit: '选定训练轮数后，用全部照片重新训练',
+    refitHint: '验证照片用来选定训练轮数，最终模型再从每一张照片学习。显示的准确率来自留出的验证照片。',
+    refitProgress: '用全部照片重新训练：{done}/{total}',
     cancel: '取消',
     advanced: '高级设置',
     epochs: '训练轮数',

@@ -232,8 +232,9 @@ export function validateReport(r, images) {
     || !r.confusion.every((row) => Array.isArray(row) && row.length === n && row.every((v) => isInt(v, 0, 1e9)))) bad('confusion', `is not a ${n}x${n} matrix of counts`);
   for (const f of ['valAccuracy']) if (!(r[f] == null || isProb(r[f]))) bad(f, 'is not a number between 0 and 1');
   for (const f of ['valLoss', 'seconds']) if (!(r[f] == null || (isNum(r[f]) && r[f] >= 0))) bad(f, 'is not a number ≥ 0');
-  for (const f of ['epochsRun', 'bestEpoch', 'trainSize', 'valSize']) if (!(r[f] == null || isInt(r[f], 0, 1e9))) bad(f, 'is not a whole number ≥ 0');
-  if (r.balance != null && !['auto', 'none', 'weight', 'sample'].includes(r.balance)) bad('balance', 'is not auto, none, weight or sample');
+  for (const f of ['epochsRun', 'bestEpoch', 'trainSize', 'valSize', 'refitEpochs', 'refitSize']) if (!(r[f] == null || isInt(r[f], 0, 1e9))) bad(f, 'is not a whole number ≥ 0');
+  for (const f of ['balance', 'refitBalance']) if (r[f] != null && !['auto', 'none', 'weight', 'sample'].includes(r[f])) bad(f, 'is not auto, none, weight or sample');
+  if (r.refit != null && typeof r.refit !== 'boolean') bad('refit', 'is not true or false');
   const perClass = r.perClass ?? [];
   if (!Array.isArray(perClass) || perClass.length > n || !perClass.every((p) => p && typeof p === 'object'
     && typeof p.label === 'string' && isProb(p.precision) && isProb(p.recall) && isProb(p.f1) && isInt(p.support, 0, 1e9))) bad('perClass', 'has an entry that is not {label, precision, recall, f1, support}');
@@ -249,11 +250,12 @@ export function validateReport(r, images) {
     const f = r.finetune;
     if (typeof f !== 'object' || Array.isArray(f) || !isNum(f.l2sp) || !isInt(f.epochsRun) || !isInt(f.bestEpoch) || !isNum(f.distance)
       || !optNum(f.lastDistance) || !(f.headOnlyValAccuracy == null || isProb(f.headOnlyValAccuracy)) || !optNum(f.headOnlyValLoss)) bad('finetune', 'is not a fine-tuning summary');
-    finetune = { l2sp: f.l2sp, epochsRun: f.epochsRun, bestEpoch: f.bestEpoch, distance: f.distance, lastDistance: f.lastDistance ?? null, headOnlyValAccuracy: f.headOnlyValAccuracy ?? null, headOnlyValLoss: f.headOnlyValLoss ?? null };
+    if (!(f.refitEpochs == null || isInt(f.refitEpochs)) || !optNum(f.refitDistance)) bad('finetune', 'has a refit that is not {refitEpochs, refitDistance}');
+    finetune = { l2sp: f.l2sp, epochsRun: f.epochsRun, bestEpoch: f.bestEpoch, distance: f.distance, lastDistance: f.lastDistance ?? null, headOnlyValAccuracy: f.headOnlyValAccuracy ?? null, headOnlyValLoss: f.headOnlyValLoss ?? null, refitEpochs: f.refitEpochs ?? null, refitDistance: f.refitDistance ?? null };
   }
   const pick = (o, keys) => Object.fromEntries(keys.map((k) => [k, o[k] ?? null]));
   return {
-    ...pick(r, ['valAccuracy', 'valLoss', 'epochsRun', 'bestEpoch', 'trainSize', 'valSize', 'balance', 'seconds']),
+    ...pick(r, ['valAccuracy', 'valLoss', 'epochsRun', 'bestEpoch', 'trainSize', 'valSize', 'balance', 'seconds', 'refit', 'refitEpochs', 'refitSize', 'refitBalance']),
     labels: [...r.labels],
     confusion: r.confusion.map((row) => [...row]),
     perClass: perClass.map((p) => pick(p, ['label', 'precision', 'recall', 'f1', 'support'])),

@@ -276,6 +276,9 @@ async function flow(name, server) {
     check(report.labels.length === 4 && report.confusion.length === 4 && report.confusion.every((r) => r.length === 4), `${name}: confusion shape`);
     const valTotal = report.confusion.flat().reduce((a, b) => a + b, 0);
     check(valTotal === report.valSize && valTotal >= 4, `${name}: confusion holds ${valTotal} photos, valSize ${report.valSize}`);
+    // The page's default (Advanced settings: refit on) reaches the engine, which refits for the
+    // epochs the held-out run chose.
+    check(report.refit === true && report.refitEpochs === report.bestEpoch, `${name}: refit ${report.refit}, ${report.refitEpochs} epochs for best epoch ${report.bestEpoch}`);
     check(report.valAccuracy > 0.25, `${name}: val accuracy ${report.valAccuracy} is not above chance (0.25)`);
     check(Math.abs(parseFloat(shown.acc) - report.valAccuracy * 100) < 0.06, `${name}: accuracy shown as "${shown.acc}"`);
     result.valAccuracy = report.valAccuracy;
