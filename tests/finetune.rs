@@ -355,6 +355,130 @@ fn refit_reruns_head_and_stage_on_all_photos() {
     );
 }
 
+/// The refit's fine-tuning block on a run where fine-tuning wins: one head-only epoch leaves a
+/// weak head, and the fine-tuning epoch (Adam at 3e-4, no L2-SP) goes on training it, so it beats
+/// the warm start on validation loss (measured: 1.30 -> 1.11; at 1e-3 the stage moves too far
+/// in one epoch and the warm start stays best). The refit then reruns that many fine-tuning
+/// epochs ("refit-finetune") on all 32 photos from the pretrained stage: the stage returned is
+/// neither the pretrained nor the held-out run's, its distance is the reported one, and it is
+/// the same for the same seed.
+#[test]
+fn refit_finetunes_the_stage_when_finetuning_wins() {
+    let (train, _) = trashnet_inputs();
+    let few: Rows = train
+        .chunks(40)
+        .flat_map(|class| class[..6].iter().cloned())
+        .collect();
+    let val: Rows = train
+        .chunks(40)
+        .flat_map(|class| class[6..8].iter().cloned())
+        .collect();
+    let cfg = TrainConfig {
+        epochs: 1,
+        finetune_epochs: 1,
+        finetune_lr: Some(3e-4),
+        l2sp: 0.0,
+        ..small_cfg()
+    };
+    let started = std::time::Instant::now();
+    let run_phases = |cfg: &TrainConfig| {
+        let mut phases: Vec<(String, usize, usize)> = Vec::new();
+        let out = run(&few, &val, cfg, &mut async |p: &Progress| {
+            phases.push((p.phase.clone(), p.epoch, p.epochs));
+            true
+        })
+        .unwrap();
+        (out, phases)
+    };
+    let ((ft, report), phases) = run_phases(&cfg);
+    let stats = report.finetune.clone().unwrap();
+    eprintln!(
+        "fine-tuning wins: {stats:?}, head epochs {:?}, {:.1}s",
+        report.refit_epochs,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(stats.best_epoch >= 1, "fine-tuning won no epoch: {stats:?}");
+    assert!(
+        stats.head_only_val_loss.unwrap() > report.val_loss.unwrap(),
+        "{stats:?} vs {:?}",
+        report.val_loss
+    );
+    // The report says refit, with the held-out run's epoch counts.
+    assert!(report.refit);
+    assert_eq!(report.refit_size, Some(32));
+    assert_eq!(report.refit_epochs, Some(1));
+    assert_eq!(stats.refit_epochs, Some(stats.best_epoch));
+    // The refit's phases: its head epoch, then exactly the chosen fine-tuning epochs.
+    let of = |name: &str| -> Vec<(usize, usize)> {
+        phases
+            .iter()
+            .filter(|(p, _, _)| p == name)
+            .map(|&(_, e, n)| (e, n))
+            .collect()
+    };
+    assert_eq!(of("refit"), vec![(1, 1)]);
+    let refit_ft: Vec<(usize, usize)> = (1..=stats.best_epoch)
+        .map(|e| (e, stats.best_epoch))
+        .collect();
+    assert_eq!(of("refit-finetune"), refit_ft);
+    assert_eq!(of("finetune").len(), stats.epochs_run);
+    assert_eq!(
+        phases.iter().rposition(|(p, _, _)| p == "refit"),
+        phases
+            .iter()
+            .position(|(p, _, _)| p == "refit-finetune")
+            .map(|i| i - 1),
+        "refit-finetune follows the head refit: {phases:?}"
+    );
+    // The returned stage moved from the pretrained one, by the reported distance.
+    let pretrained = backbone().split_last_stage();
+    let d = distance(&ft.stage, &pretrained);
+    let refit_d = stats.refit_distance.unwrap();
+    eprintln!(
+        "refit distance {refit_d:.6} (computed {d:.6}), held-out distance {:.6}",
+        stats.distance
+    );
+    assert!(d > 0.0, "the refit trained the stage");
+    assert!(
+        (d - refit_d).abs() <= 1e-3 * d.max(1e-3),
+        "{d} vs {refit_d}"
+    );
+    // The held-out run (`refit: false`) is the same run, kept: another stage.
+    let ((held, h), held_phases) = run_phases(&TrainConfig {
+        refit: false,
+        ..cfg.clone()
+    });
+    let hs = h.finetune.clone().unwrap();
+    assert!(!h.refit && hs.refit_epochs.is_none() && hs.refit_distance.is_none());
+    assert!(!held_phases.iter().any(|(p, _, _)| p.starts_with("refit")));
+    assert_eq!(h.history, report.history, "the same held-out run");
+    assert_eq!(hs.best_epoch, stats.best_epoch);
+    let held_d = distance(&held.stage, &pretrained);
+    assert!(
+        (held_d - hs.distance).abs() <= 1e-3 * held_d.max(1e-3),
+        "{held_d} vs {}",
+        hs.distance
+    );
+    let apart = distance(&ft.stage, &held.stage);
+    eprintln!("refit stage vs held-out stage: {apart:.6}");
+    assert!(apart > 0.0, "the refit's stage is its own");
+    let rows: Vec<&[f32]> = val.iter().map(|(v, _)| v[0].as_slice()).collect();
+    let shape = Arch::EfficientnetLite0.stage_input_shape();
+    let device = Device::flex();
+    let probs = |f: &FineTuned| pollster::block_on(f.probabilities(&rows, shape, &device, 16));
+    assert_ne!(probs(&ft).unwrap(), probs(&held).unwrap());
+    // Same seed, same refit.
+    let ((again, r2), _) = run_phases(&cfg);
+    assert_eq!(r2.finetune, report.finetune);
+    assert_eq!(
+        pollster::block_on(ft.stage.to_weights()).unwrap(),
+        pollster::block_on(again.stage.to_weights()).unwrap()
+    );
+    let w = |f: &FineTuned| pollster::block_on(f.head.to_weights()).unwrap();
+    assert_eq!(w(&ft), w(&again));
+    eprintln!("{:.1}s in all", started.elapsed().as_secs_f64());
+}
+
 /// The model file's stage, loaded into a fresh backbone, reproduces the fine-tuned model's
 /// probabilities exactly, and differs from the pretrained stage's. One head-only epoch and no
 /// validation set make the fine-tuned epoch the one kept (its training loss is lower).
