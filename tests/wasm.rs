@@ -205,11 +205,16 @@ mod trainer_api {
             assert_eq!(t.counts(), vec![per_class as u32; 2]);
         }
 
+        // The held-out epochs, then (refit is the default) the refit's, one call each.
         let calls = Rc::new(Cell::new(0));
-        let c = calls.clone();
+        let refit_calls = Rc::new(Cell::new(0));
+        let (c, r) = (calls.clone(), refit_calls.clone());
         let cb = Closure::<dyn Fn(JsValue) -> JsValue>::new(move |p: JsValue| {
-            c.set(c.get() + 1);
-            assert_eq!(field(&p, "phase").as_string().unwrap(), "train");
+            match field(&p, "phase").as_string().unwrap().as_str() {
+                "train" => c.set(c.get() + 1),
+                "refit" => r.set(r.get() + 1),
+                other => panic!("unexpected progress phase {other}"),
+            }
             assert!(field(&p, "loss").as_f64().unwrap().is_finite());
             JsValue::TRUE
         });
@@ -225,6 +230,13 @@ mod trainer_api {
         .await
         .unwrap();
         assert_eq!(calls.get(), 3, "one progress call per epoch");
+        assert_eq!(field(&report, "refit").as_bool(), Some(true));
+        let best = field(&report, "bestEpoch").as_f64().unwrap() as u32;
+        assert_eq!(
+            field(&report, "refitEpochs").as_f64(),
+            Some(f64::from(best))
+        );
+        assert_eq!(refit_calls.get(), best, "one progress call per refit epoch");
         assert_eq!(js_sys::Array::from(&field(&report, "history")).length(), 3);
         assert!(field(&report, "valAccuracy").as_f64().is_some());
         assert_eq!(

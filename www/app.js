@@ -1004,12 +1004,15 @@ async function train() {
         const key = p.phase === 'finetune' ? 'finetuneEpoch' : 'trainEpoch';
         $('train-text').textContent = t(key, { epoch: p.epoch, epochs: p.epochs, loss, acc: formatPct(p.valAccuracy) });
         charts.redraw();
+      } else if ((p.phase === 'refit' || p.phase === 'refit-finetune') && p.epochs) {
+        // The final model on every photo: no validation left, so nothing for the charts.
+        $('train-bar').max = p.epochs;
+        $('train-bar').value = p.epoch;
+        $('train-text').textContent = t('refitProgress', { done: p.epoch, total: p.epochs });
       } else if (p.total) {
         $('train-bar').max = p.total;
         $('train-bar').value = p.done;
-        $('train-text').textContent = p.phase === 'features'
-          ? t('trainFeatures', { done: p.done, total: p.total })
-          : t(p.phase.startsWith('refit') ? 'refitProgress' : 'trainFeatures', { done: p.done, total: p.total });
+        $('train-text').textContent = t('trainFeatures', { done: p.done, total: p.total });
       }
     };
     const report = await serial(async () => {
