@@ -135,8 +135,8 @@ async function waitFor(d, fn, arg, { timeout = 240000, what = 'condition' } = {}
   }
 }
 
-async function waitReady(d) {
-  const ready = await waitFor(d, () => document.body && document.body.dataset.ready, null, { what: 'the page to start' });
+async function waitReady(d, timeout = 240000) {
+  const ready = await waitFor(d, () => document.body && document.body.dataset.ready, null, { timeout, what: 'the page to start' });
   if (ready !== '1') {
     const text = await d.eval(() => `${document.getElementById('status-text').textContent} ${document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent}`);
     throw new Failure(`the page did not start: ${text}`);
@@ -228,7 +228,17 @@ async function flow(name, server) {
   try {
     let t = Date.now();
     await d.open(`${server.base}/www/`);
-    await waitReady(d);
+    try {
+      await waitReady(d, 120000);
+    } catch (e) {
+      // Seen once in Firefox (of ~8 runs): the first visit never left "starting". Logged and
+      // recorded in artifacts/engines.json rather than hidden; a reload must then start it.
+      const text = await d.eval(() => document.getElementById('status-text').textContent).catch(() => '?');
+      log(`${name}: first start timed out (${e.message}; status "${text}"): reloading once`);
+      result.startRetried = text;
+      await d.reload();
+      await waitReady(d);
+    }
     const env = await d.eval(environment);
     Object.assign(result, env, { engine: name, wasm: env.engine, startSeconds: (Date.now() - t) / 1000 });
     log(`${name}: started in ${result.startSeconds}s — ${JSON.stringify(env)}`);
@@ -284,7 +294,8 @@ async function flow(name, server) {
     result.valAccuracy = report.valAccuracy;
 
     // ---- photo test on held-out photos ----
-    const heldOut = CLASSES.map((cls) => ({ cls, file: jpegs('val', cls)[0] }));
+    // Three unseen photos a class: four alone were too few to tell a floor from noise.
+    const heldOut = CLASSES.flatMap((cls) => jpegs('val', cls).slice(0, 3).map((file) => ({ cls, file })));
     const predictAll = async () => {
       const out = [];
       for (const { cls, file } of heldOut) {
@@ -304,7 +315,8 @@ async function flow(name, server) {
       check(CLASSES.includes(p.top), `${name}: top class ${p.top}`);
       check(p.unsure === (p.confidence < 0.6), `${name}: unsure is ${p.unsure} at confidence ${p.confidence} (threshold 0.6)`);
     }
-    check(correct >= 2, `${name}: only ${correct} of 4 held-out photos right`);
+    // Chance is 3 of 12; the held-out run's own validation accuracy here is ~0.6.
+    check(correct >= 5, `${name}: only ${correct} of ${heldOut.length} held-out photos right`);
     result.heldOutCorrect = correct;
     const same = (a, b, what) => {
       for (let i = 0; i < a.length; i += 1) {
