@@ -60,6 +60,7 @@ function pageDriver(browser, page, requestSource = page) {
     open: (url) => page.goto(url),
     eval: (fn, arg) => page.evaluate(fn, arg),
     reload: () => page.reload(),
+    screenshot: (path) => page.screenshot({ path, fullPage: true }),
     close: () => browser.close(),
   };
 }
@@ -114,6 +115,7 @@ async function webkitDriver() {
       return r.v;
     },
     reload: () => driver.navigate().refresh(),
+    screenshot: async (path) => writeFileSync(path, Buffer.from(await driver.takeScreenshot(), 'base64')),
     async close() {
       try { await driver.quit(); } finally { stop(); }
     },
@@ -323,6 +325,10 @@ async function flow(name, server) {
         check(a[i].top === b[i].top && Math.abs(a[i].confidence - b[i].confidence) < 1e-4, `${name}: ${what}: ${a[i].cls} was ${a[i].top} ${a[i].confidence}, now ${b[i].top} ${b[i].confidence}`);
       }
     };
+
+    // The page as this engine draws it, after training and a prediction.
+    mkdirSync(join(ROOT, 'artifacts/screenshots'), { recursive: true });
+    await d.screenshot(join(ROOT, `artifacts/screenshots/engine-${name}.png`));
 
     // ---- export the model, import it back ----
     const n = await d.eval(() => { document.getElementById('export-model').click(); return window.__exports.length; });

@@ -14,7 +14,7 @@
 import { chromium } from 'playwright-core';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DATA, ROOT, serveRepo } from './serve.mjs';
+import { DATA, ROOT, serveRepo, useFakeEngine } from './serve.mjs';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[phone ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -107,8 +107,7 @@ try {
       serviceWorkers: 'block',
       locale: 'en-US',
     });
-    await context.route('**/www/weights/manifest.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ backbones: [{ arch: 'efficientnet_lite0', file: 'efficientnet_lite0.safetensors', bytes: 9410256, sha256: '' }] }) }));
-    await context.route('**/www/sortwise-client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')) }));
+    await useFakeEngine(context);
     // What the page asks the camera for, in order.
     await context.addInitScript(() => {
       window.__cameraAsks = [];

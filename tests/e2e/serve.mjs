@@ -59,3 +59,12 @@ export function launchChromium() {
     args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
   });
 }
+
+/**
+ * The fake engine (tests/e2e/fake-client.js) and a one-backbone manifest for a playwright context:
+ * page logic in seconds, no wasm build or weights needed.
+ */
+export async function useFakeEngine(context) {
+  await context.route('**/www/weights/manifest.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ backbones: [{ arch: 'efficientnet_lite0', file: 'efficientnet_lite0.safetensors', bytes: 9410256, sha256: '' }] }) }));
+  await context.route('**/www/sortwise-client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')) }));
+}
