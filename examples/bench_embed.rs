@@ -118,7 +118,7 @@ fn main() {
         other => panic!("unknown backend {other}"),
     };
     let sel = match device::select(choice) {
-        Ok(s) if o.backend == "wgpu" && s.backend != "wgpu" => {
+        Ok(s) if o.backend == "wgpu" && s.backend != sortwise::device::Backend::Gpu => {
             println!(
                 "{}",
                 serde_json::json!({"backend": "wgpu", "error": format!("no hardware adapter ({})", s.reason)})

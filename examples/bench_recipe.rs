@@ -21,6 +21,7 @@
 //! and prints one JSON object: per recipe and split kind, accuracy per seed, mean, spread
 //! (sample standard deviation over seeds) and mean training seconds; and the timings.
 
+use sortwise::embed::ViewSpec;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,7 +38,7 @@ use sortwise::head::Head;
 use sortwise::infer::{self, Output};
 use sortwise::preprocess::{self, Fit};
 use sortwise::trainer::{self, TrainConfig, TrainExample, ValExample};
-use sortwise::{dataset, metrics, split, weights};
+use sortwise::{metrics, split, weights};
 
 struct Opts {
     weights: PathBuf,
@@ -109,13 +110,15 @@ fn photos(root: &Path) -> (Vec<String>, Vec<(usize, bool, RgbImage)>) {
 }
 
 fn embed(backbone: &Backbone, imgs: &[RgbImage]) -> Vec<Vec<f32>> {
-    pollster::block_on(dataset::embed_views(
+    pollster::block_on(sortwise::embed::embed_views(
         backbone,
         imgs,
-        Fit::Crop,
-        0,
-        0,
-        infer::DEFAULT_BATCH,
+        ViewSpec {
+            fit: Fit::Crop,
+            augment: 0,
+            seed: 0,
+            batch: infer::DEFAULT_BATCH,
+        },
         &mut |_, _| true,
     ))
     .expect("embedding")
@@ -301,7 +304,7 @@ fn score(d: &Data, recipe: &Recipe, seed: u64, train: &[usize], test: &[usize]) 
     .expect("training");
     let probs = |head: &Head, rows: &[Vec<f32>]| {
         let rows: Vec<&[f32]> = test.iter().map(|&i| rows[i].as_slice()).collect();
-        pollster::block_on(trainer::probabilities(head, &rows, &device)).expect("predict")
+        pollster::block_on(head.probabilities(&rows, &device)).expect("predict")
     };
     let mut p = probs(&head, &d.eval);
     if recipe.tta {

@@ -1,21 +1,17 @@
-//! The embedding cache: every added image is decoded, preprocessed and run through the frozen
-//! backbone once (plus K augmented views), and only the embeddings are kept.
+//! The embedding cache: the classes, and every added image as its cached views (`embed.rs`
+//! makes them: each image goes through the frozen backbone once, plus K augmented views).
 
-use image::RgbImage;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-
-use crate::backbone::Backbone;
 use crate::error::{Error, Result};
-use crate::infer::{self, Output};
-use crate::preprocess::{self, Fit};
+
+/// One photo's cached rows: its evaluation view first, then its augmented views.
+pub type Views = Vec<Vec<f32>>;
 
 #[derive(Clone, Debug)]
 pub struct Example {
     pub id: u32,
     pub label: usize,
     /// `views[0]` is the evaluation-transform embedding; the rest are augmented views.
-    pub views: Vec<Vec<f32>>,
+    pub views: Views,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -25,6 +21,9 @@ pub struct Dataset {
     next_id: u32,
 }
 
+/// Longest class name, in characters (the page's limit too: it reads it from `rules()`).
+pub const MAX_LABEL_CHARS: usize = 100;
+
 /// Labels are shown to people and written into model files: refuse the ones that would
 /// confuse either.
 pub fn validate_label(name: &str) -> Result<String> {
@@ -32,10 +31,10 @@ pub fn validate_label(name: &str) -> Result<String> {
     if trimmed.is_empty() {
         return Err(Error::Invalid("a class name cannot be empty".into()));
     }
-    if trimmed.chars().count() > 100 {
-        return Err(Error::Invalid(
-            "a class name can be at most 100 characters".into(),
-        ));
+    if trimmed.chars().count() > MAX_LABEL_CHARS {
+        return Err(Error::Invalid(format!(
+            "a class name can be at most {MAX_LABEL_CHARS} characters"
+        )));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(Error::Invalid(
@@ -151,70 +150,6 @@ impl Dataset {
             .map(|e| e.views.iter().map(|v| v.len() * 4).sum::<usize>())
             .sum()
     }
-}
-
-/// Embeddings of the evaluation view and `augment` augmented views of each image, computed in
-/// batches. Augmentation for image `i` draws from a RNG seeded with `seed + i`, so the views do
-/// not depend on batch boundaries. `progress(done, total)` is called after every batch;
-/// returning `false` cancels with [`Error::Cancelled`].
-pub async fn embed_views(
-    backbone: &Backbone,
-    images: &[RgbImage],
-    fit: Fit,
-    augment: usize,
-    seed: u64,
-    batch: usize,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<Vec<Vec<Vec<f32>>>> {
-    views(
-        backbone,
-        images,
-        fit,
-        augment,
-        seed,
-        batch,
-        Output::Features,
-        progress,
-    )
-    .await
-}
-
-/// [`embed_views`] for any backbone [`Output`], e.g. the stage inputs fine-tuning caches.
-#[allow(clippy::too_many_arguments)]
-pub async fn views(
-    backbone: &Backbone,
-    images: &[RgbImage],
-    fit: Fit,
-    augment: usize,
-    seed: u64,
-    batch: usize,
-    output: Output,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<Vec<Vec<Vec<f32>>>> {
-    let per = 1 + augment;
-    let mut out = Vec::with_capacity(images.len());
-    // Group whole images so one backbone call sees up to `batch` inputs.
-    let images_per_call = (batch / per).max(1);
-    for (chunk_i, chunk) in images.chunks(images_per_call).enumerate() {
-        let mut inputs = Vec::with_capacity(chunk.len() * per);
-        for (j, img) in chunk.iter().enumerate() {
-            let index = (chunk_i * images_per_call + j) as u64;
-            let mut rng = StdRng::seed_from_u64(seed.wrapping_add(index));
-            inputs.push(preprocess::eval_tensor(img, fit));
-            for _ in 0..augment {
-                inputs.push(preprocess::augment(img, &mut rng));
-            }
-        }
-        let rows = infer::run(backbone, &inputs, output, inputs.len()).await?;
-        let mut rows = rows.into_iter();
-        for _ in chunk {
-            out.push(rows.by_ref().take(per).collect());
-        }
-        if !progress(out.len(), images.len()) {
-            return Err(Error::Cancelled);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Run-time choice of where tensors live: burn-flex on the CPU everywhere, wgpu where an adapter
 //! exists (Vulkan/Metal natively, WebGPU in the browser) and the `gpu` feature (default) built it
-//! in. The browser's own choice is in `wasm_api` (it has to ask the browser's WebGPU).
+//! in. The browser's own choice is in `web/device.rs` (it has to ask the browser's WebGPU).
 
 use burn::tensor::Device;
 #[cfg(all(not(target_arch = "wasm32"), feature = "gpu"))]
@@ -30,19 +30,43 @@ impl std::str::FromStr for BackendChoice {
     }
 }
 
+/// What runs the tensors, by one name in the CLI's output and the page's alike: `webgpu` is
+/// burn-wgpu, on the browser's WebGPU or natively on Vulkan/Metal (wgpu implements WebGPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    #[serde(rename = "webgpu")]
+    Gpu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "webgpu",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The device actually chosen, and why, for the user to see.
 #[derive(Clone, Debug)]
 pub struct Selected {
     pub device: Device,
-    /// `"cpu"` or `"wgpu"`.
-    pub backend: &'static str,
+    pub backend: Backend,
     pub reason: String,
 }
 
 pub fn cpu(reason: impl Into<String>) -> Selected {
     Selected {
         device: Device::flex(),
-        backend: "cpu",
+        backend: Backend::Cpu,
         reason: reason.into(),
     }
 }
@@ -82,7 +106,7 @@ fn init_wgpu(kind: DeviceKind) -> Result<Selected> {
     match attempt {
         Ok(Ok(device)) => Ok(Selected {
             device,
-            backend: "wgpu",
+            backend: Backend::Gpu,
             reason: format!("wgpu adapter: {label}"),
         }),
         Ok(Err(e)) => Err(Error::NoGpu(format!(

@@ -12,7 +12,7 @@ pub enum Error {
     )]
     UnknownArch(String),
 
-    #[error("unknown backend '{0}': expected cpu, wgpu or auto")]
+    #[error("unknown backend '{0}': expected cpu, webgpu (or wgpu) or auto")]
     UnknownBackend(String),
 
     #[error("the weights file is not a usable {arch} checkpoint: {detail}")]

@@ -2,7 +2,10 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::tensor_io::{matrix, read_rows};
 
 #[derive(Module, Debug)]
 pub struct Head {
@@ -45,6 +48,18 @@ impl Head {
         self.linear.forward(x)
     }
 
+    /// Softmax probabilities for each embedding row.
+    pub async fn probabilities(
+        &self,
+        rows: &[&[f32]],
+        device: &Device,
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        read_rows(softmax(self.forward(matrix(rows, device)), 1)).await
+    }
+
     pub fn dims(&self) -> (usize, usize) {
         let [dim, classes] = self.linear.weight.dims();
         (dim, classes)
@@ -65,8 +80,8 @@ impl Head {
             .as_ref()
             .map(|b| b.val().reshape([1, classes]))
             .expect("head has a bias");
-        let w = crate::infer::read_rows(w).await?.remove(0);
-        let b = crate::infer::read_rows(b).await?.remove(0);
+        let w = read_rows(w).await?.remove(0);
+        let b = read_rows(b).await?.remove(0);
         Ok((w, b))
     }
 }

@@ -202,7 +202,7 @@ fn wgpu_backend_fails_clearly_or_works() {
     let img = fixtures().join("images/glass7_256.png");
     let (code, json, stderr) = embed("resnet18", &web, Some("wgpu"), &[&img]);
     if code == 0 {
-        assert_eq!(json["backend"], "wgpu");
+        assert_eq!(json["backend"], "webgpu");
     } else {
         assert_eq!(code, 2);
         assert!(stderr.contains("no usable GPU"), "{stderr}");

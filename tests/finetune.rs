@@ -5,6 +5,7 @@
 
 mod common;
 
+use sortwise::embed::ViewSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -12,12 +13,12 @@ use burn::tensor::Device;
 use common::lite0_pth;
 use rand::{RngExt, SeedableRng};
 use sortwise::backbone::LastStage;
-use sortwise::backbone::stage::stage_batch;
 use sortwise::finetune::{self, FineTuned};
 use sortwise::head::Head;
-use sortwise::infer::read_rows;
 use sortwise::model_file::{self, Model, ModelMeta};
 use sortwise::preprocess::{self, Fit};
+use sortwise::tensor_io::read_rows;
+use sortwise::tensor_io::stage_batch;
 use sortwise::trainer::{self, Progress, Report, TrainConfig, TrainExample};
 use sortwise::{Arch, Backbone, weights};
 
@@ -242,13 +243,15 @@ fn trashnet_inputs() -> &'static (Rows, Rows) {
                     .iter()
                     .map(|f| preprocess::decode(&std::fs::read(f).unwrap()).unwrap())
                     .collect();
-                let views = pollster::block_on(finetune::stage_inputs(
+                let views = pollster::block_on(sortwise::embed::stage_inputs(
                     backbone(),
                     &imgs,
-                    Fit::Crop,
-                    0,
-                    0,
-                    16,
+                    ViewSpec {
+                        fit: Fit::Crop,
+                        augment: 0,
+                        seed: 0,
+                        batch: 16,
+                    },
                     &mut |_, _| true,
                 ))
                 .unwrap();
@@ -540,7 +543,7 @@ fn model_file_round_trip_restores_the_stage() {
             let x = stage_batch(chunk, shape, &device);
             let emb = pollster::block_on(read_rows(backbone.features_from_stage_input(x))).unwrap();
             let emb: Vec<&[f32]> = emb.iter().map(Vec::as_slice).collect();
-            out.extend(pollster::block_on(trainer::probabilities(&head, &emb, &device)).unwrap());
+            out.extend(pollster::block_on(head.probabilities(&emb, &device)).unwrap());
         }
         out
     };
@@ -588,33 +591,39 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         })
         .collect();
     let none = &mut |_: usize, _: usize| true;
-    let both = pollster::block_on(finetune::embeddings_and_stage_inputs(
+    let both = pollster::block_on(sortwise::embed::embeddings_and_stage_inputs(
         backbone,
         &images,
-        Fit::Crop,
-        1,
-        7,
-        16,
+        ViewSpec {
+            fit: Fit::Crop,
+            augment: 1,
+            seed: 7,
+            batch: 16,
+        },
         none,
     ))
     .unwrap();
-    let plain = pollster::block_on(sortwise::dataset::embed_views(
+    let plain = pollster::block_on(sortwise::embed::embed_views(
         backbone,
         &images,
-        Fit::Crop,
-        1,
-        7,
-        16,
+        ViewSpec {
+            fit: Fit::Crop,
+            augment: 1,
+            seed: 7,
+            batch: 16,
+        },
         none,
     ))
     .unwrap();
-    let inputs = pollster::block_on(finetune::stage_inputs(
+    let inputs = pollster::block_on(sortwise::embed::stage_inputs(
         backbone,
         &images,
-        Fit::Crop,
-        1,
-        7,
-        16,
+        ViewSpec {
+            fit: Fit::Crop,
+            augment: 1,
+            seed: 7,
+            batch: 16,
+        },
         none,
     ))
     .unwrap();
@@ -647,7 +656,8 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         .iter()
         .map(|img| preprocess::eval_tensor(img, Fit::Crop))
         .collect();
-    let got = pollster::block_on(finetune::tuned_features(backbone, &tuned, &x, 16)).unwrap();
+    let got =
+        pollster::block_on(sortwise::embed::features(backbone, Some(&tuned), &x, 16)).unwrap();
     let mut whole = weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex())
         .unwrap()
         .fold_batchnorm();

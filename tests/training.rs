@@ -4,13 +4,14 @@
 
 mod common;
 
+use sortwise::embed::ViewSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::lite0_pth;
 use rand::{RngExt, SeedableRng};
-use sortwise::dataset::{self, Dataset};
+use sortwise::dataset::Dataset;
 use sortwise::head::Head;
 use sortwise::model_file::{Model, ModelMeta};
 use sortwise::preprocess::{self, Fit};
@@ -228,13 +229,15 @@ fn embedded() -> &'static Embedded {
                     .map(|f| preprocess::decode(&std::fs::read(f).unwrap()).unwrap())
                     .collect();
                 let mut calls = Vec::new();
-                let views = pollster::block_on(dataset::embed_views(
+                let views = pollster::block_on(sortwise::embed::embed_views(
                     &backbone,
                     &imgs,
-                    Fit::Crop,
-                    augment,
-                    11,
-                    16,
+                    ViewSpec {
+                        fit: Fit::Crop,
+                        augment,
+                        seed: 11,
+                        batch: 16,
+                    },
                     &mut |done, total| {
                         calls.push((done, total));
                         true
@@ -335,8 +338,8 @@ fn trashnet_mini_accuracy_floor_and_model_file_round_trip() {
     assert_eq!(back.meta, model.meta);
     let rows: Vec<&[f32]> = e.val.iter().map(|(v, _)| v.as_slice()).collect();
     let head2 = Head::from_weights(&back.weight, &back.bias, 1280, &Device::flex());
-    let p1 = pollster::block_on(trainer::probabilities(&head, &rows, &Device::flex())).unwrap();
-    let p2 = pollster::block_on(trainer::probabilities(&head2, &rows, &Device::flex())).unwrap();
+    let p1 = pollster::block_on(head.probabilities(&rows, &Device::flex())).unwrap();
+    let p2 = pollster::block_on(head2.probabilities(&rows, &Device::flex())).unwrap();
     assert_eq!(p1, p2);
 
     // Bad files: truncated, not a model, wrong backbone.
@@ -371,13 +374,15 @@ fn embedding_can_be_cancelled() {
     let img = image::RgbImage::from_pixel(64, 48, image::Rgb([10, 200, 30]));
     let imgs = vec![img.clone(), img.clone(), img];
     let mut seen = 0;
-    let r = pollster::block_on(dataset::embed_views(
+    let r = pollster::block_on(sortwise::embed::embed_views(
         &backbone,
         &imgs,
-        Fit::Crop,
-        0,
-        0,
-        1,
+        ViewSpec {
+            fit: Fit::Crop,
+            augment: 0,
+            seed: 0,
+            batch: 1,
+        },
         &mut |done, _| {
             seen = done;
             false
@@ -528,7 +533,7 @@ fn trashnet_mini_refit_sees_validation_photos_and_holds_accuracy_on_unseen_ones(
     let examples = e.train.examples();
     let device = Device::flex();
     let probs = |head: &Head, rows: &[&[f32]]| {
-        pollster::block_on(trainer::probabilities(head, rows, &device)).unwrap()
+        pollster::block_on(head.probabilities(rows, &device)).unwrap()
     };
     let accuracy = |head: &Head| {
         let rows: Vec<&[f32]> = e.val.iter().map(|(v, _)| v.as_slice()).collect();

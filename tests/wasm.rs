@@ -48,7 +48,7 @@ async fn check_on(device: Device) -> f32 {
 #[wasm_bindgen_test]
 async fn resnet18_embedding_on_webgpu_matches_torchvision() {
     // Shared with the trainer tests: burn starts one WebGPU server per adapter.
-    let device = sortwise::wasm_api::webgpu_device().await.expect(
+    let device = sortwise::web::webgpu_device().await.expect(
         "WebGPU adapter (Chromium needs --enable-unsafe-webgpu --enable-unsafe-swiftshader)",
     );
     let d = check_on(device).await;
@@ -74,7 +74,7 @@ fn web_sys_log(msg: &str) {
 mod trainer_api {
     use super::*;
     use js_sys::{Object, Reflect, Uint8Array};
-    use sortwise::wasm_api::Trainer;
+    use sortwise::web::Trainer;
     use sortwise::weights::StorageDtype;
     use std::cell::Cell;
     use std::rc::Rc;

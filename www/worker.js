@@ -12,7 +12,7 @@ import { loadWeights } from './weights.js';
 let Trainer = null;
 let engine = null;
 
-// Mirrors `software_or_missing_adapter` in src/wasm_api.rs, which stays the source of truth for
+// Mirrors `software_or_missing_adapter` in src/web/device.rs, which stays the source of truth for
 // `backendReason`: it probes again once loaded. null when a hardware WebGPU adapter is there.
 async function softwareOrMissingAdapter() {
   if (!self.navigator?.gpu) return 'no WebGPU';

@@ -7,9 +7,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::cpu_conv::Activation;
 use super::fold::{conv_bn, conv_bn_act, fold_pair};
 use super::global_avg_pool;
+use crate::kernels::Activation;
 
 /// (repeats, kernel, stride, expand ratio, in, out) from `efficientnet_lite_builder.py`.
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [

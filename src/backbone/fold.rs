@@ -7,7 +7,7 @@ use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
-use super::cpu_conv::{self, Activation};
+use crate::kernels::{self, Activation};
 
 /// `conv` followed by `bn` when the pair has not been folded yet.
 pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
@@ -23,7 +23,7 @@ pub fn conv_bn_act(
 ) -> Tensor<4> {
     match bn {
         Some(bn) => act.apply_tensor(bn.forward(conv.forward(x))),
-        None => cpu_conv::conv2d(conv, x, act),
+        None => kernels::conv2d(conv, x, act),
     }
 }
 

@@ -1,13 +1,10 @@
 //! Pretrained ImageNet backbones behind one type, so callers pick the architecture at run time
 //! the same way they pick the device.
 
-mod cpu_conv;
 pub mod efficientnet;
 mod fold;
 pub mod resnet;
-mod scratch;
 pub mod stage;
-mod winograd;
 
 use burn::tensor::{Device, Tensor};
 

@@ -9,10 +9,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::cpu_conv::Activation;
 use super::fold::{conv_bn, conv_bn_act, fold_pair};
 use super::global_avg_pool;
 use crate::arch::Arch;
+use crate::kernels::Activation;
 
 #[derive(Module, Debug)]
 pub struct Downsample {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::Conv2d;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::efficientnet::{self, MbConv};
 use super::global_avg_pool;
@@ -112,7 +112,9 @@ impl LastStage {
         let mut tensors = Vec::with_capacity(v.found.len());
         for (name, t, shape) in v.found {
             let n = shape.iter().product::<usize>();
-            let row = crate::infer::read_rows(t.reshape([1, n])).await?.remove(0);
+            let row = crate::tensor_io::read_rows(t.reshape([1, n]))
+                .await?
+                .remove(0);
             tensors.push((name, shape, row));
         }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -230,21 +232,6 @@ impl Backbone {
         let stage = self.split_last_stage().with_weights(weights)?;
         self.set_last_stage(stage)
     }
-}
-
-/// Values of a stage input tensor `[N, C, H, W]` as rows of `C·H·W`.
-pub fn flatten_rows(x: Tensor<4>) -> Tensor<2> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c * h * w])
-}
-
-/// Rows of `C·H·W` values -> a `[N, C, H, W]` stage input tensor.
-pub fn stage_batch(rows: &[&[f32]], shape: [usize; 3], device: &burn::tensor::Device) -> Tensor<4> {
-    let [c, h, w] = shape;
-    Tensor::from_data(
-        TensorData::new(rows.concat(), [rows.len(), c, h, w]),
-        device,
-    )
 }
 
 #[cfg(test)]

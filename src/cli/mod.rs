@@ -1,6 +1,8 @@
 //! The native command line. stdout carries only JSON, so scripts and the benchmark harness can
 //! parse it; progress and diagnostics go to stderr.
 
+mod evaluate;
+mod folders;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -50,9 +52,9 @@ enum Command {
     /// Train a classifier head on class folders and write a .sortwise model.
     Train(Box<train::TrainArgs>),
     /// Accuracy, per-class metrics and confusion matrix of a model on class folders.
-    Eval(train::EvalArgs),
+    Eval(evaluate::EvalArgs),
     /// Predict images with a model: one JSON object per line.
-    Predict(train::PredictArgs),
+    Predict(evaluate::PredictArgs),
 }
 
 #[derive(Args)]
@@ -228,8 +230,8 @@ pub fn main() -> i32 {
         Command::Logits(args) => run_images(args, Output::Logits),
         Command::Embed(args) => run_images(args, Output::Features),
         Command::Train(args) => train::train(args).map(|v| (v, false)),
-        Command::Eval(args) => train::eval(args).map(|v| (v, false)),
-        Command::Predict(args) => match train::predict(args) {
+        Command::Eval(args) => evaluate::eval(args).map(|v| (v, false)),
+        Command::Predict(args) => match evaluate::predict(args) {
             // Predict prints its own JSON lines as it goes.
             Ok(failed) => return if failed { 1 } else { 0 },
             Err(e) => Err(e),

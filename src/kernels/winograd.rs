@@ -12,7 +12,9 @@
 //! 4× the size (~160 MB for ResNet-18, too much to keep in a browser tab) and the transform
 //! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
 
-use super::cpu_conv::{Activation, Geometry, gemm_strided, par_each, par_rows};
+use super::Activation;
+use super::geometry::Geometry;
+use super::parallel::{gemm_strided, par_each, par_rows};
 use super::scratch::Scratch;
 
 /// Output tile side and transformed tile side (`TILE + 3 - 1`).

@@ -1,29 +1,11 @@
-//! Dense k×k convolutions of the frozen backbone on the CPU backend: im2col over the whole
-//! batch, then one large GEMM per block of output columns.
-//!
-//! burn-flex's own conv2d tiles every image separately (512 output pixels a tile) and calls GEMM
-//! once per tile, so the late ResNet stages (14×14 and 7×7 outputs) multiply with N = 196 or 49
-//! and pack the whole weight matrix again for every image of the batch: in a profile of
-//! ResNet-18 at batch 16, packing took as long as a quarter of the multiply itself. Here a
-//! column block spans images, so each block packs the weights once for ≥ ~1,000 columns. The
-//! weights need no reordering: `[C_out, C_in, kh, kw]` row-major already is the `[C_out, K]`
-//! matrix whose rows match im2col's `(c_in, ky, kx)` order.
-//!
-//! Depthwise convolutions (EfficientNet) run here too, with the "SAME" padding applied inside
-//! the kernel: burn pads an asymmetric input explicitly, one more copy of every activation.
-//! The ReLU/ReLU6 that follows each convolution is applied while the output is written.
-//!
-//! 3×3 stride-1 convolutions on enough tiles go to Winograd's algorithm (`winograd.rs`).
-//!
-//! Only plain (non-autodiff) CPU tensors take this path; training the last stage and the
-//! WebGPU backend keep burn's convolution, as do 1×1 convolutions (burn-flex multiplies those
-//! without im2col) and other grouped ones.
+//! im2col + GEMM for dense convolutions, and the direct depthwise kernel.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::{relu, relu6};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
+use super::Activation;
+use super::geometry::Geometry;
+use super::parallel::{gemm_rows, par_rows};
 use super::scratch::Scratch;
 use super::winograd;
 
@@ -31,32 +13,6 @@ use super::winograd;
 /// packing, small enough to stay modest next to the activations.
 const BLOCK_FLOATS: usize = 1 << 22;
 const MIN_BLOCK_COLS: usize = 256;
-
-/// What follows the convolution, applied as the output is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    Relu6,
-}
-
-impl Activation {
-    pub(super) fn apply(self, v: f32) -> f32 {
-        match self {
-            Activation::Identity => v,
-            Activation::Relu => v.max(0.0),
-            Activation::Relu6 => v.clamp(0.0, 6.0),
-        }
-    }
-
-    pub fn apply_tensor(self, x: Tensor<4>) -> Tensor<4> {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => relu(x),
-            Activation::Relu6 => relu6(x),
-        }
-    }
-}
 
 /// `act(conv.forward(x))`, on this module's kernels when `x` is a plain CPU tensor.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
@@ -81,80 +37,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
     Tensor::from_data(TensorData::new(out, g.output_shape()), &device)
 }
 
-/// Shapes, strides and padding of one convolution call.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Geometry {
-    pub batch: usize,
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub dilation: [usize; 2],
-    /// (top, left)
-    pub pad: [usize; 2],
-    pub oh: usize,
-    pub ow: usize,
-    /// One input channel per output channel (`groups == C_in == C_out`), else dense.
-    pub depthwise: bool,
-}
-
 impl Geometry {
-    /// `None` when burn's convolution should run instead (see the module comment).
-    fn for_cpu(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
-        let device = x.device();
-        if device.is_autodiff()
-            || device != Device::flex()
-            || x.dtype() != DType::F32
-            || conv.weight.val().dtype() != DType::F32
-            || conv.kernel_size == [1, 1]
-        {
-            return None;
-        }
-        let (top, left, bottom, right) = match conv.padding {
-            PaddingConfig2d::Valid => (0, 0, 0, 0),
-            PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
-            PaddingConfig2d::Same => return None,
-        };
-        let [batch, c_in, h, w] = x.dims();
-        let [c_out, wc_in, kh, kw] = conv.weight.dims();
-        let depthwise = conv.groups > 1 && conv.groups == c_in && c_out == c_in && wc_in == 1;
-        if !(depthwise || conv.groups == 1 && wc_in == c_in) {
-            return None;
-        }
-        let out = |len: usize, pad: usize, k: usize, s: usize, d: usize| {
-            let span = d * (k - 1) + 1;
-            (len + pad >= span).then(|| (len + pad - span) / s + 1)
-        };
-        let oh = out(h, top + bottom, kh, conv.stride[0], conv.dilation[0])?;
-        let ow = out(w, left + right, kw, conv.stride[1], conv.dilation[1])?;
-        Some(Geometry {
-            batch,
-            c_in,
-            h,
-            w,
-            c_out,
-            kh,
-            kw,
-            stride: conv.stride,
-            dilation: conv.dilation,
-            pad: [top, left],
-            oh,
-            ow,
-            depthwise,
-        })
-    }
-
-    fn output_shape(&self) -> [usize; 4] {
-        [self.batch, self.c_out, self.oh, self.ow]
-    }
-
-    fn k(&self) -> usize {
-        self.c_in * self.kh * self.kw
-    }
-
     /// NCHW `input`, `[C_out, C_in, kh, kw]` `weight` -> NCHW output.
     fn run_dense(
         &self,
@@ -362,109 +245,12 @@ struct Segment {
     col: usize,
 }
 
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]`, all row-major.
-fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
-    // SAFETY: the three slices hold the m×k, k×n and m×n row-major matrices described by the
-    // strides (checked above), and `dst` does not alias the inputs (it is borrowed mutably).
-    unsafe {
-        gemm_strided(
-            [m, n, k],
-            (dst.as_mut_ptr(), n),
-            (lhs.as_ptr(), 1, k),
-            (rhs.as_ptr(), 1, n),
-            parallelism(),
-        );
-    }
-}
-
-/// `dst = lhs · rhs` for `[m, n, k]`-shaped operands; `dst` has unit column stride and the given
-/// row stride, `lhs` and `rhs` are `(pointer, column stride, row stride)`.
-///
-/// # Safety
-/// Every element the shapes and strides address must be inside its allocation, and `dst`'s
-/// elements must not overlap the inputs' or be written by anyone else meanwhile.
-pub(super) unsafe fn gemm_strided(
-    [m, n, k]: [usize; 3],
-    (dst, dst_rs): (*mut f32, usize),
-    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
-    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
-    parallelism: gemm::Parallelism,
-) {
-    // SAFETY: forwarded to the caller's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            false,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-fn parallelism() -> gemm::Parallelism {
-    gemm::Parallelism::Rayon(0)
-}
-
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-fn parallelism() -> gemm::Parallelism {
-    gemm::Parallelism::None
-}
-
-/// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
-#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(super) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
-    use rayon::prelude::*;
-    /// Fewest f32 one task fills: below this the pool's wake-ups cost more than the copy.
-    const MIN_TASK_FLOATS: usize = 1 << 15;
-    // A task per row is too fine for short rows (a batch-1 7×7 stage has 49-long rows, 4,608 of
-    // them): in the threaded wasm build that made ResNet-18 slower on 2 threads than on 1.
-    let min_rows = MIN_TASK_FLOATS.div_ceil(n.max(1));
-    rows.par_chunks_mut(n)
-        .enumerate()
-        .with_min_len(min_rows)
-        .for_each(|(r, row)| fill(r, row));
-}
-
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-pub(super) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
-    for (r, row) in rows.chunks_mut(n).enumerate() {
-        fill(r, row);
-    }
-}
-
-/// `f(i)` for every `i < count`, each a task of its own on all cores where there are several.
-#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(super) fn par_each(count: usize, f: impl Fn(usize) + Sync + Send) {
-    use rayon::prelude::*;
-    (0..count).into_par_iter().for_each(f);
-}
-
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-pub(super) fn par_each(count: usize, f: impl Fn(usize)) {
-    (0..count).for_each(f);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Device;
     use burn::tensor::Distribution;
 
     /// Max |a − b| over max |b|: this module against burn-flex's own convolution + activation.

@@ -4,7 +4,7 @@
 //! with Convolutional Networks", ICML 2018).
 //!
 //! Everything before the stage stays frozen, so each image (and augmented view) goes through it
-//! once and only the stage input is cached ([`stage_inputs`]), as head-only training caches
+//! once and only the stage input is cached (`embed::stage_inputs`), as head-only training caches
 //! embeddings. [`train`] then runs in two phases:
 //!
 //! 1. Head-only warm start: the frozen stage turns every cached input into its embedding and a
@@ -24,154 +24,31 @@
 //! With `refit` (the default), that held-out run only chooses the epoch counts: the model
 //! returned is trained again the same way on training + validation photos ([`train_with_views`]).
 
+mod cache;
+
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
-use image::RgbImage;
 use web_time::Instant;
 
-use crate::backbone::stage::stage_batch;
-use crate::backbone::{Backbone, LastStage};
-use crate::dataset;
+use crate::backbone::LastStage;
 use crate::error::{Error, Result};
 use crate::head::Head;
-use crate::infer::{Output, read_rows};
-use crate::preprocess::Fit;
+use crate::tensor_io::{in_batches, read_rows, stage_batch};
+
 use crate::trainer::{
-    self, EpochLoss, EpochStats, FineTuneStats, Plan, Progress, Report, Run, TrainConfig,
-    TrainExample, ValExample, build_optimizer, build_report, lr_at, refit_set, val_stats,
+    self, EpochLoss, FineTuneStats, Plan, Progress, Report, Run, TrainConfig, TrainExample,
+    ValExample, build_optimizer, build_report, epoch_stats, lr_at, refit_set,
 };
+pub use cache::{MAX_STAGE_CACHE_BYTES, check_stage_cache, max_stage_views, stage_view_bytes};
 
 /// A fine-tuned last stage and the head trained on it.
 #[derive(Module, Debug)]
 pub struct FineTuned {
     pub stage: LastStage,
     pub head: Head,
-}
-
-/// The stage inputs of the evaluation view and `augment` augmented views of each image,
-/// flattened to `C·H·W` values (`Arch::stage_input_shape`); otherwise exactly
-/// [`dataset::embed_views`] (same views, seeds, batching, progress and cancel).
-pub async fn stage_inputs(
-    backbone: &Backbone,
-    images: &[RgbImage],
-    fit: Fit,
-    augment: usize,
-    seed: u64,
-    batch: usize,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<Vec<Vec<Vec<f32>>>> {
-    dataset::views(
-        backbone,
-        images,
-        fit,
-        augment,
-        seed,
-        batch,
-        Output::StageInput,
-        progress,
-    )
-    .await
-}
-
-/// Most bytes of stage inputs a trainer keeps. wasm32 memory ends at 4 GiB and never shrinks,
-/// and the backbone (70-300 MB), thumbnails, a decoded photo (up to 256 MB), the fine-tuning
-/// pass itself and the allocator's fragmentation need the rest; natively the same limit keeps
-/// the engines alike.
-pub const MAX_STAGE_CACHE_BYTES: u64 = 1536 * 1024 * 1024;
-
-/// Bytes of one view's cached stage input for `arch` (f32 `C·H·W`).
-pub fn stage_view_bytes(arch: crate::Arch) -> u64 {
-    4 * arch.stage_input_shape().iter().product::<usize>() as u64
-}
-
-/// How many views' stage inputs fit in [`MAX_STAGE_CACHE_BYTES`] for `arch`.
-pub fn max_stage_views(arch: crate::Arch) -> u64 {
-    MAX_STAGE_CACHE_BYTES / stage_view_bytes(arch)
-}
-
-/// Refuse to cache `adding` more views when `cached` are already kept, before any of them is
-/// computed, with a message that says how many images fit at `views_per_image`.
-pub fn check_stage_cache(
-    arch: crate::Arch,
-    cached: u64,
-    adding: u64,
-    views_per_image: u64,
-) -> Result<()> {
-    let max = max_stage_views(arch);
-    if cached.saturating_add(adding) <= max {
-        return Ok(());
-    }
-    let per = views_per_image.max(1);
-    let mb = |views: u64| views.saturating_mul(stage_view_bytes(arch)) / (1024 * 1024);
-    Err(Error::Invalid(format!(
-        "fine-tuning keeps every view's stage input ({} KB each for {arch}) and {} views fit \
-         ({} MB, the memory a browser tab can spare): that is {} images at {per} view(s) each. \
-         {cached} are kept and these would add {adding} ({} MB in all); remove images, lower \
-         augment, or pick a backbone with a smaller stage (efficientnet_lite0 fits {} views)",
-        stage_view_bytes(arch) / 1024,
-        max,
-        MAX_STAGE_CACHE_BYTES / (1024 * 1024),
-        max / per,
-        mb(cached.saturating_add(adding)),
-        max_stage_views(crate::Arch::EfficientnetLite0),
-    )))
-}
-
-/// One image's views as both caches: the stage inputs fine-tuning trains on and the embeddings
-/// head-only training (and a saved project) use.
-pub struct StageViews {
-    pub embeddings: Vec<Vec<f32>>,
-    pub stage_inputs: Vec<Vec<f32>>,
-}
-
-/// [`stage_inputs`] and, from them through the backbone's own last stage, the embeddings: the
-/// frozen layers before the stage run once per view instead of once per cache. The embeddings
-/// are those of [`dataset::embed_views`] (same views and seeds; the split is exact, see
-/// `backbone/stage.rs`), so a browser trainer that can fine-tune still trains its head-only
-/// models on the same numbers as one that cannot.
-pub async fn embeddings_and_stage_inputs(
-    backbone: &Backbone,
-    images: &[RgbImage],
-    fit: Fit,
-    augment: usize,
-    seed: u64,
-    batch: usize,
-    progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<Vec<StageViews>> {
-    let inputs = stage_inputs(backbone, images, fit, augment, seed, batch, progress).await?;
-    let shape = backbone.arch.stage_input_shape();
-    let device = backbone.device();
-    let mut out = Vec::with_capacity(inputs.len());
-    for views in inputs {
-        let rows: Vec<&[f32]> = views.iter().map(Vec::as_slice).collect();
-        let embeddings = over_batches(&rows, shape, &device, batch, |x| {
-            backbone.features_from_stage_input(x)
-        })
-        .await?;
-        out.push(StageViews {
-            embeddings,
-            stage_inputs: views,
-        });
-    }
-    Ok(out)
-}
-
-/// Embeddings of preprocessed `[3, 224, 224]` inputs through `backbone` with `stage` in place of
-/// its last stage: what a fine-tuned model predicts on, without copying the backbone to put the
-/// stage into it (`Backbone::set_last_stage` does that for the CLI).
-pub async fn tuned_features(
-    backbone: &Backbone,
-    stage: &LastStage,
-    inputs: &[Vec<f32>],
-    batch: usize,
-) -> Result<Vec<Vec<f32>>> {
-    crate::infer::in_batches(inputs, batch, &backbone.device(), |x| {
-        stage.features(backbone.stage_input(x))
-    })
-    .await
 }
 
 /// `[C, H, W]` of the rows, from the stage's input channels (H = W: the stage input is square).
@@ -187,21 +64,6 @@ fn input_shape(stage: &LastStage, row_len: usize) -> Result<[usize; 3]> {
     Ok([c, side, side])
 }
 
-/// `f` of stage input batches of `batch` rows, read back row by row.
-async fn over_batches(
-    rows: &[&[f32]],
-    shape: [usize; 3],
-    device: &Device,
-    batch: usize,
-    f: impl Fn(Tensor<4>) -> Tensor<2>,
-) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(batch.max(1)) {
-        out.extend(read_rows(f(stage_batch(chunk, shape, device))).await?);
-    }
-    Ok(out)
-}
-
 /// Pooled embeddings of stage inputs through `stage`, `batch` rows at a time.
 pub async fn stage_features(
     stage: &LastStage,
@@ -210,7 +72,7 @@ pub async fn stage_features(
     device: &Device,
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    over_batches(rows, shape, device, batch, |x| stage.features(x)).await
+    in_batches(rows, shape, batch, device, |x| stage.features(x)).await
 }
 
 impl FineTuned {
@@ -222,7 +84,7 @@ impl FineTuned {
         device: &Device,
         batch: usize,
     ) -> Result<Vec<Vec<f32>>> {
-        over_batches(rows, shape, device, batch, |x| {
+        in_batches(rows, shape, batch, device, |x| {
             softmax(self.head.forward(self.stage.features(x)), 1)
         })
         .await
@@ -293,52 +155,74 @@ fn regroup(embedded: &[Vec<f32>], lens: impl Iterator<Item = usize>) -> Vec<Vec<
     .collect()
 }
 
-/// The optimizers of stage and head: the stage gets no weight decay toward 0 (L2-SP replaces
-/// it), the new head keeps its plain weight decay.
-fn optimizers(cfg: &TrainConfig) -> (ModuleOptimizer, ModuleOptimizer) {
-    (
-        build_optimizer(cfg, 0.0),
-        build_optimizer(cfg, cfg.weight_decay),
-    )
+/// Stage and head trained together over one set: its plan, the two optimizers (the stage gets
+/// no weight decay toward 0, L2-SP replaces it; the new head keeps its plain weight decay), the
+/// loss, and what every epoch shares.
+struct Tuning<'a> {
+    plan: Plan,
+    optims: (ModuleOptimizer, ModuleOptimizer),
+    loss_fn: CrossEntropyLoss,
+    shape: [usize; 3],
+    theta0: &'a [Tensor<1>],
+    cfg: &'a TrainConfig,
+    ad: Device,
 }
 
-/// One fine-tuning epoch of stage and head over `set` in `plan`'s order; the mean
-/// cross-entropy.
-#[allow(clippy::too_many_arguments)]
-async fn tune_epoch(
-    plan: &mut Plan,
-    set: &[TrainExample<'_>],
-    shape: [usize; 3],
-    (mut stage_t, mut head_t): (LastStage, Head),
-    (stage_optim, head_optim): &mut (ModuleOptimizer, ModuleOptimizer),
-    loss_fn: &CrossEntropyLoss,
-    theta0: &[Tensor<1>],
-    cfg: &TrainConfig,
-    epoch: usize,
-    ad: &Device,
-) -> Result<(LastStage, Head, f64)> {
-    let base_lr = cfg.finetune_learning_rate();
-    let lr = lr_at(cfg, base_lr, epoch);
-    let order = plan.epoch_order();
-    let mut epoch_loss = EpochLoss::default();
-    for chunk in order.chunks(cfg.batch_size) {
-        let (rows, y) = plan.batch(set, chunk, ad);
-        let logits = head_t.forward(stage_t.features(stage_batch(&rows, shape, ad)));
-        let ce = loss_fn.forward(logits, y);
-        epoch_loss.add(ce.clone());
-        let loss = if cfg.l2sp > 0.0 {
-            ce + squared_distance(&stage_t, theta0).mul_scalar(cfg.l2sp / 2.0)
-        } else {
-            ce
-        };
-        let mut grads = loss.backward();
-        let stage_grads = GradientsParams::from_module(&mut grads, &stage_t);
-        let head_grads = GradientsParams::from_module(&mut grads, &head_t);
-        stage_t = stage_optim.step(lr, stage_t, stage_grads);
-        head_t = head_optim.step(lr, head_t, head_grads);
+impl<'a> Tuning<'a> {
+    fn new(
+        plan: Plan,
+        shape: [usize; 3],
+        theta0: &'a [Tensor<1>],
+        cfg: &'a TrainConfig,
+        device: &Device,
+    ) -> Self {
+        let ad = device.clone().autodiff();
+        Tuning {
+            optims: (
+                build_optimizer(cfg, 0.0),
+                build_optimizer(cfg, cfg.weight_decay),
+            ),
+            loss_fn: plan.loss(cfg, &ad),
+            plan,
+            shape,
+            theta0,
+            cfg,
+            ad,
+        }
     }
-    let loss = epoch_loss.mean(epoch, base_lr).await?;
-    Ok((stage_t, head_t, loss))
+
+    /// One epoch over `set` in the plan's order; the model after it and the mean
+    /// cross-entropy.
+    async fn epoch(
+        &mut self,
+        set: &[TrainExample<'_>],
+        (mut stage_t, mut head_t): (LastStage, Head),
+        epoch: usize,
+    ) -> Result<(LastStage, Head, f64)> {
+        let (cfg, ad) = (self.cfg, &self.ad);
+        let base_lr = cfg.finetune_learning_rate();
+        let lr = lr_at(cfg, base_lr, epoch);
+        let order = self.plan.epoch_order();
+        let mut epoch_loss = EpochLoss::default();
+        for chunk in order.chunks(cfg.batch_size) {
+            let (rows, y) = self.plan.batch(set, chunk, ad);
+            let logits = head_t.forward(stage_t.features(stage_batch(&rows, self.shape, ad)));
+            let ce = self.loss_fn.forward(logits, y);
+            epoch_loss.add(ce.clone());
+            let loss = if cfg.l2sp > 0.0 {
+                ce + squared_distance(&stage_t, self.theta0).mul_scalar(cfg.l2sp / 2.0)
+            } else {
+                ce
+            };
+            let mut grads = loss.backward();
+            let stage_grads = GradientsParams::from_module(&mut grads, &stage_t);
+            let head_grads = GradientsParams::from_module(&mut grads, &head_t);
+            stage_t = self.optims.0.step(lr, stage_t, stage_grads);
+            head_t = self.optims.1.step(lr, head_t, head_grads);
+        }
+        let loss = epoch_loss.mean(epoch, base_lr).await?;
+        Ok((stage_t, head_t, loss))
+    }
 }
 
 fn example_sets<'a>(
@@ -356,8 +240,8 @@ fn example_sets<'a>(
 }
 
 /// Train the last stage and a head on cached stage inputs (`train_set` views and `val_set`
-/// embeddings hold [`stage_inputs`] rows). `stage` is the pretrained starting point
-/// ([`Backbone::split_last_stage`]) on `device`. `progress` is awaited per batch of the
+/// embeddings hold `embed::stage_inputs` rows). `stage` is the pretrained starting point
+/// (`Backbone::split_last_stage`) on `device`. `progress` is awaited per batch of the
 /// embedding pass (phase `"features"`, epoch = rows done of epochs = total), after every
 /// head-only epoch (`"train"`) and every fine-tuning epoch (`"finetune"`), then for the refit's
 /// epochs (`"refit"`, `"refit-finetune"`); resolving to `false` cancels with
@@ -398,7 +282,7 @@ pub async fn train_with_views(
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(FineTuned, Report)> {
     let started = Instant::now();
-    let mut plan = Plan::new(labels, train_set, cfg)?;
+    let plan = Plan::new(labels, train_set, cfg)?;
     let shape = input_shape(&stage, train_set[0].views[0].len())?;
     let batch = cfg.batch_size;
     let refit = cfg.refit && !val_set.is_empty();
@@ -448,7 +332,6 @@ pub async fn train_with_views(
         trainer::train(labels, &head_train, &head_val, &head_only, device, progress).await?;
 
     // Phase 2: stage + head with L2-SP.
-    let ad = device.clone().autodiff();
     let theta0: Vec<Tensor<1>> = stage.flat_params();
     let start_score = warm
         .val_loss
@@ -459,23 +342,10 @@ pub async fn train_with_views(
         head: head0.clone(),
     });
     let mut model = (stage.clone().train(), head0.train());
-    let mut optims = optimizers(cfg);
-    let loss_fn = plan.loss(cfg, &ad);
+    let mut tuning = Tuning::new(plan, shape, &theta0, cfg, device);
     let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
     for epoch in 1..=cfg.finetune_epochs {
-        let (stage_t, head_t, loss) = tune_epoch(
-            &mut plan,
-            train_set,
-            shape,
-            model,
-            &mut optims,
-            &loss_fn,
-            &theta0,
-            cfg,
-            epoch,
-            &ad,
-        )
-        .await?;
+        let (stage_t, head_t, loss) = tuning.epoch(train_set, model, epoch).await?;
         let current = FineTuned {
             stage: stage_t.valid(),
             head: head_t.valid(),
@@ -484,13 +354,7 @@ pub async fn train_with_views(
         let probs = current
             .probabilities(&val_rows, shape, device, batch)
             .await?;
-        let (val_loss, val_accuracy) = val_stats(&probs, &val_truth, plan.classes);
-        let stats = EpochStats {
-            epoch,
-            loss,
-            val_loss,
-            val_accuracy,
-        };
+        let stats = epoch_stats(epoch, loss, &probs, &val_truth, tuning.plan.classes);
         if run
             .end_epoch(
                 stats,
@@ -526,7 +390,7 @@ pub async fn train_with_views(
         best_epoch,
         n_train,
         val_set,
-        plan.balance,
+        tuning.plan.balance,
         &probs,
     );
     let mut stats = FineTuneStats {
@@ -563,23 +427,10 @@ pub async fn train_with_views(
         // ...then stage and head together for the held-out run's fine-tuning epochs.
         let mut model = (stage.train(), head.train());
         if best_ft_epoch > 0 {
-            let mut plan = Plan::new(labels, &all, cfg)?;
-            let mut optims = optimizers(cfg);
-            let loss_fn = plan.loss(cfg, &ad);
+            let mut tuning =
+                Tuning::new(Plan::new(labels, &all, cfg)?, shape, &theta0, cfg, device);
             for epoch in 1..=best_ft_epoch {
-                let (stage_t, head_t, loss) = tune_epoch(
-                    &mut plan,
-                    &all,
-                    shape,
-                    model,
-                    &mut optims,
-                    &loss_fn,
-                    &theta0,
-                    cfg,
-                    epoch,
-                    &ad,
-                )
-                .await?;
+                let (stage_t, head_t, loss) = tuning.epoch(&all, model, epoch).await?;
                 model = (stage_t, head_t);
                 let p = Progress {
                     phase: "refit-finetune".into(),
@@ -608,29 +459,4 @@ pub async fn train_with_views(
     report.finetune = Some(stats);
     report.seconds = started.elapsed().as_secs_f64();
     Ok((kept, report))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Arch;
-
-    #[test]
-    fn stage_cache_limit_counts_views_by_backbone() {
-        // 784 KiB a view for ResNet-50: 2,006 views in 1.5 GiB.
-        assert_eq!(stage_view_bytes(Arch::Resnet50), 4 * 1024 * 14 * 14);
-        assert_eq!(max_stage_views(Arch::Resnet50), 2006);
-        assert_eq!(max_stage_views(Arch::Resnet18), 8024);
-        assert_eq!(max_stage_views(Arch::EfficientnetLite0), 18_342);
-        assert!(check_stage_cache(Arch::Resnet50, 2000, 6, 3).is_ok());
-        let e = check_stage_cache(Arch::Resnet50, 2000, 7, 3)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("2006 views fit") && e.contains("668 images at 3 view(s)"),
-            "{e}"
-        );
-        assert!(e.contains("2000 are kept") && e.contains("add 7"), "{e}");
-        assert!(check_stage_cache(Arch::Resnet18, u64::MAX, 1, 1).is_err());
-    }
 }

@@ -1,0 +1,131 @@
+//! `sortwise eval | predict`: a saved model on class folders or single photos, through the same
+//! session the page uses (a fine-tuned stage included).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::folders::{check_known, decoded_chunks};
+use super::{load_backbone, read};
+use crate::device::{self, BackendChoice};
+use crate::error::Result;
+use crate::metrics;
+use crate::model_file::Model;
+use crate::preprocess;
+use crate::session::{Options, Session, SharedSession};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    weights: PathBuf,
+    /// Below this confidence the label is "unsure".
+    #[arg(long, default_value_t = 0.0)]
+    threshold: f32,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+}
+
+/// A session holding the model at `model`, on the backbone at `weights`.
+fn open_model(model: &Path, weights: &Path, backend: BackendChoice) -> Result<SharedSession> {
+    let (model, stage) = Model::from_bytes_with_stage(&read(model)?)?;
+    let selected = device::select(backend)?;
+    eprintln!(
+        "sortwise: backend {} ({})",
+        selected.backend, selected.reason
+    );
+    let (backbone, source_sha) = load_backbone(model.meta.arch, weights, &selected.device)?;
+    let options = Options {
+        fit: model.meta.fit,
+        thumbnails: false,
+        ..Options::default()
+    };
+    let mut session = Session::new(backbone, source_sha, options)?;
+    session.set_model(model, stage)?;
+    Ok(SharedSession::new(session))
+}
+
+pub fn eval(args: &EvalArgs) -> Result<Value> {
+    let session = open_model(&args.model, &args.weights, args.backend)?;
+    let labels = session.get().labels().to_vec();
+    let fit = session.get().options().fit;
+    let classes = check_known(&args.data, &labels, "this model")?;
+    let mut probs = Vec::new();
+    let mut truth = Vec::new();
+    let mut skipped = Vec::new();
+    for (class, files) in &classes {
+        let label = labels.iter().position(|l| l == class).expect("checked");
+        decoded_chunks(files, &mut skipped, |imgs, _| {
+            let inputs: Vec<Vec<f32>> = imgs
+                .iter()
+                .map(|img| preprocess::eval_tensor(img, fit))
+                .collect();
+            let (p, _) = pollster::block_on(session.probabilities(&inputs))?;
+            truth.extend(std::iter::repeat_n(label, p.len()));
+            probs.extend(p);
+            Ok(())
+        })?;
+    }
+    let m = metrics::compute(&probs, &truth, labels.len());
+    let per_class: serde_json::Map<String, Value> = labels
+        .iter()
+        .zip(&m.per_class)
+        .map(|(l, c)| (l.clone(), json!(c)))
+        .collect();
+    Ok(json!({
+        "accuracy": m.accuracy,
+        "n": m.n,
+        "loss": m.loss,
+        "labels": labels,
+        "per_class": per_class,
+        "confusion": m.confusion,
+        "skipped": skipped,
+    }))
+}
+
+/// Prints one JSON object per image; returns whether any image failed.
+pub fn predict(args: &PredictArgs) -> Result<bool> {
+    let session = open_model(&args.model, &args.weights, args.backend)?;
+    let mut failed = false;
+    for path in &args.images {
+        let file = path.display().to_string();
+        let result = read(path)
+            .and_then(|b| preprocess::decode(&b))
+            .and_then(|img| pollster::block_on(session.predict(&img, args.threshold)));
+        match result {
+            Ok(p) => {
+                let probs: serde_json::Map<String, Value> = p
+                    .probs
+                    .iter()
+                    .map(|lp| (lp.label.clone(), json!(lp.p)))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"file": file, "label": p.label, "confidence": p.confidence, "unsure": p.unsure, "probs": probs})
+                );
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("sortwise: {file}: {e}");
+                println!("{}", json!({"file": file, "error": e.to_string()}));
+            }
+        }
+    }
+    Ok(failed)
+}

@@ -1,0 +1,81 @@
+//! The shape of one CPU convolution call, and which calls this crate's kernels take (the rest
+//! stay with burn's convolution; see `conv.rs`).
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{DType, Device, Tensor};
+
+/// Shapes, strides and padding of one convolution call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Geometry {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// (top, left)
+    pub pad: [usize; 2],
+    pub oh: usize,
+    pub ow: usize,
+    /// One input channel per output channel (`groups == C_in == C_out`), else dense.
+    pub depthwise: bool,
+}
+
+impl Geometry {
+    /// `None` when burn's convolution should run instead (see the module comment).
+    pub(super) fn for_cpu(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
+        let device = x.device();
+        if device.is_autodiff()
+            || device != Device::flex()
+            || x.dtype() != DType::F32
+            || conv.weight.val().dtype() != DType::F32
+            || conv.kernel_size == [1, 1]
+        {
+            return None;
+        }
+        let (top, left, bottom, right) = match conv.padding {
+            PaddingConfig2d::Valid => (0, 0, 0, 0),
+            PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
+            PaddingConfig2d::Same => return None,
+        };
+        let [batch, c_in, h, w] = x.dims();
+        let [c_out, wc_in, kh, kw] = conv.weight.dims();
+        let depthwise = conv.groups > 1 && conv.groups == c_in && c_out == c_in && wc_in == 1;
+        if !(depthwise || conv.groups == 1 && wc_in == c_in) {
+            return None;
+        }
+        let out = |len: usize, pad: usize, k: usize, s: usize, d: usize| {
+            let span = d * (k - 1) + 1;
+            (len + pad >= span).then(|| (len + pad - span) / s + 1)
+        };
+        let oh = out(h, top + bottom, kh, conv.stride[0], conv.dilation[0])?;
+        let ow = out(w, left + right, kw, conv.stride[1], conv.dilation[1])?;
+        Some(Geometry {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            stride: conv.stride,
+            dilation: conv.dilation,
+            pad: [top, left],
+            oh,
+            ow,
+            depthwise,
+        })
+    }
+
+    pub(super) fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_out, self.oh, self.ow]
+    }
+
+    pub(super) fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+}

@@ -1,0 +1,57 @@
+//! Dense k×k convolutions of the frozen backbone on the CPU backend: im2col over the whole
+//! batch, then one large GEMM per block of output columns.
+//!
+//! burn-flex's own conv2d tiles every image separately (512 output pixels a tile) and calls GEMM
+//! once per tile, so the late ResNet stages (14×14 and 7×7 outputs) multiply with N = 196 or 49
+//! and pack the whole weight matrix again for every image of the batch: in a profile of
+//! ResNet-18 at batch 16, packing took as long as a quarter of the multiply itself. Here a
+//! column block spans images, so each block packs the weights once for ≥ ~1,000 columns. The
+//! weights need no reordering: `[C_out, C_in, kh, kw]` row-major already is the `[C_out, K]`
+//! matrix whose rows match im2col's `(c_in, ky, kx)` order.
+//!
+//! Depthwise convolutions (EfficientNet) run here too, with the "SAME" padding applied inside
+//! the kernel: burn pads an asymmetric input explicitly, one more copy of every activation.
+//! The ReLU/ReLU6 that follows each convolution is applied while the output is written.
+//!
+//! 3×3 stride-1 convolutions on enough tiles go to Winograd's algorithm (`winograd.rs`).
+//!
+//! Only plain (non-autodiff) CPU tensors take this path; training the last stage and the
+//! WebGPU backend keep burn's convolution, as do 1×1 convolutions (burn-flex multiplies those
+//! without im2col) and other grouped ones.
+
+mod conv;
+mod geometry;
+mod parallel;
+mod scratch;
+mod winograd;
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, relu6};
+
+pub use conv::conv2d;
+
+/// What follows the convolution, applied as the output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    pub(crate) fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => v.max(0.0),
+            Activation::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+
+    pub fn apply_tensor(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => relu(x),
+            Activation::Relu6 => relu6(x),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The user's session, which both shells drive (the wasm API in `web/`, the CLI in `cli/`): one
+//! backbone on one device, the classes and their photos as cached embeddings, and the trained
+//! model.
+//!
+//! [`Session`] holds the state and its synchronous changes. The work that awaits the device
+//! (embedding photos, training, predicting) is in [`SharedSession`], which copies what a step
+//! needs out of the session, awaits without holding a borrow, and commits the result in one
+//! synchronous step. So overlapping calls from JS cannot trip the `RefCell`, and a failure part
+//! way leaves the session as it was.
+
+mod model;
+mod shared;
+mod training;
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::arch::Arch;
+use crate::backbone::Backbone;
+use crate::classifier::UNSURE;
+use crate::dataset::{self, Dataset, MAX_LABEL_CHARS, validate_label};
+use crate::error::{Error, Result};
+use crate::preprocess::Fit;
+use crate::trainer::TrainConfig;
+use crate::weights;
+
+pub use model::Trained;
+pub use shared::{AddOutcome, SharedSession};
+pub use training::Split;
+
+/// Most augmented views per image: each costs a backbone pass when the image is added.
+pub const MAX_AUGMENT: usize = 16;
+
+/// How a session embeds what is added to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    pub fit: Fit,
+    /// Augmented views embedded per added image, besides the evaluation view.
+    pub augment: usize,
+    /// Also keep each view's last-stage input, which `finetune_last` training needs. Off by
+    /// default: a view's stage input is 88-800 KB where its embedding is 2-8 KB.
+    pub finetune: bool,
+    /// Image `i` (by id) draws its augmentations from `seed + i`.
+    pub seed: u64,
+    /// Keep a JPEG copy of each added photo (`thumbnail`), for a page to show and save.
+    pub thumbnails: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fit: Fit::default(),
+            augment: 0,
+            finetune: false,
+            seed: 0,
+            thumbnails: true,
+        }
+    }
+}
+
+/// The rules a shell must agree with the engine on, in one place (the page reads them through
+/// the wasm `rules()`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rules {
+    pub max_label_chars: usize,
+    pub max_augment: usize,
+    pub unsure_label: &'static str,
+    /// The training defaults.
+    pub train: TrainConfig,
+}
+
+pub fn rules() -> Rules {
+    Rules {
+        max_label_chars: MAX_LABEL_CHARS,
+        max_augment: MAX_AUGMENT,
+        unsure_label: UNSURE,
+        train: TrainConfig::default(),
+    }
+}
+
+pub struct Session {
+    backbone: Rc<Backbone>,
+    arch: Arch,
+    /// sha256 of the checkpoint the backbone came from: model files record it.
+    source_sha256: String,
+    options: Options,
+    data: Dataset,
+    thumbs: HashMap<u32, Vec<u8>>,
+    /// Stage inputs by image id, views in the same order as its embeddings. Only photos added
+    /// (not embeddings) to a `finetune` session have them.
+    stage_inputs: HashMap<u32, Rc<dataset::Views>>,
+    trained: Option<Trained>,
+}
+
+impl Session {
+    /// A session over `backbone` (BatchNorm is folded here) on the device it lives on.
+    pub fn new(backbone: Backbone, source_sha256: String, options: Options) -> Result<Session> {
+        if options.augment > MAX_AUGMENT {
+            return Err(Error::Invalid(format!(
+                "augment must be a whole number from 0 to {MAX_AUGMENT}, not {}",
+                options.augment
+            )));
+        }
+        Ok(Session {
+            arch: backbone.arch,
+            backbone: Rc::new(backbone.fold_batchnorm()),
+            source_sha256,
+            options,
+            data: Dataset::new(),
+            thumbs: HashMap::new(),
+            stage_inputs: HashMap::new(),
+            trained: None,
+        })
+    }
+
+    /// A session from a web weight file (`weights::save_web`); `arch`, when given, must match it.
+    pub fn from_web_weights(
+        bytes: &[u8],
+        arch: Option<Arch>,
+        device: &Device,
+        options: Options,
+    ) -> Result<Session> {
+        let (backbone, info) = weights::load_web(bytes, arch, device)?;
+        Session::new(backbone, info.source_sha256, options)
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn device(&self) -> Device {
+        self.backbone.device()
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Values per embedding view.
+    pub fn dim(&self) -> usize {
+        self.arch.feature_dim()
+    }
+
+    /// Class labels in insertion order.
+    pub fn labels(&self) -> &[String] {
+        self.data.labels()
+    }
+
+    /// Images per class, in label order.
+    pub fn counts(&self) -> Vec<usize> {
+        self.data.counts()
+    }
+
+    pub fn examples(&self) -> &[dataset::Example] {
+        self.data.examples()
+    }
+
+    /// All views of image `id`'s embedding (evaluation view first).
+    pub fn embedding(&self, id: u32) -> Option<&[Vec<f32>]> {
+        self.data.get(id).map(|e| e.views.as_slice())
+    }
+
+    /// The JPEG copy of image `id` (shorter side at most 256 px).
+    pub fn thumbnail(&self, id: u32) -> Option<&[u8]> {
+        self.thumbs.get(&id).map(Vec::as_slice)
+    }
+
+    pub fn trained(&self) -> Option<&Trained> {
+        self.trained.as_ref()
+    }
+
+    /// Add a class with no images yet (a model's classes, a page's empty box).
+    pub fn add_class(&mut self, label: &str) -> Result<String> {
+        let i = self.data.class_index(label)?;
+        Ok(self.data.labels()[i].clone())
+    }
+
+    /// Add an image by its saved embedding (all views concatenated, as [`Session::embedding`]
+    /// gives them) and optional UI copy, without running the backbone. It has no pixels, so
+    /// `finetune_last` training refuses to run while it is here.
+    pub fn add_embedding(
+        &mut self,
+        label: &str,
+        flat: &[f32],
+        thumbnail: Option<Vec<u8>>,
+    ) -> Result<u32> {
+        let dim = self.dim();
+        if flat.is_empty() || !flat.len().is_multiple_of(dim) {
+            return Err(Error::Invalid(format!(
+                "an embedding for {} has a multiple of {dim} values, this one {}: saved with another backbone?",
+                self.arch,
+                flat.len()
+            )));
+        }
+        if flat.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid(
+                "the embedding contains NaN or infinite values".into(),
+            ));
+        }
+        let views = flat.chunks(dim).map(<[f32]>::to_vec).collect();
+        let id = self.data.push(label, views)?;
+        if let Some(t) = thumbnail {
+            self.thumbs.insert(id, t);
+        }
+        Ok(id)
+    }
+
+    /// Forget image `id` and what is kept for it; whether it was there.
+    pub fn remove_image(&mut self, id: u32) -> bool {
+        self.thumbs.remove(&id);
+        self.stage_inputs.remove(&id);
+        self.data.remove(id)
+    }
+
+    /// Rename a class; a trained model's label follows.
+    pub fn rename_class(&mut self, old: &str, new: &str) -> Result<()> {
+        self.data.rename_class(old, new)?;
+        let new = validate_label(new)?;
+        if let Some(t) = self.trained.as_mut()
+            && let Some(l) = t.labels.iter_mut().find(|l| **l == old.trim())
+        {
+            *l = new;
+        }
+        Ok(())
+    }
+
+    /// Remove a class and its images; how many images went with it.
+    pub fn remove_class(&mut self, label: &str) -> Result<usize> {
+        let removed = self.data.remove_class(label)?;
+        let live: HashSet<u32> = self.data.examples().iter().map(|e| e.id).collect();
+        self.thumbs.retain(|id, _| live.contains(id));
+        self.stage_inputs.retain(|id, _| live.contains(id));
+        Ok(removed)
+    }
+}

@@ -1,0 +1,124 @@
+//! The session's trained model: made by training, read from and written to `.sortwise` files.
+
+use std::rc::Rc;
+
+use super::Session;
+use crate::backbone::{LastStage, StageWeights};
+use crate::dataset::validate_label;
+use crate::error::{Error, Result};
+use crate::head::Head;
+use crate::model_file::{self, Model, ModelMeta};
+use crate::trainer::{Report, TrainConfig};
+
+/// A trained head, its classes, and the fine-tuned last stage when it has one. Cloned out of
+/// the session for each prediction: the big parts are behind `Rc`.
+#[derive(Clone)]
+pub struct Trained {
+    pub(super) head: Head,
+    pub labels: Vec<String>,
+    /// PyTorch-layout copy, read back once after training so exporting is synchronous.
+    pub(super) weight: Vec<f32>,
+    pub(super) bias: Vec<f32>,
+    pub config: TrainConfig,
+    pub report: Option<Report>,
+    /// The head was trained on this stage's embeddings, so predictions go through it.
+    pub(super) stage: Option<TunedStage>,
+}
+
+/// A fine-tuned last stage on the device (what predictions run) and its weights read back
+/// (what a model file holds).
+#[derive(Clone)]
+pub(super) struct TunedStage {
+    pub stage: Rc<LastStage>,
+    pub weights: Rc<StageWeights>,
+}
+
+impl Trained {
+    /// Whether the backbone's last stage was fine-tuned.
+    pub fn has_stage(&self) -> bool {
+        self.stage.is_some()
+    }
+}
+
+impl Session {
+    /// Make a `.sortwise` file the trained model, after checking it was made for this backbone
+    /// (and its fine-tuned stage fits); its labels. On any error the session stays as it was.
+    pub fn import_model(&mut self, bytes: &[u8]) -> Result<Vec<String>> {
+        let (model, stage) = Model::from_bytes_with_stage(bytes)?;
+        let labels = model.meta.labels.clone();
+        self.set_model(model, stage)?;
+        Ok(labels)
+    }
+
+    /// [`Session::import_model`] for a file already parsed.
+    pub fn set_model(&mut self, model: Model, stage: Option<StageWeights>) -> Result<()> {
+        model.check_backbone(self.arch, &self.source_sha256)?;
+        // Everything that can fail comes before the first change.
+        let stage = match stage {
+            Some(w) => Some(TunedStage {
+                stage: Rc::new(self.backbone.split_last_stage().with_weights(&w)?),
+                weights: Rc::new(w),
+            }),
+            None => None,
+        };
+        for label in &model.meta.labels {
+            validate_label(label)?;
+        }
+        let empty = self.data.examples().is_empty();
+        if model.meta.fit != self.options.fit && !empty {
+            return Err(Error::Invalid(format!(
+                "the model was trained with '{}' preprocessing and the images here use '{}'",
+                model.meta.fit, self.options.fit
+            )));
+        }
+        // A session opened for a model has no images yet: its classes are the model's. One with
+        // images keeps its own, or training would demand images for them.
+        if empty {
+            for label in &model.meta.labels {
+                self.data.class_index(label)?;
+            }
+        }
+        self.options.fit = model.meta.fit;
+        let head = Head::from_weights(
+            &model.weight,
+            &model.bias,
+            model.meta.dim,
+            &self.backbone.device(),
+        );
+        self.trained = Some(Trained {
+            head,
+            labels: model.meta.labels,
+            weight: model.weight,
+            bias: model.bias,
+            config: model.meta.config,
+            report: model.meta.report,
+            stage,
+        });
+        Ok(())
+    }
+
+    /// The trained model as a `.sortwise` file (version 2 with the `stage.*` tensors when the
+    /// last stage was fine-tuned); `producer` names the program that wrote it.
+    pub fn export_model(&self, producer: &str) -> Result<Vec<u8>> {
+        let t = self
+            .trained
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("no model yet: train one first".into()))?;
+        let model = Model {
+            meta: ModelMeta {
+                version: model_file::VERSION,
+                arch: self.arch,
+                backbone_source_sha256: self.source_sha256.clone(),
+                labels: t.labels.clone(),
+                fit: self.options.fit,
+                dim: self.dim(),
+                config: t.config.clone(),
+                report: t.report.clone(),
+                producer: producer.to_string(),
+            },
+            weight: t.weight.clone(),
+            bias: t.bias.clone(),
+        };
+        model.to_bytes_with_stage(t.stage.as_ref().map(|s| &*s.weights))
+    }
+}

@@ -1,0 +1,237 @@
+//! The session's asynchronous work, shared by both shells: photos through the backbone,
+//! training, prediction. Each step copies what it needs out of the session, awaits, and
+//! commits in one synchronous step (see `session/mod.rs`).
+
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
+
+use image::RgbImage;
+
+use super::Session;
+use super::training::Split;
+use crate::classifier::{self, Prediction};
+use crate::dataset::{Views, validate_label};
+use crate::embed::{self, ViewSpec};
+use crate::error::{Error, Result};
+use crate::finetune;
+use crate::infer::DEFAULT_BATCH;
+use crate::preprocess;
+use crate::trainer::{Progress, Report, TrainConfig};
+
+/// Decoded pixels `add_images` holds before they go through the backbone: eight 12-megapixel
+/// phone photos would otherwise hold ~300 MB of wasm memory at once, which never shrinks.
+pub const MAX_PENDING_PIXELS: u64 = 16_000_000;
+
+/// What became of one file given to [`SharedSession::add_images`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum AddOutcome {
+    Added(u32),
+    /// Not a usable image: the reason, for the person who chose the file.
+    Skipped(String),
+}
+
+/// A session behind `Rc<RefCell<_>>`: what the browser's futures own, and what the CLI drives
+/// the same way.
+#[derive(Clone)]
+pub struct SharedSession(Rc<RefCell<Session>>);
+
+/// One photo's rows, ready to commit.
+struct Embedded {
+    views: Views,
+    stage_inputs: Option<Views>,
+    thumbnail: Option<Vec<u8>>,
+}
+
+impl SharedSession {
+    pub fn new(session: Session) -> Self {
+        SharedSession(Rc::new(RefCell::new(session)))
+    }
+
+    /// The session, for synchronous reads. Never held across an `await`.
+    pub fn get(&self) -> Ref<'_, Session> {
+        self.0.borrow()
+    }
+
+    /// The session, for synchronous changes. Never held across an `await`.
+    pub fn get_mut(&self) -> RefMut<'_, Session> {
+        self.0.borrow_mut()
+    }
+
+    /// Encoded photos of class `label`: each decoded, embedded (several per backbone call) and
+    /// added, or skipped with the reason when it is not a usable image. All or nothing when the
+    /// engine itself fails: photos added before the failure are taken out again, so the session
+    /// holds what the caller, seeing the error, thinks it holds.
+    pub async fn add_images(&self, label: &str, files: Vec<Vec<u8>>) -> Result<Vec<AddOutcome>> {
+        let label = validate_label(label)?;
+        let mut out = Vec::with_capacity(files.len());
+        // Decoded photos waiting for the backbone, with their place in `out`.
+        let mut pending: Vec<(usize, RgbImage)> = Vec::new();
+        let mut pixels = 0u64;
+        let mut added = Vec::new();
+        let run = async {
+            for bytes in files {
+                match preprocess::decode(&bytes) {
+                    Ok(img) => {
+                        pixels += u64::from(img.width()) * u64::from(img.height());
+                        out.push(AddOutcome::Skipped(String::new()));
+                        pending.push((out.len() - 1, img));
+                        if pixels >= MAX_PENDING_PIXELS {
+                            self.flush(&label, &mut pending, &mut out, &mut added)
+                                .await?;
+                            pixels = 0;
+                        }
+                    }
+                    Err(e) => out.push(AddOutcome::Skipped(e.to_string())),
+                }
+            }
+            self.flush(&label, &mut pending, &mut out, &mut added).await
+        };
+        if let Err(e) = run.await {
+            let mut s = self.get_mut();
+            for id in added {
+                s.remove_image(id);
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Add `pending` (emptied), each id written to its slot of `out` and to `added`.
+    async fn flush(
+        &self,
+        label: &str,
+        pending: &mut Vec<(usize, RgbImage)>,
+        out: &mut [AddOutcome],
+        added: &mut Vec<u32>,
+    ) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (slots, imgs): (Vec<usize>, Vec<RgbImage>) = pending.drain(..).unzip();
+        let ids = self.add_decoded(label, imgs, None).await?;
+        for (slot, id) in slots.into_iter().zip(ids) {
+            out[slot] = AddOutcome::Added(id);
+            added.push(id);
+        }
+        Ok(())
+    }
+
+    /// Decoded photos of class `label` through the backbone in one pass, with the session's
+    /// augmented views (or `augment` of them) and, when it fine-tunes, stage inputs; their ids.
+    pub async fn add_decoded(
+        &self,
+        label: &str,
+        imgs: Vec<RgbImage>,
+        augment: Option<usize>,
+    ) -> Result<Vec<u32>> {
+        let label = validate_label(label)?;
+        let (backbone, spec, finetune, thumbnails) = {
+            let s = self.get();
+            let o = &s.options;
+            let spec = ViewSpec::eval(o.fit).with_augment(
+                augment.unwrap_or(o.augment),
+                o.seed.wrapping_add(u64::from(s.data.next_id())),
+            );
+            if o.finetune {
+                let cached: usize = s.stage_inputs.values().map(|v| v.len()).sum();
+                let per = 1 + spec.augment as u64;
+                finetune::check_stage_cache(s.arch, cached as u64, imgs.len() as u64 * per, per)?;
+            }
+            (s.backbone.clone(), spec, o.finetune, o.thumbnails)
+        };
+        let thumbs = if thumbnails {
+            imgs.iter()
+                .map(|img| preprocess::thumbnail_jpeg(img).map(Some))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            vec![None; imgs.len()]
+        };
+        let none = &mut |_: usize, _: usize| true;
+        let rows: Vec<(Views, Option<Views>)> = if finetune {
+            embed::embeddings_and_stage_inputs(&backbone, &imgs, spec, none)
+                .await?
+                .into_iter()
+                .map(|v| (v.embeddings, Some(v.stage_inputs)))
+                .collect()
+        } else {
+            embed::embed_views(&backbone, &imgs, spec, none)
+                .await?
+                .into_iter()
+                .map(|v| (v, None))
+                .collect()
+        };
+        drop(imgs);
+        let embedded = rows
+            .into_iter()
+            .zip(thumbs)
+            .map(|((views, stage_inputs), thumbnail)| Embedded {
+                views,
+                stage_inputs,
+                thumbnail,
+            })
+            .collect();
+        self.get_mut().commit(&label, embedded)
+    }
+
+    /// Train a new model and keep it (the previous one stays if this fails or is cancelled);
+    /// the report. `progress` is awaited after every epoch; resolving to `false` cancels.
+    pub async fn train(
+        &self,
+        cfg: TrainConfig,
+        split: &Split,
+        progress: &mut impl AsyncFnMut(&Progress) -> bool,
+    ) -> Result<Report> {
+        let job = self.get().train_job(cfg, split)?;
+        let trained = job.run(progress).await?;
+        let report = trained.report.clone();
+        self.get_mut().trained = Some(trained);
+        report.ok_or_else(|| Error::Invalid("the run made no report".into()))
+    }
+
+    /// Class probabilities (in the model's label order) of preprocessed `[3, 224, 224]` inputs,
+    /// through the fine-tuned stage when the model has one; and those labels.
+    pub async fn probabilities(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+        let (backbone, trained) = {
+            let s = self.get();
+            let t = s
+                .trained
+                .clone()
+                .ok_or_else(|| Error::Invalid("no model yet: train or load one first".into()))?;
+            (s.backbone.clone(), t)
+        };
+        let stage = trained.stage.as_ref().map(|s| s.stage.clone());
+        let features = embed::features(&backbone, stage.as_deref(), inputs, DEFAULT_BATCH).await?;
+        let rows: Vec<&[f32]> = features.iter().map(Vec::as_slice).collect();
+        let probs = trained
+            .head
+            .probabilities(&rows, &backbone.device())
+            .await?;
+        Ok((probs, trained.labels))
+    }
+
+    /// The ranked prediction for one decoded photo; "unsure" below `threshold`.
+    pub async fn predict(&self, img: &RgbImage, threshold: f32) -> Result<Prediction> {
+        let x = preprocess::eval_tensor(img, self.get().options.fit);
+        let (probs, labels) = self.probabilities(&[x]).await?;
+        Ok(classifier::prediction(&labels, &probs[0], threshold))
+    }
+}
+
+impl Session {
+    /// Add embedded photos of one class; their ids. Nothing is added when the label is refused.
+    fn commit(&mut self, label: &str, embedded: Vec<Embedded>) -> Result<Vec<u32>> {
+        self.data.class_index(label)?;
+        let mut ids = Vec::with_capacity(embedded.len());
+        for e in embedded {
+            let id = self.data.push(label, e.views)?;
+            if let Some(t) = e.thumbnail {
+                self.thumbs.insert(id, t);
+            }
+            if let Some(s) = e.stage_inputs {
+                self.stage_inputs.insert(id, Rc::new(s));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}

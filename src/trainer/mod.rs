@@ -1,0 +1,266 @@
+//! Head training on cached embeddings, written directly with burn's autodiff and `burn::optim`
+//! (burn-train's learner does not run in the browser), so the same loop serves CLI and page.
+
+//!
+//! `config` holds what a run is asked to do, `plan` the loop's shared parts, `report` what it
+//! tells; this file trains the head. Fine-tuning the last stage (`finetune`) reuses `plan`.
+
+mod config;
+mod plan;
+mod report;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use web_time::Instant;
+
+use crate::dataset::Example;
+use crate::error::{Error, Result};
+use crate::head::Head;
+use crate::tensor_io::matrix;
+
+pub use config::{Balance, DEFAULT_L2SP, OptimizerKind, TrainConfig};
+pub use plan::check_counts;
+pub(crate) use plan::{EpochLoss, Plan, Run, build_optimizer, epoch_stats, lr_at};
+pub(crate) use report::build_report;
+pub use report::{EpochStats, FineTuneStats, Misclassified, PerClass, Progress, Report};
+
+/// One training example: its views (index 0 = evaluation view) and class.
+pub struct TrainExample<'a> {
+    pub views: &'a [Vec<f32>],
+    pub label: usize,
+}
+
+/// One validation example: evaluation-view embedding, class, and the id the UI knows it by.
+pub struct ValExample<'a> {
+    pub embedding: &'a [f32],
+    pub label: usize,
+    pub id: u32,
+}
+
+/// Training and validation sets over cached examples, picked by index (see `split.rs`).
+pub fn sets<'a>(
+    examples: &'a [Example],
+    train_idx: &[usize],
+    val_idx: &[usize],
+) -> (Vec<TrainExample<'a>>, Vec<ValExample<'a>>) {
+    let train = train_idx
+        .iter()
+        .map(|&i| TrainExample {
+            views: &examples[i].views,
+            label: examples[i].label,
+        })
+        .collect();
+    let val = val_idx
+        .iter()
+        .map(|&i| ValExample {
+            embedding: &examples[i].views[0],
+            label: examples[i].label,
+            id: examples[i].id,
+        })
+        .collect();
+    (train, val)
+}
+
+/// Train a new head. `progress` is awaited after every epoch; resolving to `false` cancels, and
+/// then nothing of the run is kept. It is async so a browser caller can yield to its event loop
+/// there (the CPU backend never does otherwise, and a cancel message could not arrive).
+///
+/// With `cfg.refit` (the default) and a validation set, the returned head is the refit on
+/// training + validation examples (see [`train_with_views`]); the validation photos take part
+/// with their evaluation view only.
+pub async fn train(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    cfg: &TrainConfig,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(Head, Report)> {
+    train_with_views(labels, train_set, val_set, None, cfg, device, progress).await
+}
+
+/// The training + validation examples a refit trains on: `val_views[i]` holds every view of
+/// `val_set[i]` (its augmented views too, as training photos have theirs), or `None` for the
+/// evaluation views alone (then copied into `storage`).
+pub(crate) fn refit_set<'a>(
+    train_set: &[TrainExample<'a>],
+    val_set: &[ValExample<'_>],
+    val_views: Option<&[&'a [Vec<f32>]]>,
+    storage: &'a mut Vec<Vec<Vec<f32>>>,
+) -> Result<Vec<TrainExample<'a>>> {
+    let mut all: Vec<TrainExample<'a>> = train_set
+        .iter()
+        .map(|e| TrainExample {
+            views: e.views,
+            label: e.label,
+        })
+        .collect();
+    match val_views {
+        Some(views) => {
+            if views.len() != val_set.len() {
+                return Err(Error::Invalid(format!(
+                    "{} validation examples but views for {}",
+                    val_set.len(),
+                    views.len()
+                )));
+            }
+            all.extend(views.iter().zip(val_set).map(|(v, e)| TrainExample {
+                views: v,
+                label: e.label,
+            }));
+        }
+        None => {
+            *storage = val_set.iter().map(|v| vec![v.embedding.to_vec()]).collect();
+            let stored: &'a [Vec<Vec<f32>>] = storage;
+            all.extend(stored.iter().zip(val_set).map(|(v, e)| TrainExample {
+                views: v,
+                label: e.label,
+            }));
+        }
+    }
+    Ok(all)
+}
+
+/// One epoch of head training over `set` in `plan`'s order; the mean loss.
+#[allow(clippy::too_many_arguments)]
+async fn head_epoch(
+    plan: &mut Plan,
+    set: &[TrainExample<'_>],
+    head: Head,
+    optim: &mut ModuleOptimizer,
+    loss_fn: &CrossEntropyLoss,
+    cfg: &TrainConfig,
+    epoch: usize,
+    ad: &Device,
+) -> Result<(Head, f64)> {
+    let order = plan.epoch_order();
+    let lr = lr_at(cfg, cfg.learning_rate(), epoch);
+    let mut head = head;
+    let mut epoch_loss = EpochLoss::default();
+    for batch in order.chunks(cfg.batch_size) {
+        let (rows, y) = plan.batch(set, batch, ad);
+        let loss = loss_fn.forward(head.forward(matrix(&rows, ad)), y);
+        epoch_loss.add(loss.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &head);
+        head = optim.step(lr, head, grads);
+    }
+    let loss = epoch_loss.mean(epoch, cfg.learning_rate()).await?;
+    Ok((head, loss))
+}
+
+/// A head trained from zeros on `set` for exactly `epochs` epochs, as the held-out run trains
+/// (same seed, optimizer, loss, balance rule, here applied to `set`'s counts), without
+/// validation or early stopping. Progress phase `"refit"`. Returns the head, the resolved balance
+/// and the last epoch's loss.
+pub async fn refit_head(
+    labels: &[String],
+    set: &[TrainExample<'_>],
+    cfg: &TrainConfig,
+    epochs: usize,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(Head, Balance, f64)> {
+    let mut plan = Plan::new(labels, set, cfg)?;
+    let dim = set[0].views[0].len();
+    let ad = device.clone().autodiff();
+    let mut head = Head::zeros(dim, plan.classes, &ad);
+    let mut optim = build_optimizer(cfg, cfg.weight_decay);
+    let loss_fn = plan.loss(cfg, &ad);
+    let mut last = f64::NAN;
+    for epoch in 1..=epochs {
+        let (h, loss) =
+            head_epoch(&mut plan, set, head, &mut optim, &loss_fn, cfg, epoch, &ad).await?;
+        head = h;
+        last = loss;
+        let p = Progress {
+            phase: "refit".into(),
+            epoch,
+            epochs,
+            loss,
+            val_loss: None,
+            val_accuracy: None,
+        };
+        if !progress(&p).await {
+            return Err(Error::Cancelled);
+        }
+    }
+    Ok((head.valid(), plan.balance, last))
+}
+
+/// [`train`], with every view of each validation photo for the refit (`val_views`, in `val_set`
+/// order; `None`: evaluation views only). The held-out run trains on `train_set`, validates on
+/// `val_set` and keeps its best epoch by validation loss; with `cfg.refit` and a validation set
+/// a new head is then trained from zeros on both for that many epochs and returned, and the
+/// report (the held-out run's metrics) says so.
+pub async fn train_with_views(
+    labels: &[String],
+    train_set: &[TrainExample<'_>],
+    val_set: &[ValExample<'_>],
+    val_views: Option<&[&[Vec<f32>]]>,
+    cfg: &TrainConfig,
+    device: &Device,
+    progress: &mut impl AsyncFnMut(&Progress) -> bool,
+) -> Result<(Head, Report)> {
+    if cfg.finetune_last {
+        // The examples here are embeddings; fine-tuning needs each image's last-stage input.
+        return Err(Error::Invalid(
+            "'fine-tune last stage' (finetuneLast) needs each image's last-stage input, which \
+             this trainer does not keep: train the head only, or use finetune::train"
+                .into(),
+        ));
+    }
+    let started = Instant::now();
+    let mut plan = Plan::new(labels, train_set, cfg)?;
+    let dim = train_set[0].views[0].len();
+    let ad = device.clone().autodiff();
+    let mut head = Head::zeros(dim, plan.classes, &ad);
+    let mut optim = build_optimizer(cfg, cfg.weight_decay);
+    let loss_fn = plan.loss(cfg, &ad);
+    let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
+    let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
+    let mut run = Run::new(cfg.patience);
+
+    for epoch in 1..=cfg.epochs {
+        let (h, loss) = head_epoch(
+            &mut plan, train_set, head, &mut optim, &loss_fn, cfg, epoch, &ad,
+        )
+        .await?;
+        head = h;
+        let probs = head.valid().probabilities(&val_rows, device).await?;
+        let stats = epoch_stats(epoch, loss, &probs, &val_truth, plan.classes);
+        if run
+            .end_epoch(stats, "train", cfg.epochs, progress, || head.valid())
+            .await?
+        {
+            break;
+        }
+    }
+
+    let (best_epoch, best_head) = run.best();
+    let probs = best_head.probabilities(&val_rows, device).await?;
+    let mut report = build_report(
+        labels,
+        run.history,
+        best_epoch,
+        train_set.len(),
+        val_set,
+        plan.balance,
+        &probs,
+    );
+    let mut head = best_head;
+    if cfg.refit && !val_set.is_empty() {
+        let mut storage = Vec::new();
+        let all = refit_set(train_set, val_set, val_views, &mut storage)?;
+        let (refit, balance, _) =
+            refit_head(labels, &all, cfg, best_epoch, device, progress).await?;
+        head = refit;
+        report.refit = true;
+        report.refit_epochs = Some(best_epoch);
+        report.refit_size = Some(all.len());
+        report.refit_balance = Some(balance);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((head, report))
+}

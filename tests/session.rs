@@ -1,0 +1,400 @@
+//! The engine session both shells drive (`sortwise::session`), natively: what the browser's
+//! `Trainer` and the CLI do goes through these calls, so the wasm tests only check the binding.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use common::*;
+use sortwise::Arch;
+use sortwise::backbone::Backbone;
+use sortwise::preprocess;
+use sortwise::session::{self, AddOutcome, Options, Session, SharedSession, Split};
+use sortwise::trainer::{Progress, TrainConfig};
+use sortwise::weights;
+
+const PNGS: [&[u8]; 3] = [
+    include_bytes!("fixtures/images/glass7_256.png"),
+    include_bytes!("fixtures/images/metal15_256.png"),
+    include_bytes!("fixtures/images/paper19_256.png"),
+];
+
+/// ResNet-18 with the reference's pseudo-random weights: fast, and its embeddings still tell
+/// the three fixture photos apart.
+fn resnet18() -> Backbone {
+    let r: Reference =
+        serde_json::from_str(include_str!("fixtures/reference/resnet18.json")).unwrap();
+    let bytes = torch_safetensors(
+        &r,
+        include_bytes!("fixtures/reference/resnet18_bn.safetensors"),
+    );
+    weights::load_torch_safetensors(Arch::Resnet18, bytes, &Device::flex()).unwrap()
+}
+
+fn open(options: Options) -> SharedSession {
+    SharedSession::new(Session::new(resnet18(), "test-source".into(), options).unwrap())
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    pollster::block_on(f)
+}
+
+fn ids(outcomes: &[AddOutcome]) -> Vec<u32> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            AddOutcome::Added(id) => *id,
+            AddOutcome::Skipped(why) => panic!("skipped: {why}"),
+        })
+        .collect()
+}
+
+/// Two classes of `n` fixture photos each.
+fn two_classes(s: &SharedSession, n: usize) -> Vec<u32> {
+    let mut all = Vec::new();
+    for (i, label) in ["recyclable 可回收物", "other"].iter().enumerate() {
+        let files = (0..n).map(|j| PNGS[(i + j) % 3].to_vec()).collect();
+        all.extend(ids(&block(s.add_images(label, files)).unwrap()));
+    }
+    all
+}
+
+fn quick() -> TrainConfig {
+    TrainConfig {
+        epochs: 3,
+        val_split: 0.5,
+        patience: 0,
+        ..TrainConfig::default()
+    }
+}
+
+/// Counts the progress calls per phase.
+fn counting(phases: &mut Vec<String>) -> impl AsyncFnMut(&Progress) -> bool + '_ {
+    async move |p: &Progress| {
+        assert!(p.loss.is_finite(), "{p:?}");
+        phases.push(p.phase.clone());
+        true
+    }
+}
+
+#[test]
+fn photos_train_predict_and_survive_export() {
+    let s = open(Options::default());
+    let first = two_classes(&s, 4);
+    assert_eq!(s.get().labels(), ["recyclable 可回收物", "other"]);
+    assert_eq!(s.get().counts(), vec![4, 4]);
+
+    // One entry per file in order; the bad one is skipped with a reason, the others added; a
+    // photo embeds as it does alone, to 1e-4 (batched convolutions sum in another order).
+    let out = block(s.add_images(
+        "other",
+        vec![PNGS[0].to_vec(), b"not an image".to_vec(), PNGS[1].to_vec()],
+    ))
+    .unwrap();
+    assert_eq!(out.len(), 3);
+    let AddOutcome::Skipped(why) = &out[1] else {
+        panic!("{out:?}")
+    };
+    assert!(why.contains("image"), "{why}");
+    let (AddOutcome::Added(a), AddOutcome::Added(b)) = (&out[0], &out[2]) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s.get().counts(), vec![4, 6]);
+    let d = max_abs_diff(
+        &s.get().embedding(first[0]).unwrap()[0],
+        &s.get().embedding(*a).unwrap()[0],
+    );
+    assert!(d <= 1e-4, "batched vs alone: {d}");
+    assert!(
+        s.get()
+            .thumbnail(*a)
+            .is_some_and(|t| t.starts_with(&[0xFF, 0xD8]))
+    );
+    assert!(s.get_mut().remove_image(*a) && s.get_mut().remove_image(*b));
+    assert!(!s.get_mut().remove_image(*a));
+    assert!(s.get().thumbnail(*a).is_none());
+
+    // Past 16 MP of decoded pixels the pending photos go through the backbone before more are
+    // decoded: a 16.4 MP photo then a small one still come back as two ids, in order.
+    let mut big = Vec::new();
+    image::RgbImage::from_pixel(4100, 4000, image::Rgb([90, 140, 60]))
+        .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+        .unwrap();
+    let two = ids(&block(s.add_images("other", vec![big, PNGS[2].to_vec()])).unwrap());
+    assert!(two.len() == 2 && two[0] < two[1], "{two:?}");
+    for id in two {
+        s.get_mut().remove_image(id);
+    }
+    assert_eq!(s.get().counts(), vec![4, 4]);
+
+    // The held-out epochs, then (refit is the default) the refit's.
+    let mut phases = Vec::new();
+    let report = block(s.train(quick(), &Split::Stratified, &mut counting(&mut phases))).unwrap();
+    assert_eq!(phases.iter().filter(|p| *p == "train").count(), 3);
+    assert!(report.refit);
+    assert_eq!(report.refit_epochs, Some(report.best_epoch));
+    assert_eq!(
+        phases.iter().filter(|p| *p == "refit").count(),
+        report.best_epoch
+    );
+    assert_eq!((report.train_size, report.val_size), (4, 4));
+    assert_eq!(report.confusion.len(), 2);
+
+    let img = preprocess::decode(PNGS[0]).unwrap();
+    let p = block(s.predict(&img, 0.0)).unwrap();
+    assert!(s.get().labels().contains(&p.label), "{p:?}");
+    assert_eq!(p.probs.len(), 2);
+    let sum: f32 = p.probs.iter().map(|l| l.p).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+    let unsure = block(s.predict(&img, 1.01)).unwrap();
+    assert!(unsure.unsure && unsure.label == session::rules().unsure_label);
+
+    // Export, import into a new session: same classes and prediction.
+    let file = s.get().export_model("test").unwrap();
+    let t = open(Options::default());
+    assert_eq!(t.get_mut().import_model(&file).unwrap(), s.get().labels());
+    assert_eq!(t.get().labels(), s.get().labels());
+    let q = block(t.predict(&img, 0.0)).unwrap();
+    assert_eq!(q.label, p.label);
+    assert!((q.confidence - p.confidence).abs() < 1e-6);
+
+    // Renaming a class renames the model's label; predictions follow.
+    s.get_mut().rename_class("other", "  rest ").unwrap();
+    assert_eq!(s.get().trained().unwrap().labels[1], "rest");
+    let renamed = block(s.predict(&img, 0.0)).unwrap();
+    assert!(renamed.probs.iter().any(|l| l.label == "rest"));
+    assert_eq!(s.get_mut().remove_class("rest").unwrap(), 4);
+    assert_eq!(s.get().labels(), ["recyclable 可回收物"]);
+}
+
+#[test]
+fn a_restored_session_trains_the_same_model() {
+    // What the page saves (each photo's embedding views and thumbnail) restores into a new
+    // session record by record, and the same config then trains the same head.
+    let s = open(Options {
+        augment: 1,
+        ..Options::default()
+    });
+    let added = two_classes(&s, 3);
+    let r = open(Options {
+        augment: 1,
+        ..Options::default()
+    });
+    for (id, label) in added.iter().zip([0, 0, 0, 1, 1, 1]) {
+        let src = s.get();
+        let flat = src.embedding(*id).unwrap().concat();
+        assert_eq!(
+            flat.len(),
+            2 * 512,
+            "evaluation view and one augmented view"
+        );
+        let thumb = src.thumbnail(*id).map(<[u8]>::to_vec);
+        let name = src.labels()[label].clone();
+        drop(src);
+        let new = r.get_mut().add_embedding(&name, &flat, thumb).unwrap();
+        assert_eq!(new, *id, "ids are given in the same order");
+        assert_eq!(r.get().embedding(new), s.get().embedding(*id));
+        assert_eq!(r.get().thumbnail(new), s.get().thumbnail(*id));
+    }
+    assert_eq!(r.get().labels(), s.get().labels());
+    let none = &mut async |_: &Progress| true;
+    let a = block(s.train(quick(), &Split::Stratified, none)).unwrap();
+    let b = block(r.train(quick(), &Split::Stratified, none)).unwrap();
+    assert_eq!(a.history, b.history);
+    assert_eq!(a.confusion, b.confusion);
+    assert_eq!(
+        s.get().export_model("x").unwrap(),
+        r.get().export_model("x").unwrap()
+    );
+
+    // Embeddings that do not fit this backbone are refused and add nothing.
+    let err = r
+        .get_mut()
+        .add_embedding("other", &[0.5; 100], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("multiple of 512"), "{err}");
+    let err = r
+        .get_mut()
+        .add_embedding("other", &[f32::NAN; 512], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+    assert_eq!(r.get().counts(), vec![3, 3]);
+}
+
+#[test]
+fn refusals_leave_the_session_as_it_was() {
+    let s = open(Options::default());
+    two_classes(&s, 2);
+    let none = &mut async |_: &Progress| true;
+    block(s.train(quick(), &Split::Stratified, none)).unwrap();
+    let before = s.get().export_model("x").unwrap();
+
+    // A model made on other weights of the same architecture is refused.
+    let other = SharedSession::new(
+        Session::new(resnet18(), "other-source".into(), Options::default()).unwrap(),
+    );
+    two_classes(&other, 2);
+    block(other.train(quick(), &Split::Stratified, none)).unwrap();
+    let foreign = other.get().export_model("x").unwrap();
+    let err = s.get_mut().import_model(&foreign).unwrap_err();
+    assert!(err.to_string().contains("other resnet18 weights"), "{err}");
+    let err = s
+        .get_mut()
+        .import_model(&foreign[..foreign.len() / 2])
+        .unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert_eq!(s.get().export_model("x").unwrap(), before);
+
+    // A cancelled run keeps the previous model.
+    let cancel = &mut async |_: &Progress| false;
+    let err = block(s.train(quick(), &Split::Stratified, cancel)).unwrap_err();
+    assert!(matches!(err, sortwise::Error::Cancelled), "{err}");
+    assert_eq!(s.get().export_model("x").unwrap(), before);
+
+    // Fine-tuning needs the stage inputs this session does not keep.
+    let cfg = TrainConfig {
+        finetune_last: true,
+        ..quick()
+    };
+    let err = block(s.train(cfg, &Split::Stratified, none)).unwrap_err();
+    assert!(err.to_string().contains("finetune: true"), "{err}");
+
+    // Bad class names and files: nothing added.
+    let err = block(s.add_images(" ", vec![PNGS[0].to_vec()])).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+    let long = "x".repeat(session::rules().max_label_chars + 1);
+    assert!(block(s.add_images(&long, vec![PNGS[0].to_vec()])).is_err());
+    assert_eq!(s.get().counts(), vec![2, 2]);
+    assert!(
+        Session::new(
+            resnet18(),
+            String::new(),
+            Options {
+                augment: session::MAX_AUGMENT + 1,
+                ..Options::default()
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_finetuned_stage_is_trained_exported_and_predicted_through() {
+    let s = open(Options {
+        finetune: true,
+        ..Options::default()
+    });
+    two_classes(&s, 3);
+    let cfg = TrainConfig {
+        finetune_last: true,
+        finetune_epochs: 2,
+        ..quick()
+    };
+    let mut phases = Vec::new();
+    let report = block(s.train(cfg, &Split::Stratified, &mut counting(&mut phases))).unwrap();
+    let ft = report.finetune.expect("fine-tuning stats");
+    assert!(phases.iter().any(|p| p == "finetune"), "{phases:?}");
+    assert_eq!(ft.epochs_run, 2);
+    assert!(s.get().trained().unwrap().has_stage());
+
+    let img = preprocess::decode(PNGS[1]).unwrap();
+    let p = block(s.predict(&img, 0.0)).unwrap();
+    let file = s.get().export_model("test").unwrap();
+    let t = open(Options::default());
+    t.get_mut().import_model(&file).unwrap();
+    assert!(t.get().trained().unwrap().has_stage());
+    let q = block(t.predict(&img, 0.0)).unwrap();
+    for (a, b) in p.probs.iter().zip(&q.probs) {
+        assert_eq!(a.label, b.label);
+        assert!((a.p - b.p).abs() < 1e-5, "{p:?} vs {q:?}");
+    }
+
+    // A photo added by embedding has no stage input: fine-tuning refuses, saying why.
+    let flat = s.get().embedding(0).unwrap().concat();
+    s.get_mut().add_embedding("other", &flat, None).unwrap();
+    let err =
+        block(s.train(cfg_ft(), &Split::Stratified, &mut async |_: &Progress| true)).unwrap_err();
+    assert!(err.to_string().contains("1 of the 7 images"), "{err}");
+}
+
+fn cfg_ft() -> TrainConfig {
+    TrainConfig {
+        finetune_last: true,
+        ..quick()
+    }
+}
+
+fn trashnet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/trashnet-mini")
+}
+
+fn photos(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+/// Real photos, the held-out validation folder as the CLI gives it: chance is 25%, the floor
+/// 70% (tests/training.rs measures the same recipe at 80%).
+#[test]
+fn trashnet_mini_through_the_session_with_a_held_out_folder() {
+    let backbone =
+        weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex()).unwrap();
+    let s = SharedSession::new(
+        Session::new(
+            backbone,
+            weights::sha256_hex(&std::fs::read(lite0_pth()).unwrap()),
+            Options {
+                thumbnails: false,
+                ..Options::default()
+            },
+        )
+        .unwrap(),
+    );
+    let classes = ["glass", "metal", "paper", "plastic"];
+    for c in classes {
+        let out = block(s.add_images(c, photos(&trashnet().join("train").join(c)))).unwrap();
+        assert!(out.iter().all(|o| matches!(o, AddOutcome::Added(_))));
+        assert!(
+            s.get().thumbnail(ids(&out)[0]).is_none(),
+            "thumbnails: false"
+        );
+    }
+    let mut held = Vec::new();
+    for c in classes {
+        let imgs = photos(&trashnet().join("val").join(c))
+            .iter()
+            .map(|b| preprocess::decode(b).unwrap())
+            .collect();
+        // The validation photos get their evaluation view only, as the CLI adds `--val`.
+        held.extend(block(s.add_decoded(c, imgs, Some(0))).unwrap());
+    }
+    let n_train: usize = s.get().counts().iter().sum::<usize>() - held.len();
+    let none = &mut async |_: &Progress| true;
+    let report = block(s.train(TrainConfig::default(), &Split::Held(held.clone()), none)).unwrap();
+    assert_eq!((report.train_size, report.val_size), (n_train, held.len()));
+    assert!(report.misclassified.iter().all(|m| held.contains(&m.id)));
+    let acc = report.val_accuracy.unwrap();
+    assert!(acc >= 0.70, "val accuracy {acc}");
+    assert_eq!(report.refit_size, Some(n_train + held.len()));
+
+    // An id that is not there is refused before anything runs.
+    let err = block(s.train(TrainConfig::default(), &Split::Held(vec![9999]), none)).unwrap_err();
+    assert!(err.to_string().contains("9999"), "{err}");
+}
+
+#[test]
+fn rules_are_the_engines_own() {
+    let r = session::rules();
+    assert_eq!(r.train, TrainConfig::default());
+    assert_eq!(r.max_label_chars, sortwise::dataset::MAX_LABEL_CHARS);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["maxLabelChars"], 100);
+    assert_eq!(json["train"]["valSplit"], 0.2);
+    assert_eq!(json["unsureLabel"], "unsure");
+}
