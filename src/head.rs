@@ -60,6 +60,14 @@ impl Head {
         read_rows(softmax(self.forward(matrix(rows, device)), 1)).await
     }
 
+    /// Logits for each embedding row.
+    pub async fn logits(&self, rows: &[&[f32]], device: &Device) -> crate::Result<Vec<Vec<f32>>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        read_rows(self.forward(matrix(rows, device))).await
+    }
+
     pub fn dims(&self) -> (usize, usize) {
         let [dim, classes] = self.linear.weight.dims();
         (dim, classes)

@@ -10,6 +10,7 @@
 
 pub mod arch;
 pub mod backbone;
+pub mod calibration;
 pub mod classifier;
 pub mod dataset;
 pub mod device;

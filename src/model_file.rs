@@ -45,6 +45,14 @@ pub struct ModelMeta {
     pub config: TrainConfig,
     pub report: Option<Report>,
     pub producer: String,
+    /// Predictions are `softmax(logits / temperature)` (`calibration.rs`). Files written before
+    /// calibration existed read as 1; readers that predate it ignore the field.
+    #[serde(default = "unit_temperature")]
+    pub temperature: f64,
+}
+
+fn unit_temperature() -> f64 {
+    1.0
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +185,12 @@ impl Model {
         }
         let meta: ModelMeta = serde_json::from_str(info.get("sortwise").map_or("", String::as_str))
             .map_err(|e| bad(format!("metadata ({e})")))?;
+        if !(meta.temperature > 0.0 && meta.temperature.is_finite()) {
+            return Err(bad(format!(
+                "its temperature is {}, not a positive number",
+                meta.temperature
+            )));
+        }
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("the file is truncated or corrupt ({e})")))?;
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
@@ -303,6 +317,7 @@ mod tests {
                 config: TrainConfig::default(),
                 report: None,
                 producer: "test".into(),
+                temperature: 1.0,
             },
             weight: (0..1024).map(|i| i as f32 / 1024.0).collect(),
             bias: vec![0.5, -0.5],

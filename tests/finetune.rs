@@ -515,6 +515,7 @@ fn model_file_round_trip_restores_the_stage() {
             config: cfg,
             report: Some(report),
             producer: "test".into(),
+            temperature: 1.0,
         },
         weight,
         bias,

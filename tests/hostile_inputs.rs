@@ -322,6 +322,7 @@ fn head_model(sha: &str, labels: &[&str]) -> Model {
             config: Default::default(),
             report: None,
             producer: "fuzz".into(),
+            temperature: 1.0,
         },
         weight: vec![0.5; labels.len() * 1280],
         bias: vec![0.0; labels.len()],

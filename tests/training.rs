@@ -329,6 +329,7 @@ fn trashnet_mini_accuracy_floor_and_model_file_round_trip() {
             config: cfg,
             report: Some(report),
             producer: "test".into(),
+            temperature: 1.0,
         },
         weight,
         bias,

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::folders::{check_known, decoded_chunks};
 use super::{load_backbone, read};
+use crate::calibration;
 use crate::device::{self, BackendChoice};
 use crate::error::Result;
 use crate::metrics;
@@ -95,6 +96,8 @@ pub fn eval(args: &EvalArgs) -> Result<Value> {
         "labels": labels,
         "per_class": per_class,
         "confusion": m.confusion,
+        // Of the calibrated probabilities the model predicts with.
+        "ece": calibration::ece(&probs, &truth),
         "skipped": skipped,
     }))
 }

@@ -226,6 +226,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         "refit": report.refit,
         "refit_epochs": report.refit_epochs,
         "refit_size": report.refit_size,
+        "calibration": report.calibration,
         "augment": augment,
         "finetune_last": cfg.finetune_last,
         "l2sp": cfg.finetune_last.then_some(cfg.l2sp),

@@ -372,7 +372,11 @@ pub async fn train_with_views(
     let (best_ft_epoch, best) = run.best();
     let distance = norm(&best.stage, &theta0).await?;
     let last_distance = norm(&model.0.valid(), &theta0).await?;
-    let probs = best.probabilities(&val_rows, shape, device, batch).await?;
+    let val_logits = in_batches(&val_rows, shape, batch, device, |x| {
+        best.head.forward(best.stage.features(x))
+    })
+    .await?;
+    let probs = crate::calibration::softmax(&val_logits, 1.0);
     let warm_epochs = warm.history.len();
     let ft_epochs = run.history.len();
     let mut history = warm.history;
@@ -456,6 +460,7 @@ pub async fn train_with_views(
         report.refit_size = Some(all.len());
         report.refit_balance = Some(balance);
     }
+    report.calibration = crate::calibration::calibrate(&val_logits, &val_truth);
     report.finetune = Some(stats);
     report.seconds = started.elapsed().as_secs_f64();
     Ok((kept, report))

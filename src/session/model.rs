@@ -23,6 +23,8 @@ pub struct Trained {
     pub report: Option<Report>,
     /// The head was trained on this stage's embeddings, so predictions go through it.
     pub(super) stage: Option<TunedStage>,
+    /// Predictions are `softmax(logits / temperature)`, fitted on the validation set.
+    pub temperature: f64,
 }
 
 /// A fine-tuned last stage on the device (what predictions run) and its weights read back
@@ -93,6 +95,7 @@ impl Session {
             config: model.meta.config,
             report: model.meta.report,
             stage,
+            temperature: model.meta.temperature,
         });
         Ok(())
     }
@@ -115,6 +118,7 @@ impl Session {
                 config: t.config.clone(),
                 report: t.report.clone(),
                 producer: producer.to_string(),
+                temperature: t.temperature,
             },
             weight: t.weight.clone(),
             bias: t.bias.clone(),

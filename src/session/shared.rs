@@ -9,6 +9,7 @@ use image::RgbImage;
 
 use super::Session;
 use super::training::Split;
+use crate::calibration;
 use crate::classifier::{self, Prediction};
 use crate::dataset::{Views, validate_label};
 use crate::embed::{self, ViewSpec};
@@ -188,9 +189,9 @@ impl SharedSession {
         report.ok_or_else(|| Error::Invalid("the run made no report".into()))
     }
 
-    /// Class probabilities (in the model's label order) of preprocessed `[3, 224, 224]` inputs,
-    /// through the fine-tuned stage when the model has one; and those labels.
-    pub async fn probabilities(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+    /// The model's logits (in its label order) for preprocessed `[3, 224, 224]` inputs, through
+    /// the fine-tuned stage when it has one; its labels and temperature.
+    pub async fn logits(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>, f64)> {
         let (backbone, trained) = {
             let s = self.get();
             let t = s
@@ -202,11 +203,15 @@ impl SharedSession {
         let stage = trained.stage.as_ref().map(|s| s.stage.clone());
         let features = embed::features(&backbone, stage.as_deref(), inputs, DEFAULT_BATCH).await?;
         let rows: Vec<&[f32]> = features.iter().map(Vec::as_slice).collect();
-        let probs = trained
-            .head
-            .probabilities(&rows, &backbone.device())
-            .await?;
-        Ok((probs, trained.labels))
+        let logits = trained.head.logits(&rows, &backbone.device()).await?;
+        Ok((logits, trained.labels, trained.temperature))
+    }
+
+    /// Calibrated class probabilities (`softmax(logits / T)`) of preprocessed inputs, and the
+    /// model's labels: what predictions and the CLI's `eval` use.
+    pub async fn probabilities(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
+        let (logits, labels, temperature) = self.logits(inputs).await?;
+        Ok((calibration::softmax(&logits, temperature), labels))
     }
 
     /// The ranked prediction for one decoded photo; "unsure" below `threshold`.

@@ -178,6 +178,7 @@ impl TrainJob {
             }
         };
         let (weight, bias) = head.to_weights().await?;
+        let temperature = report.calibration.as_ref().map_or(1.0, |c| c.temperature);
         Ok(Trained {
             head,
             labels: self.labels,
@@ -186,6 +187,7 @@ impl TrainJob {
             config: self.cfg,
             report: Some(report),
             stage,
+            temperature,
         })
     }
 }

@@ -15,6 +15,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use web_time::Instant;
 
+use crate::calibration::calibrate;
 use crate::dataset::Example;
 use crate::error::{Error, Result};
 use crate::head::Head;
@@ -249,6 +250,8 @@ pub async fn train_with_views(
         plan.balance,
         &probs,
     );
+    let val_logits = best_head.logits(&val_rows, device).await?;
+    report.calibration = calibrate(&val_logits, &val_truth);
     let mut head = best_head;
     if cfg.refit && !val_set.is_empty() {
         let mut storage = Vec::new();

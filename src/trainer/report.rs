@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ValExample;
 use super::config::Balance;
+use crate::calibration::Calibration;
 use crate::metrics::{self, ClassMetrics};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,6 +81,10 @@ pub struct Report {
     /// The refit's balance mode, `balance` recomputed on all examples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refit_balance: Option<Balance>,
+    /// The temperature fitted on the validation set (the held-out run's model), which the
+    /// model's predictions use, and the calibration error before and after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +141,7 @@ pub(crate) fn build_report(
         refit_epochs: None,
         refit_size: None,
         refit_balance: None,
+        calibration: None,
     };
     if val_set.is_empty() {
         return report;

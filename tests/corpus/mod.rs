@@ -715,6 +715,7 @@ fn head_model(arch: Arch, sha: &str, labels: &[&str]) -> Model {
             config: Default::default(),
             report: None,
             producer: "hostile corpus".into(),
+            temperature: 1.0,
         },
         weight: (0..classes * dim)
             .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
@@ -817,6 +818,22 @@ pub fn model_cases(b: &Backbone) -> Vec<Case> {
             "model_non_ascii_source_hash.sortwise",
             with_meta(&|m| m.backbone_source_sha256 = "x€€€€€€€€€€€€€€€".into()),
             Refused(&["trained on other"]),
+        ),
+        case(
+            "model_zero_temperature.sortwise",
+            with_meta(&|m| m.temperature = 0.0),
+            Refused(&["temperature is 0"]),
+        ),
+        case(
+            "model_negative_temperature.sortwise",
+            with_meta(&|m| m.temperature = -2.0),
+            Refused(&["temperature is -2"]),
+        ),
+        // JSON has no NaN: serde_json writes `null`, which is not a number.
+        case(
+            "model_nan_temperature.sortwise",
+            with_meta(&|m| m.temperature = f64::NAN),
+            Refused(&["metadata"]),
         ),
         case(
             "model_nan_weight.sortwise",
