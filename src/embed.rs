@@ -10,7 +10,7 @@ use crate::backbone::{Backbone, LastStage};
 use crate::error::{Error, Result};
 use crate::infer::{self, Output};
 use crate::preprocess::{self, Fit};
-use crate::tensor_io::{IMAGE_SHAPE, in_batches};
+use crate::tensor_io::{IMAGE_SHAPE, flatten_rows, in_batches};
 
 /// Which views of each image are embedded, and how many inputs one backbone call takes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,6 +155,25 @@ pub async fn features(
     let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     in_batches(&rows, IMAGE_SHAPE, batch, &backbone.device(), |x| {
         stage.features(backbone.stage_input(x))
+    })
+    .await
+}
+
+/// The last feature maps of preprocessed inputs (through a fine-tuned `stage` when given), each
+/// flattened `C·H·W`: one forward gives both the embedding (their mean over positions) and the
+/// class activation maps (`explain.rs`).
+pub async fn feature_maps(
+    backbone: &Backbone,
+    stage: Option<&LastStage>,
+    inputs: &[Vec<f32>],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let rows: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    in_batches(&rows, IMAGE_SHAPE, batch, &backbone.device(), |x| {
+        flatten_rows(match stage {
+            Some(stage) => stage.feature_map(backbone.stage_input(x)),
+            None => backbone.feature_map(x),
+        })
     })
     .await
 }

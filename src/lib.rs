@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod device;
 pub mod embed;
 pub mod error;
+pub mod explain;
 pub mod finetune;
 pub mod head;
 pub mod infer;

@@ -395,6 +395,59 @@ fn train_eval_predict_on_class_folders() {
         .sum();
     assert!((p - 1.0).abs() < 1e-4);
 
+    // The calibration the model predicts with is in the summary.
+    let t = json["calibration"]["temperature"].as_f64().unwrap();
+    assert!(t > 0.0, "{json}");
+    assert!(json["calibration"]["eceAfter"].as_f64().is_some(), "{json}");
+
+    // Explain: the prediction, 7×7 maps for both classes, and the photo with the map over it.
+    let heat = dir.path().join("heat.png");
+    let (code, e, stderr) = sortwise(&[
+        "explain",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&pth),
+        "--backend",
+        "cpu",
+        "--out",
+        &s(&heat),
+        &s(&photo),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        ["glass", "paper"].contains(&e["label"].as_str().unwrap()),
+        "{e}"
+    );
+    assert_eq!(e["class"], e["probs"][0]["label"]);
+    assert_eq!(e["heatmap"]["width"], 7);
+    assert_eq!(e["heatmap"]["maps"].as_array().unwrap().len(), 2);
+    assert_eq!(e["heatmap"]["maps"][1].as_array().unwrap().len(), 49);
+    let drawn = image::open(&heat).unwrap();
+    let photo_img = image::open(&photo).unwrap();
+    assert_eq!(drawn.width(), photo_img.width());
+    assert_ne!(
+        drawn.to_rgb8(),
+        photo_img.to_rgb8(),
+        "the map is drawn over the photo"
+    );
+    let (code, _, stderr) = sortwise(&[
+        "explain",
+        "--model",
+        &s(&model),
+        "--weights",
+        &s(&pth),
+        "--backend",
+        "cpu",
+        "--class",
+        "metal",
+        "--out",
+        &s(&heat),
+        &s(&photo),
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("'metal' is not a class"), "{stderr}");
+
     // Model against another backbone: refused.
     let (code, _, stderr) = sortwise(&[
         "eval",

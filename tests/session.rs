@@ -426,6 +426,60 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
     assert!(err.to_string().contains("9999"), "{err}");
 }
 
+/// The class activation maps add up to the logits of the ordinary forward pass (mean over
+/// positions plus the bias), with and without a fine-tuned stage, and the explanation's
+/// prediction is `predict`'s.
+#[test]
+fn heatmaps_are_exact() {
+    for finetune in [false, true] {
+        let s = open(Options {
+            finetune,
+            ..Options::default()
+        });
+        two_classes(&s, 3);
+        let cfg = TrainConfig {
+            finetune_last: finetune,
+            finetune_epochs: 2,
+            ..quick()
+        };
+        block(s.train(cfg, &Split::Stratified, &mut async |_: &Progress| true)).unwrap();
+        assert_eq!(s.get().trained().unwrap().has_stage(), finetune);
+        for png in PNGS {
+            let img = preprocess::decode(png).unwrap();
+            let e = block(s.explain(&img, 0.0)).unwrap();
+            let h = &e.heatmap;
+            assert_eq!((h.width, h.height, h.maps.len()), (7, 7, 2));
+            assert!(h.maps.iter().all(|m| m.len() == 49));
+            // The fixtures are 256×256: the centre 224 of 256.
+            let r = h.region;
+            assert!(
+                (r[0] - 1.0 / 16.0).abs() < 1e-6 && (r[3] - 15.0 / 16.0).abs() < 1e-6,
+                "{r:?}"
+            );
+            let x = preprocess::eval_tensor(&img, Fit::Crop);
+            let (logits, _, _) = block(s.logits(&[x])).unwrap();
+            let bias = {
+                let file = s.get().export_model("x").unwrap();
+                sortwise::model_file::Model::from_bytes_with_stage(&file)
+                    .unwrap()
+                    .0
+                    .bias
+            };
+            let from_maps = sortwise::explain::logits(&h.maps, &bias);
+            let scale = logits[0].iter().fold(1f32, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(&from_maps, &logits[0]);
+            assert!(
+                d <= 1e-4 * scale,
+                "finetune {finetune}: maps {from_maps:?} vs {:?}",
+                logits[0]
+            );
+            let p = block(s.predict(&img, 0.0)).unwrap();
+            assert_eq!(e.prediction.label, p.label);
+            assert!((e.prediction.confidence - p.confidence).abs() < 1e-4);
+        }
+    }
+}
+
 #[test]
 fn rules_are_the_engines_own() {
     let r = session::rules();
@@ -435,4 +489,5 @@ fn rules_are_the_engines_own() {
     assert_eq!(json["maxLabelChars"], 100);
     assert_eq!(json["train"]["valSplit"], 0.2);
     assert_eq!(json["unsureLabel"], "unsure");
+    assert_eq!(json["heatmapColors"].as_array().unwrap().len(), 6);
 }

@@ -257,6 +257,19 @@ mod trainer_api {
         .unwrap();
         assert_eq!(field(&unsure, "label").as_string().unwrap(), "unsure");
 
+        // The explanation of the same photo: its prediction is predict's (the maps add up to the
+        // logits), and one 7×7 map a class.
+        let e = resolve(t.explain(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        assert_eq!(field(&e, "label").as_string().unwrap(), label);
+        assert!(close(&probs(&e), &probs(&p1), 1e-4), "explain vs predict");
+        let heatmap = field(&e, "heatmap");
+        assert_eq!(field(&heatmap, "width").as_f64(), Some(7.0));
+        let maps = js_sys::Array::from(&field(&heatmap, "maps"));
+        assert_eq!(maps.length(), 2);
+        assert_eq!(js_sys::Array::from(&maps.get(0)).length(), 49);
+
         // Export, load into a new trainer, same prediction.
         let file = t.export_model().unwrap();
         assert!(file.length() > 512 * 2 * 4);

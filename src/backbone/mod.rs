@@ -63,6 +63,15 @@ impl Backbone {
         }
     }
 
+    /// The last feature map before pooling, `[N, C, 7, 7]`: [`Backbone::features`] is its mean
+    /// over positions (what class activation maps are made of, `explain.rs`).
+    pub fn feature_map(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.net {
+            Net::ResNet(m) => m.trunk(x),
+            Net::EfficientNet(m) => m.trunk(x),
+        }
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         match &self.net {
             Net::ResNet(m) => m.forward(x),

@@ -76,11 +76,16 @@ impl ModuleVisitor for Params {
 }
 
 impl LastStage {
-    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(match self {
+    /// The stage's output before pooling, `[N, C, 7, 7]`.
+    pub fn feature_map(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
             LastStage::ResNet(s) => resnet::run_blocks(&s.layer4, x),
             LastStage::EfficientNet(s) => efficientnet::tail(&s.blocks, &s.conv_head, &None, x),
-        })
+        }
+    }
+
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        global_avg_pool(self.feature_map(x))
     }
 
     /// Channels of the stage input.

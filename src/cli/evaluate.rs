@@ -7,10 +7,11 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::folders::{check_known, decoded_chunks};
-use super::{load_backbone, read};
+use super::{load_backbone, read, write_atomically};
 use crate::calibration;
 use crate::device::{self, BackendChoice};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::explain;
 use crate::metrics;
 use crate::model_file::Model;
 use crate::preprocess;
@@ -41,6 +42,29 @@ pub struct PredictArgs {
     backend: BackendChoice,
     #[arg(required = true)]
     images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    weights: PathBuf,
+    /// The class whose map is drawn (default: the predicted one).
+    #[arg(long)]
+    class: Option<String>,
+    /// Below this confidence the label is "unsure".
+    #[arg(long, default_value_t = 0.0)]
+    threshold: f32,
+    /// How much of the colour covers the photo, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    opacity: f32,
+    #[arg(long, default_value = "auto")]
+    backend: BackendChoice,
+    /// The photo with the heatmap laid over it (PNG).
+    #[arg(long)]
+    out: PathBuf,
+    image: PathBuf,
 }
 
 /// A session holding the model at `model`, on the backbone at `weights`.
@@ -131,4 +155,37 @@ pub fn predict(args: &PredictArgs) -> Result<bool> {
         }
     }
     Ok(failed)
+}
+
+/// `sortwise explain`: the prediction, every class's activation map (JSON), and the chosen
+/// class's map over the photo as a PNG.
+pub fn explain(args: &ExplainArgs) -> Result<Value> {
+    let session = open_model(&args.model, &args.weights, args.backend)?;
+    let img = preprocess::decode(&read(&args.image)?)?;
+    let e = pollster::block_on(session.explain(&img, args.threshold))?;
+    let labels = session
+        .get()
+        .trained()
+        .map(|t| t.labels.clone())
+        .unwrap_or_default();
+    let best = e.prediction.probs[0].label.clone();
+    let class = args.class.clone().unwrap_or(best);
+    let Some(c) = labels.iter().position(|l| *l == class) else {
+        return Err(Error::Invalid(format!(
+            "'{class}' is not a class of this model ({})",
+            labels.join(", ")
+        )));
+    };
+    let h = &e.heatmap;
+    let picture = explain::overlay(&img, &h.maps[c], h.width, h.height, h.region, args.opacity);
+    let mut png = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("could not encode the heatmap: {e}")))?;
+    write_atomically(&args.out, &png)?;
+    let mut out = json!(e);
+    out["file"] = json!(args.image.display().to_string());
+    out["class"] = json!(class);
+    out["out"] = json!(args.out.display().to_string());
+    Ok(out)
 }

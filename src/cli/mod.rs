@@ -55,6 +55,8 @@ enum Command {
     Eval(evaluate::EvalArgs),
     /// Predict images with a model: one JSON object per line.
     Predict(evaluate::PredictArgs),
+    /// Why the model decided: class activation maps of one photo, and one drawn over it (PNG).
+    Explain(evaluate::ExplainArgs),
 }
 
 #[derive(Args)]
@@ -231,6 +233,7 @@ pub fn main() -> i32 {
         Command::Embed(args) => run_images(args, Output::Features),
         Command::Train(args) => train::train(args).map(|v| (v, false)),
         Command::Eval(args) => evaluate::eval(args).map(|v| (v, false)),
+        Command::Explain(args) => evaluate::explain(args).map(|v| (v, false)),
         Command::Predict(args) => match evaluate::predict(args) {
             // Predict prints its own JSON lines as it goes.
             Ok(failed) => return if failed { 1 } else { 0 },

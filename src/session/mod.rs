@@ -28,7 +28,7 @@ use crate::trainer::TrainConfig;
 use crate::weights;
 
 pub use model::Trained;
-pub use shared::{AddOutcome, SharedSession};
+pub use shared::{AddOutcome, Explanation, SharedSession};
 pub use training::Split;
 
 /// Most augmented views per image: each costs a backbone pass when the image is added.
@@ -71,6 +71,8 @@ pub struct Rules {
     pub unsure_label: &'static str,
     /// The training defaults.
     pub train: TrainConfig,
+    /// The heatmap colour map's stops, low to high (`explain::COLORS`).
+    pub heatmap_colors: [[u8; 3]; 6],
 }
 
 pub fn rules() -> Rules {
@@ -79,6 +81,7 @@ pub fn rules() -> Rules {
         max_augment: MAX_AUGMENT,
         unsure_label: UNSURE,
         train: TrainConfig::default(),
+        heatmap_colors: crate::explain::COLORS,
     }
 }
 

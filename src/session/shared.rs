@@ -7,13 +7,17 @@ use std::rc::Rc;
 
 use image::RgbImage;
 
-use super::Session;
+use serde::Serialize;
+
 use super::training::Split;
+use super::{Session, Trained};
+use crate::backbone::Backbone;
 use crate::calibration;
 use crate::classifier::{self, Prediction};
 use crate::dataset::{Views, validate_label};
 use crate::embed::{self, ViewSpec};
 use crate::error::{Error, Result};
+use crate::explain::{self, Heatmap};
 use crate::finetune;
 use crate::infer::DEFAULT_BATCH;
 use crate::preprocess;
@@ -29,6 +33,14 @@ pub enum AddOutcome {
     Added(u32),
     /// Not a usable image: the reason, for the person who chose the file.
     Skipped(String),
+}
+
+/// A prediction and the maps that explain it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    #[serde(flatten)]
+    pub prediction: Prediction,
+    pub heatmap: Heatmap,
 }
 
 /// A session behind `Rc<RefCell<_>>`: what the browser's futures own, and what the CLI drives
@@ -192,14 +204,7 @@ impl SharedSession {
     /// The model's logits (in its label order) for preprocessed `[3, 224, 224]` inputs, through
     /// the fine-tuned stage when it has one; its labels and temperature.
     pub async fn logits(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>, f64)> {
-        let (backbone, trained) = {
-            let s = self.get();
-            let t = s
-                .trained
-                .clone()
-                .ok_or_else(|| Error::Invalid("no model yet: train or load one first".into()))?;
-            (s.backbone.clone(), t)
-        };
+        let (backbone, trained) = self.model()?;
         let stage = trained.stage.as_ref().map(|s| s.stage.clone());
         let features = embed::features(&backbone, stage.as_deref(), inputs, DEFAULT_BATCH).await?;
         let rows: Vec<&[f32]> = features.iter().map(Vec::as_slice).collect();
@@ -212,6 +217,43 @@ impl SharedSession {
     pub async fn probabilities(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
         let (logits, labels, temperature) = self.logits(inputs).await?;
         Ok((calibration::softmax(&logits, temperature), labels))
+    }
+
+    /// The backbone and the trained model, copied out for one prediction.
+    fn model(&self) -> Result<(Rc<Backbone>, Trained)> {
+        let s = self.get();
+        let t = s
+            .trained
+            .clone()
+            .ok_or_else(|| Error::Invalid("no model yet: train or load one first".into()))?;
+        Ok((s.backbone.clone(), t))
+    }
+
+    /// The prediction for one decoded photo and every class's activation map, from one forward
+    /// pass: the prediction is computed from the maps (`explain.rs`), so it is the one the maps
+    /// explain.
+    pub async fn explain(&self, img: &RgbImage, threshold: f32) -> Result<Explanation> {
+        let fit = self.get().options.fit;
+        let x = preprocess::eval_tensor(img, fit);
+        let (backbone, trained) = self.model()?;
+        let stage = trained.stage.as_ref().map(|s| s.stage.clone());
+        let map = embed::feature_maps(&backbone, stage.as_deref(), &[x], 1)
+            .await?
+            .remove(0);
+        let maps = explain::class_maps(&map, &trained.weight, trained.labels.len())
+            .ok_or_else(|| Error::Invalid("the model's head does not fit this backbone".into()))?;
+        let logits = explain::logits(&maps, &trained.bias);
+        let probs = calibration::softmax(&[logits], trained.temperature);
+        let side = (maps[0].len() as f64).sqrt().round() as usize;
+        Ok(Explanation {
+            prediction: classifier::prediction(&trained.labels, &probs[0], threshold),
+            heatmap: Heatmap {
+                width: side,
+                height: maps[0].len() / side.max(1),
+                maps,
+                region: explain::region(fit, img.width(), img.height()),
+            },
+        })
     }
 
     /// The ranked prediction for one decoded photo; "unsure" below `threshold`.

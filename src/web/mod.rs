@@ -133,6 +133,28 @@ async fn report_progress(progress: &Option<Function>, p: &Progress) -> bool {
     ret.as_bool() != Some(false)
 }
 
+/// What a photo is asked for.
+enum Ask {
+    Predict,
+    Explain,
+}
+
+impl Trainer {
+    /// The prediction (or explanation) of a decoded photo, or the decoder's refusal, as a
+    /// Promise.
+    fn answer(&self, img: crate::Result<image::RgbImage>, opts: JsValue, ask: Ask) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let img = img.map_err(js_err)?;
+            let threshold = get(&opts, "threshold").as_f64().unwrap_or(0.0) as f32;
+            match ask {
+                Ask::Predict => to_js(&session.predict(&img, threshold).await.map_err(js_err)?),
+                Ask::Explain => to_js(&session.explain(&img, threshold).await.map_err(js_err)?),
+            }
+        })
+    }
+}
+
 #[wasm_bindgen]
 impl Trainer {
     /// `Trainer.create({arch, weights, device, fit, finetune, augment})` -> `Promise<Trainer>`.
@@ -327,26 +349,36 @@ impl Trainer {
 
     /// `predict(bytes, {threshold})` -> `{label, confidence, unsure, probs: [{label, p}]}`.
     pub fn predict(&self, bytes: Uint8Array, opts: JsValue) -> Promise {
-        let session = self.session.clone();
-        let bytes = bytes.to_vec();
-        future_to_promise(async move {
-            let img = preprocess::decode(&bytes).map_err(js_err)?;
-            let threshold = get(&opts, "threshold").as_f64().unwrap_or(0.0) as f32;
-            to_js(&session.predict(&img, threshold).await.map_err(js_err)?)
-        })
+        self.answer(preprocess::decode(&bytes.to_vec()), opts, Ask::Predict)
     }
 
     /// `predictPixels(rgba, width, height, {threshold})`: the same for canvas pixels
     /// (`ImageData.data`), e.g. webcam frames, without an encode/decode round trip.
     #[wasm_bindgen(js_name = predictPixels)]
     pub fn predict_pixels(&self, rgba: &[u8], width: u32, height: u32, opts: JsValue) -> Promise {
-        let session = self.session.clone();
-        let img = preprocess::from_rgba(rgba, width, height);
-        future_to_promise(async move {
-            let img = img.map_err(js_err)?;
-            let threshold = get(&opts, "threshold").as_f64().unwrap_or(0.0) as f32;
-            to_js(&session.predict(&img, threshold).await.map_err(js_err)?)
-        })
+        self.answer(
+            preprocess::from_rgba(rgba, width, height),
+            opts,
+            Ask::Predict,
+        )
+    }
+
+    /// `explain(bytes, {threshold})`: the prediction (as `predict`'s) and `heatmap: {width,
+    /// height, maps, region}`, every class's activation map from the same forward pass
+    /// (`maps[c]` in label order, `height × width` values in logit units; `region` is where the
+    /// map lies on the photo, as fractions).
+    pub fn explain(&self, bytes: Uint8Array, opts: JsValue) -> Promise {
+        self.answer(preprocess::decode(&bytes.to_vec()), opts, Ask::Explain)
+    }
+
+    /// `explainPixels(rgba, width, height, {threshold})`: `explain` for canvas pixels.
+    #[wasm_bindgen(js_name = explainPixels)]
+    pub fn explain_pixels(&self, rgba: &[u8], width: u32, height: u32, opts: JsValue) -> Promise {
+        self.answer(
+            preprocess::from_rgba(rgba, width, height),
+            opts,
+            Ask::Explain,
+        )
     }
 
     /// Replace the trained model with a `.sortwise` file made for this backbone (with its
