@@ -21,6 +21,10 @@ pub struct Calibration {
     pub ece_before: f64,
     /// ECE with the fitted temperature.
     pub ece_after: f64,
+    /// Validation loss (mean cross-entropy) without and with the temperature: `loss_after` is
+    /// what the model's own predictions score on these photos (`eval` on them gives it).
+    pub loss_before: f64,
+    pub loss_after: f64,
     /// Validation photos it was fitted on.
     pub n: usize,
 }
@@ -126,6 +130,8 @@ pub fn calibrate(logits: &[Vec<f32>], truth: &[usize]) -> Option<Calibration> {
         temperature,
         ece_before: ece(&softmax(logits, 1.0), truth),
         ece_after: ece(&softmax(logits, temperature), truth),
+        loss_before: nll(logits, truth, 1.0),
+        loss_after: nll(logits, truth, 1.0 / temperature),
         n: logits.len(),
     })
 }
