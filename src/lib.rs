@@ -14,6 +14,7 @@ pub mod calibration;
 pub mod classifier;
 pub mod dataset;
 pub mod device;
+pub mod doctor;
 pub mod embed;
 pub mod error;
 pub mod explain;

@@ -1,6 +1,7 @@
 //! The native command line. stdout carries only JSON, so scripts and the benchmark harness can
 //! parse it; progress and diagnostics go to stderr.
 
+mod doctor;
 mod evaluate;
 mod folders;
 mod train;
@@ -55,6 +56,8 @@ enum Command {
     Eval(evaluate::EvalArgs),
     /// Predict images with a model: one JSON object per line.
     Predict(evaluate::PredictArgs),
+    /// Check a data set: near duplicates, leaks, likely label errors, what each class needs.
+    Doctor(Box<doctor::DoctorArgs>),
     /// Why the model decided: class activation maps of one photo, and one drawn over it (PNG).
     Explain(evaluate::ExplainArgs),
 }
@@ -233,6 +236,7 @@ pub fn main() -> i32 {
         Command::Embed(args) => run_images(args, Output::Features),
         Command::Train(args) => train::train(args).map(|v| (v, false)),
         Command::Eval(args) => evaluate::eval(args).map(|v| (v, false)),
+        Command::Doctor(args) => doctor::doctor(args).map(|v| (v, false)),
         Command::Explain(args) => evaluate::explain(args).map(|v| (v, false)),
         Command::Predict(args) => match evaluate::predict(args) {
             // Predict prints its own JSON lines as it goes.

@@ -25,6 +25,8 @@ pub struct Trained {
     pub(super) stage: Option<TunedStage>,
     /// Predictions are `softmax(logits / temperature)`, fitted on the validation set.
     pub temperature: f64,
+    /// The image ids the run validated on (none for a model read from a file).
+    pub validation: Vec<u32>,
 }
 
 /// A fine-tuned last stage on the device (what predictions run) and its weights read back
@@ -96,6 +98,7 @@ impl Session {
             report: model.meta.report,
             stage,
             temperature: model.meta.temperature,
+            validation: Vec::new(),
         });
         Ok(())
     }

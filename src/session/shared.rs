@@ -15,6 +15,7 @@ use crate::backbone::Backbone;
 use crate::calibration;
 use crate::classifier::{self, Prediction};
 use crate::dataset::{Views, validate_label};
+use crate::doctor::{self, Diagnosis};
 use crate::embed::{self, ViewSpec};
 use crate::error::{Error, Result};
 use crate::explain::{self, Heatmap};
@@ -254,6 +255,49 @@ impl SharedSession {
                 region: explain::region(fit, img.width(), img.height()),
             },
         })
+    }
+
+    /// The data's check-up (`doctor.rs`) on the cached embeddings: duplicates, leaks against the
+    /// last run's validation photos, likely label errors, and per-class advice, with out-of-fold
+    /// heads trained the last run's way (or the default way, before any run). `progress` after
+    /// each fold; `false` cancels.
+    pub async fn diagnose(
+        &self,
+        opts: &doctor::Options,
+        progress: &mut impl AsyncFnMut(&Progress) -> bool,
+    ) -> Result<Diagnosis> {
+        let validation = self
+            .get()
+            .trained
+            .as_ref()
+            .map(|t| t.validation.clone())
+            .unwrap_or_default();
+        self.diagnose_with_validation(opts, &validation, progress)
+            .await
+    }
+
+    /// [`SharedSession::diagnose`] with `validation` as the photos that validate (the CLI's
+    /// `--val` folder).
+    pub async fn diagnose_with_validation(
+        &self,
+        opts: &doctor::Options,
+        validation: &[u32],
+        progress: &mut impl AsyncFnMut(&Progress) -> bool,
+    ) -> Result<Diagnosis> {
+        let (labels, examples, cfg, device) = {
+            let s = self.get();
+            let cfg = s
+                .trained
+                .as_ref()
+                .map(|t| t.config.clone())
+                .unwrap_or_default();
+            let examples = s.data.examples().to_vec();
+            (s.data.labels().to_vec(), examples, cfg, s.backbone.device())
+        };
+        doctor::diagnose(
+            &labels, &examples, validation, &cfg, &device, opts, progress,
+        )
+        .await
     }
 
     /// The ranked prediction for one decoded photo; "unsure" below `threshold`.

@@ -179,6 +179,7 @@ impl TrainJob {
         };
         let (weight, bias) = head.to_weights().await?;
         let temperature = report.calibration.as_ref().map_or(1.0, |c| c.temperature);
+        let validation = self.val_idx.iter().map(|&i| self.examples[i].id).collect();
         Ok(Trained {
             head,
             labels: self.labels,
@@ -188,6 +189,7 @@ impl TrainJob {
             report: Some(report),
             stage,
             temperature,
+            validation,
         })
     }
 }
