@@ -560,3 +560,65 @@ fn train_finetune_last_then_eval_uses_the_stage() {
         );
     }
 }
+
+/// `sortwise doctor`: a photo copied into the validation folder is a leak, one copied into the
+/// other class a label conflict, both named by file; every class gets its advice.
+#[test]
+fn doctor_names_the_files() {
+    let dir = tempdir::Dir::new("doctor");
+    let (data, val) = (dir.path().join("data"), dir.path().join("val"));
+    class_dirs(&data, "train", &["glass", "paper"], 10);
+    class_dirs(&val, "val", &["glass", "paper"], 3);
+    let first = |d: &Path| {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        f.sort();
+        f.remove(0)
+    };
+    let glass = first(&data.join("glass"));
+    std::fs::copy(&glass, val.join("glass/leaked.jpg")).unwrap();
+    std::fs::copy(&glass, data.join("paper/filed-twice.jpg")).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (code, json, stderr) = sortwise(&[
+        "doctor",
+        "--arch",
+        "efficientnet_lite0",
+        "--weights",
+        &s(&lite0_pth()),
+        "--data",
+        &s(&data),
+        "--val",
+        &s(&val),
+        "--folds",
+        "3",
+        "--backend",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let pairs = json["pairs"].as_array().unwrap();
+    let named = |p: &Value, name: &str| {
+        [&p["aFile"], &p["bFile"]]
+            .iter()
+            .any(|f| f.as_str().unwrap().ends_with(name))
+    };
+    let leak = pairs
+        .iter()
+        .find(|p| named(p, "leaked.jpg"))
+        .expect("the leak");
+    assert_eq!(leak["leak"], true, "{leak}");
+    assert_eq!(leak["identical"], true);
+    let twice = pairs
+        .iter()
+        .find(|p| named(p, "filed-twice.jpg") && !named(p, "leaked.jpg"))
+        .expect("the conflict");
+    assert_eq!(twice["conflict"], true, "{twice}");
+    assert_eq!(json["folds"], 3);
+    assert_eq!(json["classes"].as_array().unwrap().len(), 2);
+    assert!(
+        json["classes"][0]["boundaryFiles"][0].as_str().is_some(),
+        "{json}"
+    );
+    assert!(json["suspects"].as_array().is_some());
+}
