@@ -257,6 +257,17 @@ mod trainer_api {
         .unwrap();
         assert_eq!(field(&unsure, "label").as_string().unwrap(), "unsure");
 
+        // The check-up: the fixtures repeat, within a class and across the two (conflicts).
+        if device == "cpu" {
+            let d = resolve(t.diagnose(JsValue::UNDEFINED, None)).await.unwrap();
+            let pairs = js_sys::Array::from(&field(&d, "pairs"));
+            assert!(pairs.length() > 0);
+            assert!(pairs.iter().all(|p| field(&p, "identical").as_bool() == Some(true)));
+            assert!(pairs.iter().any(|p| field(&p, "conflict").as_bool() == Some(true)));
+            assert_eq!(js_sys::Array::from(&field(&d, "classes")).length(), 2);
+            assert_eq!(field(&d, "folds").as_f64(), Some(4.0));
+        }
+
         // The explanation of the same photo: its prediction is predict's (the maps add up to the
         // logits), and one 7×7 map a class.
         let e = resolve(t.explain(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))

@@ -14,6 +14,7 @@ use wasm_bindgen_futures::{JsFuture, future_to_promise};
 use crate::arch::Arch;
 use crate::dataset::validate_label;
 use crate::device::Backend;
+use crate::doctor;
 use crate::model_file::Model;
 use crate::preprocess;
 use crate::session::{self, AddOutcome, Session, SharedSession, Split};
@@ -379,6 +380,33 @@ impl Trainer {
             opts,
             Ask::Explain,
         )
+    }
+
+    /// `diagnose({similarity, folds, suspects}, progress)`: the data's check-up (near-duplicate
+    /// pairs with conflict/leak flags, likely label errors, per-class advice, balance) from the
+    /// cached embeddings; leaks are against the last training's validation photos. `progress(p)`
+    /// after each out-of-fold head (phase `'doctor'`); returning `false` cancels.
+    pub fn diagnose(&self, opts: JsValue, progress: Option<Function>) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            let mut o = doctor::Options::default();
+            if let Some(v) = get(&opts, "similarity").as_f64() {
+                o.duplicate_similarity = v as f32;
+            }
+            if let Some(v) = get(&opts, "folds").as_f64() {
+                o.folds = v as usize;
+            }
+            if let Some(v) = get(&opts, "suspects").as_f64() {
+                o.suspects = v as usize;
+            }
+            let mut on_progress = async |p: &Progress| report_progress(&progress, p).await;
+            to_js(
+                &session
+                    .diagnose(&o, &mut on_progress)
+                    .await
+                    .map_err(js_err)?,
+            )
+        })
     }
 
     /// Replace the trained model with a `.sortwise` file made for this backbone (with its
