@@ -262,8 +262,16 @@ mod trainer_api {
             let d = resolve(t.diagnose(JsValue::UNDEFINED, None)).await.unwrap();
             let pairs = js_sys::Array::from(&field(&d, "pairs"));
             assert!(pairs.length() > 0);
-            assert!(pairs.iter().all(|p| field(&p, "identical").as_bool() == Some(true)));
-            assert!(pairs.iter().any(|p| field(&p, "conflict").as_bool() == Some(true)));
+            assert!(
+                pairs
+                    .iter()
+                    .all(|p| field(&p, "identical").as_bool() == Some(true))
+            );
+            assert!(
+                pairs
+                    .iter()
+                    .any(|p| field(&p, "conflict").as_bool() == Some(true))
+            );
             assert_eq!(js_sys::Array::from(&field(&d, "classes")).length(), 2);
             assert_eq!(field(&d, "folds").as_f64(), Some(4.0));
         }

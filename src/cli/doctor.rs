@@ -2,14 +2,12 @@
 //! (`doctor.rs`), with file names for image ids.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::folders::{add_folder, check_known};
+use super::folders::{DataArgs, add_folder, check_known};
 use super::load_backbone;
-use crate::arch::Arch;
 use crate::device::{self, BackendChoice};
 use crate::doctor;
 use crate::error::Result;
@@ -19,16 +17,8 @@ use crate::trainer::Progress;
 
 #[derive(Args)]
 pub struct DoctorArgs {
-    #[arg(long)]
-    arch: Arch,
-    #[arg(long)]
-    weights: PathBuf,
-    /// One subfolder per class.
-    #[arg(long)]
-    data: PathBuf,
-    /// A validation folder (same classes): its photos that duplicate training photos are leaks.
-    #[arg(long)]
-    val: Option<PathBuf>,
+    #[command(flatten)]
+    set: DataArgs,
     /// Cosine similarity at or above which two photos are near duplicates.
     #[arg(long, default_value_t = doctor::DUPLICATE_SIMILARITY)]
     similarity: f32,
@@ -51,7 +41,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<Value> {
         "sortwise: backend {} ({})",
         selected.backend, selected.reason
     );
-    let (backbone, source_sha) = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let (backbone, source_sha) = load_backbone(args.set.arch, &args.set.weights, &selected.device)?;
     let options = Options {
         fit: args.fit,
         thumbnails: false,
@@ -59,8 +49,8 @@ pub fn doctor(args: &DoctorArgs) -> Result<Value> {
     };
     let session = SharedSession::new(Session::new(backbone, source_sha, options)?);
     let mut files = HashMap::new();
-    let (_, skipped) = add_folder(&session, &args.data, None, &mut files)?;
-    let validation = match &args.val {
+    let (_, skipped) = add_folder(&session, &args.set.data, None, &mut files)?;
+    let validation = match &args.set.val {
         Some(dir) => {
             let labels = session.get().labels().to_vec();
             check_known(dir, &labels, "the training set")?;

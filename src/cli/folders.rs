@@ -3,13 +3,32 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use image::RgbImage;
 use serde_json::{Value, json};
 
 use super::read;
+use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::preprocess;
 use crate::session::SharedSession;
+
+/// The backbone and the class folders a command reads.
+#[derive(Args)]
+pub struct DataArgs {
+    #[arg(long)]
+    pub arch: Arch,
+    /// Web weight file, .pth, or PyTorch-named .safetensors.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// One subfolder per class.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A validation folder with the same class subfolders: it validates (train), and its photos
+    /// that duplicate training photos are leaks (doctor).
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+}
 
 /// Photos decoded and embedded at a time: bounds memory for folders of large photos.
 pub const CHUNK: usize = 32;

@@ -7,9 +7,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use web_time::Instant;
 
-use super::folders::{add_folder, check_known};
+use super::folders::{DataArgs, add_folder, check_known};
 use super::{load_backbone, write_atomically};
-use crate::arch::Arch;
 use crate::device::{self, BackendChoice};
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
@@ -21,16 +20,9 @@ const FINETUNE_AUGMENT: usize = 2;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    #[arg(long)]
-    arch: Arch,
-    #[arg(long)]
-    weights: PathBuf,
-    /// One subfolder per class.
-    #[arg(long)]
-    data: PathBuf,
-    /// Validation folder (same class subfolders); without it, --val-split of --data is held out.
-    #[arg(long)]
-    val: Option<PathBuf>,
+    #[command(flatten)]
+    set: DataArgs,
+    /// Share of --data held out for validation when there is no --val.
     #[arg(long, default_value_t = 0.2)]
     val_split: f64,
     #[arg(long, default_value_t = 100)]
@@ -113,7 +105,7 @@ impl TrainArgs {
             lr: self.lr,
             batch_size: self.batch_size,
             label_smoothing: self.label_smoothing,
-            val_split: if self.val.is_some() {
+            val_split: if self.set.val.is_some() {
                 0.0
             } else {
                 self.val_split
@@ -166,7 +158,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         "sortwise: backend {} ({})",
         selected.backend, selected.reason
     );
-    let (backbone, source_sha) = load_backbone(args.arch, &args.weights, &selected.device)?;
+    let (backbone, source_sha) = load_backbone(args.set.arch, &args.set.weights, &selected.device)?;
     // Fine-tuning trains on what enters the last stage, so the session keeps it too.
     let augment = args.augment.unwrap_or(if cfg.finetune_last {
         FINETUNE_AUGMENT
@@ -182,8 +174,8 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
     };
     let session = SharedSession::new(Session::new(backbone, source_sha, options)?);
     let mut files = HashMap::new();
-    let (_, skipped) = add_folder(&session, &args.data, None, &mut files)?;
-    let split = match &args.val {
+    let (_, skipped) = add_folder(&session, &args.set.data, None, &mut files)?;
+    let split = match &args.set.val {
         // The validation photos are evaluated (and refit on) with their evaluation view only.
         Some(dir) => {
             let labels = session.get().labels().to_vec();
@@ -210,7 +202,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         })
         .collect();
     Ok(json!({
-        "arch": args.arch.name(),
+        "arch": args.set.arch.name(),
         "backend": selected.backend,
         "val_accuracy": report.val_accuracy,
         "val_loss": report.val_loss,
