@@ -1,9 +1,9 @@
 // The sortwise page: classes and images, training, results, testing, save/restore, export/import.
 // Everything runs in this tab; the engine (wasm, in a Web Worker) is reached through
-// sortwise-client.js. User-provided text (class names, file names, error messages) is only ever
+// engine/client.js. User-provided text (class names, file names, error messages) is only ever
 // rendered with textContent, never as HTML.
 
-import { Sortwise } from './sortwise-client.js';
+import { Sortwise } from './engine/client.js';
 import { t, setLang, getLang, defaultLang, onLangChange, formatPct } from './i18n.js';
 import { Autosave, Ownership, readSaved, persistStorage, undoReplace, SAVE_VERSION, QuotaError } from './persist.js';
 import { datasetFromZipFile, exportProjectZip, importProjectZip, isImageName, ZipError } from './project-zip.js';

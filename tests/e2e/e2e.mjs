@@ -81,7 +81,7 @@ function preflight() {
   check(existsSync(CHROMIUM), `${CHROMIUM} not found (apt-get install chromium, or set CHROMIUM)`);
   for (const f of ['www/vendor/uPlot.esm.js', 'www/vendor/fflate.js']) check(existsSync(join(ROOT, f)), `${f} missing: run scripts/vendor.sh`);
   if (!FAKE) {
-    for (const f of ['pkg/sortwise.js', 'pkg/sortwise_bg.wasm', 'www/weights/manifest.json', 'www/sortwise-client.js']) {
+    for (const f of ['pkg/sortwise.js', 'pkg/sortwise_bg.wasm', 'www/weights/manifest.json', 'www/engine/client.js']) {
       check(existsSync(join(ROOT, f)), `${f} missing: build first (./run serve builds pkg/ and the weights)`);
     }
   }
@@ -130,7 +130,7 @@ async function main() {
           { arch: 'resnet18', file: 'resnet18.safetensors', bytes: 23400000, sha256: '' },
         ] }),
       }));
-      await context.route('**/www/sortwise-client.js', (route) => route.fulfill({
+      await context.route('**/www/engine/client.js', (route) => route.fulfill({
         status: 200,
         contentType: 'text/javascript',
         body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')),

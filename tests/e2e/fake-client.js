@@ -1,4 +1,4 @@
-// A stand-in for www/sortwise-client.js with the same API, for exercising the page quickly without
+// A stand-in for www/engine/client.js with the same API, for exercising the page quickly without
 // the wasm engine (E2E with SORTWISE_FAKE=1). It decodes with the browser, "embeds" an image as a
 // 4x4 grey thumbnail and classifies by nearest class centroid. Never served to users.
 

@@ -1,5 +1,5 @@
 // The page's handle on the trainer: the wasm `Trainer` API, run in a module Web Worker
-// (worker.js) so the UI stays responsive. Same shape as the Trainer, every method async.
+// (worker.js, beside it) so the UI stays responsive. Same shape as the Trainer, every method async.
 //
 // It also keeps what is needed to survive the worker: each image's label and embedding and the
 // current model. When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or
@@ -14,7 +14,7 @@ import { chooseDevice } from './device-choice.js';
 const here = import.meta.url;
 
 async function manifestEntry(arch) {
-  const res = await fetch(new URL('weights/manifest.json', here), { cache: 'no-cache' });
+  const res = await fetch(new URL('../weights/manifest.json', here), { cache: 'no-cache' });
   if (!res.ok) throw new Error(`weights/manifest.json: HTTP ${res.status} (run ./run serve to prepare weights)`);
   const { backbones } = await res.json();
   if (!backbones?.length) throw new Error('no backbone weights on this server (run ./run serve)');
@@ -60,7 +60,7 @@ export class Sortwise {
 
   /**
    * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus}`.
-   * Without `weightsUrl`, the weights come from `weights/manifest.json` next to this module.
+   * Without `weightsUrl`, the weights come from `weights/manifest.json` beside this module's folder.
    * `finetune: true` lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view.
    * `device: 'auto'` with a hardware WebGPU adapter times both devices once (device-choice.js)
    * and keeps the verdict; `debug` holds that measurement's test hooks.
@@ -85,7 +85,7 @@ export class Sortwise {
 
   async #start(device, { choose = false } = {}) {
     if (!this.#opts.weightsUrl) this.#entry ??= await manifestEntry(this.#opts.arch);
-    const weightsUrl = this.#opts.weightsUrl ?? new URL(`weights/${this.#entry.file}`, here).href;
+    const weightsUrl = this.#opts.weightsUrl ?? new URL(`../weights/${this.#entry.file}`, here).href;
     const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
     const arch = this.#opts.arch ?? this.#entry?.arch;
     let chosen = null;

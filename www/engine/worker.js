@@ -2,7 +2,7 @@
 // Protocol: the page posts {id, op, args}; the worker answers {id, ok, value} or
 // {id, ok: false, error, fatal}; training progress arrives as {id, progress}; a lost WebGPU device
 // is announced as {lost: reason}. `fatal` means the wasm instance cannot be trusted any more
-// (a trap), and the client starts a fresh worker. sortwise-client.js is the other side.
+// (a trap), and the client starts a fresh worker. client.js is the other side.
 
 import { loadWeights } from './weights.js';
 
@@ -48,7 +48,7 @@ function threadsUnavailable() {
 }
 
 async function loadSingleThreaded(cpu, why) {
-  const mod = await import('../pkg/sortwise.js');
+  const mod = await import('../../pkg/sortwise.js');
   await mod.default();
   engine = { name: 'pkg', note: cpu ? `; single-threaded: ${why}` : '' };
   Trainer = mod.Trainer;
@@ -63,7 +63,7 @@ async function loadEngine(device) {
     return engine;
   }
   try {
-    const mod = await import('../pkg-cpu/sortwise.js');
+    const mod = await import('../../pkg-cpu/sortwise.js');
     await mod.default();
     // One pool thread per core: the calling thread (this worker) only waits while they run.
     const threads = Math.max(1, navigator.hardwareConcurrency || 1);

@@ -1,6 +1,6 @@
-// Types of sortwise-client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
+// Types of engine/client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
 // the wasm Trainer run in a module Web Worker, every method async. The option, progress and result
-// types are the Trainer's (trainer.d.ts). Keep in step with sortwise-client.js and worker.js.
+// types are the Trainer's (trainer.d.ts). Keep in step with client.js and worker.js.
 
 import type {
   Arch, Backend, DeviceChoice, Fit, Prediction, PredictOptions, TrainOptions, TrainProgress, TrainReport,
