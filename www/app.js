@@ -4,6 +4,7 @@
 // rendered with textContent, never as HTML.
 
 import { Sortwise } from './engine/client.js';
+import { readManifest } from './engine/weights.js';
 import { t, setLang, getLang, defaultLang, onLangChange, formatPct } from './i18n.js';
 import { Autosave, Ownership, readSaved, persistStorage, undoReplace, SAVE_VERSION, QuotaError } from './persist.js';
 import { datasetFromZipFile, exportProjectZip, importProjectZip, isImageName, ZipError } from './project-zip.js';
@@ -1760,10 +1761,7 @@ export async function start() {
   renderTestState();
   const owner = await ownership.claim();
   try {
-    const res = await fetch('weights/manifest.json', { cache: 'no-cache' });
-    if (!res.ok) throw new Error(`manifest.json: HTTP ${res.status}`);
-    state.manifest = (await res.json()).backbones || [];
-    if (!state.manifest.length) throw new Error('empty manifest');
+    state.manifest = await readManifest();
   } catch (e) {
     status(t('noManifest', { reason: e.message }));
     startFailed('autosaveOffStart', { reason: e.message });

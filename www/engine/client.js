@@ -10,18 +10,9 @@
 // images that had pixels from them.
 
 import { chooseDevice } from './device-choice.js';
+import { backboneEntry, weightsUrl } from './weights.js';
 
 const here = import.meta.url;
-
-async function manifestEntry(arch) {
-  const res = await fetch(new URL('../weights/manifest.json', here), { cache: 'no-cache' });
-  if (!res.ok) throw new Error(`weights/manifest.json: HTTP ${res.status} (run ./run serve to prepare weights)`);
-  const { backbones } = await res.json();
-  if (!backbones?.length) throw new Error('no backbone weights on this server (run ./run serve)');
-  const entry = arch ? backbones.find((b) => b.arch === arch) : backbones[0];
-  if (!entry) throw new Error(`no weights for '${arch}' on this server (available: ${backbones.map((b) => b.arch).join(', ')})`);
-  return entry;
-}
 
 class WorkerError extends Error {
   constructor(message, { fatal = false, lost = false } = {}) {
@@ -84,14 +75,14 @@ export class Sortwise {
   }
 
   async #start(device, { choose = false } = {}) {
-    if (!this.#opts.weightsUrl) this.#entry ??= await manifestEntry(this.#opts.arch);
-    const weightsUrl = this.#opts.weightsUrl ?? new URL(`../weights/${this.#entry.file}`, here).href;
+    if (!this.#opts.weightsUrl) this.#entry ??= await backboneEntry(this.#opts.arch);
+    const url = this.#opts.weightsUrl ?? weightsUrl(this.#entry);
     const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
     const arch = this.#opts.arch ?? this.#entry?.arch;
     let chosen = null;
     if (choose && device === 'auto') {
       chosen = await chooseDevice({
-        arch, weightsUrl, sha256, workerUrl: new URL('./worker.js', here), debug: this.#opts.debug,
+        arch, weightsUrl: url, sha256, workerUrl: new URL('./worker.js', here), debug: this.#opts.debug,
         onStatus: (st) => this.#status(st),
       });
       device = chosen.device;
@@ -110,7 +101,7 @@ export class Sortwise {
     };
     const info = await this.#post('create', [{
       arch,
-      weightsUrl,
+      weightsUrl: url,
       sha256,
       device,
       augment: this.#opts.augment ?? 0,
