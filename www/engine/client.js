@@ -34,6 +34,7 @@ export class Sortwise {
   #nextId = 1;
   #model = null;
   #lost = null;
+  #rules = null;
 
   /** One of 'webgpu' | 'cpu': what actually runs. */
   backend = null;
@@ -313,6 +314,28 @@ export class Sortwise {
     const labels = await this.#run('importModel', [copy]);
     this.#model = copy;
     return { labels };
+  }
+
+  /**
+   * The engine's rules: `{maxLabelChars, maxAugment, unsureLabel, train}` where `train` holds the
+   * defaults of every `train()` option. Asked once, then cached (they are the wasm build's).
+   * Not queued behind the running call: it answers between two training epochs.
+   */
+  rules() {
+    if (!this.#rules) {
+      this.#rules = this.#post('rules');
+      this.#rules.catch(() => { this.#rules = null; });
+    }
+    return this.#rules;
+  }
+
+  /**
+   * The engine's check of a class name: resolves to the trimmed name, or rejects with the
+   * engine's reason (empty, longer than `rules().maxLabelChars`, control characters). Not queued,
+   * like `rules()`.
+   */
+  validateLabel(name) {
+    return this.#post('validateLabel', [String(name ?? '')]);
   }
 
   /** Test hook: destroy the WebGPU device, as a driver reset would. */

@@ -10,6 +10,7 @@ import { loadWeights } from './weights.js';
 // downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
 // and the page is cross-origin isolated; otherwise pkg/ (WebGPU + single-threaded CPU).
 let Trainer = null;
+let wasm = null; // the loaded module: its free functions (rules, validateLabel) need no Trainer
 let engine = null;
 
 // Mirrors `software_or_missing_adapter` in src/wasm_api.rs, which stays the source of truth for
@@ -51,6 +52,7 @@ async function loadSingleThreaded(cpu, why) {
   const mod = await import('../../pkg/sortwise.js');
   await mod.default();
   engine = { name: 'pkg', note: cpu ? `; single-threaded: ${why}` : '' };
+  wasm = mod;
   Trainer = mod.Trainer;
 }
 
@@ -69,6 +71,7 @@ async function loadEngine(device) {
     const threads = Math.max(1, navigator.hardwareConcurrency || 1);
     await mod.initThreadPool(threads);
     engine = { name: 'pkg-cpu', note: '' };
+    wasm = mod;
     Trainer = mod.Trainer;
   } catch (e) {
     // A browser that passes the probe but still cannot start the pool must not stop the page.
@@ -139,6 +142,11 @@ function need() {
   return trainer;
 }
 
+function engineModule() {
+  if (!wasm) throw new Error('the engine is not loaded yet');
+  return wasm;
+}
+
 const ops = {
   async create({ arch, weightsUrl, sha256, device, augment, fit, finetune }) {
     await loadEngine(device);
@@ -192,6 +200,10 @@ const ops = {
     return { value: bytes, transfer: [bytes.buffer] };
   },
   importModel: (bytes) => need().importModel(bytes),
+  // The engine's limits and training defaults, and its check of a class name (the trimmed name,
+  // or the engine's reason): the page takes both from here instead of keeping copies.
+  rules: () => engineModule().rules(),
+  validateLabel: (name) => engineModule().validateLabel(name),
   // One candidate of the `auto` device choice (device-choice.js), in a worker of its own that the
   // client throws away afterwards, so the loser's memory and GPU device go with it. A warm-up
   // pass (shader compilation, JIT) is timed apart from the batch that decides.
