@@ -382,9 +382,12 @@ async function run(page, context, origin) {
   const bars = await page.locator('#test-bars li').count();
   log(`held-out ${held.name} → "${(await page.locator('#test-label').textContent()).trim()}" (${bars} bars, ${timings.predictSeconds}s)`);
   check(bars >= 1 && bars <= 3, `${bars} probability bars`);
+  // The engine decides "unsure" for the threshold: the page asks it again once the slider rests.
   await page.locator('#threshold').fill('1');
-  check((await page.locator('#test-label .pred-label').textContent()).trim() === 'unsure', 'threshold 1.0 makes the prediction "unsure"');
+  const unsure = await page.waitForFunction(() => document.querySelector('#test-label .pred-label')?.textContent.trim() === 'unsure', null, { timeout: 10000 }).then(() => true, () => false);
+  check(unsure && (await page.evaluate(() => window.sortwiseDebug.state.prediction.unsure)), 'threshold 1.0 makes the prediction "unsure" (the engine\'s)');
   await page.locator('#threshold').fill('0.6');
+  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.unsure === (window.sortwiseDebug.state.prediction?.confidence < 0.6), null, { timeout: 10000 }).catch(() => {});
   await page.screenshot({ path: join(SHOTS, '04-test.png'), fullPage: true });
   await readmeScreenshot(page);
 

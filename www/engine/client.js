@@ -323,7 +323,7 @@ export class Sortwise {
    */
   rules() {
     if (!this.#rules) {
-      this.#rules = this.#post('rules');
+      this.#rules = this.#ask('rules', []);
       this.#rules.catch(() => { this.#rules = null; });
     }
     return this.#rules;
@@ -335,7 +335,18 @@ export class Sortwise {
    * like `rules()`.
    */
   validateLabel(name) {
-    return this.#post('validateLabel', [String(name ?? '')]);
+    return this.#ask('validateLabel', [String(name ?? '')]);
+  }
+
+  // A call that needs no place in the queue (it reads no state); a lost device or a trap still
+  // goes through the queue, which restarts the worker first as for any other call.
+  async #ask(op, args) {
+    try {
+      return await this.#post(op, args);
+    } catch (err) {
+      if (!(err instanceof WorkerError) || !(err.fatal || err.lost)) throw err;
+      return this.#run(op, args);
+    }
   }
 
   /** Test hook: destroy the WebGPU device, as a driver reset would. */
