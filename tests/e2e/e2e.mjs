@@ -245,13 +245,16 @@ async function run(page, context, origin) {
     await page.press('#new-class', 'Enter');
   }
   await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 3);
-  // an empty name and a duplicate are refused with a message
+  // an empty name and a duplicate are refused with a message (once the engine checked the name)
+  const errorShown = () => page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 }).catch(() => {});
   await page.fill('#new-class', '   ');
   await page.click('#add-class');
+  await errorShown();
   check(/empty/.test(await errorText(page)), 'an empty class name is refused with a message');
   await page.click('#error-close');
   await page.fill('#new-class', 'glass');
   await page.click('#add-class');
+  await errorShown();
   check(/already/.test(await errorText(page)), 'a duplicate class name is refused with a message');
   await page.click('#error-close');
 

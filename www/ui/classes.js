@@ -201,9 +201,12 @@ function buildCard(c) {
 
 async function addClassFromInput() {
   clearError();
+  const input = $('new-class');
+  const raw = input.value;
   try {
-    await project.addClass($('new-class').value);
-    $('new-class').value = '';
+    await project.addClass(raw);
+    // the engine answered the name check: clear the field unless the next name is being typed
+    if (input.value === raw) input.value = '';
   } catch (e) { showError('addClass', e); }
 }
 
