@@ -407,7 +407,8 @@ export class Project extends EventTarget {
     await this.addImages(items, { intake: true });
     if (!this.classes.length) {
       // nothing of it could be added: the empty classes come back as they were
-      this.#setClasses(prev.labels, prev.active);
+      this.#setClasses(prev.labels);
+      this.activeLabel = prev.active;
       this.emit('classes');
       this.emit('save');
       return;
