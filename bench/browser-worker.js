@@ -5,7 +5,7 @@
 // (`memory.buffer.byteLength`: it only grows, so it is the high-water mark so far).
 
 // Which build is measured is init's `pkg`: 'pkg' (WebGPU + single-threaded CPU) or 'pkg-cpu'
-// (CPU only, wasm threads: its rayon pool is started here, as www/worker.js does).
+// (CPU only, wasm threads: its rayon pool is started here, as www/engine/worker.js does).
 let Trainer = null;
 let wasm = null;
 let threads = 1;

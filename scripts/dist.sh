@@ -5,7 +5,8 @@
 #   bash scripts/dist.sh [DIR]      (default dist/; `./run dist [DIR]` builds what is missing first)
 #
 # DIR/
-#   index.html, *.js, style.css     the page (www/), pkg/ and pkg-cpu/ imported from ./ not ../
+#   index.html, *.js, style.css     the page (www/)
+#   engine/, ui/                    its modules (www/engine/ imports pkg/ and pkg-cpu/ from ../ not ../../)
 #   pkg/, pkg-cpu/                  the two wasm builds (scripts/wasm_pkg.sh)
 #   weights/                        the backbones scripts/weights.sh prepared, with manifest.json
 #   vendor/                         uPlot and fflate (scripts/vendor.sh)
@@ -14,7 +15,7 @@
 #   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff, for hosts that
 #                                   read it (Netlify, Cloudflare Pages); elsewhere sw.js adds them
 #   .nojekyll                       GitHub Pages: serve the folder as is
-#   package.json, *.d.ts, example/  the developer package (`Sortwise`, `Trainer`, typed)
+#   package.json, engine/*.d.ts, example/  the developer package (`Sortwise`, `Trainer`, typed)
 #   CHANGELOG.md
 #
 # Every URL in it is relative; the script refuses to finish if one of the page's files still
@@ -48,10 +49,12 @@ for w in $weights; do [ -f "www/weights/$w" ] || die "www/weights/$w is in the m
 VERSION=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
 STAGE=$DIR.partial
 rm -rf "$STAGE"
-mkdir -p "$STAGE"/{pkg,pkg-cpu,weights,vendor,icons,example}
+mkdir -p "$STAGE"/{pkg,pkg-cpu,weights,vendor,icons,example,engine,ui}
 
 # The page: every top-level file it loads (not imagenet_classes.json, a test reference).
-cp www/*.html www/*.js www/*.css www/manifest*.json www/*.d.ts "$STAGE/"
+cp www/*.html www/*.js www/*.css www/manifest*.json "$STAGE/"
+cp www/engine/*.js www/engine/*.d.ts "$STAGE/engine/"
+cp www/ui/*.js "$STAGE/ui/"
 cp www/vendor/* "$STAGE/vendor/"
 cp www/weights/manifest.json "$STAGE/weights/"
 for w in $weights; do
@@ -62,19 +65,38 @@ for p in pkg pkg-cpu; do
   # pkg-cpu's thread pool helper (wasm-bindgen-rayon) lives in snippets/, found from sortwise.js.
   [ -d "$p/snippets" ] && cp -r "$p/snippets" "$STAGE/$p/"
   [ -f "$p/sortwise.d.ts" ] && cp "$p/sortwise.d.ts" "$STAGE/$p/"
-  # What the `auto` device verdict is kept against (www/device-choice.js).
+  # What the `auto` device verdict is kept against (www/engine/device-choice.js).
   [ -f "$p/build-id" ] && cp "$p/build-id" "$STAGE/$p/"
 done
 python3 scripts/icons.py "$STAGE/icons"
 
-# In the repository pkg/ and pkg-cpu/ sit beside www/; here they sit beside the page.
-sed -i -E "s#(['\"])\.\./(pkg|pkg-cpu)/#\1./\2/#g" "$STAGE/worker.js"
-# device-choice.js reads each build's build-id beside it the same way.
-sed -i -E "s#(['\"])\.\./(pkg|pkg-cpu)(['\"])#\1./\2\3#g" "$STAGE/device-choice.js"
+# In the repository pkg/ and pkg-cpu/ sit beside www/; here they sit beside the page, one folder
+# up from engine/.
+sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu)/#\1../\2/#g" "$STAGE/engine/worker.js"
+grep -q "'\.\./pkg/sortwise\.js'" "$STAGE/engine/worker.js" || die "engine/worker.js: the import of ../../pkg/sortwise.js was not rewritten"
+# device-choice.js reads each build's build-id the same way.
+sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu)(['\"])#\1../\2\3#g" "$STAGE/engine/device-choice.js"
 sed -i -E "s#^const PKG_ROOT = '\.\./';#const PKG_ROOT = './';#" "$STAGE/sw.js"
 grep -q "^const PKG_ROOT = './';" "$STAGE/sw.js" || die "www/sw.js: PKG_ROOT line not found (it must read: const PKG_ROOT = '../';)"
-# Nothing of the page may point outside the folder or at the host's root.
-bad=$(grep -nE "(['\"\`(])(\.\./|/(www|pkg|pkg-cpu|weights|vendor|icons)/)" "$STAGE"/*.js "$STAGE"/*.html "$STAGE"/manifest*.json || true)
+# Nothing of the page may point outside the folder or at the host's root: every ../ in a page
+# file (engine/ and ui/ included) must resolve to a place inside it.
+bad=$(python3 - "$STAGE" <<'PY'
+import os, re, sys
+stage = os.path.abspath(sys.argv[1])
+pat = re.compile(r"""(['"`(])((?:\.\./)+|/(?:www|pkg|pkg-cpu|weights|vendor|icons)/)""")
+for sub in ("", "engine", "ui"):
+    d = os.path.join(stage, sub)
+    for f in sorted(os.listdir(d)):
+        if not re.search(r"\.(js|html)$", f) and not (sub == "" and re.match(r"manifest.*\.json$", f)):
+            continue
+        for n, line in enumerate(open(os.path.join(d, f), encoding="utf-8"), 1):
+            for m in pat.finditer(line):
+                up = m.group(2)
+                target = os.path.abspath(os.path.join(d, up))
+                if up.startswith("/") or not (target == stage or target.startswith(stage + os.sep)):
+                    print(f"{os.path.join(sub, f)}:{n}:{line.rstrip()}")
+PY
+)
 [ -z "$bad" ] || die "URLs that leave the folder or assume the host root:
 $bad"
 
@@ -91,8 +113,8 @@ cat >"$STAGE/_headers" <<EOF
 EOF
 : >"$STAGE/.nojekyll"
 
-# The developer package: the site root is the package (the client finds worker.js, pkg/ and
-# weights/ next to itself). `files` leaves the weights and the site's extras out of a tarball.
+# The developer package: the site root is the package (the client, engine/client.js, finds
+# worker.js beside itself and pkg/ and weights/ one folder up). `files` leaves the weights and the site's extras out of a tarball.
 cat >"$STAGE/package.json" <<EOF
 {
   "name": "sortwise",
@@ -102,13 +124,13 @@ cat >"$STAGE/package.json" <<EOF
   "type": "module",
   "sideEffects": false,
   "exports": {
-    ".": { "types": "./sortwise-client.d.ts", "default": "./sortwise-client.js" },
-    "./trainer": { "types": "./trainer.d.ts", "default": "./pkg/sortwise.js" },
-    "./trainer-cpu": { "types": "./trainer-cpu.d.ts", "default": "./pkg-cpu/sortwise.js" },
+    ".": { "types": "./engine/client.d.ts", "default": "./engine/client.js" },
+    "./trainer": { "types": "./engine/trainer.d.ts", "default": "./pkg/sortwise.js" },
+    "./trainer-cpu": { "types": "./engine/trainer-cpu.d.ts", "default": "./pkg-cpu/sortwise.js" },
     "./package.json": "./package.json"
   },
-  "types": "./sortwise-client.d.ts",
-  "files": ["sortwise-client.js", "device-choice.js", "worker.js", "weights.js", "*.d.ts", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
+  "types": "./engine/client.d.ts",
+  "files": ["engine/", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
 }
 EOF
 cp CHANGELOG.md "$STAGE/"

@@ -21,7 +21,7 @@ THREADS_TARGET_DIR=${SORTWISE_THREADS_TARGET_DIR:-$HOME/.cache/sortwise-target-t
 step() { echo "==> $*" >&2; }
 
 # A hash of the module beside it: the page keeps its `auto` device verdict per build
-# (www/device-choice.js), since a rebuilt engine may be faster on one device than before.
+# (www/engine/device-choice.js), since a rebuilt engine may be faster on one device than before.
 write_build_id() {
   sha256sum "$1/sortwise_bg.wasm" | cut -c1-16 >"$1/build-id"
 }

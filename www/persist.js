@@ -1,13 +1,18 @@
 // Persistence of the project, apart from the UI (no DOM here): reading the saved project, the
 // autosave (what changed since the last save, written all or nothing, and only once the project
-// was loaded), and which tab owns the project (Web Locks, so that two tabs never both hand out
-// image keys and overwrite each other's saves).
+// was loaded), restoring a saved project into the engine, and the project zip's import and
+// export. The autosave listens to the project's change events (project.js); nothing calls it to
+// say what changed. Which tab owns the project is ownership.js.
 //
 // The autosave is off until `enable()`: a page whose start or restore failed must never write,
 // or one tab switch would save its empty project over the real one. Once off for a reason it
 // stays off for the life of the page.
 
 import { loadProject, saveProject, swapBackup, SAVE_VERSION, QuotaError } from './store.js';
+import { exportProjectZip, importProjectZip } from './project-zip.js';
+import { LIMITS } from './project.js';
+import { createEngine, loadInto, progressKeyFor } from './project-engine.js';
+import { t } from './i18n.js';
 
 export { SAVE_VERSION, QuotaError };
 
@@ -125,12 +130,7 @@ export class Autosave {
     const keys = [...this.dirty];
     const del = [...this.deleted];
     const { modelDirty, shelvedDirty, replace } = this;
-    this.dirty.clear();
-    this.deleted.clear();
-    this.modelDirty = false;
-    this.shelvedDirty = false;
-    this.projectDirty = false;
-    this.replace = false;
+    this.settled(); // taken: what changes from here goes into the next save
     const put = [];
     for (const k of keys) {
       const rec = snap.image(k);
@@ -173,116 +173,158 @@ export async function persistStorage() {
   } catch { return null; }
 }
 
-const LOCK = 'sortwise-project';
-const CHANNEL = 'sortwise-project';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// What a save writes (see store.js): the small project record every time, the model record and
+// the images only when they changed (the Autosave tracks that), so that moving the threshold
+// slider does not rewrite a 60 MB model.
+export function snapshot(project) {
+  return {
+    project: {
+      version: SAVE_VERSION,
+      arch: project.arch,
+      settings: { ...project.settings },
+      classes: project.classes.map((c) => ({ label: c.label, keys: [...c.keys] })),
+      hasModel: !!project.model,
+      stale: project.stale,
+      nextKey: project.nextKey,
+      activeLabel: project.activeLabel,
+      saved: Date.now(),
+    },
+    model: project.model ? { bytes: project.model, labels: project.modelLabels, report: project.report } : null,
+    shelved: project.shelved.length ? project.shelved : null,
+    image(key) {
+      const rec = project.images.get(key);
+      // Bytes, not a Blob: Safari's private windows and WebKit's ephemeral sessions refuse Blobs
+      // in IndexedDB ("Error preparing Blob/File data to be stored in object store").
+      return rec ? { key, label: rec.label, thumb: rec.thumb, emb: rec.emb } : null;
+    },
+  };
+}
 
 /**
- * One tab owns the project. With the Web Locks API the owner holds an exclusive lock for as long
- * as it lives; without it, tabs ask over a BroadcastChannel (and without that, every tab owns:
- * a browser that old has neither, and there is nothing to coordinate with).
- * `onHandOver()`: another tab asked to take over; resolve once the last save is written.
- * `onLost()`: this tab no longer owns the project (handed over, or the lock was stolen).
+ * The autosave of `project`: what its change events say changed is marked, and a save scheduled;
+ * the project's `flush()` saves at once. `callbacks`: Autosave's onSaved, onFailed, onOff.
  */
-export class Ownership {
-  constructor({ onHandOver = async () => {}, onLost = () => {}, onFree = () => {}, lockName = LOCK } = {}) {
-    this.onHandOver = onHandOver;
-    this.onLost = onLost;
-    this.onFree = onFree;
-    this.lockName = lockName;
-    this.owner = false;
-    this.release = null;
-    this.mode = 'none';
-    this.channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(CHANNEL) : null;
-    this.channel?.addEventListener('message', (ev) => { this.message(ev.data); });
-  }
+export function autosaveProject(project, callbacks) {
+  const autosave = new Autosave({ snapshot: () => snapshot(project), ...callbacks });
+  const on = (type, fn) => project.addEventListener(type, (ev) => fn(ev.detail));
+  on('stored', ({ key }) => autosave.markImage(key));
+  on('dropped', ({ key }) => autosave.dropImage(key));
+  on('model-stored', () => autosave.markModel());
+  on('replace-all', ({ keys }) => autosave.replaceAll(keys));
+  on('save', () => autosave.schedule());
+  project.onFlush(() => autosave.save());
+  return autosave;
+}
 
-  /** Resolves to true when this tab now owns the project, false when another tab does. */
-  async claim() {
-    try {
-      return await this.claimWith(true);
-    } catch {
-      // the Web Locks API is there but refuses (e.g. a SecurityError): ask over the channel instead
-      return this.claimWith(false);
-    }
+/**
+ * Loads the saved project (`readSaved()`'s answer) into the project's engine. Throws when it
+ * cannot, with the project untouched. A saved model the engine refuses (another backbone, a failed
+ * backbone check) is not dropped: it is kept in storage as "shelved". Resolves to the number of
+ * images restored.
+ */
+export async function restore(project, autosave, { saved, nextKey, migrate }) {
+  const meta = saved.project;
+  const classes = (meta.classes || []).map((c) => ({
+    label: c.label,
+    images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb })),
+  }));
+  for (const c of classes) {
+    // Saves before bytes were stored directly hold a Blob.
+    for (const im of c.images) im.thumb = im.thumb instanceof Blob ? new Uint8Array(await im.thumb.arrayBuffer()) : new Uint8Array(im.thumb);
   }
-
-  async claimWith(useLocks) {
-    if (useLocks && typeof navigator !== 'undefined' && navigator.locks?.request) {
-      this.mode = 'locks';
-      let answered = false;
-      this.owner = await new Promise((resolve, reject) => {
-        navigator.locks.request(this.lockName, { ifAvailable: true }, (lock) => {
-          answered = true;
-          if (!lock) { resolve(false); return null; }
-          resolve(true);
-          return new Promise((r) => { this.release = r; });
-        }).catch((e) => {
-          if (!answered) { reject(e); return; } // the API refused to run here: claim() falls back
-          // stolen by a tab that took over without an answer from this one
-          if (this.owner) this.lose();
-        });
-      });
-      if (!this.owner) {
-        // told once the owning tab is gone (closed, or handed over): this one may then reload to own it
-        navigator.locks.request(this.lockName, () => { this.onFree(); }).catch(() => {});
-      }
-      return this.owner;
-    }
-    if (this.channel) {
-      this.mode = 'channel';
-      let answered = false;
-      const on = (ev) => { if (ev.data?.type === 'owner') answered = true; };
-      this.channel.addEventListener('message', on);
-      this.channel.postMessage({ type: 'who' });
-      await sleep(300);
-      this.channel.removeEventListener('message', on);
-      this.owner = !answered;
-      return this.owner;
-    }
-    this.owner = true;
-    return true;
-  }
-
-  lose() {
-    if (!this.owner) return;
-    this.owner = false;
-    this.release?.();
-    this.release = null;
-    this.onLost();
-  }
-
-  async message(m) {
-    if (!m || typeof m !== 'object') return;
-    if (m.type === 'who' && this.owner) this.channel.postMessage({ type: 'owner' });
-    if (m.type === 'takeover' && this.owner) {
-      try { await this.onHandOver(); } catch { /* hand over all the same */ }
-      this.lose();
-      this.channel.postMessage({ type: 'released' });
-    }
-  }
-
-  /**
-   * Asks the owning tab to save and let go, waiting up to `timeout` ms (then, with Web Locks,
-   * takes the lock from it). Resolves when the project is free; the caller then reloads.
-   */
-  async takeOver(timeout = 5000) {
-    const released = new Promise((resolve) => {
-      const on = (ev) => { if (ev.data?.type === 'released') { this.channel.removeEventListener('message', on); resolve(true); } };
-      this.channel?.addEventListener('message', on);
-    });
-    this.channel?.postMessage({ type: 'takeover' });
-    if (this.mode === 'locks') {
-      const ctl = new AbortController();
-      const timer = setTimeout(() => ctl.abort(), timeout);
+  const { sw, arch } = project;
+  const sameArch = meta.arch === arch;
+  const records = await loadInto(project, sw, classes, sameArch, progressKeyFor(sw, sameArch), arch);
+  let model = null;
+  let modelLabels = null;
+  let report = null;
+  let refused = null;
+  const sm = saved.model;
+  if (sm?.bytes) {
+    if (sameArch) {
       try {
-        await navigator.locks.request(this.lockName, { signal: ctl.signal }, () => {});
-      } catch {
-        await navigator.locks.request(this.lockName, { steal: true }, () => {});
-      } finally { clearTimeout(timer); }
-      return true;
-    }
-    await Promise.race([released, sleep(timeout)]);
-    return true;
+        ({ labels: modelLabels } = await sw.importModel(sm.bytes.slice()));
+        model = sm.bytes;
+        report = sm.report || null;
+      } catch (e) { refused = e.message; }
+    } else refused = t('shelvedOtherArch', { arch: meta.arch, current: arch });
   }
+  project.nextKey = nextKey;
+  project.shelved = Array.isArray(saved.shelved) ? saved.shelved : [];
+  if (meta.activeLabel) project.activeLabel = meta.activeLabel;
+  project.adopt(sw, arch, classes, records, { model, modelLabels, report, settings: meta.settings, stale: !!meta.stale, keepKeys: true });
+  if (sameArch && !sw.finetune) autosave.settled(); // already stored as they are
+  // a version 1 save held the model inline: the next save writes it to its own record
+  if (migrate) autosave.markModel();
+  else if (model === (sm?.bytes ?? null)) autosave.modelDirty = false;
+  if (nextKey !== meta.nextKey) autosave.markProject(); // advanced past stored keys: say so in storage
+  if (refused != null) {
+    project.shelved.push({ bytes: sm.bytes, labels: sm.labels ?? null, report: sm.report ?? null, arch: meta.arch, reason: refused, shelved: Date.now() });
+    autosave.markShelved();
+    autosave.markModel();
+  }
+  return records.length;
+}
+
+/**
+ * Replaces the project with a project zip. Everything is read, validated and loaded into a new
+ * engine before the current project or its engine is touched: a refused file leaves both as they
+ * were (and is reported as the project's error). Resolves to whether Undo can bring the replaced
+ * project back.
+ */
+export function importProject(project, file) {
+  return project.serial(async () => {
+    let sw = null;
+    try {
+      const parsed = await importProjectZip(file, { ...LIMITS, maxLabel: project.rules.maxLabelChars });
+      const known = project.knownArch(parsed.arch);
+      const arch = known ? parsed.arch : project.arch;
+      const augment = Number.isInteger(parsed.settings.augment) ? parsed.settings.augment : project.settings.augment;
+      sw = await createEngine(project, arch, augment, parsed.settings.finetuneLast);
+      const sameArch = known && parsed.embLen != null ? parsed.embLen % sw.dim === 0 : false;
+      if (known && parsed.embLen != null && !sameArch) throw new Error(`the embeddings have ${parsed.embLen} values, ${arch} gives ${sw.dim} per view`);
+      const records = await loadInto(project, sw, parsed.classes, sameArch, progressKeyFor(sw, sameArch), arch);
+      let model = null;
+      let modelLabels = null;
+      if (parsed.model && sameArch) {
+        ({ labels: modelLabels } = await sw.importModel(parsed.model.slice()));
+        model = parsed.model;
+      }
+      let report = null;
+      if (model && parsed.report) {
+        // misclassified entries point at images by their position in the file: map to the new ids
+        const idAt = (i) => (Number.isInteger(i) && records[i] ? records[i].id : null);
+        report = { ...parsed.report, misclassified: parsed.report.misclassified.map((m) => ({ ...m, id: idAt(m.image) })) };
+      }
+      // the project being replaced is saved as it is now: it becomes the backup that undo restores
+      await project.flush();
+      project.adopt(sw, arch, parsed.classes, records, { model, modelLabels, settings: parsed.settings });
+      if (report) {
+        project.setModel(model, modelLabels, project.keyedReport(report));
+        project.emit('history', { history: report.history });
+      }
+      project.emit('replace-all', { keys: [...project.images.keys()] });
+      const res = await project.flush();
+      project.say(t('projectImported', { classes: parsed.classes.length, images: records.length }));
+      return Boolean(res?.saved);
+    } catch (e) {
+      if (sw && sw !== project.sw) sw.terminate();
+      project.fail('projectImportFailed', e);
+      project.emit('engine', { sw: project.sw });
+      project.say('');
+      return false;
+    }
+  });
+}
+
+/** The project as a zip (project-zip.js). */
+export function exportProject(project) {
+  return exportProjectZip({
+    arch: project.arch,
+    dim: project.sw?.dim,
+    settings: project.settings,
+    classes: project.classes.map((c) => ({ label: c.label, images: c.keys.map((k) => project.images.get(k)).filter(Boolean) })),
+    model: project.model,
+    report: project.report,
+  });
 }

@@ -307,7 +307,7 @@ async function projectFromEntries(read, { maxClasses, maxImages, maxLabel }) {
   for (const c of json.classes) {
     const label = typeof c?.label === 'string' ? c.label.trim() : '';
     if (!label) fail('a class has an empty name');
-    if (label.length > maxLabel) fail(`class name too long: ${label.slice(0, 40)}…`);
+    if ([...label].length > maxLabel) fail(`class name too long: ${label.slice(0, 40)}…`);
     if (seen.has(label)) fail(`duplicate class name: ${label}`);
     seen.add(label);
     if (!Array.isArray(c.images)) fail(`class ${label}: no image list`);

@@ -14,7 +14,7 @@
 // (pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v3';
+const CACHE = 'sortwise-app-v4';
 // Where pkg/ and pkg-cpu/ sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -25,17 +25,29 @@ const SHELL = [
   './main.js',
   './install.js',
   './app.js',
+  './project.js',
+  './project-engine.js',
+  './persist.js',
+  './ownership.js',
+  './ui/dom.js',
+  './ui/status.js',
+  './ui/topbar.js',
+  './ui/classes.js',
+  './ui/intake.js',
+  './ui/training.js',
+  './ui/results.js',
+  './ui/testing.js',
+  './ui/save.js',
   './i18n.js',
   './store.js',
   './project-zip.js',
   './camera.js',
   './charts.js',
-  './sortwise-client.js',
-  './device-choice.js',
-  './worker.js',
-  './persist.js',
+  './engine/client.js',
+  './engine/device-choice.js',
+  './engine/worker.js',
+  './engine/weights.js',
   './zip-worker.js',
-  './weights.js',
   './weights/manifest.json',
   './vendor/uPlot.esm.js',
   './vendor/uPlot.min.css',

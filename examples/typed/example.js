@@ -2,7 +2,7 @@
 // with a plain module script, no bundler. In an app that installed the package this line reads
 // `import { Sortwise } from 'sortwise'` (with a bundler or an import map); here the page sits in
 // the package folder itself. sortwise-example.ts is the typed version of the same calls.
-import { Sortwise } from '../sortwise-client.js';
+import { Sortwise } from '../engine/client.js';
 
 const $ = (id) => document.getElementById(id);
 const log = (line) => { $('log').textContent += `${line}\n`; };

@@ -5,7 +5,7 @@
 // they fail the check if a type widens to `any`.
 
 import { Sortwise, type SortwiseStatus, type TrainReport, type AddImagesResult } from 'sortwise';
-import init, { Trainer, type TrainProgress, type TrainOptions, type Prediction } from 'sortwise/trainer';
+import init, { Trainer, rules, validateLabel, type TrainProgress, type TrainOptions, type Prediction } from 'sortwise/trainer';
 import initCpu, { Trainer as CpuTrainer, initThreadPool } from 'sortwise/trainer-cpu';
 
 function onStatus(s: SortwiseStatus): void {
@@ -48,6 +48,11 @@ export async function withClient(photos: Record<string, Uint8Array[]>, test: Uin
   const top = prediction.probs[0];
   const model: Uint8Array = await sw.exportModel();
   const { labels } = await sw.importModel(model);
+  const rules = await sw.rules();
+  const name: string = await sw.validateLabel(' glass ');
+  const epochs: number = rules.train.epochs;
+  const lr: number | null = rules.train.lr;
+  console.log(name, rules.maxLabelChars, rules.maxAugment, rules.unsureLabel, epochs, lr);
   sw.terminate();
   return `${backend}/${threads}: ${accuracy}; ${prediction.unsure ? 'unsure' : prediction.label} (${top?.label} ${top?.p}); ${labels.join(', ')}`;
 }
@@ -55,7 +60,9 @@ export async function withClient(photos: Record<string, Uint8Array[]>, test: Uin
 // In a worker: the Trainer itself, with cancellation from the progress callback.
 export async function withTrainer(weights: Uint8Array, photos: Array<[string, Uint8Array]>, test: Uint8Array): Promise<number> {
   await init();
-  const t = await Trainer.create({ weights, arch: 'efficientnet_lite0', device: 'cpu', augment: 2, finetune: true });
+  const augment = Math.min(2, rules().maxAugment);
+  const t = await Trainer.create({ weights, arch: 'efficientnet_lite0', device: 'cpu', augment, finetune: true });
+  console.log(validateLabel('metal'));
   for (const [label, bytes] of photos) {
     const id: number = await t.addImage(label, bytes);
     const embedding: Float32Array | undefined = t.embedding(id);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// End-to-end test of www/sortwise-client.js + www/worker.js (the page's engine) in headless
+// End-to-end test of www/engine/client.js + www/engine/worker.js (the page's engine) in headless
 // Chromium, below the UI: the WebGPU device lost mid-session (destroyed for real through the
 // WebGPU API) between calls and in the middle of training switches to the CPU backend keeping
 // images and model, cancel stops training between epochs on the CPU backend, weights come from
@@ -22,7 +22,7 @@ try {
   const data = { glass: photos('glass', 8), metal: photos('metal', 8), held: [...photos('glass', 3, 'val'), ...photos('metal', 3, 'val')] };
 
   const r = await page.evaluate(async ({ glass, metal, held }) => {
-    const { Sortwise } = await import('/www/sortwise-client.js');
+    const { Sortwise } = await import('/www/engine/client.js');
     const u8 = (a) => new Uint8Array(a);
     const out = { statuses: [] };
     const onStatus = (s) => out.statuses.push(s.phase === 'weights' ? `weights ${s.cached ? 'cached' : s.loaded}` : `${s.backend}: ${s.reason}`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `device: 'auto'` by measurement (www/device-choice.js), in headless Chromium, whose only WebGPU
+// `device: 'auto'` by measurement (www/engine/device-choice.js), in headless Chromium, whose only WebGPU
 // adapter here is SwiftShader. With the test flag that treats a software adapter as a candidate:
 //   1. the real measurement picks the CPU (SwiftShader is far slower), says both timings (or that
 //      WebGPU was abandoned) in backendReason, and keeps the verdict;
@@ -22,7 +22,7 @@ const check = (cond, msg) => { if (!cond) { failed = true; log(`FAIL: ${msg}`); 
 try {
   const page = await openHarness(browser, server, log, () => { failed = true; });
   const r = await page.evaluate(async () => {
-    const { Sortwise } = await import('/www/sortwise-client.js');
+    const { Sortwise } = await import('/www/engine/client.js');
     const out = {};
     const phases = [];
     const onStatus = (s) => { if (s.phase === 'measure') phases.push(s.device); };

@@ -56,8 +56,8 @@ function typecheckPackage() {
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(cfg));
     const r = spawnSync(join(ROOT, 'node_modules/.bin/tsc'), ['--noEmit', '-p', dir], { encoding: 'utf8' });
     check(r.status === 0, `tsc on the typed example against ${DIST}'s package failed:\n${r.stdout}${r.stderr}`);
-    for (const f of readdirSync(DIST).filter((n) => n.endsWith('.d.ts'))) {
-      const hits = readFileSync(join(DIST, f), 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l) && /[:<|,(]\s*any\b|\bany\[\]/.test(l));
+    for (const f of readdirSync(join(DIST, 'engine')).filter((n) => n.endsWith('.d.ts'))) {
+      const hits = readFileSync(join(DIST, 'engine', f), 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*)/.test(l) && /[:<|,(]\s*any\b|\bany\[\]/.test(l));
       check(hits.length === 0, `${f} uses any: ${hits.join(' | ')}`);
     }
     log('typed example: tsc --noEmit passes against the package (exports + .d.ts), no `any`');

@@ -81,7 +81,7 @@ function preflight() {
   check(existsSync(CHROMIUM), `${CHROMIUM} not found (apt-get install chromium, or set CHROMIUM)`);
   for (const f of ['www/vendor/uPlot.esm.js', 'www/vendor/fflate.js']) check(existsSync(join(ROOT, f)), `${f} missing: run scripts/vendor.sh`);
   if (!FAKE) {
-    for (const f of ['pkg/sortwise.js', 'pkg/sortwise_bg.wasm', 'www/weights/manifest.json', 'www/sortwise-client.js']) {
+    for (const f of ['pkg/sortwise.js', 'pkg/sortwise_bg.wasm', 'www/weights/manifest.json', 'www/engine/client.js']) {
       check(existsSync(join(ROOT, f)), `${f} missing: build first (./run serve builds pkg/ and the weights)`);
     }
   }
@@ -130,7 +130,7 @@ async function main() {
           { arch: 'resnet18', file: 'resnet18.safetensors', bytes: 23400000, sha256: '' },
         ] }),
       }));
-      await context.route('**/www/sortwise-client.js', (route) => route.fulfill({
+      await context.route('**/www/engine/client.js', (route) => route.fulfill({
         status: 200,
         contentType: 'text/javascript',
         body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')),
@@ -245,13 +245,16 @@ async function run(page, context, origin) {
     await page.press('#new-class', 'Enter');
   }
   await page.waitForFunction(() => document.querySelectorAll('.class-card').length === 3);
-  // an empty name and a duplicate are refused with a message
+  // an empty name and a duplicate are refused with a message (once the engine checked the name)
+  const errorShown = () => page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10000 }).catch(() => {});
   await page.fill('#new-class', '   ');
   await page.click('#add-class');
+  await errorShown();
   check(/empty/.test(await errorText(page)), 'an empty class name is refused with a message');
   await page.click('#error-close');
   await page.fill('#new-class', 'glass');
   await page.click('#add-class');
+  await errorShown();
   check(/already/.test(await errorText(page)), 'a duplicate class name is refused with a message');
   await page.click('#error-close');
 
@@ -382,9 +385,12 @@ async function run(page, context, origin) {
   const bars = await page.locator('#test-bars li').count();
   log(`held-out ${held.name} → "${(await page.locator('#test-label').textContent()).trim()}" (${bars} bars, ${timings.predictSeconds}s)`);
   check(bars >= 1 && bars <= 3, `${bars} probability bars`);
+  // The engine decides "unsure" for the threshold: the page asks it again once the slider rests.
   await page.locator('#threshold').fill('1');
-  check((await page.locator('#test-label .pred-label').textContent()).trim() === 'unsure', 'threshold 1.0 makes the prediction "unsure"');
+  const unsure = await page.waitForFunction(() => document.querySelector('#test-label .pred-label')?.textContent.trim() === 'unsure', null, { timeout: 10000 }).then(() => true, () => false);
+  check(unsure && (await page.evaluate(() => window.sortwiseDebug.state.prediction.unsure)), 'threshold 1.0 makes the prediction "unsure" (the engine\'s)');
   await page.locator('#threshold').fill('0.6');
+  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.unsure === (window.sortwiseDebug.state.prediction?.confidence < 0.6), null, { timeout: 10000 }).catch(() => {});
   await page.screenshot({ path: join(SHOTS, '04-test.png'), fullPage: true });
   await readmeScreenshot(page);
 

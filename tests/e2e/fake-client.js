@@ -1,4 +1,4 @@
-// A stand-in for www/sortwise-client.js with the same API, for exercising the page quickly without
+// A stand-in for www/engine/client.js with the same API, for exercising the page quickly without
 // the wasm engine (E2E with SORTWISE_FAKE=1). It decodes with the browser, "embeds" an image as a
 // 4x4 grey thumbnail and classifies by nearest class centroid. Never served to users.
 
@@ -39,6 +39,16 @@ async function thumbOf(bmp) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The engine's rules() as the wasm build gives them (src/: limits, TrainConfig defaults).
+const RULES = {
+  maxLabelChars: 100, maxAugment: 16, unsureLabel: 'unsure',
+  train: {
+    epochs: 100, optimizer: 'adam', lr: null, momentum: 0.9, batchSize: 32, weightDecay: 0.01, labelSmoothing: 0.1,
+    valSplit: 0.2, balance: 'auto', seed: 0, patience: 20, stepSize: 0, gamma: 0.1, finetuneLast: false, l2sp: 0.1,
+    finetuneEpochs: 10, finetuneLr: null, refit: true,
+  },
+};
 
 export class Sortwise {
   static async create({ arch, finetune = false, onStatus = () => {} } = {}) {
@@ -93,6 +103,17 @@ export class Sortwise {
   async counts() { const l = await this.labels(); return l.map((x) => [...this.items.values()].filter((i) => i.label === x).length); }
 
   cancel() { this.cancelled = true; }
+
+  async rules() { return structuredClone(RULES); }
+
+  // The engine's messages (src/dataset.rs validate_label).
+  async validateLabel(name) {
+    const trimmed = String(name ?? '').trim();
+    if (!trimmed) throw new Error('a class name cannot be empty');
+    if ([...trimmed].length > RULES.maxLabelChars) throw new Error(`a class name can be at most ${RULES.maxLabelChars} characters`);
+    if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
+    return trimmed;
+  }
 
   centroids(entries, labels) {
     return labels.map((l) => {
@@ -172,7 +193,8 @@ export class Sortwise {
     if (!this.head) throw new Error('no trained model');
     const p = this.probs(emb, this.head);
     const probs = this.head.labels.map((label, i) => ({ label, p: p[i] })).sort((a, b) => b.p - a.p);
-    return { label: probs[0].label, confidence: probs[0].p, unsure: probs[0].p < threshold, probs };
+    const unsure = probs[0].p < threshold;
+    return { label: unsure ? RULES.unsureLabel : probs[0].label, confidence: probs[0].p, unsure, probs };
   }
 
   async predict(bytes, { threshold = 0.6 } = {}) { return this.result(embedBitmap(await decode(bytes)), threshold); }

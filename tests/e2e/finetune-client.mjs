@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The worker client with fine-tuning on (www/sortwise-client.js `finetune: true`) in headless
+// The worker client with fine-tuning on (www/engine/client.js `finetune: true`) in headless
 // Chromium: images added on WebGPU (SwiftShader here), the device destroyed, and the client's
 // replay on the CPU re-embeds them from their thumbnails (a saved embedding cannot give back the
 // stage input fine-tuning trains on). Fine-tuning the last stage then trains, predicts, and
@@ -22,7 +22,7 @@ try {
   const data = { glass: photos('glass', 4), metal: photos('metal', 3), held: photos('metal', 1, 'val')[0] };
 
   const r = await page.evaluate(async ({ glass, metal, held }) => {
-    const { Sortwise } = await import('/www/sortwise-client.js');
+    const { Sortwise } = await import('/www/engine/client.js');
     const u8 = (a) => new Uint8Array(a);
     const out = {};
     const statuses = [];

@@ -39,7 +39,7 @@ function raw(base, path) {
 const secret = ['/.git/HEAD', '/.git/config', '/Cargo.toml', '/Cargo.lock', '/src/lib.rs', '/README.md', '/run',
   '/scripts/serve.py', '/tests/parity.rs', '/www/../.git/HEAD', '/www/%2e%2e/Cargo.toml', '/pkg/../src/lib.rs',
   '/tests/e2e/../../Cargo.toml', '/%2e%2e/Cargo.toml', '/tests/e2e/', '/www/vendor/'];
-const served = ['/www/', '/www/index.html', '/www/main.js', '/www/sw.js', '/www/worker.js', '/www/style.css',
+const served = ['/www/', '/www/index.html', '/www/main.js', '/www/sw.js', '/www/engine/worker.js', '/www/style.css',
   '/www/manifest.json', '/www/manifest.zh-CN.json', '/www/weights/manifest.json', '/pkg/sortwise.js',
   '/pkg-cpu/sortwise.js', '/tests/e2e/harness.html', '/tests/e2e/fake-client.js', '/bench/browser-worker.js'];
 

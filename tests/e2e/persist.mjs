@@ -113,7 +113,7 @@ async function newContext() {
   await ctx.route('**/www/weights/manifest.json', (route) => (ctx.failManifest
     ? route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found' })
     : route.fulfill({ status: 200, contentType: 'application/json', body: MANIFEST })));
-  await ctx.route('**/www/sortwise-client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: FAKE_CLIENT }));
+  await ctx.route('**/www/engine/client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: FAKE_CLIENT }));
   await ctx.addInitScript(INIT);
   return ctx;
 }

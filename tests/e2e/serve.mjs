@@ -66,5 +66,5 @@ export function launchChromium() {
  */
 export async function useFakeEngine(context) {
   await context.route('**/www/weights/manifest.json', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ backbones: [{ arch: 'efficientnet_lite0', file: 'efficientnet_lite0.safetensors', bytes: 9410256, sha256: '' }] }) }));
-  await context.route('**/www/sortwise-client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')) }));
+  await context.route('**/www/engine/client.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: readFileSync(join(ROOT, 'tests/e2e/fake-client.js')) }));
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// End-to-end test of the two wasm builds (scripts/wasm_pkg.sh) behind www/sortwise-client.js in
+// End-to-end test of the two wasm builds (scripts/wasm_pkg.sh) behind www/engine/client.js in
 // headless Chromium:
 //  - cross-origin isolated (scripts/serve.py, as `./run serve`): `device: 'cpu'` loads pkg-cpu/
 //    and runs on one rayon thread per core, trains and predicts; `auto` on this machine
@@ -22,7 +22,7 @@ const data = { glass: photos('glass', 4), metal: photos('metal', 4), held: [...p
 // In the harness page: a trainer on `device`, its build and threads, one photo's embedding, and a
 // short training on 8 photos with predictions for 4 held-out ones.
 async function session({ glass, metal, held, device }) {
-  const { Sortwise } = await import('/www/sortwise-client.js');
+  const { Sortwise } = await import('/www/engine/client.js');
   const u8 = (a) => new Uint8Array(a);
   const out = { isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency };
   const t0 = performance.now();

@@ -1,7 +1,42 @@
-// Backbone weights: fetched once with progress, checked against the manifest's sha256, and kept
-// in Cache Storage so a second visit (or an offline one) does not download them again.
+// Backbone weights: which ones the server has (weights/manifest.json, read here and nowhere else,
+// once per page), and each file fetched once with progress, checked against the manifest's
+// sha256, and kept in Cache Storage so a second visit (or an offline one) does not download it.
 
 const CACHE = 'sortwise-weights-v1';
+// weights/ sits beside engine/, in the repository (www/) and in the static site alike.
+const MANIFEST = new URL('../weights/manifest.json', import.meta.url);
+
+let manifest = null;
+
+/**
+ * The backbones this server has: weights/manifest.json's `backbones`, `[{arch, file, bytes,
+ * sha256}]`, never empty. Fetched once and shared by the page and the client (a failed read is
+ * tried again next time).
+ */
+export function readManifest() {
+  manifest ??= (async () => {
+    const res = await fetch(MANIFEST, { cache: 'no-cache' });
+    if (!res.ok) throw new Error(`weights/manifest.json: HTTP ${res.status} (run ./run serve to prepare weights)`);
+    const { backbones } = await res.json();
+    if (!backbones?.length) throw new Error('no backbone weights on this server (run ./run serve)');
+    return backbones;
+  })();
+  manifest.catch(() => { manifest = null; });
+  return manifest;
+}
+
+/** The manifest's entry for `arch` (its first backbone without one); throws when there is none. */
+export async function backboneEntry(arch) {
+  const backbones = await readManifest();
+  const entry = arch ? backbones.find((b) => b.arch === arch) : backbones[0];
+  if (!entry) throw new Error(`no weights for '${arch}' on this server (available: ${backbones.map((b) => b.arch).join(', ')})`);
+  return entry;
+}
+
+/** Where a manifest entry's weight file is. */
+export function weightsUrl(entry) {
+  return new URL(entry.file, MANIFEST).href;
+}
 
 async function sha256Hex(bytes) {
   // crypto.subtle exists only in secure contexts (https, localhost); elsewhere skip the check

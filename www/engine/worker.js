@@ -2,7 +2,7 @@
 // Protocol: the page posts {id, op, args}; the worker answers {id, ok, value} or
 // {id, ok: false, error, fatal}; training progress arrives as {id, progress}; a lost WebGPU device
 // is announced as {lost: reason}. `fatal` means the wasm instance cannot be trusted any more
-// (a trap), and the client starts a fresh worker. sortwise-client.js is the other side.
+// (a trap), and the client starts a fresh worker. client.js is the other side.
 
 import { loadWeights } from './weights.js';
 
@@ -10,6 +10,7 @@ import { loadWeights } from './weights.js';
 // downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
 // and the page is cross-origin isolated; otherwise pkg/ (WebGPU + single-threaded CPU).
 let Trainer = null;
+let wasm = null; // the loaded module: its free functions (rules, validateLabel) need no Trainer
 let engine = null;
 
 // Mirrors `software_or_missing_adapter` in src/web/device.rs, which stays the source of truth for
@@ -48,9 +49,10 @@ function threadsUnavailable() {
 }
 
 async function loadSingleThreaded(cpu, why) {
-  const mod = await import('../pkg/sortwise.js');
+  const mod = await import('../../pkg/sortwise.js');
   await mod.default();
   engine = { name: 'pkg', note: cpu ? `; single-threaded: ${why}` : '' };
+  wasm = mod;
   Trainer = mod.Trainer;
 }
 
@@ -63,12 +65,13 @@ async function loadEngine(device) {
     return engine;
   }
   try {
-    const mod = await import('../pkg-cpu/sortwise.js');
+    const mod = await import('../../pkg-cpu/sortwise.js');
     await mod.default();
     // One pool thread per core: the calling thread (this worker) only waits while they run.
     const threads = Math.max(1, navigator.hardwareConcurrency || 1);
     await mod.initThreadPool(threads);
     engine = { name: 'pkg-cpu', note: '' };
+    wasm = mod;
     Trainer = mod.Trainer;
   } catch (e) {
     // A browser that passes the probe but still cannot start the pool must not stop the page.
@@ -139,6 +142,11 @@ function need() {
   return trainer;
 }
 
+function engineModule() {
+  if (!wasm) throw new Error('the engine is not loaded yet');
+  return wasm;
+}
+
 const ops = {
   async create({ arch, weightsUrl, sha256, device, augment, fit, finetune }) {
     await loadEngine(device);
@@ -192,6 +200,10 @@ const ops = {
     return { value: bytes, transfer: [bytes.buffer] };
   },
   importModel: (bytes) => need().importModel(bytes),
+  // The engine's limits and training defaults, and its check of a class name (the trimmed name,
+  // or the engine's reason): the page takes both from here instead of keeping copies.
+  rules: () => engineModule().rules(),
+  validateLabel: (name) => engineModule().validateLabel(name),
   // One candidate of the `auto` device choice (device-choice.js), in a worker of its own that the
   // client throws away afterwards, so the loser's memory and GPU device go with it. A warm-up
   // pass (shader compilation, JIT) is timed apart from the batch that decides.

@@ -1,14 +1,14 @@
-// Types of sortwise-client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
+// Types of engine/client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
 // the wasm Trainer run in a module Web Worker, every method async. The option, progress and result
-// types are the Trainer's (trainer.d.ts). Keep in step with sortwise-client.js and worker.js.
+// types are the Trainer's (trainer.d.ts). Keep in step with client.js and worker.js.
 
 import type {
-  Arch, Backend, DeviceChoice, Fit, Prediction, PredictOptions, TrainOptions, TrainProgress, TrainReport,
+  Arch, Backend, DeviceChoice, Fit, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
 export type {
   Arch, Backend, Balance, ClassMetrics, DeviceChoice, EpochStats, FineTuneStats, Fit, LabelProbability,
-  Misclassified, Optimizer, PerClass, Prediction, PredictOptions, TrainOptions, TrainProgress, TrainReport,
+  Misclassified, Optimizer, PerClass, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
 /** Weights being fetched (`cached`: from Cache Storage, no download). */
@@ -140,6 +140,10 @@ export class Sortwise {
   predictPixels(image: ImageData | Pixels, opts?: PredictOptions): Promise<Prediction>;
   exportModel(): Promise<Uint8Array>;
   importModel(bytes: Uint8Array | ArrayBuffer): Promise<{ labels: string[] }>;
+  /** The engine's limits and training defaults (asked once, then cached). */
+  rules(): Promise<Rules>;
+  /** The trimmed name, or rejects with the engine's reason (empty, too long, control characters). */
+  validateLabel(name: string): Promise<string>;
   /** Test hook: destroy the WebGPU device, as a driver reset would; how many there were. */
   debugLoseDevice(): Promise<number>;
   terminate(): void;

@@ -234,6 +234,24 @@ export class Trainer {
   free(): void;
 }
 
+/** The engine's limits and defaults (`rules()`), so that a page need not keep copies. */
+export interface Rules {
+  /** Longest class name, in characters (Unicode scalar values), 100. */
+  maxLabelChars: number;
+  /** Most augmented views per image (`augment`), 16. */
+  maxAugment: number;
+  /** What a prediction's `label` is under the threshold, 'unsure'. */
+  unsureLabel: string;
+  /** The default of every `train()` option (`lr`/`finetuneLr` null: chosen from the optimizer). */
+  train: Required<Omit<TrainOptions, 'augment'>>;
+}
+
+/** The engine's limits and training defaults; callable once `init()` resolved, no Trainer needed. */
+export function rules(): Rules;
+
+/** A class name as the engine keeps it (trimmed); throws the reason when it refuses it (empty, too long, control characters). */
+export function validateLabel(name: string): string;
+
 /** What wasm-bindgen's `init` accepts: the module's URL (default: sortwise_bg.wasm next to the JS), a Response, bytes or a compiled module. */
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
 

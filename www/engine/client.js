@@ -1,5 +1,5 @@
 // The page's handle on the trainer: the wasm `Trainer` API, run in a module Web Worker
-// (worker.js) so the UI stays responsive. Same shape as the Trainer, every method async.
+// (worker.js, beside it) so the UI stays responsive. Same shape as the Trainer, every method async.
 //
 // It also keeps what is needed to survive the worker: each image's label and embedding and the
 // current model. When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or
@@ -10,18 +10,9 @@
 // images that had pixels from them.
 
 import { chooseDevice } from './device-choice.js';
+import { backboneEntry, weightsUrl } from './weights.js';
 
 const here = import.meta.url;
-
-async function manifestEntry(arch) {
-  const res = await fetch(new URL('weights/manifest.json', here), { cache: 'no-cache' });
-  if (!res.ok) throw new Error(`weights/manifest.json: HTTP ${res.status} (run ./run serve to prepare weights)`);
-  const { backbones } = await res.json();
-  if (!backbones?.length) throw new Error('no backbone weights on this server (run ./run serve)');
-  const entry = arch ? backbones.find((b) => b.arch === arch) : backbones[0];
-  if (!entry) throw new Error(`no weights for '${arch}' on this server (available: ${backbones.map((b) => b.arch).join(', ')})`);
-  return entry;
-}
 
 class WorkerError extends Error {
   constructor(message, { fatal = false, lost = false } = {}) {
@@ -43,6 +34,7 @@ export class Sortwise {
   #nextId = 1;
   #model = null;
   #lost = null;
+  #rules = null;
 
   /** One of 'webgpu' | 'cpu': what actually runs. */
   backend = null;
@@ -60,7 +52,7 @@ export class Sortwise {
 
   /**
    * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus}`.
-   * Without `weightsUrl`, the weights come from `weights/manifest.json` next to this module.
+   * Without `weightsUrl`, the weights come from `weights/manifest.json` beside this module's folder.
    * `finetune: true` lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view.
    * `device: 'auto'` with a hardware WebGPU adapter times both devices once (device-choice.js)
    * and keeps the verdict; `debug` holds that measurement's test hooks.
@@ -84,14 +76,14 @@ export class Sortwise {
   }
 
   async #start(device, { choose = false } = {}) {
-    if (!this.#opts.weightsUrl) this.#entry ??= await manifestEntry(this.#opts.arch);
-    const weightsUrl = this.#opts.weightsUrl ?? new URL(`weights/${this.#entry.file}`, here).href;
+    if (!this.#opts.weightsUrl) this.#entry ??= await backboneEntry(this.#opts.arch);
+    const url = this.#opts.weightsUrl ?? weightsUrl(this.#entry);
     const sha256 = this.#opts.sha256 ?? this.#entry?.sha256;
     const arch = this.#opts.arch ?? this.#entry?.arch;
     let chosen = null;
     if (choose && device === 'auto') {
       chosen = await chooseDevice({
-        arch, weightsUrl, sha256, workerUrl: new URL('./worker.js', here), debug: this.#opts.debug,
+        arch, weightsUrl: url, sha256, workerUrl: new URL('./worker.js', here), debug: this.#opts.debug,
         onStatus: (st) => this.#status(st),
       });
       device = chosen.device;
@@ -110,7 +102,7 @@ export class Sortwise {
     };
     const info = await this.#post('create', [{
       arch,
-      weightsUrl,
+      weightsUrl: url,
       sha256,
       device,
       augment: this.#opts.augment ?? 0,
@@ -322,6 +314,39 @@ export class Sortwise {
     const labels = await this.#run('importModel', [copy]);
     this.#model = copy;
     return { labels };
+  }
+
+  /**
+   * The engine's rules: `{maxLabelChars, maxAugment, unsureLabel, train}` where `train` holds the
+   * defaults of every `train()` option. Asked once, then cached (they are the wasm build's).
+   * Not queued behind the running call: it answers between two training epochs.
+   */
+  rules() {
+    if (!this.#rules) {
+      this.#rules = this.#ask('rules', []);
+      this.#rules.catch(() => { this.#rules = null; });
+    }
+    return this.#rules;
+  }
+
+  /**
+   * The engine's check of a class name: resolves to the trimmed name, or rejects with the
+   * engine's reason (empty, longer than `rules().maxLabelChars`, control characters). Not queued,
+   * like `rules()`.
+   */
+  validateLabel(name) {
+    return this.#ask('validateLabel', [String(name ?? '')]);
+  }
+
+  // A call that needs no place in the queue (it reads no state); a lost device or a trap still
+  // goes through the queue, which restarts the worker first as for any other call.
+  async #ask(op, args) {
+    try {
+      return await this.#post(op, args);
+    } catch (err) {
+      if (!(err instanceof WorkerError) || !(err.fatal || err.lost)) throw err;
+      return this.#run(op, args);
+    }
   }
 
   /** Test hook: destroy the WebGPU device, as a driver reset would. */

@@ -1,0 +1,519 @@
+// The project: its classes and images, the training settings, the trained model, the engine
+// that holds them (engine/client.js, started by project-engine.js), the page's limits, and every
+// change to them. One serial queue runs the changes that go through the engine, one at a time.
+// No DOM here: each change is announced as an event (this is an EventTarget), which the views
+// (ui/*) render and persist.js saves. Neither is imported here.
+//
+// Events (`detail` in braces):
+//   classes                       the class list changed: render every card
+//   image-added {rec}, image-removed {key, label}, active {label}, renamed {from, to},
+//   left-out {labels}, intake-undo {prev}, skipped {name, reason, params}
+//   stale, training {on}, model, history {history}, settings, rules, cleared, replaced {report}
+//   engine {sw}, engine-status {phase, ...}, arch-kept {arch}, embed-progress {shown, done, total, text}
+//   status {text, progress}, error {key, error, params}
+//   for persist.js: stored {key}, dropped {key}, model-stored, replace-all {keys}, save
+
+import { t } from './i18n.js';
+
+/** The page's own limits; the class-name rules are the engine's (`project.rules`). */
+export const LIMITS = {
+  maxClasses: 100,
+  maxImages: 5000,
+  maxFileBytes: 50 * 1024 * 1024,
+};
+
+export const PRESETS = {
+  garbage: ['可回收物 Recyclable', '有害垃圾 Hazardous', '厨余垃圾 Kitchen', '其他垃圾 Other'],
+  trashnet: ['cardboard', 'glass', 'metal', 'paper', 'plastic', 'trash'],
+  empty: [],
+};
+
+// Settings that are the page's alone: the Test step's threshold, and the augmented views (the
+// engine is created with them). Every training default comes from the engine's rules().
+export const PAGE_DEFAULTS = { augment: 0, threshold: 0.6 };
+const TRAIN_SETTINGS = ['epochs', 'lr', 'optimizer', 'valSplit', 'balance', 'labelSmoothing', 'seed', 'patience', 'finetuneLast', 'l2sp', 'refit'];
+
+// Photos of one class go to the engine this many at a time: one backbone pass over several is
+// faster per photo than one each (batched convolutions, and work for every thread), while the
+// progress bar still moves every few photos.
+const ADD_BATCH = 8;
+
+export class Project extends EventTarget {
+  constructor({ device = 'auto' } = {}) {
+    super();
+    this.device = device;
+    this.manifest = []; // the backbones the server has
+    this.arch = null;
+    this.sw = null; // the engine (engine/client.js's Sortwise)
+    this.rules = null; // the engine's rules(): limits and training defaults
+    this.classes = []; // [{label, keys: [imageKey...]}]
+    this.images = new Map(); // key -> {key, label, thumb: Uint8Array, emb: Float32Array, id, url}
+    this.idToKey = new Map();
+    this.nextKey = 1;
+    this.settings = { ...PAGE_DEFAULTS };
+    this.model = null; // Uint8Array of the trained or imported .sortwise
+    this.modelLabels = null;
+    this.report = null; // last training report, misclassified entries carry image keys
+    this.stale = false;
+    this.training = false;
+    this.activeLabel = null;
+    this.shelved = []; // saved models this page could not use: kept in storage, never dropped by a save
+    // The undo of the last replacement of empty classes: {labels, active}; null when there is none.
+    // Kept in memory, not in the storage backup: the replaced classes held no photos, and store.js
+    // keeps a backup only of a project with photos or a model (its older backup would come back).
+    this.intakeUndo = null;
+    this.addJob = { total: 0, done: 0, running: false };
+    this.queue = Promise.resolve();
+    this.flushers = [];
+  }
+
+  emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+  say(text, progress) { this.emit('status', { text, progress }); }
+  fail(key, error, params) { this.emit('error', { key, error, params }); }
+
+  /** One engine operation at a time (adds, removals, training, switching); predictions bypass it. */
+  serial(fn) {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once every queued operation ran. */
+  idle() { return this.queue; }
+
+  /** `fn()` writes the project now (persist.js registers its save): see `flush`. */
+  onFlush(fn) { this.flushers.push(fn); }
+
+  /** Saves now, before a replacement; resolves to the save's answer, or null when it failed. */
+  async flush() {
+    let res = null;
+    for (const fn of this.flushers) res = await fn().catch(() => null);
+    return res;
+  }
+
+  knownArch(arch) { return this.manifest.some((b) => b.arch === arch); }
+
+  /** Training settings: the engine's defaults, the page's own, then `saved` over them. */
+  withDefaults(saved = {}) {
+    const train = this.rules?.train ?? {};
+    const defaults = Object.fromEntries(TRAIN_SETTINGS.filter((k) => k in train).map((k) => [k, train[k]]));
+    return { ...defaults, ...PAGE_DEFAULTS, ...saved };
+  }
+
+  setSettings(settings) {
+    this.settings = settings;
+    this.emit('settings');
+  }
+
+  /** A setting changed in the page: saved with the project record. */
+  updateSettings(changes) {
+    Object.assign(this.settings, changes);
+    this.emit('save');
+  }
+
+  // ---- classes and images -------------------------------------------------------------------
+
+  classOf(label) { return this.classes.find((c) => c.label === label); }
+  totalImages() { return this.images.size; }
+
+  /**
+   * `raw` as a class name: the engine's check (engine/client.js validateLabel, its reason in the
+   * page's language where there is a translation), then no other class of that name (`except`).
+   */
+  async validateLabel(raw, { except = null } = {}) {
+    const name = String(raw ?? '');
+    let label;
+    try {
+      label = await this.sw.validateLabel(name);
+    } catch (e) {
+      throw new Error(this.labelRefused(name, e));
+    }
+    if (label !== except && this.classOf(label)) throw new Error(t('errDuplicateLabel', { label }));
+    return label;
+  }
+
+  // The engine refused `name`: its reason, translated when it is one the page has words for.
+  labelRefused(name, err) {
+    const trimmed = name.trim();
+    if (!trimmed) return t('errEmptyLabel');
+    const n = this.rules?.maxLabelChars;
+    if (n != null && [...trimmed].length > n) return t('errLabelLong', { n });
+    return err?.message || String(err);
+  }
+
+  ensureClass(label) {
+    let c = this.classOf(label);
+    if (c) return c;
+    if (this.classes.length >= LIMITS.maxClasses) throw new Error(t('errTooManyClasses', { n: LIMITS.maxClasses }));
+    c = { label, keys: [] };
+    this.classes.push(c);
+    this.emit('classes');
+    return c;
+  }
+
+  setActive(label) {
+    if (this.activeLabel === label) return;
+    this.activeLabel = label;
+    this.emit('active', { label });
+  }
+
+  addRecord(label, id, thumb, emb, key = this.nextKey++) {
+    const rec = { key, label, thumb, emb, id, url: null };
+    this.images.set(key, rec);
+    this.idToKey.set(id, key);
+    this.classOf(label).keys.push(key);
+    this.emit('stored', { key });
+    return rec;
+  }
+
+  dropRecord(key) {
+    const rec = this.images.get(key);
+    if (!rec) return;
+    if (rec.url) URL.revokeObjectURL(rec.url);
+    this.images.delete(key);
+    this.idToKey.delete(rec.id);
+    this.emit('dropped', { key });
+    const c = this.classOf(rec.label);
+    if (c) c.keys = c.keys.filter((k) => k !== key);
+  }
+
+  markStale() {
+    if (this.model || this.report) this.stale = true;
+    this.emit('stale');
+  }
+
+  skip(name, reason, params) { this.emit('skipped', { name, reason, params }); }
+
+  #addProgress() {
+    const job = this.addJob;
+    this.emit('embed-progress', { shown: job.running, done: job.done, total: job.total, text: t('embedding', { done: job.done, total: job.total }) });
+  }
+
+  /** Adds `items` ([{label, name, file|bytes}]), embedded a few at a time with a progress bar. */
+  addImages(items, { intake = false } = {}) {
+    items = items.filter(Boolean);
+    if (!intake) this.forgetIntakeUndo();
+    if (!items.length) return Promise.resolve();
+    const job = this.addJob;
+    job.total += items.length;
+    job.running = true;
+    this.#addProgress();
+    return this.serial(async () => {
+      const advance = (n) => { job.done += n; this.#addProgress(); };
+      const names = new Map(); // an item's label -> the engine's answer (a name or an Error)
+      let batch = []; // [{item, label}] admitted, same class, not yet embedded
+      const flush = async () => {
+        const group = batch;
+        batch = [];
+        if (!group.length) return;
+        try {
+          await this.#addBatch(group);
+        } catch (e) {
+          for (const { item } of group) this.skip(item.name, `msg:${e.message}`);
+        } finally {
+          advance(group.length);
+        }
+      };
+      try {
+        for (const item of items) {
+          const label = await this.#admit(item, batch.length, names);
+          if (!label) { advance(1); continue; }
+          if (batch.length && (batch[0].label !== label || batch.length >= ADD_BATCH)) await flush();
+          batch.push({ item, label });
+        }
+        await flush();
+      } finally {
+        if (job.done >= job.total) {
+          job.running = false;
+          job.done = 0;
+          job.total = 0;
+          this.#addProgress();
+        }
+        this.emit('save');
+      }
+    });
+  }
+
+  // The class `item` goes to, creating it if needed; null when it is skipped (and listed so).
+  // `pending`: photos admitted before it but not added yet, which count toward the limit.
+  async #admit(item, pending, names) {
+    if (!item.label) { this.skip(item.name, 'skipNoClass'); return null; }
+    const size = item.bytes ? item.bytes.byteLength : item.file.size;
+    if (size === 0) { this.skip(item.name, 'skipEmpty'); return null; }
+    if (size > LIMITS.maxFileBytes) { this.skip(item.name, 'skipTooBig', { n: LIMITS.maxFileBytes / 1048576 }); return null; }
+    if (this.totalImages() + pending >= LIMITS.maxImages) { this.skip(item.name, 'skipTooMany', { n: LIMITS.maxImages }); return null; }
+    try {
+      if (!names.has(item.label)) {
+        names.set(item.label, await this.validateLabel(item.label, { except: item.label.trim() }).catch((e) => e));
+      }
+      const label = names.get(item.label);
+      if (label instanceof Error) throw label;
+      this.ensureClass(label);
+      return label;
+    } catch (e) {
+      this.skip(item.name, `msg:${e.message}`);
+      return null;
+    }
+  }
+
+  // Embed admitted photos of one class in one engine call; a file that cannot be read or decoded
+  // is listed as skipped and the others are still added.
+  async #addBatch(group) {
+    const { label } = group[0];
+    const ready = [];
+    const bytes = [];
+    for (const g of group) {
+      try {
+        bytes.push(g.item.bytes ?? new Uint8Array(await g.item.file.arrayBuffer()));
+        ready.push(g);
+      } catch (e) {
+        this.skip(g.item.name, `msg:${e.message}`);
+      }
+    }
+    if (!ready.length) return;
+    const results = await this.sw.addImages(label, bytes);
+    if (!this.classOf(label)) this.ensureClass(label); // deleted meanwhile: keep the engine and the page in step
+    let added = 0;
+    results.forEach((r, k) => {
+      if (r.error !== undefined) { this.skip(ready[k].item.name, `msg:${r.error}`); return; }
+      this.emit('image-added', { rec: this.addRecord(label, r.id, r.thumbnail, r.embedding) });
+      added += 1;
+    });
+    if (added) this.markStale();
+  }
+
+  async removeImage(key) {
+    const rec = this.images.get(key);
+    if (!rec) return;
+    await this.serial(async () => {
+      try {
+        await this.sw.removeImage(rec.id);
+      } catch (e) { this.fail('addFailed', e); return; }
+      this.dropRecord(key);
+      this.markStale();
+      this.emit('image-removed', { key, label: rec.label });
+      this.emit('save');
+    });
+  }
+
+  /** A new empty class from the page's field; throws the reason when the name is refused. */
+  async addClass(raw) {
+    this.forgetIntakeUndo();
+    const label = await this.validateLabel(raw);
+    this.ensureClass(label);
+    this.activeLabel = label;
+    this.emit('classes');
+    this.emit('save');
+    return label;
+  }
+
+  /** Resolves to whether the class is now called `raw` (an error was reported when not). */
+  async renameClass(oldLabel, raw) {
+    let label;
+    try { label = await this.validateLabel(raw, { except: oldLabel }); } catch (e) { this.fail('rename', e); return false; }
+    if (label === oldLabel) return true;
+    this.forgetIntakeUndo();
+    return this.serial(async () => {
+      const c = this.classOf(oldLabel);
+      if (!c) return false;
+      try {
+        if (c.keys.length) await this.sw.renameClass(oldLabel, label);
+      } catch (e) { this.fail('rename', e); return false; }
+      c.label = label;
+      this.emit('renamed', { from: oldLabel, to: label });
+      for (const k of c.keys) { this.images.get(k).label = label; this.emit('stored', { key: k }); }
+      if (this.activeLabel === oldLabel) this.activeLabel = label;
+      this.markStale();
+      this.emit('classes');
+      this.emit('save');
+      return true;
+    });
+  }
+
+  // Removes every class and its photos from the engine and the page; false when the engine refused.
+  async #clearClasses() {
+    for (const c of [...this.classes]) {
+      if (c.keys.length) {
+        try { await this.sw.removeClass(c.label); } catch (e) { this.fail('deleteClass', e); return false; }
+      }
+      for (const k of [...c.keys]) this.dropRecord(k);
+    }
+    return true;
+  }
+
+  #setClasses(labels, active = null) {
+    this.classes = labels.map((label) => ({ label, keys: [] }));
+    this.activeLabel = this.classOf(active) ? active : this.classes[0]?.label ?? null;
+  }
+
+  async deleteClass(label) {
+    const c = this.classOf(label);
+    if (!c) return;
+    this.forgetIntakeUndo();
+    await this.serial(async () => {
+      try {
+        if (c.keys.length) await this.sw.removeClass(label);
+      } catch (e) { this.fail('deleteClass', e); return; }
+      for (const k of [...c.keys]) this.dropRecord(k);
+      this.classes = this.classes.filter((x) => x !== c);
+      if (this.activeLabel === label) this.activeLabel = this.classes[0]?.label ?? null;
+      this.markStale();
+      this.emit('classes');
+      this.emit('save');
+    });
+  }
+
+  /** The preset's empty classes replace the project's; resolves to whether Undo can bring it back. */
+  async applyPreset(name) {
+    this.forgetIntakeUndo();
+    const had = this.totalImages();
+    return this.serial(async () => {
+      if (had) await this.flush(); // the project as it is now becomes the backup
+      if (!(await this.#clearClasses())) return false;
+      this.#setClasses(PRESETS[name]);
+      this.markStale();
+      this.emit('classes');
+      if (!had) { this.emit('save'); return false; }
+      this.emit('replace-all', { keys: [] });
+      const res = await this.flush();
+      return Boolean(res?.saved);
+    });
+  }
+
+  // ---- intake: class folders into a page whose classes are all empty ------------------------
+
+  /** The user changed the project otherwise: the replacement is no longer what Undo would undo. */
+  forgetIntakeUndo() {
+    if (!this.intakeUndo) return;
+    this.intakeUndo = null;
+    this.emit('intake-undo', { prev: null });
+  }
+
+  /**
+   * Adds `items`, the photos of a drop or a picked zip/folder. When every class is empty (the fresh
+   * page's four presets, say) and all photos come with their class folder, those folders replace the
+   * empty classes instead of landing beside them, with an Undo (the `intake-undo` event).
+   */
+  async addClassFolders(items, { loose = false } = {}) {
+    this.forgetIntakeUndo();
+    const replace = !loose && items.length > 0 && items.every((it) => it.label)
+      && this.classes.length > 0 && this.totalImages() === 0 && !this.addJob.running
+      && this.classes.every((c) => !c.keys.length);
+    if (!replace) { await this.addImages(items); return; }
+    const prev = { labels: this.classes.map((c) => c.label), active: this.activeLabel };
+    this.classes = [];
+    this.activeLabel = null;
+    this.emit('classes');
+    await this.addImages(items, { intake: true });
+    if (!this.classes.length) {
+      // nothing of it could be added: the empty classes come back as they were
+      this.#setClasses(prev.labels);
+      this.activeLabel = prev.active;
+      this.emit('classes');
+      this.emit('save');
+      return;
+    }
+    if (!this.classOf(this.activeLabel)) this.setActive(this.classes[0].label);
+    this.intakeUndo = prev;
+    this.emit('intake-undo', { prev });
+  }
+
+  async undoIntake() {
+    const prev = this.intakeUndo;
+    this.forgetIntakeUndo();
+    if (!prev) return;
+    await this.serial(async () => {
+      if (!(await this.#clearClasses())) return;
+      this.#setClasses(prev.labels, prev.active);
+      this.markStale();
+      this.emit('classes');
+      this.emit('save');
+      this.say(t('intakeUndone'));
+    });
+  }
+
+  // ---- training and the model ---------------------------------------------------------------
+
+  setTraining(on) {
+    this.training = on;
+    this.emit('training', { on });
+  }
+
+  keyedReport(report) {
+    const r = structuredClone(report);
+    r.misclassified = (report.misclassified || []).map((m) => ({ ...m, key: this.idToKey.get(m.id) ?? null }));
+    return r;
+  }
+
+  /** The model, its labels and report changed together: the model record is rewritten. */
+  setModel(model, modelLabels, report) {
+    this.model = model;
+    this.modelLabels = modelLabels;
+    this.report = report;
+    this.emit('model-stored');
+    this.emit('model');
+  }
+
+  async importModel(bytes) {
+    await this.serial(async () => {
+      try {
+        const { labels } = await this.sw.importModel(bytes.slice());
+        this.setModel(bytes, labels, null);
+        this.stale = false;
+        this.emit('stale');
+        this.say(t('modelImported', { labels: labels.join(', ') }));
+        this.emit('save');
+      } catch (e) { this.fail('modelImportFailed', e); }
+    });
+  }
+
+  /** The photos of every class, as `loadInto` takes them. */
+  classImages() {
+    return this.classes.map((c) => ({ label: c.label, images: c.keys.map((k) => this.images.get(k)).filter(Boolean) }));
+  }
+
+  // ---- whole-project replacements: restore, import, switching ---------------------------------
+
+  /** Replaces the whole project (engine included) with `next`; used by import, restore and switching. */
+  adopt(sw, arch, classes, records, { model = null, modelLabels = null, report = null, settings = null, stale = false, keepKeys = false }) {
+    if (this.sw && this.sw !== sw) this.sw.terminate();
+    for (const rec of this.images.values()) if (rec.url) URL.revokeObjectURL(rec.url);
+    this.sw = sw;
+    this.arch = arch;
+    this.images = new Map();
+    this.idToKey = new Map();
+    this.classes = classes.map((c) => ({ label: c.label, keys: [] }));
+    // keys only ever grow (never back to 1): a key names one image for the life of the storage
+    for (const r of records) {
+      const key = keepKeys && r.key != null ? r.key : this.nextKey++;
+      if (keepKeys) this.nextKey = Math.max(this.nextKey, key + 1);
+      this.addRecord(r.label, r.id, r.thumb, r.emb, key);
+    }
+    if (settings) this.settings = this.withDefaults(settings);
+    this.setModel(model, modelLabels, report);
+    this.stale = stale;
+    if (!this.classOf(this.activeLabel)) this.activeLabel = this.classes[0]?.label ?? null;
+    this.emit('replaced', { report });
+    this.emit('history', { history: report?.history ?? null });
+  }
+
+  /** An empty project; resolves to whether Undo can bring the previous one back. */
+  async clear() {
+    this.forgetIntakeUndo();
+    return this.serial(async () => {
+      for (const c of this.classes) {
+        if (c.keys.length) { try { await this.sw.removeClass(c.label); } catch { /* rebuilt below if needed */ } }
+      }
+      await this.flush(); // the project as it is now becomes the backup
+      for (const k of [...this.images.keys()]) this.dropRecord(k);
+      this.classes = [];
+      this.setModel(null, null, null);
+      this.stale = false;
+      this.emit('cleared');
+      this.emit('classes');
+      this.emit('replace-all', { keys: [] });
+      const res = await this.flush();
+      return Boolean(res?.saved);
+    });
+  }
+}
