@@ -171,6 +171,8 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         finetune: cfg.finetune_last,
         seed: args.seed,
         thumbnails: false,
+        // Natively the machine's memory is the limit, not a browser tab's.
+        limit_stage_cache: false,
     };
     let session = SharedSession::new(Session::new(backbone, source_sha, options)?);
     let mut files = HashMap::new();

@@ -47,6 +47,9 @@ pub struct Options {
     pub seed: u64,
     /// Keep a JPEG copy of each added photo (`thumbnail`), for a page to show and save.
     pub thumbnails: bool,
+    /// Refuse stage inputs past `finetune::MAX_STAGE_CACHE_BYTES` (a browser tab's memory); the
+    /// CLI, with the machine's memory, turns it off.
+    pub limit_stage_cache: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             finetune: false,
             seed: 0,
             thumbnails: true,
+            limit_stage_cache: true,
         }
     }
 }

@@ -146,7 +146,7 @@ impl SharedSession {
                 augment.unwrap_or(o.augment),
                 o.seed.wrapping_add(u64::from(s.data.next_id())),
             );
-            if o.finetune {
+            if o.finetune && o.limit_stage_cache {
                 let cached: usize = s.stage_inputs.values().map(|v| v.len()).sum();
                 let per = 1 + spec.augment as u64;
                 finetune::check_stage_cache(s.arch, cached as u64, imgs.len() as u64 * per, per)?;
