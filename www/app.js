@@ -14,6 +14,7 @@ import { bindTopbar, renderArchPicker, renderDevice } from './ui/topbar.js';
 import { bindClasses, renderClasses } from './ui/classes.js';
 import { bindIntake, cameraPending, renderSkipped, skipped } from './ui/intake.js';
 import { bindTraining, relabelCharts, renderSettings } from './ui/training.js';
+import { bindDoctor } from './ui/doctor.js';
 import { bindResults, renderResults } from './ui/results.js';
 import { bindTesting, clearPrediction, relabelLive, renderTestState, rerenderPrediction, shownPrediction } from './ui/testing.js';
 import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersistent } from './ui/save.js';
@@ -39,6 +40,7 @@ function bindUi() {
   bindIntake(project);
   bindTraining(project);
   bindResults(project);
+  bindDoctor(project);
   bindTesting(project);
   bindSave(project);
   onLangChange(() => {
@@ -161,7 +163,7 @@ window.sortwiseDebug = {
       training: p.training,
       cameraPending: cameraPending(),
       engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
-      prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs },
+      prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs, heatmap: prediction.heatmap },
     };
   },
   // The cross-engine test waits for each photo's own prediction.

@@ -394,6 +394,47 @@ async function run(page, context, origin) {
   await page.screenshot({ path: join(SHOTS, '04-test.png'), fullPage: true });
   await readmeScreenshot(page);
 
+  // ---- "Show why": the class map over the tested photo, the calibration, the data check ----
+  const calibration = (await page.locator('#results-calibration').textContent()).trim();
+  log(`calibration: "${calibration}"`);
+  check(/temperature \d/.test(calibration), `the results do not show the calibration: "${calibration}"`);
+  const shownBefore = await page.evaluate(() => window.sortwiseDebug.state.prediction);
+  await page.check('#explain-toggle');
+  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.heatmap && !document.getElementById('test-heatmap').hidden, null, { timeout: 60000 });
+  const heat = await page.evaluate(() => {
+    const c = document.getElementById('test-heatmap');
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let painted = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] > 0) painted += 1;
+    const p = window.sortwiseDebug.state.prediction;
+    return { painted, total: px.length / 4, w: p.heatmap.width, maps: p.heatmap.maps.length, label: p.label, legend: !document.getElementById('explain-legend').hidden };
+  });
+  log(`heatmap: ${heat.w}×${heat.w}, ${heat.maps} maps, ${heat.painted} of ${heat.total} canvas pixels painted, label ${heat.label}`);
+  check(heat.w === 7 && heat.maps === 4 && heat.legend, `heatmap ${JSON.stringify(heat)}`);
+  check(heat.painted > heat.total / 4, `the heatmap covers too little of the photo: ${heat.painted} of ${heat.total}`);
+  check(heat.label === shownBefore.label, `explaining changed the prediction: ${shownBefore.label} → ${heat.label}`);
+  await page.locator('#test-section').screenshot({ path: join(SHOTS, 'heatmap.png') });
+  if (process.env.SORTWISE_UPDATE_SCREENSHOT) copyFileSync(join(SHOTS, 'heatmap.png'), join(ROOT, 'docs/heatmap.png'));
+  // The mistakes of a confusion-matrix cell get their maps too.
+  const cell = page.locator('#confusion .cell-btn').first();
+  if (await cell.count()) {
+    await cell.click();
+    const mapped = await page.waitForFunction(() => document.querySelectorAll('#mis-thumbs canvas.heatmap').length > 0, null, { timeout: 30000 }).then(() => true, () => false);
+    check(mapped, 'the misclassified thumbnails got no heatmap');
+  }
+  await page.click('#doctor-run');
+  await page.waitForFunction(() => document.querySelectorAll('#doctor-out h4').length === 3 || !document.getElementById('error').hidden, null, { timeout: 120000 });
+  check(!(await errorText(page)), `the data check failed: ${await errorText(page)}`);
+  const doctor = await page.evaluate(() => ({
+    balance: document.getElementById('doctor-balance').textContent,
+    heads: [...document.querySelectorAll('#doctor-out h4')].map((h) => h.textContent),
+    classes: document.querySelectorAll('#doctor-out > div:nth-child(3) li').length,
+  }));
+  log(`doctor: ${doctor.balance} | ${doctor.heads.join(' | ')}`);
+  check(/balanced/.test(doctor.balance) && doctor.classes === 4, `doctor panel ${JSON.stringify(doctor)}`);
+  await page.locator('#doctor').screenshot({ path: join(SHOTS, 'doctor.png') });
+  if (process.env.SORTWISE_UPDATE_SCREENSHOT) copyFileSync(join(SHOTS, 'doctor.png'), join(ROOT, 'docs/doctor.png'));
+
   // ---- cancel a long training run ----
   await page.click('#advanced summary');
   await page.fill('#set-epochs', '1000');
@@ -422,6 +463,9 @@ async function run(page, context, origin) {
   if (liveOk) {
     await page.waitForTimeout(1500);
     log(`live webcam prediction: "${(await page.locator('#test-label').textContent()).trim()}"`);
+    // "Show why" is still on: the live frames are explained too.
+    const live = await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.heatmap && !document.getElementById('test-heatmap').hidden, null, { timeout: 15000 }).then(() => true, () => false);
+    check(live, 'the live webcam prediction has no heatmap');
   } else log('live webcam: no fake camera frames (skipped)');
   await page.click('#test-live');
   check(!(await errorText(page)), `live prediction error: ${await errorText(page)}`);

@@ -3,11 +3,12 @@
 // types are the Trainer's (trainer.d.ts). Keep in step with client.js and worker.js.
 
 import type {
-  Arch, Backend, DeviceChoice, Fit, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
+  Arch, Backend, DeviceChoice, DiagnoseOptions, Diagnosis, Explanation, Fit, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
 export type {
   Arch, Backend, Balance, ClassMetrics, DeviceChoice, EpochStats, FineTuneStats, Fit, LabelProbability,
+  Calibration, ClassAdvice, DiagnoseOptions, Diagnosis, DuplicatePair, Explanation, Heatmap, LabelSuspect,
   Misclassified, Optimizer, PerClass, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
@@ -138,6 +139,11 @@ export class Sortwise {
   cancel(): void;
   predict(bytes: Uint8Array, opts?: PredictOptions): Promise<Prediction>;
   predictPixels(image: ImageData | Pixels, opts?: PredictOptions): Promise<Prediction>;
+  /** The prediction and every class's activation map (one forward pass). */
+  explain(bytes: Uint8Array, opts?: PredictOptions): Promise<Explanation>;
+  explainPixels(image: ImageData | Pixels, opts?: PredictOptions): Promise<Explanation>;
+  /** The data's check-up: duplicates, leaks, likely label errors, per-class advice (ids are this client's). */
+  diagnose(opts?: DiagnoseOptions, onProgress?: (p: TrainProgress) => void): Promise<Diagnosis>;
   exportModel(): Promise<Uint8Array>;
   importModel(bytes: Uint8Array | ArrayBuffer): Promise<{ labels: string[] }>;
   /** The engine's limits and training defaults (asked once, then cached). */

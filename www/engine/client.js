@@ -304,6 +304,26 @@ export class Sortwise {
     return this.#run('predictPixels', [{ data, width, height }, opts]);
   }
 
+  /** The prediction and every class's activation map (`heatmap`), from one forward pass. */
+  explain(bytes, opts = {}) {
+    return this.#run('explain', [bytes, opts]);
+  }
+
+  explainPixels(image, opts = {}) {
+    const { data, width, height } = image;
+    return this.#run('explainPixels', [{ data, width, height }, opts]);
+  }
+
+  /** The data's check-up (duplicates, leaks, likely label errors, per-class advice), in this client's ids. */
+  async diagnose(opts = {}, onProgress) {
+    const d = await this.#run('diagnose', [opts], { onProgress });
+    const mine = (id) => this.#toClient.get(id) ?? id;
+    for (const p of d.pairs) { p.a = mine(p.a); p.b = mine(p.b); }
+    for (const s of d.suspects) s.id = mine(s.id);
+    for (const c of d.classes) c.boundary = c.boundary.map(mine);
+    return d;
+  }
+
   async exportModel() {
     return this.#run('exportModel', []);
   }

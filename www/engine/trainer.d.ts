@@ -170,6 +170,85 @@ export interface TrainReport {
   refitSize?: number;
   /** The balance the refit used, recomputed on every image. */
   refitBalance?: Balance;
+  /** The temperature fitted on the validation images, which predictions use, and the expected
+   * calibration error (15 bins) and loss on them without and with it. Absent without validation. */
+  calibration?: Calibration;
+}
+
+export interface Calibration {
+  temperature: number;
+  eceBefore: number;
+  eceAfter: number;
+  lossBefore: number;
+  lossAfter: number;
+  /** Validation images it was fitted on. */
+  n: number;
+}
+
+/** Every class's activation map of one photo: `maps[c]` (label order) holds `height × width`
+ * values in logit units (their mean plus the class's bias is its logit); `region` is where the
+ * grid lies on the photo, `[left, top, right, bottom]` as fractions of its width and height. */
+export interface Heatmap {
+  width: number;
+  height: number;
+  maps: number[][];
+  region: [number, number, number, number];
+}
+
+/** A prediction and the maps that explain it, from one forward pass. */
+export interface Explanation extends Prediction {
+  heatmap: Heatmap;
+}
+
+export interface DiagnoseOptions {
+  /** Cosine similarity (centred) at or above which two photos are near duplicates. Default 0.92. */
+  similarity?: number;
+  /** Folds of the out-of-fold heads. Default 5 (fewer when a class has fewer photos). */
+  folds?: number;
+  /** Likely label errors listed. Default 20. */
+  suspects?: number;
+}
+
+export interface DuplicatePair {
+  a: number;
+  b: number;
+  similarity: number;
+  /** The same pixels (a byte-identical file or a copy). */
+  identical: boolean;
+  /** Filed under two classes. */
+  conflict: boolean;
+  /** One validated in the last training while the other trained. */
+  leak: boolean;
+}
+
+export interface LabelSuspect {
+  id: number;
+  label: string;
+  pLabel: number;
+  suggested: string;
+  pSuggested: number;
+  /** Share of its 10 nearest photos filed under another class. */
+  neighboursElsewhere: number;
+}
+
+export interface ClassAdvice {
+  label: string;
+  count: number;
+  /** Out-of-fold accuracy on this class. */
+  recall: number;
+  confusedWith: Array<{ label: string; share: number }>;
+  /** Its photos nearest the decision boundary: more like these help most. */
+  boundary: number[];
+}
+
+export interface Diagnosis {
+  pairs: DuplicatePair[];
+  suspects: LabelSuspect[];
+  classes: ClassAdvice[];
+  balance: { smallest: number; largest: number; imbalanced: boolean };
+  duplicateSimilarity: number;
+  /** 0 when a class has too few photos for out-of-fold heads. */
+  folds: number;
 }
 
 export interface PredictOptions {
@@ -227,6 +306,11 @@ export class Trainer {
   predict(bytes: Uint8Array, opts?: PredictOptions): Promise<Prediction>;
   /** Canvas pixels (`ImageData.data`, RGBA), e.g. a webcam frame. */
   predictPixels(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, opts?: PredictOptions): Promise<Prediction>;
+  /** The prediction and every class's activation map, from one forward pass. */
+  explain(bytes: Uint8Array, opts?: PredictOptions): Promise<Explanation>;
+  explainPixels(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, opts?: PredictOptions): Promise<Explanation>;
+  /** The data's check-up on the cached embeddings; `progress` after each out-of-fold head (phase 'doctor'). */
+  diagnose(opts?: DiagnoseOptions, progress?: TrainProgressCallback): Promise<Diagnosis>;
   /** Replace the model with a `.sortwise` file for this backbone; its labels. The current model stays if it is refused. */
   importModel(bytes: Uint8Array): string[];
   /** The trained model as a `.sortwise` file (safetensors; `producer` metadata names the sortwise version). */
@@ -244,6 +328,8 @@ export interface Rules {
   unsureLabel: string;
   /** The default of every `train()` option (`lr`/`finetuneLr` null: chosen from the optimizer). */
   train: Required<Omit<TrainOptions, 'augment'>>;
+  /** The heatmaps' colour map, low to high: six RGB stops. */
+  heatmapColors: Array<[number, number, number]>;
 }
 
 /** The engine's limits and training defaults; callable once `init()` resolved, no Trainer needed. */

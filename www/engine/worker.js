@@ -195,6 +195,18 @@ const ops = {
   },
   predict: (bytes, opts) => need().predict(bytes, opts),
   predictPixels: ({ data, width, height }, opts) => need().predictPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
+  explain: (bytes, opts) => need().explain(bytes, opts),
+  explainPixels: ({ data, width, height }, opts) => need().explainPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
+  // The data's check-up; like train, it reports progress and can be cancelled.
+  async diagnose(opts) {
+    const { id } = this;
+    cancelRequested = false;
+    return need().diagnose(opts, async (p) => {
+      postMessage({ id, progress: p });
+      await yieldToEvents();
+      return !cancelRequested;
+    });
+  },
   exportModel() {
     const bytes = need().exportModel();
     return { value: bytes, transfer: [bytes.buffer] };

@@ -3,6 +3,7 @@
 
 import { t, formatPct } from '../i18n.js';
 import { $, el, thumbUrl } from './dom.js';
+import { drawHeatmap } from './heatmap.js';
 
 let project = null;
 
@@ -16,6 +17,14 @@ export function renderResults() {
   $('results-meta').textContent = hasVal
     ? t('resultsMeta', { train: r.trainSize ?? '?', val: r.valSize ?? '?', best: r.bestEpoch ?? '?', run: r.epochsRun ?? '?', s: (r.seconds ?? 0).toFixed(1) })
     : t('noValidation');
+  // The temperature the model predicts with, fitted on the validation photos.
+  const cal = r.calibration;
+  $('results-calibration').hidden = !cal;
+  if (cal) {
+    $('results-calibration').textContent = t('calibrationMeta', {
+      t: cal.temperature.toFixed(2), before: formatPct(cal.eceBefore), after: formatPct(cal.eceAfter),
+    });
+  }
 
   const head = el('thead', {}, el('tr', {}, ...['colClass', 'colPrecision', 'colRecall', 'colF1', 'colSupport'].map((k) => el('th', { scope: 'col', text: t(k) }))));
   const body = el('tbody');
@@ -64,13 +73,26 @@ function showMisclassified(actual, predicted) {
   for (const m of items) {
     const rec = m.key != null ? project.images.get(m.key) : null;
     if (!rec) continue;
-    figs.push(el('figure', { class: 'thumb' },
-      el('img', { src: thumbUrl(rec), alt: `${actual} → ${predicted}` }),
-      el('figcaption', { text: formatPct(m.confidence) })));
+    const img = el('img', { src: thumbUrl(rec), alt: `${actual} → ${predicted}` });
+    const fig = el('figure', { class: 'thumb' }, img, el('figcaption', { text: formatPct(m.confidence) }));
+    if ($('explain-toggle').checked) explainThumb(fig, img, rec, predicted);
+    figs.push(fig);
   }
   if (!figs.length) figs.push(el('p', { class: 'empty', text: t('misNone') }));
   $('mis-thumbs').replaceChildren(...figs);
   view.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+/** Why `rec` was taken for `predicted`: that class's map over its thumbnail ("Show why" on). */
+async function explainThumb(fig, img, rec, predicted) {
+  const canvas = el('canvas', { class: 'heatmap' });
+  fig.append(canvas);
+  try {
+    const e = await project.sw.explain(rec.thumb.slice(), {});
+    if (!img.complete) await new Promise((resolve) => img.addEventListener('load', resolve, { once: true }));
+    const index = (project.modelLabels || []).indexOf(predicted);
+    drawHeatmap(canvas, img, e.heatmap, index, { colors: project.rules.heatmapColors, opacity: Number($('explain-opacity').value) });
+  } catch { canvas.remove(); }
 }
 
 export function bindResults(p) {

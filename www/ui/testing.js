@@ -5,6 +5,7 @@
 import { t, formatPct } from '../i18n.js';
 import { Camera } from '../camera.js';
 import { $, el, onFilePicked } from './dom.js';
+import { drawHeatmap, legendGradient } from './heatmap.js';
 import { clearError, showError } from './status.js';
 
 let project = null;
@@ -53,14 +54,43 @@ function renderPrediction(r) {
 
 export function rerenderPrediction() { if (lastPrediction) renderPrediction(lastPrediction); }
 
-/** The engine's prediction of `input` ({bytes} or {frame}) at the slider's threshold, shown. */
+const explainOn = () => $('explain-toggle').checked;
+
+/**
+ * The engine's prediction of `input` ({bytes} or {frame}) at the slider's threshold, shown; with
+ * "Show why" on, its explanation (the same prediction and the class maps, one forward pass).
+ */
 async function predict(input) {
   const ask = ++asked;
   const opts = { threshold: project.settings.threshold };
-  const r = input.bytes ? await project.sw.predict(input.bytes, opts) : await project.sw.predictPixels(input.frame, opts);
+  const sw = project.sw;
+  const r = explainOn()
+    ? await (input.bytes ? sw.explain(input.bytes, opts) : sw.explainPixels(input.frame, opts))
+    : await (input.bytes ? sw.predict(input.bytes, opts) : sw.predictPixels(input.frame, opts));
   if (ask !== asked) return;
   lastInput = input;
   renderPrediction(r);
+  renderHeatmap();
+}
+
+/** The shown prediction's map of its best class over the photo or the live video, or nothing. */
+function renderHeatmap() {
+  const canvas = $('test-heatmap');
+  const r = lastPrediction;
+  const on = explainOn() && !!r?.heatmap && !!project.modelLabels;
+  $('explain-opacity-field').hidden = !explainOn();
+  $('explain-legend').hidden = !on;
+  canvas.hidden = !on;
+  if (!on) return;
+  const media = lastInput?.frame ? $('test-video') : $('test-img');
+  const best = r.probs[0]?.label;
+  const index = project.modelLabels.indexOf(best);
+  canvas.style.left = `${media.offsetLeft}px`;
+  canvas.style.top = `${media.offsetTop}px`;
+  const colors = project.rules.heatmapColors;
+  drawHeatmap(canvas, media, r.heatmap, index, { colors, opacity: Number($('explain-opacity').value) });
+  $('explain-bar').style.background = legendGradient(colors);
+  $('explain-caption').textContent = t('explainCaption', { label: best });
 }
 
 export function clearPrediction() {
@@ -68,6 +98,7 @@ export function clearPrediction() {
   lastPrediction = null;
   lastInput = null;
   $('test-label').hidden = true;
+  renderHeatmap();
 }
 
 function resetTest() {
@@ -138,6 +169,12 @@ function onThreshold(value) {
 
 export function bindTesting(p) {
   project = p;
+  $('explain-toggle').addEventListener('change', () => {
+    renderHeatmap();
+    if (explainOn() && lastInput && project.model) predict(lastInput).catch((e) => showError('testFailed', e));
+  });
+  $('explain-opacity').addEventListener('input', renderHeatmap);
+  window.addEventListener('resize', renderHeatmap);
   $('threshold').addEventListener('input', (ev) => onThreshold(Number(ev.target.value)));
   onFilePicked($('test-input'), predictFile);
   $('test-live').addEventListener('click', () => (testCam?.running ? stopLive() : startLive()));
