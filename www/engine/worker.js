@@ -147,6 +147,17 @@ function engineModule() {
   return wasm;
 }
 
+// The progress callback of a long call (train, diagnose): each report goes to the page tagged
+// with request `id`, then the worker yields so a cancel message can arrive before the next.
+function reporting(id) {
+  cancelRequested = false;
+  return async (p) => {
+    postMessage({ id, progress: p });
+    await yieldToEvents();
+    return !cancelRequested;
+  };
+}
+
 const ops = {
   async create({ arch, weightsUrl, sha256, device, augment, fit, finetune }) {
     await loadEngine(device);
@@ -184,29 +195,13 @@ const ops = {
   labels: () => need().labels(),
   counts: () => [...need().counts()],
   // `this.id` is the request id, for tagging progress messages.
-  async train(opts) {
-    const { id } = this;
-    cancelRequested = false;
-    return need().train(opts, async (p) => {
-      postMessage({ id, progress: p });
-      await yieldToEvents();
-      return !cancelRequested;
-    });
-  },
+  train(opts) { return need().train(opts, reporting(this.id)); },
   predict: (bytes, opts) => need().predict(bytes, opts),
   predictPixels: ({ data, width, height }, opts) => need().predictPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
   explain: (bytes, opts) => need().explain(bytes, opts),
   explainPixels: ({ data, width, height }, opts) => need().explainPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
   // The data's check-up; like train, it reports progress and can be cancelled.
-  async diagnose(opts) {
-    const { id } = this;
-    cancelRequested = false;
-    return need().diagnose(opts, async (p) => {
-      postMessage({ id, progress: p });
-      await yieldToEvents();
-      return !cancelRequested;
-    });
-  },
+  diagnose(opts) { return need().diagnose(opts, reporting(this.id)); },
   exportModel() {
     const bytes = need().exportModel();
     return { value: bytes, transfer: [bytes.buffer] };
