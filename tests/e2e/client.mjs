@@ -45,6 +45,11 @@ try {
     const batchEmbedding = batch[0].embedding;
     for (const m of metal.slice(1)) await sw.addImage('metal', u8(m));
     out.counts = await sw.counts();
+    // The engine's rules and its class-name check, through the worker (rules asked once).
+    const rules = await sw.rules();
+    out.rules = { maxLabelChars: rules.maxLabelChars, maxAugment: rules.maxAugment, unsureLabel: rules.unsureLabel, epochs: rules.train?.epochs, lr: rules.train?.lr, cached: (await sw.rules()) === rules };
+    out.label = await sw.validateLabel('  glass  ');
+    out.badLabel = await sw.validateLabel('   ').then(() => 'accepted', (e) => e.message);
     out.ids = [a.id, b.id];
     out.dims = [a.embedding.length, sw.dim];
     const report = await sw.train({ epochs: 30, valSplit: 0 });
@@ -124,6 +129,9 @@ try {
   // The page is cross-origin isolated (scripts/serve.py): the CPU worker loads the threaded build.
   check(r.afterLoss.wasmPackage === 'pkg-cpu' && r.afterLoss.threads >= 2, `after the device loss, the CPU build: ${JSON.stringify(r.afterLoss)}`);
   check(JSON.stringify(r.counts) === '[8,8]', `images kept across the switch: counts ${r.counts}`);
+  check(r.rules.maxLabelChars === 100 && r.rules.maxAugment === 16 && r.rules.unsureLabel === 'unsure' && r.rules.epochs === 100 && r.rules.lr === null && r.rules.cached,
+    `rules(): ${JSON.stringify(r.rules)}`);
+  check(r.label === 'glass' && /empty/.test(r.badLabel), `validateLabel: '${r.label}', empty name: ${r.badLabel}`);
   check(r.dims[0] === 1280 && r.dims[1] === 1280, `embedding size ${r.dims}`);
   check(r.batch.length === 8 && r.batch.slice(0, 7).every((n) => n === 1280) && /image|format/.test(r.batch[7]),
     `addImages: one entry per photo, the bad one an error: ${JSON.stringify(r.batch)}`);

@@ -40,8 +40,18 @@ async function thumbOf(bmp) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// The engine's rules() as the wasm build gives them (src/: limits, TrainConfig defaults).
-const RULES = {
+/** The engine's check of a class name, with its messages (src/dataset.rs validate_label). */
+export function validateLabel(name) {
+  const trimmed = String(name ?? '').trim();
+  if (!trimmed) throw new Error('a class name cannot be empty');
+  if ([...trimmed].length > RULES.maxLabelChars) throw new Error(`a class name can be at most ${RULES.maxLabelChars} characters`);
+  if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
+  return trimmed;
+}
+
+// The engine's rules() as the wasm build gives them (src/: limits, TrainConfig defaults); also
+// the stand-in engine of tests/js/project.test.mjs.
+export const RULES = {
   maxLabelChars: 100, maxAugment: 16, unsureLabel: 'unsure',
   train: {
     epochs: 100, optimizer: 'adam', lr: null, momentum: 0.9, batchSize: 32, weightDecay: 0.01, labelSmoothing: 0.1,
@@ -106,14 +116,7 @@ export class Sortwise {
 
   async rules() { return structuredClone(RULES); }
 
-  // The engine's messages (src/dataset.rs validate_label).
-  async validateLabel(name) {
-    const trimmed = String(name ?? '').trim();
-    if (!trimmed) throw new Error('a class name cannot be empty');
-    if ([...trimmed].length > RULES.maxLabelChars) throw new Error(`a class name can be at most ${RULES.maxLabelChars} characters`);
-    if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
-    return trimmed;
-  }
+  async validateLabel(name) { return validateLabel(name); }
 
   centroids(entries, labels) {
     return labels.map((l) => {

@@ -5,29 +5,16 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Project, PAGE_DEFAULTS } from '../../www/project.js';
+import { RULES, validateLabel } from '../e2e/fake-client.js';
 
-const RULES = {
-  maxLabelChars: 100, maxAugment: 16, unsureLabel: 'unsure',
-  train: {
-    epochs: 100, optimizer: 'adam', lr: null, momentum: 0.9, batchSize: 32, weightDecay: 0.01, labelSmoothing: 0.1,
-    valSplit: 0.2, balance: 'auto', seed: 0, patience: 20, stepSize: 0, gamma: 0.1, finetuneLast: false, l2sp: 0.1,
-    finetuneEpochs: 10, finetuneLr: null, refit: true,
-  },
-};
-
-// The engine's contract (engine/client.js): validateLabel trims or rejects with its reason.
+// The engine's contract (engine/client.js): validateLabel trims or rejects with its reason (the
+// fake engine's, which follows src/dataset.rs).
 function fakeEngine() {
   let next = 1;
   const calls = [];
   return {
     calls,
-    async validateLabel(name) {
-      const trimmed = name.trim();
-      if (!trimmed) throw new Error('a class name cannot be empty');
-      if ([...trimmed].length > RULES.maxLabelChars) throw new Error('a class name can be at most 100 characters');
-      if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
-      return trimmed;
-    },
+    async validateLabel(name) { return validateLabel(name); },
     async addImages(label, list) {
       calls.push(['addImages', label, list.length]);
       return list.map((b) => (b[0] === 0 ? { error: 'not an image' } : { id: next++, thumbnail: new Uint8Array([1]), embedding: new Float32Array(4) }));
