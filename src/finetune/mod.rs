@@ -275,12 +275,7 @@ pub async fn train_with_views(
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(FineTuned, Report)> {
-    let Sets {
-        labels,
-        train: train_set,
-        val: val_set,
-        val_views,
-    } = sets;
+    let (labels, train_set, val_set) = (sets.labels, sets.train, sets.val);
     let started = Instant::now();
     let plan = Plan::new(labels, train_set, cfg)?;
     let shape = input_shape(&stage, train_set[0].views[0].len())?;
@@ -288,7 +283,7 @@ pub async fn train_with_views(
     let refit = cfg.refit && !val_set.is_empty();
     let mut storage = Vec::new();
     let all = if refit {
-        refit_set(train_set, val_set, val_views, &mut storage)?
+        refit_set(train_set, val_set, sets.val_views, &mut storage)?
     } else {
         Vec::new()
     };

@@ -217,22 +217,18 @@ pub async fn refit_head(
     Ok((head.valid(), plan.balance, last))
 }
 
-/// [`train`], with every view of each validation photo for the refit (`sets.val_views`). The held-out run trains on `train_set`, validates on
-/// `val_set` and keeps its best epoch by validation loss; with `cfg.refit` and a validation set
-/// a new head is then trained from zeros on both for that many epochs and returned, and the
-/// report (the held-out run's metrics) says so.
+/// [`train`], with every view of each validation photo for the refit (`sets.val_views`). The
+/// held-out run trains on `sets.train`, validates on `sets.val` and keeps its best epoch by
+/// validation loss; with `cfg.refit` and a validation set a new head is then trained from zeros
+/// on both for that many epochs and returned, and the report (the held-out run's metrics) says
+/// so.
 pub async fn train_with_views(
     sets: Sets<'_>,
     cfg: &TrainConfig,
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
-    let Sets {
-        labels,
-        train: train_set,
-        val: val_set,
-        val_views,
-    } = sets;
+    let (labels, train_set, val_set) = (sets.labels, sets.train, sets.val);
     if cfg.finetune_last {
         // The examples here are embeddings; fine-tuning needs each image's last-stage input.
         return Err(Error::Invalid(
@@ -284,7 +280,7 @@ pub async fn train_with_views(
     let mut head = best_head;
     if cfg.refit && !val_set.is_empty() {
         let mut storage = Vec::new();
-        let all = refit_set(train_set, val_set, val_views, &mut storage)?;
+        let all = refit_set(train_set, val_set, sets.val_views, &mut storage)?;
         let (refit, balance, _) =
             refit_head(labels, &all, cfg, best_epoch, device, progress).await?;
         head = refit;
