@@ -292,11 +292,14 @@ fn score(d: &Data, recipe: &Recipe, seed: u64, train: &[usize], test: &[usize]) 
         .collect();
     let val_views: Vec<&[Vec<f32>]> = va.iter().map(|&j| views[j].as_slice()).collect();
     let device = sortwise::device::cpu("bench").device;
+    let sets = trainer::Sets {
+        labels: &d.labels,
+        train: &train_set,
+        val: &val_set,
+        val_views: Some(&val_views),
+    };
     let (head, report) = pollster::block_on(trainer::train_with_views(
-        &d.labels,
-        &train_set,
-        &val_set,
-        Some(&val_views),
+        sets,
         &cfg,
         &device,
         &mut async |_| true,

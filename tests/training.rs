@@ -561,11 +561,14 @@ fn trashnet_mini_refit_sees_validation_photos_and_holds_accuracy_on_unseen_ones(
                 refit,
                 ..TrainConfig::default()
             };
+            let sets = trainer::Sets {
+                labels: &labels,
+                train: &train_set,
+                val: &val_set,
+                val_views: Some(&val_views),
+            };
             pollster::block_on(trainer::train_with_views(
-                &labels,
-                &train_set,
-                &val_set,
-                Some(&val_views),
+                sets,
                 &cfg,
                 &device,
                 &mut async |_: &trainer::Progress| true,

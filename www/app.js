@@ -14,7 +14,7 @@ import { bindTopbar, renderArchPicker, renderDevice } from './ui/topbar.js';
 import { bindClasses, renderClasses } from './ui/classes.js';
 import { bindIntake, cameraPending, renderSkipped, skipped } from './ui/intake.js';
 import { bindTraining, relabelCharts, renderSettings } from './ui/training.js';
-import { bindDoctor } from './ui/doctor.js';
+import { bindDoctor, rerenderDoctor } from './ui/doctor.js';
 import { bindResults, renderResults } from './ui/results.js';
 import { bindTesting, clearPrediction, relabelLive, renderTestState, rerenderPrediction, shownPrediction } from './ui/testing.js';
 import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersistent } from './ui/save.js';
@@ -47,6 +47,7 @@ function bindUi() {
     renderDevice(project.sw);
     renderClasses();
     renderResults();
+    rerenderDoctor();
     renderSkipped();
     renderNotices();
     renderSaveStatus();

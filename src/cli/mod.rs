@@ -18,6 +18,7 @@ use crate::device::{self, BackendChoice};
 use crate::error::{Error, Result};
 use crate::infer::{self, Output};
 use crate::preprocess::{self, Fit};
+use crate::trainer::{Balance, OptimizerKind};
 use crate::weights::{self, StorageDtype};
 
 #[derive(Parser)]
@@ -96,7 +97,7 @@ macro_rules! from_str_parser {
         }
     )*};
 }
-from_str_parser!(BackendChoice, Fit, StorageDtype);
+from_str_parser!(BackendChoice, Fit, StorageDtype, OptimizerKind, Balance);
 
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))

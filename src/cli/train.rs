@@ -10,10 +10,10 @@ use web_time::Instant;
 use super::folders::{DataArgs, add_folder, check_known};
 use super::{load_backbone, write_atomically};
 use crate::device::{self, BackendChoice};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::preprocess::Fit;
 use crate::session::{Options, Session, SharedSession, Split};
-use crate::trainer::{self, Balance, OptimizerKind, Progress, TrainConfig};
+use crate::trainer::{Balance, OptimizerKind, Progress, TrainConfig};
 
 /// Default `--augment` with `--finetune-last` (see `TrainArgs::augment`).
 const FINETUNE_AUGMENT: usize = 2;
@@ -23,12 +23,12 @@ pub struct TrainArgs {
     #[command(flatten)]
     set: DataArgs,
     /// Share of --data held out for validation when there is no --val.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = TrainConfig::default().val_split)]
     val_split: f64,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
-    #[arg(long, default_value = "adam")]
-    optimizer: String,
+    #[arg(long, default_value_t = TrainConfig::default().optimizer)]
+    optimizer: OptimizerKind,
     #[arg(long)]
     lr: Option<f64>,
     /// Augmented views embedded per training image (random resized crop + flip). Default 0 by
@@ -37,15 +37,15 @@ pub struct TrainArgs {
     /// not see one fixed view per image, and on trashnet-mini it was no worse (docs/BENCHMARKS.md).
     #[arg(long)]
     augment: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    balance: String,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::default().balance)]
+    balance: Balance,
+    #[arg(long, default_value_t = TrainConfig::default().label_smoothing)]
     label_smoothing: f64,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = TrainConfig::default().patience)]
     patience: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[arg(long)]
     finetune_last: bool,
     /// L2-SP strength α: adds (α/2)·‖θ−θ₀‖² over the last stage's parameters.
-    #[arg(long, default_value_t = trainer::DEFAULT_L2SP)]
+    #[arg(long, default_value_t = TrainConfig::default().l2sp)]
     l2sp: f64,
     /// Epochs of the fine-tuning phase.
     #[arg(long, default_value_t = TrainConfig::default().finetune_epochs)]
@@ -75,33 +75,11 @@ pub struct TrainArgs {
     out: PathBuf,
 }
 
-fn parse_optimizer(s: &str) -> Result<OptimizerKind> {
-    match s {
-        "adam" => Ok(OptimizerKind::Adam),
-        "sgd" => Ok(OptimizerKind::Sgd),
-        _ => Err(Error::Invalid(format!(
-            "unknown optimizer '{s}': expected sgd or adam"
-        ))),
-    }
-}
-
-fn parse_balance(s: &str) -> Result<Balance> {
-    match s {
-        "auto" => Ok(Balance::Auto),
-        "none" => Ok(Balance::None),
-        "weight" => Ok(Balance::Weight),
-        "sample" => Ok(Balance::Sample),
-        _ => Err(Error::Invalid(format!(
-            "unknown balance '{s}': expected auto, none, weight or sample"
-        ))),
-    }
-}
-
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
         let cfg = TrainConfig {
             epochs: self.epochs,
-            optimizer: parse_optimizer(&self.optimizer)?,
+            optimizer: self.optimizer,
             lr: self.lr,
             batch_size: self.batch_size,
             label_smoothing: self.label_smoothing,
@@ -110,7 +88,7 @@ impl TrainArgs {
             } else {
                 self.val_split
             },
-            balance: parse_balance(&self.balance)?,
+            balance: self.balance,
             seed: self.seed,
             patience: self.patience,
             finetune_last: self.finetune_last,

@@ -39,7 +39,7 @@ use crate::head::Head;
 use crate::tensor_io::{in_batches, read_rows, stage_batch};
 
 use crate::trainer::{
-    self, EpochLoss, FineTuneStats, Plan, Progress, Report, Run, TrainConfig, TrainExample,
+    self, EpochLoss, FineTuneStats, Plan, Progress, Report, Run, Sets, TrainConfig, TrainExample,
     ValExample, build_optimizer, build_report, epoch_stats, lr_at, refit_set,
 };
 pub use cache::{MAX_STAGE_CACHE_BYTES, check_stage_cache, max_stage_views, stage_view_bytes};
@@ -256,31 +256,26 @@ pub async fn train(
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(FineTuned, Report)> {
-    train_with_views(
-        labels, train_set, val_set, None, cfg, stage, device, progress,
-    )
-    .await
+    let sets = Sets::new(labels, train_set, val_set);
+    train_with_views(sets, cfg, stage, device, progress).await
 }
 
 /// [`train`], with every view's stage input of each validation photo for the refit
-/// (`val_views`, in `val_set` order; `None`: evaluation views only).
+/// (`sets.val_views`).
 ///
 /// The held-out run chooses: the head-only warm start's best epoch E and the fine-tuning phase's
 /// best epoch F (0: the warm start was kept). With `cfg.refit` and a validation set, the model
 /// is then trained again on training + validation photos the same way, without validation: a
 /// head from zeros for E epochs on the pretrained stage's embeddings, then (F > 0) stage and head
 /// together from there for F epochs. The report holds the held-out run's metrics.
-#[allow(clippy::too_many_arguments)]
 pub async fn train_with_views(
-    labels: &[String],
-    train_set: &[TrainExample<'_>],
-    val_set: &[ValExample<'_>],
-    val_views: Option<&[&[Vec<f32>]]>,
+    sets: Sets<'_>,
     cfg: &TrainConfig,
     stage: LastStage,
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(FineTuned, Report)> {
+    let (labels, train_set, val_set) = (sets.labels, sets.train, sets.val);
     let started = Instant::now();
     let plan = Plan::new(labels, train_set, cfg)?;
     let shape = input_shape(&stage, train_set[0].views[0].len())?;
@@ -288,7 +283,7 @@ pub async fn train_with_views(
     let refit = cfg.refit && !val_set.is_empty();
     let mut storage = Vec::new();
     let all = if refit {
-        refit_set(train_set, val_set, val_views, &mut storage)?
+        refit_set(train_set, val_set, sets.val_views, &mut storage)?
     } else {
         Vec::new()
     };

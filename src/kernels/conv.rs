@@ -4,7 +4,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
 
 use super::Activation;
-use super::geometry::Geometry;
+use super::geometry::{Geometry, Operands};
 use super::parallel::{gemm_rows, par_rows};
 use super::scratch::Scratch;
 use super::winograd;
@@ -27,25 +27,26 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
         unreachable!("Geometry::for_cpu only accepts f32 tensors")
     };
     let bias = bias.as_ref().and_then(|b| b.as_slice::<f32>().ok());
+    let op = Operands {
+        input,
+        weight,
+        bias,
+        act,
+    };
     let out = if g.depthwise {
-        g.run_depthwise(input, weight, bias, act)
+        g.run_depthwise(&op)
     } else if winograd::applies(&g) {
-        winograd::run(&g, input, weight, bias, act)
+        winograd::run(&g, &op)
     } else {
-        g.run_dense(input, weight, bias, act)
+        g.run_dense(&op)
     };
     Tensor::from_data(TensorData::new(out, g.output_shape()), &device)
 }
 
 impl Geometry {
     /// NCHW `input`, `[C_out, C_in, kh, kw]` `weight` -> NCHW output.
-    fn run_dense(
-        &self,
-        input: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        act: Activation,
-    ) -> Vec<f32> {
+    fn run_dense(&self, op: &Operands) -> Vec<f32> {
+        let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
         let k = self.k();
         let plane = self.oh * self.ow;
         let total = self.batch * plane;
@@ -181,13 +182,8 @@ impl Geometry {
 
     /// Depthwise: each output plane is its input plane's `kh×kw` filter, accumulated tap by tap
     /// as whole-row multiply-adds (which vectorise), padding skipped rather than materialised.
-    fn run_depthwise(
-        &self,
-        input: &[f32],
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        act: Activation,
-    ) -> Vec<f32> {
+    fn run_depthwise(&self, op: &Operands) -> Vec<f32> {
+        let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
         let (plane_in, plane_out) = (self.h * self.w, self.oh * self.ow);
         let mut out = vec![0f32; self.batch * self.c_out * plane_out];
         let filter = |bc: usize, o: &mut [f32]| {

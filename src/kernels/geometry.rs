@@ -5,6 +5,18 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Device, Tensor};
 
+use super::Activation;
+
+/// The data of one convolution call: NCHW `input`, `[C_out, C_in/groups, kh, kw]` `weight`, the
+/// bias, and what follows the convolution.
+#[derive(Clone, Copy)]
+pub(crate) struct Operands<'a> {
+    pub input: &'a [f32],
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub act: Activation,
+}
+
 /// Shapes, strides and padding of one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Geometry {

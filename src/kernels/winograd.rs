@@ -13,7 +13,7 @@
 //! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
 
 use super::Activation;
-use super::geometry::Geometry;
+use super::geometry::{Geometry, Operands};
 use super::parallel::{gemm_strided, par_each, par_rows};
 use super::scratch::Scratch;
 
@@ -37,13 +37,8 @@ pub(super) fn applies(g: &Geometry) -> bool {
 }
 
 /// NCHW `input`, `[C_out, C_in, 3, 3]` `weight` -> NCHW output with bias and `act` applied.
-pub(super) fn run(
-    g: &Geometry,
-    input: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Vec<f32> {
+pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
+    let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
     let tiles = Tiles::new(g);
     let u = transform_filters(weight, g.c_out * g.c_in);
     let v = transform_input(g, &tiles, input);
@@ -431,7 +426,13 @@ mod tests {
             let want = reference(&g, &input, &weight, &bias);
             let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
             for act in [Activation::Identity, Activation::Relu] {
-                let got = run(&g, &input, &weight, Some(&bias), act);
+                let op = Operands {
+                    input: &input,
+                    weight: &weight,
+                    bias: Some(&bias),
+                    act,
+                };
+                let got = run(&g, &op);
                 assert_eq!(got.len(), want.len());
                 let err = got.iter().zip(&want).fold(0f64, |m, (&a, &b)| {
                     let b = if act == Activation::Relu {

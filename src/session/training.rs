@@ -10,7 +10,7 @@ use super::model::{Trained, TunedStage};
 use crate::backbone::LastStage;
 use crate::dataset::{Example, Views};
 use crate::error::{Error, Result};
-use crate::trainer::{self, Progress, TrainConfig, TrainExample, ValExample};
+use crate::trainer::{self, Progress, Sets, TrainConfig, TrainExample, ValExample};
 use crate::{finetune, split};
 
 /// Which photos validate.
@@ -127,16 +127,13 @@ impl TrainJob {
                     .iter()
                     .map(|&i| examples[i].views.as_slice())
                     .collect();
-                let (head, report) = trainer::train_with_views(
+                let sets = Sets {
                     labels,
-                    &train_set,
-                    &val_set,
-                    Some(&val_views),
-                    cfg,
-                    device,
-                    progress,
-                )
-                .await?;
+                    train: &train_set,
+                    val: &val_set,
+                    val_views: Some(&val_views),
+                };
+                let (head, report) = trainer::train_with_views(sets, cfg, device, progress).await?;
                 (head, report, None)
             }
             Some((rows, pretrained)) => {
@@ -158,17 +155,14 @@ impl TrainJob {
                     .collect();
                 let val_views: Vec<&[Vec<f32>]> =
                     val_idx.iter().map(|&i| rows[i].as_slice()).collect();
-                let (tuned, report) = finetune::train_with_views(
+                let sets = Sets {
                     labels,
-                    &train_set,
-                    &val_set,
-                    Some(&val_views),
-                    cfg,
-                    pretrained,
-                    device,
-                    progress,
-                )
-                .await?;
+                    train: &train_set,
+                    val: &val_set,
+                    val_views: Some(&val_views),
+                };
+                let (tuned, report) =
+                    finetune::train_with_views(sets, cfg, pretrained, device, progress).await?;
                 let weights = tuned.stage.to_weights().await?;
                 let stage = TunedStage {
                     stage: Rc::new(tuned.stage),

@@ -26,6 +26,67 @@ pub enum Balance {
     Sample,
 }
 
+impl OptimizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+}
+
+impl Balance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::Auto => "auto",
+            Balance::None => "none",
+            Balance::Weight => "weight",
+            Balance::Sample => "sample",
+        }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [OptimizerKind::Sgd, OptimizerKind::Adam]
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| Error::Invalid(format!("unknown optimizer '{s}': expected sgd or adam")))
+    }
+}
+
+impl std::str::FromStr for Balance {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            Balance::Auto,
+            Balance::None,
+            Balance::Weight,
+            Balance::Sample,
+        ]
+        .into_iter()
+        .find(|b| b.name() == s)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "unknown balance '{s}': expected auto, none, weight or sample"
+            ))
+        })
+    }
+}
+
 /// Default L2-SP strength, α = 0.1: the value Li et al. (2018) found to work across their
 /// transfer tasks, kept after a measurement on trashnet-mini (docs/BENCHMARKS.md).
 pub const DEFAULT_L2SP: f64 = 0.1;

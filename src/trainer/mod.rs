@@ -27,6 +27,32 @@ pub(crate) use plan::{EpochLoss, Plan, Run, build_optimizer, epoch_stats, lr_at}
 pub(crate) use report::build_report;
 pub use report::{EpochStats, FineTuneStats, Misclassified, PerClass, Progress, Report};
 
+/// The examples of one run: the classes, the training and validation examples, and (for the
+/// refit) every view of each validation photo, in `val` order (`None`: evaluation views only).
+#[derive(Clone, Copy)]
+pub struct Sets<'a> {
+    pub labels: &'a [String],
+    pub train: &'a [TrainExample<'a>],
+    pub val: &'a [ValExample<'a>],
+    pub val_views: Option<&'a [&'a [Vec<f32>]]>,
+}
+
+impl<'a> Sets<'a> {
+    /// The sets, the validation photos with their evaluation view only.
+    pub fn new(
+        labels: &'a [String],
+        train: &'a [TrainExample<'a>],
+        val: &'a [ValExample<'a>],
+    ) -> Self {
+        Sets {
+            labels,
+            train,
+            val,
+            val_views: None,
+        }
+    }
+}
+
 /// One training example: its views (index 0 = evaluation view) and class.
 pub struct TrainExample<'a> {
     pub views: &'a [Vec<f32>],
@@ -79,7 +105,8 @@ pub async fn train(
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
-    train_with_views(labels, train_set, val_set, None, cfg, device, progress).await
+    let sets = Sets::new(labels, train_set, val_set);
+    train_with_views(sets, cfg, device, progress).await
 }
 
 /// The training + validation examples a refit trains on: `val_views[i]` holds every view of
@@ -190,20 +217,18 @@ pub async fn refit_head(
     Ok((head.valid(), plan.balance, last))
 }
 
-/// [`train`], with every view of each validation photo for the refit (`val_views`, in `val_set`
-/// order; `None`: evaluation views only). The held-out run trains on `train_set`, validates on
-/// `val_set` and keeps its best epoch by validation loss; with `cfg.refit` and a validation set
-/// a new head is then trained from zeros on both for that many epochs and returned, and the
-/// report (the held-out run's metrics) says so.
+/// [`train`], with every view of each validation photo for the refit (`sets.val_views`). The
+/// held-out run trains on `sets.train`, validates on `sets.val` and keeps its best epoch by
+/// validation loss; with `cfg.refit` and a validation set a new head is then trained from zeros
+/// on both for that many epochs and returned, and the report (the held-out run's metrics) says
+/// so.
 pub async fn train_with_views(
-    labels: &[String],
-    train_set: &[TrainExample<'_>],
-    val_set: &[ValExample<'_>],
-    val_views: Option<&[&[Vec<f32>]]>,
+    sets: Sets<'_>,
     cfg: &TrainConfig,
     device: &Device,
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Report)> {
+    let (labels, train_set, val_set) = (sets.labels, sets.train, sets.val);
     if cfg.finetune_last {
         // The examples here are embeddings; fine-tuning needs each image's last-stage input.
         return Err(Error::Invalid(
@@ -255,7 +280,7 @@ pub async fn train_with_views(
     let mut head = best_head;
     if cfg.refit && !val_set.is_empty() {
         let mut storage = Vec::new();
-        let all = refit_set(train_set, val_set, val_views, &mut storage)?;
+        let all = refit_set(train_set, val_set, sets.val_views, &mut storage)?;
         let (refit, balance, _) =
             refit_head(labels, &all, cfg, best_epoch, device, progress).await?;
         head = refit;

@@ -434,6 +434,20 @@ async function run(page, context, origin) {
   check(/balanced/.test(doctor.balance) && doctor.classes === 4, `doctor panel ${JSON.stringify(doctor)}`);
   await page.locator('#doctor').screenshot({ path: join(SHOTS, 'doctor.png') });
   if (process.env.SORTWISE_UPDATE_SCREENSHOT) copyFileSync(join(SHOTS, 'doctor.png'), join(ROOT, 'docs/doctor.png'));
+  // The same two in Chinese: the legend, the check-up and its advice follow the language.
+  await page.click('button[data-lang="zh-CN"]');
+  const zh = await page.evaluate(() => ({
+    legend: document.getElementById('explain-caption').textContent,
+    doctor: document.querySelector('#doctor-out h4')?.textContent ?? '',
+  }));
+  check(/像/.test(zh.legend) && /重复/.test(zh.doctor), `the heatmap legend and the check-up are not in Chinese: ${JSON.stringify(zh)}`);
+  await page.locator('#test-section').screenshot({ path: join(SHOTS, 'heatmap-zh.png') });
+  await page.locator('#doctor').screenshot({ path: join(SHOTS, 'doctor-zh.png') });
+  if (process.env.SORTWISE_UPDATE_SCREENSHOT) {
+    copyFileSync(join(SHOTS, 'heatmap-zh.png'), join(ROOT, 'docs/heatmap-zh.png'));
+    copyFileSync(join(SHOTS, 'doctor-zh.png'), join(ROOT, 'docs/doctor-zh.png'));
+  }
+  await page.click('button[data-lang="en"]');
 
   // ---- cancel a long training run ----
   await page.click('#advanced summary');

@@ -9,6 +9,7 @@ import { $, el, thumbUrl } from './dom.js';
 import { showError } from './status.js';
 
 let project = null;
+let last = null; // the last diagnosis shown, re-rendered when the language changes
 
 /** The balance note from the project's own counts (no engine call). */
 export function renderBalance() {
@@ -47,6 +48,7 @@ function section(titleKey, items, emptyKey) {
 }
 
 function render(d) {
+  last = d;
   const pairs = d.pairs.filter((p) => photo(p.a) && photo(p.b)).map((p) => {
     const li = el('li', {}, photo(p.a), photo(p.b),
       el('span', { text: formatPct(p.similarity) }),
@@ -89,10 +91,16 @@ async function run() {
   } catch (e) { showError('doctorFailed', e); } finally { button.disabled = false; }
 }
 
+/** The balance note and the last check-up again, in the current language. */
+export function rerenderDoctor() {
+  renderBalance();
+  if (last) render(last);
+}
+
 export function bindDoctor(p) {
   project = p;
   $('doctor-run').addEventListener('click', run);
   for (const ev of ['stored', 'dropped', 'replaced', 'cleared']) project.addEventListener(ev, renderBalance);
-  project.addEventListener('replaced', () => $('doctor-out').replaceChildren());
+  project.addEventListener('replaced', () => { last = null; $('doctor-out').replaceChildren(); });
   renderBalance();
 }

@@ -52,7 +52,10 @@ function renderPrediction(r) {
   }));
 }
 
-export function rerenderPrediction() { if (lastPrediction) renderPrediction(lastPrediction); }
+export function rerenderPrediction() {
+  if (lastPrediction) renderPrediction(lastPrediction);
+  renderHeatmap();
+}
 
 const explainOn = () => $('explain-toggle').checked;
 
