@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model_file;
 pub mod preprocess;
 pub mod session;
+pub mod share;
 pub mod split;
 pub mod tensor_io;
 pub mod trainer;

@@ -285,10 +285,11 @@ impl Model {
                 self.meta.arch
             )));
         }
-        if !self.meta.backbone_source_sha256.is_empty()
-            && !source_sha256.is_empty()
-            && source_sha256 != self.meta.backbone_source_sha256
-        {
+        let mine = &self.meta.backbone_source_sha256;
+        // A shared link names the checkpoint by a prefix of its hash (`share::SHA_PREFIX`).
+        let prefix =
+            mine.len() >= crate::share::SHA_PREFIX && source_sha256.starts_with(mine.as_str());
+        if !mine.is_empty() && !source_sha256.is_empty() && source_sha256 != mine && !prefix {
             // Both strings come from files (the model's metadata, the weights' metadata): cut
             // by characters, since a byte index can fall inside a multi-byte character.
             return Err(Error::Invalid(format!(

@@ -414,6 +414,36 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
     let (p, _) = block(s.probabilities(&inputs[..1])).unwrap();
     assert!(max_abs_diff(&p[0], &calibrated[0]) < 1e-6);
 
+    // Shared by link: int8 agrees with the full head on the validation photos, and the model
+    // read back gives the same class on the never-seen folder.
+    let shared = s.get().share().unwrap();
+    eprintln!("shared: {shared:?}, {} bytes", shared.bytes.len());
+    assert!(
+        shared.agreement >= sortwise::share::MIN_AGREEMENT,
+        "{shared:?}"
+    );
+    let linked = sortwise::share::decode(&shared.bytes).unwrap();
+    let l = SharedSession::new(
+        Session::new(
+            weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex()).unwrap(),
+            weights::sha256_hex(&std::fs::read(lite0_pth()).unwrap()),
+            Options::default(),
+        )
+        .unwrap(),
+    );
+    l.get_mut().set_model(linked, None).unwrap();
+    let (linked_logits, _, _) = block(l.logits(&inputs)).unwrap();
+    let same = logits
+        .iter()
+        .zip(&linked_logits)
+        .filter(|(a, b)| sortwise::metrics::argmax(a) == sortwise::metrics::argmax(b))
+        .count();
+    assert!(
+        same as f64 >= 0.99 * inputs.len() as f64,
+        "{same} of {}",
+        inputs.len()
+    );
+
     // The same folder as the validation set: validated on, and refit on.
     let mut held = Vec::new();
     for (c, img) in unseen {
@@ -488,6 +518,73 @@ fn heatmaps_are_exact() {
             assert!((e.prediction.confidence - p.confidence).abs() < 1e-4);
         }
     }
+}
+
+/// A trained model as link bytes: int8 rows agreeing with the full head, decoded into another
+/// session that predicts the same; cut, foreign or overlong bytes refused; a fine-tuned stage
+/// refused (too large for a link).
+#[test]
+fn a_model_shared_by_link_predicts_the_same() {
+    let s = open(Options::default());
+    two_classes(&s, 3);
+    block(s.train(quick(), &Split::Stratified, &mut async |_: &Progress| true)).unwrap();
+    let shared = s.get().share().unwrap();
+    assert_eq!(
+        shared.precision,
+        sortwise::share::Precision::Int8,
+        "{shared:?}"
+    );
+    assert!(
+        shared.agreement >= sortwise::share::MIN_AGREEMENT && shared.n > 0,
+        "{shared:?}"
+    );
+    // Header, two labels, two biases, two rows of a scale and 512 int8 weights.
+    assert!(
+        shared.bytes.len() < 2 * (4 + 512) + 120,
+        "{} bytes",
+        shared.bytes.len()
+    );
+
+    let model = sortwise::share::decode(&shared.bytes).unwrap();
+    assert_eq!(model.meta.labels, s.get().labels());
+    let t = open(Options::default());
+    t.get_mut().set_model(model, None).unwrap();
+    for png in PNGS {
+        let img = preprocess::decode(png).unwrap();
+        let (a, b) = (
+            block(s.predict(&img, 0.0)).unwrap(),
+            block(t.predict(&img, 0.0)).unwrap(),
+        );
+        assert_eq!(a.probs[0].label, b.probs[0].label);
+        assert!((a.confidence - b.confidence).abs() < 0.02, "{a:?} vs {b:?}");
+    }
+
+    let bytes = &shared.bytes;
+    for bad in [
+        &bytes[..bytes.len() - 1],
+        &bytes[..10],
+        b"SWs2 not a model".as_slice(),
+    ] {
+        assert!(sortwise::share::decode(bad).is_err());
+    }
+    let mut long = bytes.clone();
+    long.push(0);
+    let err = sortwise::share::decode(&long).unwrap_err();
+    assert!(err.to_string().contains("past its end"), "{err}");
+
+    let f = open(Options {
+        finetune: true,
+        ..Options::default()
+    });
+    two_classes(&f, 3);
+    let cfg = TrainConfig {
+        finetune_last: true,
+        finetune_epochs: 1,
+        ..quick()
+    };
+    block(f.train(cfg, &Split::Stratified, &mut async |_: &Progress| true)).unwrap();
+    let err = f.get().share().unwrap_err();
+    assert!(err.to_string().contains("too large for a link"), "{err}");
 }
 
 #[test]

@@ -289,6 +289,25 @@ mod trainer_api {
         assert_eq!(maps.length(), 2);
         assert_eq!(js_sys::Array::from(&maps.get(0)).length(), 49);
 
+        // Shared by link and read back: the same class.
+        let shared = t.share_model().unwrap();
+        assert!(field(&shared, "agreement").as_f64().unwrap() >= 0.99);
+        let bytes = Uint8Array::new(&field(&shared, "bytes"));
+        let file = sortwise::web::shared_model(&bytes.to_vec()).unwrap();
+        let t3 = Trainer::load_async(
+            &file.to_vec(),
+            &w.to_vec(),
+            obj(&[("device", device.into())]),
+        )
+        .await
+        .map_err(msg)
+        .unwrap();
+        let p3 = resolve(t3.predict(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        assert_eq!(field(&p3, "label").as_string().unwrap(), label);
+        assert!(close(&probs(&p3), &probs(&p1), 0.02), "shared vs full head");
+
         // Export, load into a new trainer, same prediction.
         let file = t.export_model().unwrap();
         assert!(file.length() > 512 * 2 * 4);

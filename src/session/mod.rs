@@ -27,7 +27,7 @@ use crate::preprocess::Fit;
 use crate::trainer::TrainConfig;
 use crate::weights;
 
-pub use model::Trained;
+pub use model::{Shared, Trained};
 pub use shared::{AddOutcome, Explanation, SharedSession};
 pub use training::Split;
 

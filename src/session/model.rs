@@ -8,6 +8,7 @@ use crate::dataset::validate_label;
 use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::model_file::{self, Model, ModelMeta};
+use crate::share::{self, Precision};
 use crate::trainer::{Report, TrainConfig};
 
 /// A trained head, its classes, and the fine-tuned last stage when it has one. Cloned out of
@@ -27,6 +28,18 @@ pub struct Trained {
     pub temperature: f64,
     /// The image ids the run validated on (none for a model read from a file).
     pub validation: Vec<u32>,
+}
+
+/// A trained model as link bytes (`share.rs`), at the precision chosen and how often it agrees
+/// with the full head.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Shared {
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    pub precision: Precision,
+    /// Share of `n` photos on which it picks the full head's class.
+    pub agreement: f64,
+    pub n: usize,
 }
 
 /// A fine-tuned last stage on the device (what predictions run) and its weights read back
@@ -106,6 +119,51 @@ impl Session {
     /// The trained model as a `.sortwise` file (version 2 with the `stage.*` tensors when the
     /// last stage was fine-tuned); `producer` names the program that wrote it.
     pub fn export_model(&self, producer: &str) -> Result<Vec<u8>> {
+        let (model, t) = self.model(producer)?;
+        model.to_bytes_with_stage(t.stage.as_ref().map(|s| &*s.weights))
+    }
+
+    /// The trained model for a link (`share.rs`): int8 when its top class agrees with the full
+    /// head's on at least 99% of the last run's validation photos (every photo here when there
+    /// was none), else f16. A fine-tuned stage is megabytes: such a model is refused.
+    pub fn share(&self) -> Result<Shared> {
+        let (model, t) = self.model("")?;
+        if t.stage.is_some() {
+            return Err(Error::Invalid(
+                "a model with a fine-tuned last stage is too large for a link: share its \
+                 .sortwise file instead"
+                    .into(),
+            ));
+        }
+        let rows: Vec<&[f32]> = if t.validation.is_empty() {
+            self.data
+                .examples()
+                .iter()
+                .map(|e| e.views[0].as_slice())
+                .collect()
+        } else {
+            t.validation
+                .iter()
+                .filter_map(|id| self.data.get(*id))
+                .map(|e| e.views[0].as_slice())
+                .collect()
+        };
+        let int8 = share::agreement(&model.weight, &model.bias, &rows, Precision::Int8);
+        let (precision, agreement) = if int8 >= share::MIN_AGREEMENT {
+            (Precision::Int8, int8)
+        } else {
+            let f16 = share::agreement(&model.weight, &model.bias, &rows, Precision::F16);
+            (Precision::F16, f16)
+        };
+        Ok(Shared {
+            bytes: share::encode(&model, precision)?,
+            precision,
+            agreement,
+            n: rows.len(),
+        })
+    }
+
+    fn model(&self, producer: &str) -> Result<(Model, &Trained)> {
         let t = self
             .trained
             .as_ref()
@@ -126,6 +184,6 @@ impl Session {
             weight: t.weight.clone(),
             bias: t.bias.clone(),
         };
-        model.to_bytes_with_stage(t.stage.as_ref().map(|s| &*s.weights))
+        Ok((model, t))
     }
 }

@@ -47,6 +47,15 @@ pub fn validate_label_js(name: &str) -> Result<String, JsValue> {
     validate_label(name).map_err(js_err)
 }
 
+/// `sharedModel(bytes)`: the `.sortwise` file a shared link's bytes (`Trainer.shareModel`) stand
+/// for, to give to `importModel` / `Trainer.load`; rejects cut or foreign bytes.
+#[wasm_bindgen(js_name = sharedModel)]
+pub fn shared_model(bytes: &[u8]) -> Result<Uint8Array, JsValue> {
+    let model = crate::share::decode(bytes).map_err(js_err)?;
+    let file = model.to_bytes().map_err(js_err)?;
+    Ok(Uint8Array::from(file.as_slice()))
+}
+
 #[wasm_bindgen]
 pub struct Trainer {
     session: SharedSession,
@@ -415,6 +424,21 @@ impl Trainer {
     #[wasm_bindgen(js_name = importModel)]
     pub fn import_model(&self, bytes: &[u8]) -> Result<Vec<String>, JsValue> {
         self.session.get_mut().import_model(bytes).map_err(js_err)
+    }
+
+    /// `shareModel()` -> `{bytes, precision, agreement, n}`: the trained model as the bytes of a
+    /// link (int8 rows, or f16 where int8 agreed with the full head on fewer than 99% of the `n`
+    /// validation photos; `agreement` is that share). Deflating and encoding them is the page's.
+    #[wasm_bindgen(js_name = shareModel)]
+    pub fn share_model(&self) -> Result<JsValue, JsValue> {
+        let shared = self.session.get().share().map_err(js_err)?;
+        let out = to_js(&shared)?;
+        js_sys::Reflect::set(
+            &out,
+            &JsValue::from_str("bytes"),
+            &Uint8Array::from(shared.bytes.as_slice()),
+        )?;
+        Ok(out)
     }
 
     /// The trained model as a `.sortwise` file (same format as the CLI's).
