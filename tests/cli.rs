@@ -409,18 +409,15 @@ fn train_eval_predict_on_class_folders() {
 
     // Explain: the prediction, 7×7 maps for both classes, and the photo with the map over it.
     let heat = dir.path().join("heat.png");
-    let (code, e, stderr) = sortwise(&[
-        "explain",
-        "--model",
-        &s(&model),
-        "--weights",
-        &s(&pth),
-        "--backend",
-        "cpu",
-        "--out",
-        &s(&heat),
-        &s(&photo),
-    ]);
+    let (model_arg, pth_arg, heat_arg, photo_arg) = (s(&model), s(&pth), s(&heat), s(&photo));
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["explain", "--model", &model_arg, "--weights", &pth_arg];
+        args.extend(["--backend", "cpu", "--out", &heat_arg]);
+        args.extend(extra);
+        args.push(&photo_arg);
+        sortwise(&args)
+    };
+    let (code, e, stderr) = explain(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         ["glass", "paper"].contains(&e["label"].as_str().unwrap()),
@@ -438,20 +435,7 @@ fn train_eval_predict_on_class_folders() {
         photo_img.to_rgb8(),
         "the map is drawn over the photo"
     );
-    let (code, _, stderr) = sortwise(&[
-        "explain",
-        "--model",
-        &s(&model),
-        "--weights",
-        &s(&pth),
-        "--backend",
-        "cpu",
-        "--class",
-        "metal",
-        "--out",
-        &s(&heat),
-        &s(&photo),
-    ]);
+    let (code, _, stderr) = explain(&["--class", "metal"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("'metal' is not a class"), "{stderr}");
 

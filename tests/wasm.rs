@@ -119,6 +119,18 @@ mod trainer_api {
         JsFuture::from(p).await.map_err(msg)
     }
 
+    /// A trainer loaded from `model` on `device`, and its prediction of the first fixture.
+    async fn load_and_predict(model: &[u8], weights: &[u8], device: &str) -> (Trainer, JsValue) {
+        let t = Trainer::load_async(model, weights, obj(&[("device", device.into())]))
+            .await
+            .map_err(msg)
+            .unwrap();
+        let p = resolve(t.predict(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
+            .await
+            .unwrap();
+        (t, p)
+    }
+
     async fn round_trip(device: &str) {
         let weights = weights_file();
         let w = Uint8Array::from(weights.as_slice());
@@ -294,35 +306,17 @@ mod trainer_api {
         assert!(field(&shared, "agreement").as_f64().unwrap() >= 0.99);
         let bytes = Uint8Array::new(&field(&shared, "bytes"));
         let file = sortwise::web::shared_model(&bytes.to_vec()).unwrap();
-        let t3 = Trainer::load_async(
-            &file.to_vec(),
-            &w.to_vec(),
-            obj(&[("device", device.into())]),
-        )
-        .await
-        .map_err(msg)
-        .unwrap();
-        let p3 = resolve(t3.predict(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
+        let p3 = load_and_predict(&file.to_vec(), &w.to_vec(), device)
             .await
-            .unwrap();
+            .1;
         assert_eq!(field(&p3, "label").as_string().unwrap(), label);
         assert!(close(&probs(&p3), &probs(&p1), 0.02), "shared vs full head");
 
         // Export, load into a new trainer, same prediction.
         let file = t.export_model().unwrap();
         assert!(file.length() > 512 * 2 * 4);
-        let t2 = Trainer::load_async(
-            &file.to_vec(),
-            &w.to_vec(),
-            obj(&[("device", device.into())]),
-        )
-        .await
-        .map_err(msg)
-        .unwrap();
+        let (t2, p2) = load_and_predict(&file.to_vec(), &w.to_vec(), device).await;
         assert_eq!(t2.labels(), t.labels());
-        let p2 = resolve(t2.predict(Uint8Array::from(PNGS[0]), JsValue::UNDEFINED))
-            .await
-            .unwrap();
         assert_eq!(field(&p2, "label").as_string().unwrap(), label);
         let (c1, c2) = (
             field(&p1, "confidence").as_f64().unwrap(),
