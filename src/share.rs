@@ -1,6 +1,6 @@
 //! A classifier small enough for a link: its labels, backbone, preprocessing, temperature and
-//! head, the head quantised to int8 with one scale per class row (or kept as f16 where int8 would
-//! change predictions). The page deflates these bytes into a URL fragment (`#m=…`, which browsers
+//! head, the head quantised to 4 bits with one scale per 64 weights, or to int8 with one scale per
+//! class row, or kept as f16: the smallest that keeps the full head's predictions. The page deflates these bytes into a URL fragment (`#m=…`, which browsers
 //! never send to a server) or a QR code; `decode` turns them back into a model for
 //! `Session::set_model`. The backbone is named by the first 16 hex digits of its checkpoint's
 //! sha256, enough to refuse other weights (`Model::check_backbone` accepts such a prefix).
@@ -23,8 +23,60 @@ pub const MIN_AGREEMENT: f64 = 0.99;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    Int4,
     Int8,
     F16,
+}
+
+impl Precision {
+    /// Smallest first: the order `Session::share` tries them in.
+    pub const ALL: [Precision; 3] = [Precision::Int4, Precision::Int8, Precision::F16];
+}
+
+/// Weights per 4-bit scale. One scale per row lost predictions: a row's largest weight set the
+/// step for all 512–2048 of them, and 15 levels left most weights at 0 or ±1.
+const INT4_GROUP: usize = 64;
+
+/// Scales tried per group, as fractions of max |w| / 7: clipping the few largest weights of a
+/// group for a finer step for all the others often loses less than covering them exactly.
+const INT4_SCALES: [f32; 8] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65];
+
+/// Each run of `INT4_GROUP` weights as a f16 scale and levels in -7..=7: of the scales tried,
+/// the one whose levels are nearest the weights (least squared error).
+fn int4_groups(weight: &[f32]) -> Vec<(f16, Vec<i8>)> {
+    weight
+        .chunks(INT4_GROUP)
+        .map(|group| {
+            let max = group.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let levels = |scale: f16| -> (f32, Vec<i8>) {
+                let s = scale.to_f32().max(f32::MIN_POSITIVE);
+                let q: Vec<i8> = group
+                    .iter()
+                    .map(|v| (v / s).round().clamp(-7.0, 7.0) as i8)
+                    .collect();
+                let err = group
+                    .iter()
+                    .zip(&q)
+                    .map(|(v, &l)| (v - f32::from(l) * scale.to_f32()).powi(2))
+                    .sum();
+                (err, q)
+            };
+            if max == 0.0 {
+                return (f16::ONE, levels(f16::ONE).1);
+            }
+            // Rounded to f16 first, so the levels are chosen for the scale that is stored.
+            INT4_SCALES
+                .iter()
+                .map(|f| f16::from_f32(max / 7.0 * f))
+                .map(|scale| {
+                    let (err, q) = levels(scale);
+                    (err, scale, q)
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, scale, q)| (scale, q))
+                .expect("scales to try")
+        })
+        .collect()
 }
 
 /// Each row of `weight` (`rows × dim`) as int8 with its own scale (max |w| / 127).
@@ -47,6 +99,11 @@ fn int8_rows(weight: &[f32], dim: usize) -> Vec<(f32, Vec<i8>)> {
 /// The head's weights as `precision` would give them back.
 pub fn round_trip(weight: &[f32], dim: usize, precision: Precision) -> Vec<f32> {
     match precision {
+        Precision::Int4 => weight
+            .chunks(dim)
+            .flat_map(int4_groups)
+            .flat_map(|(s, q)| q.into_iter().map(move |v| f32::from(v) * s.to_f32()))
+            .collect(),
         Precision::Int8 => int8_rows(weight, dim)
             .into_iter()
             .flat_map(|(s, q)| q.into_iter().map(move |v| f32::from(v) * s))
@@ -95,6 +152,7 @@ pub fn encode(model: &Model, precision: Precision) -> Result<Vec<u8>> {
     out.push(match precision {
         Precision::Int8 => 1,
         Precision::F16 => 2,
+        Precision::Int4 => 3,
     });
     put_str(&mut out, m.arch.name())?;
     out.push(u8::from(m.fit == Fit::Letterbox));
@@ -109,6 +167,25 @@ pub fn encode(model: &Model, precision: Precision) -> Result<Vec<u8>> {
         out.extend_from_slice(&b.to_le_bytes());
     }
     match precision {
+        // Row by row, so a row's groups sit together; two levels a byte, low nibble first.
+        Precision::Int4 => {
+            for row in model.weight.chunks(m.dim) {
+                let groups = int4_groups(row);
+                for (scale, _) in &groups {
+                    out.extend_from_slice(&scale.to_le_bytes());
+                }
+                let levels: Vec<u8> = groups
+                    .into_iter()
+                    .flat_map(|(_, q)| q)
+                    .map(|v| (v + 8) as u8)
+                    .collect();
+                out.extend(
+                    levels
+                        .chunks(2)
+                        .map(|p| p[0] | (p.get(1).copied().unwrap_or(8) << 4)),
+                );
+            }
+        }
         Precision::Int8 => {
             for (scale, q) in int8_rows(&model.weight, m.dim) {
                 out.extend_from_slice(&scale.to_le_bytes());
@@ -162,6 +239,7 @@ pub fn decode(bytes: &[u8]) -> Result<Model> {
     let precision = match r.u8()? {
         1 => Precision::Int8,
         2 => Precision::F16,
+        3 => Precision::Int4,
         p => {
             return Err(Error::Invalid(format!(
                 "unknown shared-model precision {p}"
@@ -183,6 +261,19 @@ pub fn decode(bytes: &[u8]) -> Result<Model> {
     let mut weight = Vec::with_capacity(classes * dim);
     for _ in 0..classes {
         match precision {
+            Precision::Int4 => {
+                let scales = r.take(2 * dim.div_ceil(INT4_GROUP))?;
+                let packed = r.take(dim.div_ceil(2))?;
+                let levels = packed
+                    .iter()
+                    .flat_map(|b| [b & 15, b >> 4])
+                    .take(dim)
+                    .map(|v| f32::from(v as i8 - 8));
+                weight.extend(levels.enumerate().map(|(i, v)| {
+                    let s = &scales[2 * (i / INT4_GROUP)..][..2];
+                    v * f16::from_le_bytes([s[0], s[1]]).to_f32()
+                }));
+            }
             Precision::Int8 => {
                 let scale = r.f32()?;
                 weight.extend(r.take(dim)?.iter().map(|&v| f32::from(v as i8) * scale));
@@ -253,7 +344,14 @@ mod tests {
     #[test]
     fn both_precisions_round_trip_within_their_step() {
         let m = model(3);
-        for (p, tol) in [(Precision::Int8, 1.0 / 127.0), (Precision::F16, 1e-3)] {
+        // Weights lie in [-1, 1]: at most half a level of int8 and f16 off; 4 bits may clip a
+        // group's largest weights (to 0.65 of its max) but is no further off on the whole than
+        // rounding to steps of max / 7 (mean squared error step² / 12), plus f16's rounding.
+        for (p, tol) in [
+            (Precision::Int4, 0.35 + 2e-3),
+            (Precision::Int8, 1.0 / 127.0),
+            (Precision::F16, 1e-3),
+        ] {
             let back = decode(&encode(&m, p).unwrap()).unwrap();
             assert_eq!(back.meta.labels, m.meta.labels);
             assert_eq!(
@@ -269,6 +367,14 @@ mod tests {
                 .zip(&m.weight)
                 .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
             assert!(d <= tol, "{p:?}: {d}");
+            let mse = back
+                .weight
+                .iter()
+                .zip(&m.weight)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f32>()
+                / m.weight.len() as f32;
+            assert!(mse <= 1.02 * (1.0f32 / 7.0).powi(2) / 12.0, "{p:?}: {mse}");
             assert_eq!(back.weight, round_trip(&m.weight, m.meta.dim, p));
         }
         // The prefix is enough to pair the model with its backbone, and refuses another.
@@ -284,15 +390,36 @@ mod tests {
     }
 
     #[test]
-    fn every_cut_and_flipped_byte_is_refused_or_read_without_panic() {
-        let bytes = encode(&model(2), Precision::Int8).unwrap();
-        for n in 0..bytes.len() {
-            assert!(decode(&bytes[..n]).is_err(), "cut at {n}");
+    fn each_precision_has_its_size() {
+        // ResNet-18, 4 classes: the header (magic, precision, arch, fit, hash, temperature,
+        // labels, biases) plus per row 8 f16 scales + 256 bytes, 4 + 512, or 1024.
+        let m = model(4);
+        let header = encode(&m, Precision::F16).unwrap().len() - 4 * 512 * 2;
+        for (p, row) in [
+            (Precision::Int4, 8 * 2 + 256),
+            (Precision::Int8, 4 + 512),
+            (Precision::F16, 1024),
+        ] {
+            assert_eq!(encode(&m, p).unwrap().len(), header + 4 * row, "{p:?}");
         }
-        for i in 0..bytes.len().min(200) {
-            let mut b = bytes.clone();
-            b[i] ^= 0xA5;
-            let _ = decode(&b);
+        assert_eq!(
+            header,
+            4 + 1 + (2 + 8) + 1 + (2 + 16) + 4 + 1 + 4 * (2 + 4) + 4 * 4
+        );
+    }
+
+    #[test]
+    fn every_cut_and_flipped_byte_is_refused_or_read_without_panic() {
+        for p in Precision::ALL {
+            let bytes = encode(&model(2), p).unwrap();
+            for n in 0..bytes.len() {
+                assert!(decode(&bytes[..n]).is_err(), "{p:?} cut at {n}");
+            }
+            for i in 0..bytes.len().min(200) {
+                let mut b = bytes.clone();
+                b[i] ^= 0xA5;
+                let _ = decode(&b);
+            }
         }
     }
 }

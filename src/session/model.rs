@@ -148,13 +148,12 @@ impl Session {
                 .map(|e| e.views[0].as_slice())
                 .collect()
         };
-        let int8 = share::agreement(&model.weight, &model.bias, &rows, Precision::Int8);
-        let (precision, agreement) = if int8 >= share::MIN_AGREEMENT {
-            (Precision::Int8, int8)
-        } else {
-            let f16 = share::agreement(&model.weight, &model.bias, &rows, Precision::F16);
-            (Precision::F16, f16)
-        };
+        // The smallest precision that keeps the predictions; f16 whatever it gives.
+        let (precision, agreement) = Precision::ALL
+            .into_iter()
+            .map(|p| (p, share::agreement(&model.weight, &model.bias, &rows, p)))
+            .find(|&(p, a)| a >= share::MIN_AGREEMENT || p == Precision::F16)
+            .expect("f16 ends the list");
         Ok(Shared {
             bytes: share::encode(&model, precision)?,
             precision,

@@ -427,8 +427,9 @@ impl Trainer {
     }
 
     /// `shareModel()` -> `{bytes, precision, agreement, n}`: the trained model as the bytes of a
-    /// link (int8 rows, or f16 where int8 agreed with the full head on fewer than 99% of the `n`
-    /// validation photos; `agreement` is that share). Deflating and encoding them is the page's.
+    /// link, its head at the smallest precision (`int4`, `int8`, `f16`) that picks the full head's
+    /// class on at least 99% of the `n` validation photos (`agreement`). Deflating and encoding
+    /// them is the page's (www/share-link.js).
     #[wasm_bindgen(js_name = shareModel)]
     pub fn share_model(&self) -> Result<JsValue, JsValue> {
         let shared = self.session.get().share().map_err(js_err)?;
