@@ -9,7 +9,7 @@
 #   engine/, ui/                    its modules (www/engine/ imports pkg/ and pkg-cpu/ from ../ not ../../)
 #   pkg/, pkg-cpu/                  the two wasm builds (scripts/wasm_pkg.sh)
 #   weights/                        the backbones scripts/weights.sh prepared, with manifest.json
-#   vendor/                         uPlot and fflate (scripts/vendor.sh)
+#   vendor/                         uPlot, fflate and qrcode-generator (scripts/vendor.sh)
 #   sw.js                           offline + cross-origin isolation + security headers
 #   manifest.json, manifest.zh-CN.json, icons/   installable web app (icons: scripts/icons.py)
 #   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff, for hosts that
@@ -38,7 +38,7 @@ if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] && ! { [ -f "$DIR/.nojekyll" ] && [
 fi
 
 need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
-  www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js)
+  www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js)
 for f in "${need[@]}"; do
   [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
 done
@@ -153,7 +153,7 @@ arch = next((a for a in ("resnet18", "efficientnet_lite0") if any(b["arch"] == a
 weights = ["weights/" + next(b["file"] for b in backbones if b["arch"] == arch)]
 page = [f for f in files if "/" not in f and f.endswith((".html", ".js", ".css")) or f in (
     "manifest.json", "weights/manifest.json", "icons/icon.svg", "icons/icon-192.png",
-    "vendor/uPlot.esm.js", "vendor/uPlot.min.css", "vendor/fflate.js")]
+    "vendor/uPlot.esm.js", "vendor/uPlot.min.css", "vendor/fflate.js", "vendor/qrcode.js")]
 engines = {"CPU-only (pkg-cpu/)": [f for f in files if f.startswith("pkg-cpu/") and not f.endswith(".d.ts")],
            "WebGPU (pkg/)": [f for f in files if f.startswith("pkg/") and not f.endswith(".d.ts")]}
 print(f"dist: {d}/ is {mb(raw(files))} in {len(files)} files "

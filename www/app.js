@@ -18,6 +18,9 @@ import { bindDoctor, rerenderDoctor } from './ui/doctor.js';
 import { bindResults, renderResults } from './ui/results.js';
 import { bindTesting, clearPrediction, relabelLive, renderTestState, rerenderPrediction, shownPrediction } from './ui/testing.js';
 import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersistent } from './ui/save.js';
+import { bindShare, rerenderShare, shareState } from './ui/share.js';
+import { openShared, rerenderShared, sharedState } from './ui/shared-view.js';
+import { readLink } from './share-link.js';
 
 // `?device=webgpu` or `?device=cpu` overrides the automatic choice (for testing and comparison).
 const param = new URLSearchParams(location.search).get('device');
@@ -43,7 +46,10 @@ function bindUi() {
   bindDoctor(project);
   bindTesting(project);
   bindSave(project);
+  bindShare(project);
   onLangChange(() => {
+    rerenderShare();
+    rerenderShared();
     renderDevice(project.sw);
     renderClasses();
     renderResults();
@@ -64,12 +70,44 @@ function startFailed(key, params) {
   document.body.dataset.ready = 'error';
 }
 
+// A link's model is in the fragment, which changes without a reload: a pasted link, or one of the
+// kept classifiers opened from this page, loads as a page of its own.
+const isLink = (url) => /^#[mn]=/.test(new URL(url).hash);
+window.addEventListener('hashchange', (e) => {
+  if (isLink(e.newURL) || isLink(e.oldURL)) window.location.reload();
+});
+
+/**
+ * A shared link's classifier: no ownership claimed and the autosave off before anything runs, so
+ * the project saved in this browser is neither read nor written (ui/shared-view.js).
+ */
+async function startShared(bytes, linkError) {
+  autosave.disable({ key: 'sharedNoSave' });
+  try {
+    await loadManifest(project);
+  } catch (e) {
+    status(t('noManifest', { reason: e.message }));
+    document.body.dataset.ready = 'error';
+    return;
+  }
+  if (await openShared(project, bytes, linkError)) document.body.dataset.ready = '1';
+}
+
 export async function start() {
   setLang(defaultLang());
   bindUi();
   renderSettings();
   renderClasses();
   renderTestState();
+  let linkBytes = null;
+  let linkError = null;
+  try {
+    linkBytes = readLink(window.location.hash);
+  } catch (e) { linkError = e; }
+  if (linkBytes || linkError) {
+    await startShared(linkBytes, linkError);
+    return;
+  }
   const owner = await ownership.claim();
   try {
     await loadManifest(project);
@@ -153,6 +191,9 @@ window.sortwiseDebug = {
     const p = project;
     const prediction = shownPrediction();
     return {
+      mode: document.body.dataset.mode || 'project',
+      shared: sharedState(),
+      share: shareState(),
       arch: p.arch,
       backend: p.sw?.backend,
       classes: p.classes.map((c) => ({ label: c.label, count: c.keys.length })),

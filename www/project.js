@@ -467,6 +467,11 @@ export class Project extends EventTarget {
     });
   }
 
+  /** The model as the bytes of a link (engine/client.js `shareModel`), in the queue. */
+  share() {
+    return this.serial(() => this.sw.shareModel());
+  }
+
   /** The photos of every class, as `loadInto` takes them. */
   classImages() {
     return this.classes.map((c) => ({ label: c.label, images: c.keys.map((k) => this.images.get(k)).filter(Boolean) }));

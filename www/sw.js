@@ -14,7 +14,7 @@
 // (pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v5';
+const CACHE = 'sortwise-app-v6';
 // Where pkg/ and pkg-cpu/ sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -40,6 +40,10 @@ const SHELL = [
   './ui/save.js',
   './ui/heatmap.js',
   './ui/doctor.js',
+  './ui/share.js',
+  './ui/shared-view.js',
+  './share-link.js',
+  './links-store.js',
   './i18n.js',
   './store.js',
   './project-zip.js',
@@ -54,6 +58,7 @@ const SHELL = [
   './vendor/uPlot.esm.js',
   './vendor/uPlot.min.css',
   './vendor/fflate.js',
+  './vendor/qrcode.js',
   './manifest.json',
   './manifest.zh-CN.json',
   './icons/icon.svg',

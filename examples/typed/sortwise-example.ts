@@ -48,6 +48,10 @@ export async function withClient(photos: Record<string, Uint8Array[]>, test: Uin
   const top = prediction.probs[0];
   const model: Uint8Array = await sw.exportModel();
   const { labels } = await sw.importModel(model);
+  const link = await sw.shareModel();
+  const precision: 'int4' | 'int8' | 'f16' = link.precision;
+  const file: Uint8Array = await sw.sharedModel(link.bytes);
+  console.log(precision, link.agreement, link.n, file.byteLength);
   const rules = await sw.rules();
   const name: string = await sw.validateLabel(' glass ');
   const epochs: number = rules.train.epochs;

@@ -9,7 +9,8 @@
 // Flow, the same in each: start (the documented device fallback asserted: no WebGPU → CPU; no
 // SharedArrayBuffer → pkg/ single-threaded, saying why), a zip of class folders → train → results →
 // photo test → model export and import (same prediction) → reload restores the project (same classes,
-// counts and prediction) → second visit offline where the engine's service worker controls the page.
+// counts and prediction) → the share link opens the classify view (the held-out photos' classes
+// as the full model's, but one at most) and the project is still the saved one → second visit offline where the engine's service worker controls the page.
 // Files are built inside the page and handed over with a `change` event, the same in every driver.
 // Every request must stay on the origin. Writes artifacts/engines.json: engine × feature as measured
 // (the README's table). Exit code 0 on success, 1 on failure.
@@ -349,6 +350,25 @@ async function flow(name, server) {
     check(await d.eval(() => window.sortwiseDebug.state.hasModel), `${name}: the model was not restored`);
     same(before, await predictAll(), 'after a reload');
     log(`${name}: reload restored ${restored.length} classes and the model: same predictions`);
+
+    // ---- share by link: the classify view opens the model from the link alone ----
+    await d.eval(() => { document.getElementById('share-model').click(); return true; });
+    const share = await waitFor(d, () => window.sortwiseDebug.state.share, null, { timeout: 60000, what: 'the share dialog' });
+    check(!share.refused && share.agreement >= 0.99, `${name}: share ${JSON.stringify(share).slice(0, 200)}`);
+    await d.open('about:blank');
+    await d.open(share.link);
+    await waitReady(d);
+    const shared = await d.eval(() => ({ mode: window.sortwiseDebug.state.mode, labels: window.sortwiseDebug.state.shared?.labels }));
+    check(shared.mode === 'shared' && JSON.stringify([...shared.labels].sort()) === JSON.stringify(CLASSES), `${name}: the link opened ${JSON.stringify(shared)}`);
+    const linked = await predictAll();
+    const agree = linked.filter((p, i) => p.top === before[i].top).length;
+    log(`${name}: the ${share.precision} link (${share.link.length} characters) opens the classify view: ${agree} of ${linked.length} held-out photos as the full model`);
+    check(agree >= linked.length - 1, `${name}: the link's model agrees on ${agree} of ${linked.length} held-out photos`);
+    result.shareLink = { precision: share.precision, characters: share.link.length, agree };
+    await d.open(`${server.base}/www/`);
+    await waitReady(d);
+    await waitFor(d, idle, null, { what: 'the restore after the link' });
+    check(JSON.stringify(await d.eval(classesNow)) === JSON.stringify(classes) && await d.eval(() => window.sortwiseDebug.state.hasModel), `${name}: the project after the link is not the one saved`);
 
     // ---- resources: every request on the origin ----
     const urls = d.requests ?? await d.eval(resources);

@@ -3,13 +3,13 @@
 // types are the Trainer's (trainer.d.ts). Keep in step with client.js and worker.js.
 
 import type {
-  Arch, Backend, DeviceChoice, DiagnoseOptions, Diagnosis, Explanation, Fit, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
+  Arch, Backend, DeviceChoice, DiagnoseOptions, Diagnosis, Explanation, Fit, Prediction, PredictOptions, Rules, SharedModel, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
 export type {
   Arch, Backend, Balance, ClassMetrics, DeviceChoice, EpochStats, FineTuneStats, Fit, LabelProbability,
   Calibration, ClassAdvice, DiagnoseOptions, Diagnosis, DuplicatePair, Explanation, Heatmap, LabelSuspect,
-  Misclassified, Optimizer, PerClass, Prediction, PredictOptions, Rules, TrainOptions, TrainProgress, TrainReport,
+  Misclassified, Optimizer, PerClass, Prediction, PredictOptions, Rules, SharedModel, TrainOptions, TrainProgress, TrainReport,
 } from './trainer.js';
 
 /** Weights being fetched (`cached`: from Cache Storage, no download). */
@@ -146,6 +146,10 @@ export class Sortwise {
   diagnose(opts?: DiagnoseOptions, onProgress?: (p: TrainProgress) => void): Promise<Diagnosis>;
   exportModel(): Promise<Uint8Array>;
   importModel(bytes: Uint8Array | ArrayBuffer): Promise<{ labels: string[] }>;
+  /** The trained model as the bytes of a link; rejects for a model with a fine-tuned stage. */
+  shareModel(): Promise<SharedModel>;
+  /** The `.sortwise` file a link's bytes stand for, for `importModel`. */
+  sharedModel(bytes: Uint8Array): Promise<Uint8Array>;
   /** The engine's limits and training defaults (asked once, then cached). */
   rules(): Promise<Rules>;
   /** The trimmed name, or rejects with the engine's reason (empty, too long, control characters). */

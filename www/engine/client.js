@@ -337,6 +337,20 @@ export class Sortwise {
   }
 
   /**
+   * The trained model as the bytes of a link: `{bytes, precision: 'int4'|'int8'|'f16',
+   * agreement, n}`, the smallest precision whose head picks the full head's class on at least 99%
+   * of the `n` validation photos (`agreement`). Rejects for a model with a fine-tuned stage.
+   */
+  async shareModel() {
+    return this.#run('shareModel', []);
+  }
+
+  /** The `.sortwise` file that a link's bytes stand for (for `importModel`); rejects damaged bytes. */
+  sharedModel(bytes) {
+    return this.#ask('sharedModel', [new Uint8Array(bytes)]);
+  }
+
+  /**
    * The engine's rules: `{maxLabelChars, maxAugment, unsureLabel, train}` where `train` holds the
    * defaults of every `train()` option. Asked once, then cached (they are the wasm build's).
    * Not queued behind the running call: it answers between two training epochs.

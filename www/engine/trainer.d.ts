@@ -315,7 +315,19 @@ export class Trainer {
   importModel(bytes: Uint8Array): string[];
   /** The trained model as a `.sortwise` file (safetensors; `producer` metadata names the sortwise version). */
   exportModel(): Uint8Array;
+  /** The trained model as the bytes of a link (no fine-tuned stage; `sharedModel` reads them back). */
+  shareModel(): SharedModel;
   free(): void;
+}
+
+/** `Trainer.shareModel()`: the smallest head that keeps the full one's predictions. */
+export interface SharedModel {
+  bytes: Uint8Array;
+  /** `int4`: 4 bits with a scale per 64 weights; `int8`: a scale per class row; `f16`: where neither agreed. */
+  precision: 'int4' | 'int8' | 'f16';
+  /** Share of the `n` validation photos (all photos without a validation split) on which it picks the full head's class. */
+  agreement: number;
+  n: number;
 }
 
 /** The engine's limits and defaults (`rules()`), so that a page need not keep copies. */
@@ -337,6 +349,8 @@ export function rules(): Rules;
 
 /** A class name as the engine keeps it (trimmed); throws the reason when it refuses it (empty, too long, control characters). */
 export function validateLabel(name: string): string;
+/** The `.sortwise` file that `Trainer.shareModel()`'s bytes stand for; throws for damaged or foreign bytes. */
+export function sharedModel(bytes: Uint8Array): Uint8Array;
 
 /** What wasm-bindgen's `init` accepts: the module's URL (default: sortwise_bg.wasm next to the JS), a Response, bytes or a compiled module. */
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;

@@ -207,6 +207,15 @@ const ops = {
     return { value: bytes, transfer: [bytes.buffer] };
   },
   importModel: (bytes) => need().importModel(bytes),
+  // The model as the bytes of a link (src/share.rs), and such bytes back as a `.sortwise` file.
+  shareModel() {
+    const out = need().shareModel();
+    return { value: out, transfer: [out.bytes.buffer] };
+  },
+  sharedModel(bytes) {
+    const file = engineModule().sharedModel(bytes);
+    return { value: file, transfer: [file.buffer] };
+  },
   // The engine's limits and training defaults, and its check of a class name (the trimmed name,
   // or the engine's reason): the page takes both from here instead of keeping copies.
   rules: () => engineModule().rules(),
