@@ -74,6 +74,21 @@ const ops = {
     const total = ms.reduce((a, b) => a + b, 0);
     return { warmupMs: warm, ms, medianMs: median(ms), imgPerS: (1000 * n) / total, memory: mem() };
   },
+  // `addImages` of the 8 photos at once, `n` times after `warmup`: the page's batch (issue 20's
+  // figure, next to ONNX Runtime Web's batch of 8).
+  async embed8({ urls, n = 3, warmup = 1 }) {
+    const files = await Promise.all(urls.map(bytes));
+    const warm = [];
+    const ms = [];
+    for (let i = 0; i < warmup + n; i += 1) {
+      const t = now();
+      const r = await trainer.addImages('bench', files);
+      (i < warmup ? warm : ms).push(now() - t);
+      const refused = r.find((x) => typeof x === 'string');
+      if (refused) throw new Error(`a photo was refused: ${refused}`);
+    }
+    return { batch: files.length, warmupMs: warm, ms, medianMs: median(ms), imgPerS: (1000 * files.length) / median(ms), memory: mem() };
+  },
   // Head training on `n` synthetic cached embeddings, after dropping every image added so far.
   async head({ n = 1000, classes = 4, epochs = 100 }) {
     for (const l of trainer.labels()) trainer.removeClass(l);

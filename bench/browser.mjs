@@ -17,7 +17,11 @@
 //      PKGS=pkg,pkg-cpu (the builds to measure; a missing pkg-cpu/ is skipped), ROUNDS (times
 //      the CPU plan runs, default 1; runs carry `round`), THREADS (pkg-cpu/'s pool size, default
 //      navigator.hardwareConcurrency),
-//      ONLY=device:arch,... or pkg:device:arch,... (e.g. ONLY=pkg-cpu:cpu:resnet18).
+//      ONLY=device:arch,... or pkg:device:arch,... (e.g. ONLY=pkg-cpu:cpu:resnet18),
+//      ORT=1: after each CPU run, ONNX Runtime Web's wasm backend on the same arch in the same
+//      Chromium (bench/ort-worker.js; bench/ort.sh exports the models and installs it), on the
+//      pool's thread count after pkg-cpu/ and on 1 thread after pkg/; sortwise's runs then also
+//      time `addImages` of the 8 photos at once (`embed8`). Results in `ort`.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -38,6 +42,9 @@ const PKGS = (process.env.PKGS || 'pkg,pkg-cpu').split(',');
 const ROUNDS = Number(process.env.ROUNDS || 1);
 // pkg-cpu/'s pool size; default navigator.hardwareConcurrency, as the page uses.
 const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
+const ORT = process.env.ORT === '1';
+const ORT_DIST = '/bench/.cache/ort/node_modules/onnxruntime-web/dist/';
+const ORT_RUNS = Number(process.env.ORT_RUNS || 3);
 const T0 = Date.now();
 const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 
@@ -91,7 +98,8 @@ function sizes(pkg) {
 
 const server = await serveRepo();
 const browser = await launchChromium();
-const out = { chromium: browser.version(), files: files.length, sizes: {}, runs: [], errors: [] };
+const out = { chromium: browser.version(), files: files.length, sizes: {}, runs: [], ort: [], errors: [] };
+if (ORT && !existsSync(join(ROOT, ORT_DIST, 'ort.wasm.min.mjs'))) throw new Error(`ORT=1: ${ORT_DIST} is missing: run bench/ort.sh`);
 for (const pkg of ['pkg', 'pkg-cpu']) out.sizes[pkg] = sizes(pkg);
 const pkgs = PKGS.filter((p) => out.sizes[p] || (log(`${p}/ is not built: skipped`), false));
 try {
@@ -114,6 +122,13 @@ try {
       };
       w.onerror = (e) => { for (const p of pending.values()) p.reject(new Error(`worker: ${e.message}`)); };
     };
+    // ONNX Runtime Web, in a worker of its own per run (it reads its thread count once).
+    window.ortRun = (args) => new Promise((resolve, reject) => {
+      const ow = new Worker('/bench/ort-worker.js', { type: 'module' });
+      ow.onmessage = ({ data }) => { ow.terminate(); if (data.ok) resolve(data.value); else reject(new Error(data.error)); };
+      ow.onerror = (e) => { ow.terminate(); reject(new Error(`ort worker: ${e.message}`)); };
+      ow.postMessage({ id: 1, op: 'run', args });
+    });
     window.benchCall = (op, args) => new Promise((resolve, reject) => {
       const id = next++;
       pending.set(id, { resolve, reject });
@@ -183,6 +198,7 @@ try {
     await step(run, 'forward1', () => call('forward1', { n: p.predictN ?? 3 }));
     await step(run, 'predict', () => call('predict', { url: embedUrls[0], n: p.predictN ?? 3 }));
     await step(run, 'embed', () => call('embed', { urls: embedUrls, n: p.embed }));
+    if (ORT && p.device === 'cpu') await step(run, 'embed8', () => call('embed8', { urls: embedUrls, n: ORT_RUNS }));
     if (p.drop) await step(run, 'drop', () => call('drop', { files: dropFiles, batch: DROP_BATCH }));
     if (p.batchProbe) {
       // One addImage with 15 augmented views runs the backbone once on a batch of 16.
@@ -194,6 +210,21 @@ try {
       });
     }
     await call('free');
+    if (ORT && p.device === 'cpu') {
+      // pkg-cpu/ against ORT on as many threads; pkg/ (single-threaded) against ORT on one.
+      const threads = p.pkg === 'pkg-cpu' ? run.init?.threads ?? THREADS ?? 2 : 1;
+      const o = { arch: p.arch, next: p.pkg, round: p.round ?? 1, threads };
+      out.ort.push(o);
+      log(`--- onnxruntime-web wasm ${p.arch}, ${threads} thread(s)`);
+      try {
+        Object.assign(o, await page.evaluate((a) => window.ortRun(a), { dist: ORT_DIST, model: `/bench/.cache/onnx/${p.arch}.onnx`, threads, batch: 8, n: ORT_RUNS }));
+        log(`onnxruntime-web ${p.arch} ${threads}t: ${o.imgPerS.toFixed(2)} img/s (median ${o.medianMs.toFixed(0)} ms a batch of 8)`);
+      } catch (e) {
+        o.error = e.message;
+        out.errors.push(`ort ${p.arch} ${threads}t: ${e.message}`);
+        log(`FAILED ort ${p.arch}: ${e.message}`);
+      }
+    }
   }
 } catch (e) {
   out.errors.push(e.message);

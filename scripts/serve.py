@@ -24,13 +24,15 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 # Path prefixes served, relative to the repository root: the page and its two wasm builds; the
 # browser tests' harness (tests/e2e/*.mjs open harness.html and import /www/); the browser
-# benchmark's worker and its data and weights link (bench/browser.mjs).
+# benchmarks' workers (sortwise's, and ONNX Runtime Web's for bench/ort.sh) and their data,
+# weights and models link (bench/browser.mjs).
 ALLOWED = (
     "/www/",
     "/pkg/",
     "/pkg-cpu/",
     "/tests/e2e/",
     "/bench/browser-worker.js",
+    "/bench/ort-worker.js",
     "/bench/.cache/",
 )
 
