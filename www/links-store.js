@@ -1,19 +1,14 @@
 // Classifiers kept from shared links ("Save to my projects" in the classify view), in an IndexedDB
 // database of their own: opening a link never opens, reads or writes the project's database
-// (store.js), so a shared model can never cost the saved project anything. A record holds the
-// link's bytes, which is all a link is.
+// (store.js, of which only the request helper is shared), so a shared model can never cost the
+// saved project anything. A record holds the link's bytes, which is all a link is.
+
+import { req } from './store.js';
 
 const DB_NAME = 'sortwise-links';
 const DB_VERSION = 1;
 
 let dbPromise = null;
-
-function req(r) {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
 
 function done(tx) {
   return new Promise((resolve, reject) => {

@@ -16,7 +16,8 @@ export const SAVE_VERSION = 2;
 
 let dbPromise = null;
 
-function req(r) {
+/** An IndexedDB request as a promise (links-store.js uses it too). */
+export function req(r) {
   return new Promise((resolve, reject) => {
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error);

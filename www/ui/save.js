@@ -75,7 +75,8 @@ export function showShelved() {
   setNotice('shelved', { key: 'modelShelved', params: { n: shelved.length, reason: shelved[shelved.length - 1].reason }, action: { key: 'downloadShelved', run: downloadShelved } });
 }
 
-function exportModel() {
+/** The model as a `.sortwise` download (step 5, and the share dialog for what no link holds). */
+export function exportModel() {
   clearError();
   if (!project.model) { showError('modelNone'); return; }
   download(project.model, `sortwise-${project.arch}-${stamp()}.sortwise`);

@@ -5,6 +5,7 @@
 import { t, formatPct, getLang } from '../i18n.js';
 import { forgetLink, keptLinks } from '../links-store.js';
 import { makeLink, pageBase, qrCapacity, qrCode } from '../share-link.js';
+import { exportModel } from './save.js';
 import { $, el, download, stamp } from './dom.js';
 import { clearError, showError, status } from './status.js';
 
@@ -99,10 +100,6 @@ function downloadQr() {
   $('share-qr').toBlob((blob) => { if (blob) download(blob, `sortwise-qr-${stamp()}.png`, 'image/png'); }, 'image/png');
 }
 
-function downloadFile() {
-  if (project.model) download(project.model, `sortwise-${project.arch}-${stamp()}.sortwise`);
-}
-
 /** What the share dialog shows, for sortwiseDebug.state: the link, its size and agreement, the QR's size. */
 export function shareState() {
   if (!current) return null;
@@ -144,7 +141,7 @@ export function bindShare(p) {
     navigator.share({ title: t('shareTitle'), url: $('share-link').value }).catch(() => {});
   });
   $('share-qr-download').addEventListener('click', downloadQr);
-  $('share-file').addEventListener('click', downloadFile);
+  $('share-file').addEventListener('click', exportModel);
   $('share-close').addEventListener('click', () => $('share-dialog').close());
   // A large code (version 30+) needs more pixels a module than the dialog gives it to scan from
   // across a room: a tap fills the screen with it.
