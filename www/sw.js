@@ -14,7 +14,7 @@
 // (pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v6';
+const CACHE = 'sortwise-app-v7';
 // Where pkg/ and pkg-cpu/ sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -53,6 +53,7 @@ const SHELL = [
   './engine/device-choice.js',
   './engine/worker.js',
   './engine/weights.js',
+  './engine/deadline.js',
   './zip-worker.js',
   './weights/manifest.json',
   './vendor/uPlot.esm.js',

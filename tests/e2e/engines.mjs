@@ -28,6 +28,7 @@ const log = (...a) => console.log(`[engines ${((Date.now() - T0) / 1000).toFixed
 class Failure extends Error {}
 const check = (cond, msg) => { if (!cond) throw new Failure(msg); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pageLog = [];
 
 const jpegs = (split, cls) => readdirSync(join(DATA, split, cls)).filter((f) => /\.jpe?g$/i.test(f)).sort();
 
@@ -56,6 +57,9 @@ async function chromiumDriver() {
 function pageDriver(browser, page, requestSource = page) {
   const requests = [];
   requestSource.on('request', (r) => requests.push(r.url()));
+  // Shown when a step fails: what the page said on its way there.
+  page.on('console', (m) => pageLog.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => pageLog.push(`pageerror: ${e.message || e}`));
   return {
     requests,
     open: (url) => page.goto(url),
@@ -131,15 +135,33 @@ async function waitFor(d, fn, arg, { timeout = 240000, what = 'condition' } = {}
   const end = Date.now() + timeout;
   for (;;) {
     let v = null;
-    try { v = await d.eval(fn, arg); } catch { /* navigating */ }
+    let error = null;
+    try { v = await d.eval(fn, arg); } catch (e) { error = e; /* navigating */ }
     if (v) return v;
-    if (Date.now() > end) throw new Failure(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Failure(`timed out waiting for ${what}${error ? ` (the page's last answer: ${String(error.message || error).split('\n')[0]})` : ''}`);
     await sleep(250);
   }
 }
 
+// What a page that never started shows: where it stopped.
+const startState = () => ({
+  readyState: document.readyState,
+  status: document.getElementById('status-text')?.textContent ?? null,
+  error: document.getElementById('error')?.hidden === false ? document.getElementById('error-text').textContent : null,
+  app: Boolean(window.sortwiseDebug),
+  controlled: Boolean(navigator.serviceWorker?.controller),
+  crossOriginIsolated: self.crossOriginIsolated,
+  resources: performance.getEntriesByType('resource').slice(-8).map((e) => `${e.name.replace(location.origin, '')} ${Math.round(e.duration)}ms`),
+});
+
 async function waitReady(d, timeout = 240000) {
-  const ready = await waitFor(d, () => document.body && document.body.dataset.ready, null, { timeout, what: 'the page to start' });
+  let ready;
+  try {
+    ready = await waitFor(d, () => document.body && document.body.dataset.ready, null, { timeout, what: 'the page to start' });
+  } catch (e) {
+    const state = await d.eval(startState).catch((x) => `unreadable: ${x.message}`);
+    throw new Failure(`${e.message}: ${JSON.stringify(state)}`);
+  }
   if (ready !== '1') {
     const text = await d.eval(() => `${document.getElementById('status-text').textContent} ${document.getElementById('error').hidden ? '' : document.getElementById('error-text').textContent}`);
     throw new Failure(`the page did not start: ${text}`);
@@ -405,12 +427,14 @@ for (const name of wanted) {
   if (!DRIVERS[name]) { console.error(`unknown engine ${name}`); process.exit(2); }
   // A server per engine: the offline step stops it.
   const server = await serveRepo('/www/index.html');
+  pageLog.length = 0;
   try {
     results.push(await flow(name, server));
     log(`${name}: PASS`);
   } catch (e) {
     failed = true;
     log(`${name}: FAIL: ${e.message}`);
+    if (pageLog.length) log(`${name}: the page's last console lines:\n  ${pageLog.slice(-25).join('\n  ')}`);
     if (!(e instanceof Failure)) console.error(e);
   } finally {
     server.stop();

@@ -8,7 +8,9 @@
 //    single-threaded pkg/, says so, and still trains; its embedding of the same photo equals
 //    pkg-cpu/'s within 1e-4;
 //  - the page on that header-less host: www/sw.js makes it cross-origin isolated with one reload,
-//    and a second visit does not reload again.
+//    and a second visit does not reload again;
+//  - a thread pool whose workers never start: after the worker's 20 s deadline `cpu` falls back
+//    to pkg/, says why, and still trains.
 // Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/threads.mjs
@@ -99,6 +101,32 @@ try {
   log(`www/ on a header-less host: isolated after ${reloadsFirst} reload(s); next visit isolated ${second.isolated} with ${second.navigations - 1} extra reload(s)`);
   check(reloadsFirst === 1, `sw.js isolation: ${reloadsFirst} reloads on the first visit`);
   check(second.isolated && second.navigations === 1, `second visit: ${JSON.stringify(second)}`);
+
+  // 4. A thread pool that never starts (its workers never say they are ready, as Firefox now
+  // and then after a reload): past the worker's deadline the single-threaded pkg/ takes over.
+  page = await browser.newPage();
+  page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
+  let stalled = 0;
+  await page.context().route('**/workerHelpers.no-bundler.js', async (route) => {
+    const real = await route.fetch();
+    const body = (await real.text()).replace("postMessage({ type: 'wasm_bindgen_worker_ready' });", '/* never ready */');
+    stalled += 1;
+    await route.fulfill({ response: real, body });
+  });
+  await page.goto(`${isolatedServer.base}/tests/e2e/harness.html`);
+  const t4 = Date.now();
+  // Bounded, so that a worker without the deadline fails this test rather than hanging it.
+  const stuck = await Promise.race([
+    page.evaluate(session, { ...data, glass: data.glass.slice(0, 1), device: 'cpu' }),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('a stalled thread pool left the engine starting for 120 s')), 120000)),
+  ]);
+  const waited = (Date.now() - t4) / 1000;
+  await page.close();
+  log(`stalled pool (${stalled} requests rewritten): ${summary(stuck)} after ${waited.toFixed(1)} s`);
+  check(stalled >= 1, 'the thread pool\'s worker script was not intercepted');
+  check(stuck.wasmPackage === 'pkg' && stuck.backend === 'cpu' && stuck.threads === 1, `stalled pool: ${summary(stuck)}`);
+  check(/thread pool did not start \(starting the wasm thread pool did not finish within 20 s\)/.test(stuck.reason), `the fallback says why: ${stuck.reason}`);
+  check(stuck.epochsRun >= 1 && waited < 120, `after a stalled pool it still trains: ${stuck.epochsRun} epochs, ${waited.toFixed(1)} s`);
 
   log(`ok: pkg-cpu ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
     + `pkg single-threaded ${single.embedMs.toFixed(0)} ms/photo, train ${single.trainMs.toFixed(0)} ms; embedding max |diff| ${diff.toExponential(1)}`);

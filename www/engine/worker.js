@@ -5,6 +5,7 @@
 // (a trap), and the client starts a fresh worker. client.js is the other side.
 
 import { loadWeights } from './weights.js';
+import { withDeadline } from './deadline.js';
 
 // Two wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before either is
 // downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
@@ -56,6 +57,10 @@ async function loadSingleThreaded(cpu, why) {
   Trainer = mod.Trainer;
 }
 
+// Far above a healthy start of the pool (its workers instantiate the module already compiled,
+// well under a second), far below a user giving up on the page.
+const POOL_DEADLINE_MS = 20000;
+
 async function loadEngine(device) {
   if (engine) return engine;
   const cpu = device === 'cpu' || (device === 'auto' && (await softwareOrMissingAdapter()) !== null);
@@ -69,7 +74,10 @@ async function loadEngine(device) {
     await mod.default();
     // One pool thread per core: the calling thread (this worker) only waits while they run.
     const threads = Math.max(1, navigator.hardwareConcurrency || 1);
-    await mod.initThreadPool(threads);
+    // A pool that never starts would leave the page at "Starting the engine…" for good; past
+    // the deadline the single-threaded build (a separate module and memory) takes over. The
+    // download above has none: a slow network is not a stuck browser.
+    await withDeadline(mod.initThreadPool(threads), POOL_DEADLINE_MS, 'starting the wasm thread pool');
     engine = { name: 'pkg-cpu', note: '' };
     wasm = mod;
     Trainer = mod.Trainer;
