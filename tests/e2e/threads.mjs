@@ -102,8 +102,8 @@ try {
   check(reloadsFirst === 1, `sw.js isolation: ${reloadsFirst} reloads on the first visit`);
   check(second.isolated && second.navigations === 1, `second visit: ${JSON.stringify(second)}`);
 
-  // 4. A thread pool that never starts (its workers never say they are ready, as Firefox now
-  // and then after a reload): past the worker's deadline the single-threaded pkg/ takes over.
+  // 4. A thread pool that never starts (its workers never say they are ready): past the
+  // worker's deadline the single-threaded pkg/ takes over.
   page = await browser.newPage();
   page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
   let stalled = 0;

@@ -1,6 +1,5 @@
 // A promise that settles like `promise`, or rejects with `what` after `ms`: for the steps of
-// starting an engine that a browser may leave pending forever instead of failing (Firefox, now
-// and then, never finishes starting the wasm thread pool right after a reload).
+// starting an engine that a browser may leave pending forever instead of failing.
 export function withDeadline(promise, ms, what) {
   let timer;
   const late = new Promise((_, reject) => {
