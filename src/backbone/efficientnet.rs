@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{conv_bn, conv_bn_act, fold_pair};
+use super::fold::{conv_bn_act, conv_bn_add_act, fold_pair};
 use super::global_avg_pool;
 use crate::kernels::Activation;
 
@@ -73,8 +73,8 @@ impl MbConv {
             None => input.clone(),
         };
         let x = conv_bn_act(&self.depthwise_conv, &self.bn1, x, Activation::Relu6);
-        let x = conv_bn(&self.project_conv, &self.bn2, x);
-        if self.residual { x + input } else { x }
+        let skip = self.residual.then_some(input);
+        conv_bn_add_act(&self.project_conv, &self.bn2, x, skip, Activation::Identity)
     }
 
     pub(crate) fn fold_batchnorm(&mut self) {

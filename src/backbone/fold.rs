@@ -21,9 +21,27 @@ pub fn conv_bn_act(
     x: Tensor<4>,
     act: Activation,
 ) -> Tensor<4> {
+    conv_bn_add_act(conv, bn, x, None, act)
+}
+
+/// `act(bn(conv(x)) + residual)`: a skip connection; once folded, the residual and the
+/// activation are both applied as the convolution's output is written.
+pub fn conv_bn_add_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    act: Activation,
+) -> Tensor<4> {
     match bn {
-        Some(bn) => act.apply_tensor(bn.forward(conv.forward(x))),
-        None => kernels::conv2d(conv, x, act),
+        Some(bn) => {
+            let y = bn.forward(conv.forward(x));
+            act.apply_tensor(match residual {
+                Some(r) => y + r,
+                None => y,
+            })
+        }
+        None => kernels::conv2d_add(conv, x, residual, act),
     }
 }
 

@@ -6,10 +6,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::fold::{conv_bn, conv_bn_act, fold_pair};
+use super::fold::{conv_bn, conv_bn_act, conv_bn_add_act, fold_pair};
 use super::global_avg_pool;
 use crate::arch::Arch;
 use crate::kernels::Activation;
@@ -42,17 +41,21 @@ impl Block {
             None => input.clone(),
         };
         let out = conv_bn_act(&self.conv1, &self.bn1, input, Activation::Relu);
-        // Bottleneck blocks (conv3) put a ReLU after conv2; basic blocks add first.
-        let act2 = match self.conv3 {
-            Some(_) => Activation::Relu,
-            None => Activation::Identity,
-        };
-        let out = conv_bn_act(&self.conv2, &self.bn2, out, act2);
-        let out = match &self.conv3 {
-            Some(conv3) => conv_bn(conv3, &self.bn3, out),
-            None => out,
-        };
-        relu(out + identity)
+        // Bottleneck blocks (conv3) put a ReLU after conv2; basic blocks add the skip connection
+        // to conv2's output first. The ReLU after the addition is applied as the last conv writes.
+        match &self.conv3 {
+            Some(conv3) => {
+                let out = conv_bn_act(&self.conv2, &self.bn2, out, Activation::Relu);
+                conv_bn_add_act(conv3, &self.bn3, out, Some(identity), Activation::Relu)
+            }
+            None => conv_bn_add_act(
+                &self.conv2,
+                &self.bn2,
+                out,
+                Some(identity),
+                Activation::Relu,
+            ),
+        }
     }
 
     pub(crate) fn fold_batchnorm(&mut self) {

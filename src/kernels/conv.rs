@@ -1,4 +1,4 @@
-//! im2col + GEMM for dense convolutions, and the direct depthwise kernel.
+//! Which kernel a CPU convolution takes, and im2col + GEMM for the dense ones no other takes.
 
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
@@ -7,7 +7,7 @@ use super::Activation;
 use super::geometry::{Geometry, Operands};
 use super::parallel::{gemm_rows, par_rows};
 use super::scratch::Scratch;
-use super::winograd;
+use super::{depthwise, pointwise, winograd};
 
 /// At most this many f32 in one im2col block (16 MB): large enough that GEMM amortises its
 /// packing, small enough to stay modest next to the activations.
@@ -16,25 +16,58 @@ const MIN_BLOCK_COLS: usize = 256;
 
 /// `act(conv.forward(x))`, on this module's kernels when `x` is a plain CPU tensor.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    conv2d_add(conv, x, None, act)
+}
+
+/// `act(conv.forward(x) + residual)`: the residual (a tensor of the output's shape: a skip
+/// connection) is added while the output is written rather than in a pass of its own.
+pub fn conv2d_add(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    act: Activation,
+) -> Tensor<4> {
     let Some(g) = Geometry::for_cpu(conv, &x) else {
-        return act.apply_tensor(conv.forward(x));
+        let y = conv.forward(x);
+        return act.apply_tensor(match residual {
+            Some(r) => y + r,
+            None => y,
+        });
     };
+    if residual
+        .as_ref()
+        .is_some_and(|r| r.dims() != g.output_shape())
+    {
+        panic!(
+            "residual {:?} for an output of {:?}",
+            residual.map(|r| r.dims()),
+            g.output_shape()
+        );
+    }
     let device = x.device();
     let input = x.into_data();
     let weight = conv.weight.val().into_data();
     let bias = conv.bias.as_ref().map(|b| b.val().into_data());
+    let residual = residual.map(Tensor::into_data);
     let (Ok(input), Ok(weight)) = (input.as_slice::<f32>(), weight.as_slice::<f32>()) else {
         unreachable!("Geometry::for_cpu only accepts f32 tensors")
     };
     let bias = bias.as_ref().and_then(|b| b.as_slice::<f32>().ok());
+    let residual = residual.as_ref().map(|r| {
+        r.as_slice::<f32>()
+            .expect("the residual is an f32 CPU tensor like the input")
+    });
     let op = Operands {
         input,
         weight,
         bias,
+        residual,
         act,
     };
     let out = if g.depthwise {
-        g.run_depthwise(&op)
+        depthwise::run(&g, &op)
+    } else if pointwise::applies(&g) {
+        pointwise::run(&g, &op)
     } else if winograd::applies(&g) {
         winograd::run(&g, &op)
     } else {
@@ -46,7 +79,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, act: Activation) -> Tensor<4> {
 impl Geometry {
     /// NCHW `input`, `[C_out, C_in, kh, kw]` `weight` -> NCHW output.
     fn run_dense(&self, op: &Operands) -> Vec<f32> {
-        let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
+        let (input, weight) = (op.input, op.weight);
         let k = self.k();
         let plane = self.oh * self.ow;
         let total = self.batch * plane;
@@ -67,14 +100,7 @@ impl Geometry {
                 k,
                 n,
             );
-            self.scatter(
-                &product[..self.c_out * n],
-                n,
-                &segments,
-                bias,
-                act,
-                &mut out,
-            );
+            self.scatter(&product[..self.c_out * n], n, &segments, op, &mut out);
             start += n;
         }
         out
@@ -154,73 +180,40 @@ impl Geometry {
         }
     }
 
-    /// `[C_out, n]` block product -> NCHW output, adding the bias and applying `act`.
+    /// `[C_out, n]` block product -> NCHW output, adding the bias and the residual and applying
+    /// the activation.
     fn scatter(
         &self,
         product: &[f32],
         n: usize,
         segments: &[Segment],
-        bias: Option<&[f32]>,
-        act: Activation,
+        op: &Operands,
         out: &mut [f32],
     ) {
         let plane = self.oh * self.ow;
         for co in 0..self.c_out {
-            let b = bias.map_or(0.0, |b| b[co]);
+            let b = op.bias.map_or(0.0, |b| b[co]);
             let row = &product[co * n..(co + 1) * n];
             for s in segments {
                 let at = (s.image * self.c_out + co) * plane + s.oy * self.ow + s.ox;
-                for (o, &v) in out[at..at + s.len]
-                    .iter_mut()
-                    .zip(&row[s.col..s.col + s.len])
-                {
-                    *o = act.apply(v + b);
+                let (o, v) = (&mut out[at..at + s.len], &row[s.col..s.col + s.len]);
+                match op.residual {
+                    Some(r) => {
+                        let r = &r[at..at + s.len];
+                        for ((o, &v), &r) in o.iter_mut().zip(v).zip(r) {
+                            *o = v + b + r;
+                        }
+                        op.act.apply_slice(o);
+                    }
+                    None => {
+                        for (o, &v) in o.iter_mut().zip(v) {
+                            *o = v + b;
+                        }
+                        op.act.apply_slice(o);
+                    }
                 }
             }
         }
-    }
-
-    /// Depthwise: each output plane is its input plane's `kh×kw` filter, accumulated tap by tap
-    /// as whole-row multiply-adds (which vectorise), padding skipped rather than materialised.
-    fn run_depthwise(&self, op: &Operands) -> Vec<f32> {
-        let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
-        let (plane_in, plane_out) = (self.h * self.w, self.oh * self.ow);
-        let mut out = vec![0f32; self.batch * self.c_out * plane_out];
-        let filter = |bc: usize, o: &mut [f32]| {
-            let c = bc % self.c_out;
-            let src = &input[bc * plane_in..(bc + 1) * plane_in];
-            o.fill(bias.map_or(0.0, |b| b[c]));
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let wv = weight[(c * self.kh + ky) * self.kw + kx];
-                    let Taps { first, end, at } = self.taps(kx, 0, self.ow);
-                    if first == end {
-                        continue;
-                    }
-                    for oy in 0..self.oh {
-                        let Some(iy) = self.input_row(oy, ky) else {
-                            continue;
-                        };
-                        let row = &src[iy * self.w..(iy + 1) * self.w];
-                        let dst = &mut o[oy * self.ow + first..oy * self.ow + end];
-                        if self.stride[1] == 1 {
-                            for (d, &v) in dst.iter_mut().zip(&row[at(first)..]) {
-                                *d += wv * v;
-                            }
-                        } else {
-                            for (i, d) in (first..end).zip(dst.iter_mut()) {
-                                *d += wv * row[at(i)];
-                            }
-                        }
-                    }
-                }
-            }
-            for v in o.iter_mut() {
-                *v = act.apply(*v);
-            }
-        };
-        par_rows(&mut out, plane_out, filter);
-        out
     }
 }
 
@@ -249,16 +242,24 @@ mod tests {
     use burn::tensor::Device;
     use burn::tensor::Distribution;
 
-    /// Max |a − b| over max |b|: this module against burn-flex's own convolution + activation.
-    fn relative_error(conv: &Conv2d, input: [usize; 4], act: Activation) -> f32 {
+    /// Max |a − b| over max |b|: this module against burn-flex's own convolution, plus the
+    /// residual when there is one, then the activation.
+    fn relative_error(conv: &Conv2d, input: [usize; 4], act: Activation, skip: bool) -> f32 {
         let device = Device::flex();
         let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
         assert!(
             Geometry::for_cpu(conv, &x).is_some(),
             "{input:?} must take this module's path"
         );
-        let ours = conv2d(conv, x.clone(), act).into_data();
-        let theirs = act.apply_tensor(conv.forward(x)).into_data();
+        let theirs = conv.forward(x.clone());
+        let residual = skip
+            .then(|| Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device));
+        let theirs = match &residual {
+            Some(r) => theirs + r.clone(),
+            None => theirs,
+        };
+        let theirs = act.apply_tensor(theirs).into_data();
+        let ours = conv2d_add(conv, x, residual, act).into_data();
         assert_eq!(ours.shape(), theirs.shape());
         let (a, b) = (
             ours.as_slice::<f32>().unwrap(),
@@ -286,39 +287,145 @@ mod tests {
 
     /// Every shape the backbones use: ResNet's 7×7/2 stem and 3×3 convs at stride 1 and 2,
     /// EfficientNet's asymmetric "SAME" 3×3/2 stem and its 3×3 and 5×5 depthwise convs at
-    /// stride 1 and 2 (asymmetric padding); batches that split across column blocks (1,000+
-    /// columns per image) and blocks that span several images (7×7 outputs); each activation.
+    /// stride 1 and 2 (asymmetric padding, odd and even widths); 1×1 convs on planes multiplied
+    /// where they lie (≥ `pointwise::MIN_PLANE`, with a ragged last block) and on small ones
+    /// gathered across images, and ResNet's 1×1/2 downsample; batches that split across column
+    /// blocks (1,000+ columns per image) and blocks that span several images (7×7 outputs);
+    /// each activation, with and without a residual added before it.
     #[test]
     fn matches_burn_convolution() {
         use Activation::*;
+        let side = (pointwise::MIN_PLANE as f64).sqrt().ceil() as usize + 3;
         let cases = [
-            (conv(3, 16, 7, 2, [3, 3, 3, 3]), [2, 3, 61, 57], Relu),
-            (conv(8, 8, 3, 1, [1, 1, 1, 1]), [3, 8, 40, 33], Identity),
-            (conv(8, 12, 3, 2, [1, 1, 1, 1]), [2, 8, 29, 30], Relu),
-            (conv(3, 8, 3, 2, [0, 0, 1, 1]), [2, 3, 32, 32], Relu6),
-            (conv(32, 16, 3, 1, [1, 1, 1, 1]), [5, 32, 7, 7], Identity),
-            (conv(4, 6, 3, 1, [0, 0, 0, 0]), [1, 4, 9, 11], Relu6),
-            (depthwise(6, 3, 1, [1, 1, 1, 1]), [2, 6, 13, 12], Relu6),
-            (depthwise(5, 3, 2, [0, 0, 1, 1]), [2, 5, 16, 16], Relu6),
-            (depthwise(4, 5, 2, [1, 1, 2, 2]), [3, 4, 14, 14], Identity),
-            (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu),
+            (conv(3, 16, 7, 2, [3, 3, 3, 3]), [2, 3, 61, 57], Relu, false),
+            (
+                conv(8, 8, 3, 1, [1, 1, 1, 1]),
+                [3, 8, 40, 33],
+                Identity,
+                false,
+            ),
+            (conv(8, 8, 3, 1, [1, 1, 1, 1]), [3, 8, 40, 33], Relu, true),
+            (conv(8, 12, 3, 2, [1, 1, 1, 1]), [2, 8, 29, 30], Relu, false),
+            (conv(3, 8, 3, 2, [0, 0, 1, 1]), [2, 3, 32, 32], Relu6, false),
+            (
+                conv(32, 16, 3, 1, [1, 1, 1, 1]),
+                [5, 32, 7, 7],
+                Identity,
+                false,
+            ),
+            (conv(32, 16, 3, 1, [1, 1, 1, 1]), [5, 32, 7, 7], Relu, true),
+            (conv(4, 6, 3, 1, [0, 0, 0, 0]), [1, 4, 9, 11], Relu6, false),
+            (
+                conv(16, 40, 1, 1, [0, 0, 0, 0]),
+                [2, 16, side, side + 1],
+                Relu6,
+                false,
+            ),
+            (
+                conv(40, 16, 1, 1, [0, 0, 0, 0]),
+                [2, 40, side, side],
+                Identity,
+                true,
+            ),
+            (conv(24, 48, 1, 1, [0, 0, 0, 0]), [3, 24, 7, 7], Relu, true),
+            (
+                conv(48, 24, 1, 1, [0, 0, 0, 0]),
+                [2, 48, 14, 14],
+                Relu6,
+                false,
+            ),
+            (
+                conv(8, 16, 1, 2, [0, 0, 0, 0]),
+                [2, 8, 15, 14],
+                Identity,
+                false,
+            ),
+            (
+                depthwise(6, 3, 1, [1, 1, 1, 1]),
+                [2, 6, 13, 12],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(6, 3, 1, [1, 1, 1, 1]),
+                [2, 6, 13, 12],
+                Identity,
+                true,
+            ),
+            (
+                depthwise(5, 3, 2, [0, 0, 1, 1]),
+                [2, 5, 16, 16],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(5, 3, 2, [0, 0, 1, 1]),
+                [2, 5, 17, 15],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(4, 5, 2, [1, 1, 2, 2]),
+                [3, 4, 14, 14],
+                Identity,
+                false,
+            ),
+            (
+                depthwise(4, 5, 2, [1, 1, 2, 2]),
+                [1, 4, 13, 11],
+                Relu,
+                false,
+            ),
+            (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu, false),
+            (
+                depthwise(6, 3, 1, [0, 0, 0, 0]),
+                [2, 6, 40, 37],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(6, 5, 2, [1, 1, 2, 2]),
+                [2, 6, 56, 45],
+                Relu6,
+                true,
+            ),
         ];
-        for (conv, input, act) in cases {
-            let err = relative_error(&conv, input, act);
-            assert!(err < 1e-5, "{input:?} {act:?}: relative error {err}");
+        for (conv, input, act, skip) in cases {
+            let err = relative_error(&conv, input, act, skip);
+            assert!(
+                err < 1e-5,
+                "{input:?} {act:?} residual {skip}: relative error {err}"
+            );
         }
+    }
+
+    /// Which path each 1×1 call takes: planes of at least `MIN_PLANE` pixels where they lie.
+    #[test]
+    fn large_pointwise_planes_take_the_direct_gemm() {
+        let device = Device::flex();
+        let at = |c: usize, h: usize, w: usize| {
+            let x = Tensor::<4>::zeros([1, c, h, w], &device);
+            pointwise::applies(&Geometry::for_cpu(&conv(c, c, 1, 1, [0, 0, 0, 0]), &x).unwrap())
+        };
+        assert!(at(8, 112, 112));
+        assert!(at(8, 28, 28));
+        assert!(!at(8, 14, 14));
+        assert!(!at(8, 7, 7));
+        let x = Tensor::<4>::zeros([1, 8, 56, 56], &device);
+        let strided = Geometry::for_cpu(&conv(8, 8, 1, 2, [0, 0, 0, 0]), &x).unwrap();
+        assert!(!pointwise::applies(&strided));
     }
 
     #[test]
     fn leaves_other_convolutions_to_burn() {
         let device = Device::flex();
         let x = Tensor::<4>::zeros([1, 8, 8, 8], &device);
-        let pointwise = conv(8, 8, 1, 1, [0, 0, 0, 0]);
         let grouped = Conv2dConfig::new([8, 8], [3, 3])
             .with_groups(2)
             .init(&device);
-        assert!(Geometry::for_cpu(&pointwise, &x).is_none());
         assert!(Geometry::for_cpu(&grouped, &x).is_none());
+        let stride3 = depthwise(8, 3, 3, [1, 1, 1, 1]);
+        assert!(Geometry::for_cpu(&stride3, &x).is_none());
         let tracked = Tensor::<4>::zeros([1, 8, 8, 8], &device.clone().autodiff());
         let dense = conv(8, 8, 3, 1, [1, 1, 1, 1]);
         assert!(Geometry::for_cpu(&dense, &tracked).is_none());

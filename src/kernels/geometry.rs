@@ -8,12 +8,13 @@ use burn::tensor::{DType, Device, Tensor};
 use super::Activation;
 
 /// The data of one convolution call: NCHW `input`, `[C_out, C_in/groups, kh, kw]` `weight`, the
-/// bias, and what follows the convolution.
+/// bias, a residual of the output's shape added before the activation, and the activation.
 #[derive(Clone, Copy)]
 pub(crate) struct Operands<'a> {
     pub input: &'a [f32],
     pub weight: &'a [f32],
     pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
     pub act: Activation,
 }
 
@@ -45,7 +46,6 @@ impl Geometry {
             || device != Device::flex()
             || x.dtype() != DType::F32
             || conv.weight.val().dtype() != DType::F32
-            || conv.kernel_size == [1, 1]
         {
             return None;
         }
@@ -66,7 +66,7 @@ impl Geometry {
         };
         let oh = out(h, top + bottom, kh, conv.stride[0], conv.dilation[0])?;
         let ow = out(w, left + right, kw, conv.stride[1], conv.dilation[1])?;
-        Some(Geometry {
+        let g = Geometry {
             batch,
             c_in,
             h,
@@ -80,7 +80,8 @@ impl Geometry {
             oh,
             ow,
             depthwise,
-        })
+        };
+        (!depthwise || super::depthwise::applies(&g)).then_some(g)
     }
 
     pub(super) fn output_shape(&self) -> [usize; 4] {

@@ -9,26 +9,30 @@
 //! weights need no reordering: `[C_out, C_in, kh, kw]` row-major already is the `[C_out, K]`
 //! matrix whose rows match im2col's `(c_in, ky, kx)` order.
 //!
-//! Depthwise convolutions (EfficientNet) run here too, with the "SAME" padding applied inside
-//! the kernel: burn pads an asymmetric input explicitly, one more copy of every activation.
+//! Depthwise convolutions (EfficientNet) run here too (`depthwise.rs`), with the "SAME" padding
+//! applied inside the kernel: burn pads an asymmetric input explicitly, one more copy of every
+//! activation.
 //! The ReLU/ReLU6 that follows each convolution is applied while the output is written.
 //!
-//! 3×3 stride-1 convolutions on enough tiles go to Winograd's algorithm (`winograd.rs`).
+//! 3×3 stride-1 convolutions on enough tiles go to Winograd's algorithm (`winograd.rs`), 1×1
+//! stride-1 ones on large planes to a GEMM on the data as it lies (`pointwise.rs`); a skip
+//! connection's residual is added while the output is written (`conv2d_add`).
 //!
 //! Only plain (non-autodiff) CPU tensors take this path; training the last stage and the
-//! WebGPU backend keep burn's convolution, as do 1×1 convolutions (burn-flex multiplies those
-//! without im2col) and other grouped ones.
+//! WebGPU backend keep burn's convolution, as do grouped convolutions other than depthwise.
 
 mod conv;
+mod depthwise;
 mod geometry;
 mod parallel;
+mod pointwise;
 mod scratch;
 mod winograd;
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, relu6};
 
-pub use conv::conv2d;
+pub use conv::{conv2d, conv2d_add};
 
 /// What follows the convolution, applied as the output is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +48,24 @@ impl Activation {
             Activation::Identity => v,
             Activation::Relu => v.max(0.0),
             Activation::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+
+    /// In place, with the variant chosen once per slice so that the loop vectorises (the
+    /// per-value `match` in `apply` kept it scalar). NaN stays NaN under ReLU6 as `clamp` keeps it.
+    pub(crate) fn apply_slice(self, values: &mut [f32]) {
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Relu6 => values.iter_mut().for_each(|v| {
+                *v = if *v < 0.0 {
+                    0.0
+                } else if *v > 6.0 {
+                    6.0
+                } else {
+                    *v
+                }
+            }),
         }
     }
 

@@ -13,12 +13,20 @@ pub(super) fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: 
             (lhs.as_ptr(), 1, k),
             (rhs.as_ptr(), 1, n),
             parallelism(),
+            false,
         );
     }
 }
 
-/// `dst = lhs · rhs` for `[m, n, k]`-shaped operands; `dst` has unit column stride and the given
-/// row stride, `lhs` and `rhs` are `(pointer, column stride, row stride)`.
+/// A buffer the tasks of one call share, each writing a part no other task touches (see the
+/// SAFETY notes where it is written).
+pub(super) struct SharedMut(pub *mut f32);
+// SAFETY: see above; the buffer outlives the tasks (they finish before the call returns).
+unsafe impl Sync for SharedMut {}
+
+/// `dst = lhs · rhs` (`dst += lhs · rhs` when `accumulate`) for `[m, n, k]`-shaped operands;
+/// `dst` has unit column stride and the given row stride, `lhs` and `rhs` are
+/// `(pointer, column stride, row stride)`.
 ///
 /// # Safety
 /// Every element the shapes and strides address must be inside its allocation, and `dst`'s
@@ -29,6 +37,7 @@ pub(super) unsafe fn gemm_strided(
     (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
     (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
     parallelism: gemm::Parallelism,
+    accumulate: bool,
 ) {
     // SAFETY: forwarded to the caller's contract.
     unsafe {
@@ -39,14 +48,14 @@ pub(super) unsafe fn gemm_strided(
             dst,
             1,
             dst_rs as isize,
-            false,
+            accumulate,
             lhs,
             lhs_cs as isize,
             lhs_rs as isize,
             rhs,
             rhs_cs as isize,
             rhs_rs as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,

@@ -12,9 +12,8 @@
 //! 4× the size (~160 MB for ResNet-18, too much to keep in a browser tab) and the transform
 //! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
 
-use super::Activation;
 use super::geometry::{Geometry, Operands};
-use super::parallel::{gemm_strided, par_each, par_rows};
+use super::parallel::{SharedMut, gemm_strided, par_each, par_rows};
 use super::scratch::Scratch;
 
 /// Output tile side and transformed tile side (`TILE + 3 - 1`).
@@ -38,12 +37,11 @@ pub(super) fn applies(g: &Geometry) -> bool {
 
 /// NCHW `input`, `[C_out, C_in, 3, 3]` `weight` -> NCHW output with bias and `act` applied.
 pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
-    let (input, weight, bias, act) = (op.input, op.weight, op.bias, op.act);
     let tiles = Tiles::new(g);
-    let u = transform_filters(weight, g.c_out * g.c_in);
-    let v = transform_input(g, &tiles, input);
+    let u = transform_filters(op.weight, g.c_out * g.c_in);
+    let v = transform_input(g, &tiles, op.input);
     let m = multiply(&u, &v, g.c_out, g.c_in, tiles.total);
-    inverse(g, &tiles, &m, bias, act)
+    inverse(g, &tiles, &m, op)
 }
 
 /// How the output planes are cut into `TILE`×`TILE` tiles (the last row/column of tiles may
@@ -255,26 +253,16 @@ fn multiply(u: &[f32], v: &[f32], k: usize, c: usize, t: usize) -> Scratch {
                 (u.as_ptr().add(p * k * c), 1, c),
                 (v.as_ptr().add(p * t), 1, POINTS * t),
                 gemm::Parallelism::None,
+                false,
             );
         }
     });
     m
 }
 
-/// A buffer the tasks of one call share, each writing a part no other task touches (see the
-/// SAFETY notes where it is written).
-struct SharedMut(*mut f32);
-// SAFETY: see above; the buffer outlives the tasks (they finish before the call returns).
-unsafe impl Sync for SharedMut {}
-
-/// `M` -> NCHW output, `Y = Aᵀ M A` per tile plus bias and `act`; one task per output channel.
-fn inverse(
-    g: &Geometry,
-    tiles: &Tiles,
-    m: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-) -> Vec<f32> {
+/// `M` -> NCHW output, `Y = Aᵀ M A` per tile plus bias and residual, then the activation; one
+/// task per output channel.
+fn inverse(g: &Geometry, tiles: &Tiles, m: &[f32], op: &Operands) -> Vec<f32> {
     let t = tiles.total;
     let plane = g.oh * g.ow;
     let mut out = vec![0f32; g.batch * g.c_out * plane];
@@ -282,7 +270,7 @@ fn inverse(
     par_each(g.c_out, |k| {
         let dst = &dst;
         let mk = &m[k * POINTS * t..][..POINTS * t];
-        let b = bias.map_or(0.0, |b| b[k]);
+        let b = op.bias.map_or(0.0, |b| b[k]);
         let mut half = vec![[0f32; BLOCK]; ALPHA * TILE];
         let mut y = vec![[0f32; BLOCK]; TILE * TILE];
         for t0 in (0..t).step_by(BLOCK) {
@@ -302,7 +290,7 @@ fn inverse(
                 for i in 0..len {
                     let s = at(std::array::from_fn(|a| half[a * TILE + x][i]));
                     for (r, val) in s.into_iter().enumerate() {
-                        y[r * TILE + x][i] = act.apply(val + b);
+                        y[r * TILE + x][i] = val + b;
                     }
                 }
             }
@@ -312,13 +300,15 @@ fn inverse(
                 let (n, p) = ((t0 + i) / tiles.per_image, (t0 + i) % tiles.per_image);
                 let (oy, ox) = (p / tiles.cols * TILE, p % tiles.cols * TILE);
                 // SAFETY: channel `k`'s task writes only its own planes `(n, k)` of `out`.
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(dst.0.add((n * g.c_out + k) * plane), plane)
-                };
+                let at = (n * g.c_out + k) * plane;
+                let o = unsafe { std::slice::from_raw_parts_mut(dst.0.add(at), plane) };
+                let res = op.residual.map(|r| &r[at..at + plane]);
                 for r in 0..TILE.min(g.oh - oy) {
-                    let row = &mut o[(oy + r) * g.ow + ox..][..TILE.min(g.ow - ox)];
+                    let start = (oy + r) * g.ow + ox;
+                    let row = &mut o[start..][..TILE.min(g.ow - ox)];
                     for (x, val) in row.iter_mut().enumerate() {
-                        *val = y[r * TILE + x][i];
+                        let skip = res.map_or(0.0, |res| res[start + x]);
+                        *val = op.act.apply(y[r * TILE + x][i] + skip);
                     }
                 }
             }
@@ -330,6 +320,7 @@ fn inverse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Activation;
 
     /// Direct correlation, the definition, in f64.
     fn reference(g: &Geometry, input: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f64> {
@@ -404,7 +395,8 @@ mod tests {
     }
 
     /// Sizes that are and are not multiples of the tile, padding 1 and 0, one and several
-    /// images, thin and wide channel counts; ReLU checks the activation is applied last.
+    /// images, thin and wide channel counts; ReLU checks the activation is applied last, after
+    /// the residual (a skip connection) is added.
     /// Stated tolerance: max |error| ≤ 2e-5 of the output's max |value| (F(4×4, 3×3) in f32;
     /// direct convolution reaches ~1e-6 here).
     #[test]
@@ -425,27 +417,40 @@ mod tests {
             let bias = values(c_out, 200 + i as u64);
             let want = reference(&g, &input, &weight, &bias);
             let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
-            for act in [Activation::Identity, Activation::Relu] {
+            let skip = values(want.len(), 300 + i as u64);
+            let cases = [
+                (Activation::Identity, None),
+                (Activation::Relu, None),
+                (Activation::Relu, Some(&skip[..])),
+            ];
+            for (act, residual) in cases {
                 let op = Operands {
                     input: &input,
                     weight: &weight,
                     bias: Some(&bias),
+                    residual,
                     act,
                 };
                 let got = run(&g, &op);
                 assert_eq!(got.len(), want.len());
-                let err = got.iter().zip(&want).fold(0f64, |m, (&a, &b)| {
-                    let b = if act == Activation::Relu {
-                        b.max(0.0)
-                    } else {
-                        b
-                    };
-                    m.max((a as f64 - b).abs())
-                });
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .enumerate()
+                    .fold(0f64, |m, (j, (&a, &b))| {
+                        let b = b + residual.map_or(0.0, |r| r[j] as f64);
+                        let b = if act == Activation::Relu {
+                            b.max(0.0)
+                        } else {
+                            b
+                        };
+                        m.max((a as f64 - b).abs())
+                    });
                 assert!(
                     err <= 2e-5 * scale,
-                    "{:?} {act:?}: error {err:.2e}, scale {scale:.2e}",
-                    (batch, c_in, c_out, h, w, pad)
+                    "{:?} {act:?} residual {}: error {err:.2e}, scale {scale:.2e}",
+                    (batch, c_in, c_out, h, w, pad),
+                    residual.is_some()
                 );
             }
         }
