@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use crate::backbone::{Backbone, LastStage};
 use crate::error::{Error, Result};
 use crate::infer::{self, Output};
+use crate::kernels;
 use crate::preprocess::{self, Fit};
 use crate::tensor_io::{IMAGE_SHAPE, flatten_rows, in_batches};
 
@@ -63,15 +64,18 @@ pub async fn views(
     // Group whole images so one backbone call sees up to `batch` inputs.
     let images_per_call = (spec.batch / per).max(1);
     for (chunk_i, chunk) in images.chunks(images_per_call).enumerate() {
-        let mut inputs = Vec::with_capacity(chunk.len() * per);
-        for (j, img) in chunk.iter().enumerate() {
+        // Each image's views from its own seed, so they do not depend on which thread made them.
+        let views = kernels::par_map(chunk, |j, img| {
             let index = (chunk_i * images_per_call + j) as u64;
             let mut rng = StdRng::seed_from_u64(spec.seed.wrapping_add(index));
-            inputs.push(preprocess::eval_tensor(img, spec.fit));
+            let mut v = Vec::with_capacity(per);
+            v.push(preprocess::eval_tensor(img, spec.fit));
             for _ in 0..spec.augment {
-                inputs.push(preprocess::augment(img, &mut rng));
+                v.push(preprocess::augment(img, &mut rng));
             }
-        }
+            v
+        });
+        let inputs: Vec<Vec<f32>> = views.into_iter().flatten().collect();
         let rows = infer::run(backbone, &inputs, output, inputs.len()).await?;
         let mut rows = rows.into_iter();
         for _ in chunk {

@@ -33,6 +33,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, relu6};
 
 pub use conv::{conv2d, conv2d_add};
+pub(crate) use parallel::{par_map, threads};
 
 /// What follows the convolution, applied as the output is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

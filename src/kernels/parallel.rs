@@ -108,3 +108,31 @@ pub(super) fn par_each(count: usize, f: impl Fn(usize) + Sync + Send) {
 pub(super) fn par_each(count: usize, f: impl Fn(usize)) {
     (0..count).for_each(f);
 }
+
+/// `f(i, item)` for every item, in order, on all cores where there are several: decoding,
+/// resizing and thumbnailing photos while the other threads would otherwise wait for the
+/// backbone's next batch.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(usize, &T) -> R + Sync + Send,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    items.par_iter().enumerate().map(|(i, t)| f(i, t)).collect()
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn par_map<T, R>(items: &[T], f: impl Fn(usize, &T) -> R) -> Vec<R> {
+    items.iter().enumerate().map(|(i, t)| f(i, t)).collect()
+}
+
+/// Threads the data-parallel loops run on.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn threads() -> usize {
+    1
+}

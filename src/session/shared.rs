@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::explain::{self, Heatmap};
 use crate::finetune;
 use crate::infer::DEFAULT_BATCH;
+use crate::kernels;
 use crate::preprocess;
 use crate::trainer::{Progress, Report, TrainConfig};
 
@@ -83,19 +84,24 @@ impl SharedSession {
         let mut pixels = 0u64;
         let mut added = Vec::new();
         let run = async {
-            for bytes in files {
-                match preprocess::decode(&bytes) {
-                    Ok(img) => {
-                        pixels += u64::from(img.width()) * u64::from(img.height());
-                        out.push(AddOutcome::Skipped(String::new()));
-                        pending.push((out.len() - 1, img));
-                        if pixels >= MAX_PENDING_PIXELS {
-                            self.flush(&label, &mut pending, &mut out, &mut added)
-                                .await?;
-                            pixels = 0;
+            // One photo per thread decoded at once, in order: the pending pixels overshoot
+            // their bound by at most that many photos (one, single-threaded, as before).
+            for files in files.chunks(kernels::threads()) {
+                let decoded = kernels::par_map(files, |_, bytes| preprocess::decode(bytes));
+                for img in decoded {
+                    match img {
+                        Ok(img) => {
+                            pixels += u64::from(img.width()) * u64::from(img.height());
+                            out.push(AddOutcome::Skipped(String::new()));
+                            pending.push((out.len() - 1, img));
+                            if pixels >= MAX_PENDING_PIXELS {
+                                self.flush(&label, &mut pending, &mut out, &mut added)
+                                    .await?;
+                                pixels = 0;
+                            }
                         }
+                        Err(e) => out.push(AddOutcome::Skipped(e.to_string())),
                     }
-                    Err(e) => out.push(AddOutcome::Skipped(e.to_string())),
                 }
             }
             self.flush(&label, &mut pending, &mut out, &mut added).await
@@ -154,8 +160,8 @@ impl SharedSession {
             (s.backbone.clone(), spec, o.finetune, o.thumbnails)
         };
         let thumbs = if thumbnails {
-            imgs.iter()
-                .map(|img| preprocess::thumbnail_jpeg(img).map(Some))
+            kernels::par_map(&imgs, |_, img| preprocess::thumbnail_jpeg(img).map(Some))
+                .into_iter()
                 .collect::<Result<Vec<_>>>()?
         } else {
             vec![None; imgs.len()]
