@@ -91,6 +91,7 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let padded = Padded::new(g);
     let offsets: Vec<usize> = (0..g.kw).map(|kx| padded.offset(g, kx)).collect();
     let mut out = vec![0f32; g.batch * g.c_out * plane_out];
+    let kernel = row_kernel();
     let filter = |bc: usize, o: &mut [f32]| {
         let c = bc % g.c_out;
         let src = padded.load(g, &op.input[bc * plane_in..(bc + 1) * plane_in]);
@@ -113,26 +114,61 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
                     &taps[ky * g.kw..(ky + 1) * g.kw],
                 );
             }
-            let rows = &rows[..g.kh];
-            let mut x = 0;
-            while x + LANES <= g.ow {
-                accumulate::<LANES>(dst, x, rows, &offsets);
-                x += LANES;
-            }
-            // The 14×14 and 7×7 stages are narrower than LANES: a quarter of it at a time.
-            while x + LANES / 4 <= g.ow {
-                accumulate::<{ LANES / 4 }>(dst, x, rows, &offsets);
-                x += LANES / 4;
-            }
-            while x < g.ow {
-                accumulate::<1>(dst, x, rows, &offsets);
-                x += 1;
-            }
+            // SAFETY: `row_kernel` returns only kernels this CPU has the features for.
+            unsafe { kernel(dst, &rows[..g.kh], &offsets) };
             op.act.apply_slice(dst);
         }
     };
     par_rows(&mut out, plane_out, filter);
     out
+}
+
+/// One output row: `dst += Σ taps · inputs` over the padded `rows` and their taps.
+type RowKernel = unsafe fn(&mut [f32], &[(&[f32], &[f32])], &[usize]);
+
+/// The row kernel for this CPU: natively on x86-64 with AVX2 where it has it (the build
+/// targets baseline x86-64, whose SSE2 is four lanes), else the portable one (wasm SIMD128).
+fn row_kernel() -> RowKernel {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        return row_avx2;
+    }
+    row_portable
+}
+
+fn row_portable(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
+    row::<LANES, { LANES / 4 }>(dst, rows, offsets)
+}
+
+/// Twice the lanes: four 8-wide accumulators, as many independent adds as the portable
+/// kernel keeps in flight.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_avx2(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
+    row::<{ 2 * LANES }, { LANES / 2 }>(dst, rows, offsets)
+}
+
+/// `L` pixels at a time, then `Q` (the 14×14 and 7×7 stages are narrower than `L`), then one
+/// by one.
+#[inline(always)]
+fn row<const L: usize, const Q: usize>(
+    dst: &mut [f32],
+    rows: &[(&[f32], &[f32])],
+    offsets: &[usize],
+) {
+    let mut x = 0;
+    while x + L <= dst.len() {
+        accumulate::<L>(dst, x, rows, offsets);
+        x += L;
+    }
+    while x + Q <= dst.len() {
+        accumulate::<Q>(dst, x, rows, offsets);
+        x += Q;
+    }
+    while x < dst.len() {
+        accumulate::<1>(dst, x, rows, offsets);
+        x += 1;
+    }
 }
 
 /// `dst[x..x + N] += Σ taps · inputs` over the padded `rows` and their taps.
