@@ -60,12 +60,17 @@ impl Padded {
     fn load(&self, g: &Geometry, plane: &[f32]) -> Vec<f32> {
         let mut p = vec![0f32; self.rows * self.cols];
         let [top, left] = g.pad;
-        // Input columns `x0..x1` land inside the padded row, at `x + left`.
-        let x1 = g.w.min(self.cols - left.min(self.cols));
+        // Input columns `..x1` land inside the padded row, at `x + left` (the rest no output
+        // reads).
+        let x1 = g.w.min(self.cols.saturating_sub(left));
+        if x1 == 0 {
+            return p;
+        }
         for (y, src) in plane.chunks_exact(g.w).enumerate() {
-            let Some(row) = (y + top < self.rows).then(|| y + top) else {
+            let row = y + top;
+            if row >= self.rows {
                 break;
-            };
+            }
             let dst = &mut p[row * self.cols..(row + 1) * self.cols];
             if g.stride[1] == 2 {
                 let (even, odd) = dst.split_at_mut(self.even);
