@@ -53,20 +53,12 @@ impl Activation {
     }
 
     /// In place, with the variant chosen once per slice so that the loop vectorises (the
-    /// per-value `match` in `apply` kept it scalar). NaN stays NaN under ReLU6 as `clamp` keeps it.
+    /// per-value `match` in `apply` kept it scalar).
     pub(crate) fn apply_slice(self, values: &mut [f32]) {
         match self {
             Activation::Identity => {}
             Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Relu6 => values.iter_mut().for_each(|v| {
-                *v = if *v < 0.0 {
-                    0.0
-                } else if *v > 6.0 {
-                    6.0
-                } else {
-                    *v
-                }
-            }),
+            Activation::Relu6 => values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
         }
     }
 
