@@ -287,15 +287,15 @@ mod tests {
 
     /// Every shape the backbones use: ResNet's 7×7/2 stem and 3×3 convs at stride 1 and 2,
     /// EfficientNet's asymmetric "SAME" 3×3/2 stem and its 3×3 and 5×5 depthwise convs at
-    /// stride 1 and 2 (asymmetric padding, odd and even widths); 1×1 convs on planes multiplied
-    /// where they lie (≥ `pointwise::MIN_PLANE`, with a ragged last block) and on small ones
-    /// gathered across images, and ResNet's 1×1/2 downsample; batches that split across column
+    /// stride 1 and 2 (asymmetric padding, odd and even widths); 1×1 convs on planes of several
+    /// column blocks (with a ragged last one) and of less than one, and ResNet's 1×1/2
+    /// downsample (im2col); batches that split across column
     /// blocks (1,000+ columns per image) and blocks that span several images (7×7 outputs);
     /// each activation, with and without a residual added before it.
     #[test]
     fn matches_burn_convolution() {
         use Activation::*;
-        let side = (pointwise::MIN_PLANE as f64).sqrt().ceil() as usize + 3;
+        let side = 31; // 992 pixels: three 256-column blocks and a ragged one
         let cases = [
             (conv(3, 16, 7, 2, [3, 3, 3, 3]), [2, 3, 61, 57], Relu, false),
             (
@@ -399,9 +399,9 @@ mod tests {
         }
     }
 
-    /// Which path each 1×1 call takes: planes of at least `MIN_PLANE` pixels where they lie.
+    /// Which path each 1×1 call takes: stride 1 unpadded where the data lies, else im2col.
     #[test]
-    fn large_pointwise_planes_take_the_direct_gemm() {
+    fn pointwise_calls_take_the_direct_gemm() {
         let device = Device::flex();
         let at = |c: usize, h: usize, w: usize| {
             let x = Tensor::<4>::zeros([1, c, h, w], &device);
@@ -409,11 +409,12 @@ mod tests {
         };
         assert!(at(8, 112, 112));
         assert!(at(8, 28, 28));
-        assert!(!at(8, 14, 14));
-        assert!(!at(8, 7, 7));
+        assert!(at(8, 7, 7));
         let x = Tensor::<4>::zeros([1, 8, 56, 56], &device);
         let strided = Geometry::for_cpu(&conv(8, 8, 1, 2, [0, 0, 0, 0]), &x).unwrap();
         assert!(!pointwise::applies(&strided));
+        let padded = Geometry::for_cpu(&conv(8, 8, 1, 1, [1, 1, 1, 1]), &x).unwrap();
+        assert!(!pointwise::applies(&padded));
     }
 
     #[test]

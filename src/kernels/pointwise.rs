@@ -8,8 +8,9 @@
 //! EfficientNet-Lite0 those passes (memory-bound, on outputs of up to 4.8 MB an image) cost
 //! about as much as the multiplies of the 28×28 and smaller stages.
 //!
-//! Planes too small for a GEMM of useful width (the 14×14 and 7×7 stages) take the im2col path
-//! of `conv.rs` instead, whose column blocks span images.
+//! The 14×14 and 7×7 stages are multiplied image by image too: gathering their columns across
+//! images first (the im2col path of `conv.rs`, which does that for 3×3 convolutions) measured no
+//! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
 use super::geometry::{Geometry, Operands};
 use super::parallel::{SharedMut, gemm_strided, par_each};
@@ -18,9 +19,6 @@ use super::parallel::{SharedMut, gemm_strided, par_each};
 /// widths (1,152 × 256 × 4 B = 1.2 MB at the widest), and a GEMM this wide runs at speed.
 const BLOCK_COLS: usize = 256;
 
-/// Smallest plane multiplied where it lies; smaller ones are gathered across images.
-pub(super) const MIN_PLANE: usize = 784;
-
 /// Whether `g` is a 1×1 convolution this module computes.
 pub(super) fn applies(g: &Geometry) -> bool {
     !g.depthwise
@@ -28,7 +26,6 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.stride == [1, 1]
         && g.pad == [0, 0]
         && (g.oh, g.ow) == (g.h, g.w)
-        && g.h * g.w >= MIN_PLANE
 }
 
 /// NCHW `input`, `[C_out, C_in, 1, 1]` `weight` -> NCHW `act(conv + bias + residual)`.
