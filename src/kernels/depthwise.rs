@@ -103,13 +103,7 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
         let taps = &op.weight[c * g.kh * g.kw..][..g.kh * g.kw];
         let b = op.bias.map_or(0.0, |b| b[c]);
         for (oy, dst) in o.chunks_exact_mut(g.ow).enumerate() {
-            match op.residual {
-                Some(r) => {
-                    let r = &r[bc * plane_out + oy * g.ow..][..g.ow];
-                    dst.iter_mut().zip(r).for_each(|(d, &r)| *d = r + b);
-                }
-                None => dst.fill(b),
-            }
+            op.start(dst, bc * plane_out + oy * g.ow, b);
             // The padded rows kernel rows `ky` read for this output row, with their taps.
             let mut rows: [(&[f32], &[f32]); MAX_KERNEL] = [(&[], &[]); MAX_KERNEL];
             for (ky, row) in rows.iter_mut().enumerate().take(g.kh) {

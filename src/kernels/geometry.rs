@@ -18,6 +18,20 @@ pub(crate) struct Operands<'a> {
     pub act: Activation,
 }
 
+impl Operands<'_> {
+    /// Output values from `at` (a flat NCHW index) before any product is added: the channel's
+    /// bias, plus the residual there when there is one.
+    pub fn start(&self, out: &mut [f32], at: usize, bias: f32) {
+        match self.residual {
+            Some(r) => {
+                let r = &r[at..at + out.len()];
+                out.iter_mut().zip(r).for_each(|(o, &r)| *o = r + bias);
+            }
+            None => out.fill(bias),
+        }
+    }
+}
+
 /// Shapes, strides and padding of one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Geometry {

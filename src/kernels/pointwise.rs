@@ -47,13 +47,7 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
         for co in 0..g.c_out {
             let b = op.bias.map_or(0.0, |b| b[co]);
             let row = row(co);
-            match op.residual {
-                Some(r) => {
-                    let r = &r[base + co * plane..][..n];
-                    row.iter_mut().zip(r).for_each(|(o, &r)| *o = r + b);
-                }
-                None => row.fill(b),
-            }
+            op.start(row, base + co * plane, b);
         }
         // SAFETY: dst is this task's `c_out × n` block (row stride `plane`) described above;
         // the weight is `[c_out, c_in]` and the input block `[c_in, n]` with row stride `plane`,
