@@ -4,10 +4,11 @@
 //! Output rows are computed `LANES` pixels at a time, all taps accumulated in registers before
 //! one store: the earlier kernel added each tap to the whole output row in turn, which loaded and
 //! stored the row once per tap (25 times for a 5×5) and took ~30% of a native
-//! EfficientNet-Lite0 forward in a profile. Each input plane is first copied into a zero-padded one (one pass, ~5% of
-//! a native Lite0 forward against ~17% for the taps), so that no pixel needs a bounds check: EfficientNet's 7×7 and 14×14
-//! planes are mostly border. A stride-2 plane's rows are split into their even and odd columns
-//! in the same copy, so that every tap reads a contiguous run there too.
+//! EfficientNet-Lite0 forward in a profile. Each input plane is first copied into a zero-padded
+//! one (one pass: ~5% of a native Lite0 forward, against ~17% for the taps), so that no pixel
+//! needs a bounds check: EfficientNet's 7×7 and 14×14 planes are mostly border. A stride-2
+//! plane's rows are split into their even and odd columns in the same copy, so that every tap
+//! reads a contiguous run there too.
 
 use super::geometry::{Geometry, Operands};
 use super::parallel::par_rows;
