@@ -34,13 +34,7 @@ pub fn conv_bn_add_act(
     act: Activation,
 ) -> Tensor<4> {
     match bn {
-        Some(bn) => {
-            let y = bn.forward(conv.forward(x));
-            act.apply_tensor(match residual {
-                Some(r) => y + r,
-                None => y,
-            })
-        }
+        Some(bn) => act.apply_after_add(bn.forward(conv.forward(x)), residual),
         None => kernels::conv2d_add(conv, x, residual, act),
     }
 }

@@ -28,11 +28,7 @@ pub fn conv2d_add(
     act: Activation,
 ) -> Tensor<4> {
     let Some(g) = Geometry::for_cpu(conv, &x) else {
-        let y = conv.forward(x);
-        return act.apply_tensor(match residual {
-            Some(r) => y + r,
-            None => y,
-        });
+        return act.apply_after_add(conv.forward(x), residual);
     };
     if residual
         .as_ref()

@@ -62,6 +62,14 @@ impl Activation {
         }
     }
 
+    /// `act(y + residual)`, as burn's tensor ops: the path of calls these kernels do not take.
+    pub fn apply_after_add(self, y: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
+        self.apply_tensor(match residual {
+            Some(r) => y + r,
+            None => y,
+        })
+    }
+
     pub fn apply_tensor(self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Activation::Identity => x,
