@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 use super::fold::{conv_bn, conv_bn_act, conv_bn_add_act, fold_pair};
 use super::global_avg_pool;
 use crate::arch::Arch;
-use crate::kernels::Activation;
+use crate::kernels::{self, Activation};
 
 #[derive(Module, Debug)]
 pub struct Downsample {
@@ -179,7 +179,7 @@ impl ResNet {
     /// Stem and stages 1-3. Split out so that fine-tuning `layer4` can cache this output.
     pub fn pre_layer4(&self, x: Tensor<4>) -> Tensor<4> {
         let x = conv_bn_act(&self.conv1, &self.bn1, x, Activation::Relu);
-        let x = self.maxpool.forward(x);
+        let x = kernels::max_pool2d(&self.maxpool, x);
         [&self.layer1, &self.layer2, &self.layer3]
             .into_iter()
             .flatten()

@@ -32,6 +32,13 @@ impl Operands<'_> {
     }
 }
 
+/// Whether `x` is a tensor these kernels read: f32 on burn-flex, outside autodiff (training
+/// records its own graph through burn's ops).
+pub(super) fn plain_cpu_f32(x: &Tensor<4>) -> bool {
+    let device = x.device();
+    !device.is_autodiff() && device == Device::flex() && x.dtype() == DType::F32
+}
+
 /// Shapes, strides and padding of one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Geometry {
@@ -55,12 +62,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// `None` when burn's convolution should run instead (see the module comment).
     pub(super) fn for_cpu(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
-        let device = x.device();
-        if device.is_autodiff()
-            || device != Device::flex()
-            || x.dtype() != DType::F32
-            || conv.weight.val().dtype() != DType::F32
-        {
+        if !plain_cpu_f32(x) || conv.weight.val().dtype() != DType::F32 {
             return None;
         }
         let (top, left, bottom, right) = match conv.padding {

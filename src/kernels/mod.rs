@@ -18,6 +18,8 @@
 //! stride-1 ones on large planes to a GEMM on the data as it lies (`pointwise.rs`); a skip
 //! connection's residual is added while the output is written (`conv2d_add`).
 //!
+//! ResNet's stem max pool runs here too (`pool.rs`): burn-flex computes it with indices.
+//!
 //! Only plain (non-autodiff) CPU tensors take this path; training the last stage and the
 //! WebGPU backend keep burn's convolution, as do grouped convolutions other than depthwise.
 
@@ -26,6 +28,7 @@ mod depthwise;
 mod geometry;
 mod parallel;
 mod pointwise;
+mod pool;
 mod scratch;
 mod winograd;
 
@@ -34,6 +37,7 @@ use burn::tensor::activation::{relu, relu6};
 
 pub use conv::{conv2d, conv2d_add};
 pub(crate) use parallel::{par_map, threads};
+pub use pool::max_pool2d;
 
 /// What follows the convolution, applied as the output is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
