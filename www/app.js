@@ -204,6 +204,7 @@ window.sortwiseDebug = {
       skipped: skipped.map((s) => ({ name: s.name, reason: s.reason })),
       training: p.training,
       cameraPending: cameraPending(),
+      startSteps: p.startSteps ?? [],
       engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
       prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs, heatmap: prediction.heatmap },
     };

@@ -29,6 +29,9 @@ export function defaultArch(project) {
 export async function createEngine(project, arch, augment, finetune = project.settings.finetuneLast) {
   const entry = project.manifest.find((b) => b.arch === arch);
   project.emit('engine-status', { phase: 'loading' });
+  // Where this start is, step by step (engine/worker.js), for the debug state.
+  const t0 = performance.now();
+  project.startSteps = [];
   let sw = null;
   sw = await Sortwise.create({
     arch,
@@ -36,7 +39,8 @@ export async function createEngine(project, arch, augment, finetune = project.se
     augment,
     finetune: Boolean(finetune),
     onStatus: (s) => {
-      if (s.phase === 'weights') project.emit('engine-status', { ...s, arch, total: s.total || entry?.bytes || 0 });
+      if (s.phase === 'start') project.startSteps.push(`${s.step} ${Math.round(performance.now() - t0)}ms`);
+      else if (s.phase === 'weights') project.emit('engine-status', { ...s, arch, total: s.total || entry?.bytes || 0 });
       else if (s.phase === 'backend' && sw && project.sw === sw) project.emit('engine-status', s);
     },
   });

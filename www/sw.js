@@ -53,7 +53,6 @@ const SHELL = [
   './engine/device-choice.js',
   './engine/worker.js',
   './engine/weights.js',
-  './engine/deadline.js',
   './zip-worker.js',
   './weights/manifest.json',
   './vendor/uPlot.esm.js',

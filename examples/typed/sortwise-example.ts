@@ -19,6 +19,9 @@ function onStatus(s: SortwiseStatus): void {
     case 'replay':
       console.log(`re-adding images ${s.done}/${s.total}`);
       break;
+    case 'start':
+      console.log(`starting: ${s.step}`);
+      break;
   }
 }
 

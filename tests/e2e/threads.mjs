@@ -9,8 +9,9 @@
 //    pkg-cpu/'s within 1e-4;
 //  - the page on that header-less host: www/sw.js makes it cross-origin isolated with one reload,
 //    and a second visit does not reload again;
-//  - a thread pool whose workers never start: after the worker's 20 s deadline `cpu` falls back
-//    to pkg/, says why, and still trains.
+//  - a thread pool that never starts (its workers never ready, or ready and never taking their
+//    thread, which blocks the worker): after the client's 20 s deadline `cpu` falls back to
+//    pkg/ in a fresh worker, says why, and still trains.
 // Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/threads.mjs
@@ -102,31 +103,42 @@ try {
   check(reloadsFirst === 1, `sw.js isolation: ${reloadsFirst} reloads on the first visit`);
   check(second.isolated && second.navigations === 1, `second visit: ${JSON.stringify(second)}`);
 
-  // 4. A thread pool that never starts (its workers never say they are ready): past the
-  // worker's deadline the single-threaded pkg/ takes over.
-  page = await browser.newPage();
-  page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
-  let stalled = 0;
-  await page.context().route('**/workerHelpers.no-bundler.js', async (route) => {
-    const real = await route.fetch();
-    const body = (await real.text()).replace("postMessage({ type: 'wasm_bindgen_worker_ready' });", '/* never ready */');
-    stalled += 1;
-    await route.fulfill({ response: real, body });
-  });
-  await page.goto(`${isolatedServer.base}/tests/e2e/harness.html`);
-  const t4 = Date.now();
-  // Bounded, so that a worker without the deadline fails this test rather than hanging it.
-  const stuck = await Promise.race([
-    page.evaluate(session, { ...data, glass: data.glass.slice(0, 1), device: 'cpu' }),
-    new Promise((_, reject) => setTimeout(() => reject(new Error('a stalled thread pool left the engine starting for 120 s')), 120000)),
-  ]);
-  const waited = (Date.now() - t4) / 1000;
-  await page.close();
-  log(`stalled pool (${stalled} requests rewritten): ${summary(stuck)} after ${waited.toFixed(1)} s`);
-  check(stalled >= 1, 'the thread pool\'s worker script was not intercepted');
-  check(stuck.wasmPackage === 'pkg' && stuck.backend === 'cpu' && stuck.threads === 1, `stalled pool: ${summary(stuck)}`);
-  check(/thread pool did not start \(starting the wasm thread pool did not finish within 20 s\)/.test(stuck.reason), `the fallback says why: ${stuck.reason}`);
-  check(stuck.epochsRun >= 1 && waited < 120, `after a stalled pool it still trains: ${stuck.epochsRun} epochs, ${waited.toFixed(1)} s`);
+  // 4. A thread pool that never starts, two ways: its workers never say they are ready (the
+  // worker waits, its event loop free), or they say so and never take their thread (the pool's
+  // build then blocks the worker's event loop for good: what Firefox did now and then after a
+  // reload). Either way, past the client's deadline the single-threaded pkg/ takes over.
+  const stalls = [
+    ['never ready', "postMessage({ type: 'wasm_bindgen_worker_ready' });", '/* never ready */'],
+    ['ready, never started', 'pkg.wbg_rayon_start_worker(data.receiver);', '/* never takes its thread */'],
+  ];
+  for (const [what, line, instead] of stalls) {
+    page = await browser.newPage();
+    page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
+    let stalled = 0;
+    let missing = false;
+    await page.context().route('**/workerHelpers.no-bundler.js', async (route) => {
+      const real = await route.fetch();
+      const text = await real.text();
+      if (text.includes(line)) stalled += 1;
+      else missing = true;
+      await route.fulfill({ response: real, body: text.replace(line, instead) });
+    });
+    await page.goto(`${isolatedServer.base}/tests/e2e/harness.html`);
+    const t4 = Date.now();
+    // Bounded, so that a client without the deadline fails this test rather than hanging it.
+    const stuck = await Promise.race([
+      page.evaluate(session, { ...data, glass: data.glass.slice(0, 1), device: 'cpu' }),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`a stalled thread pool (${what}) left the engine starting for 120 s`)), 120000)),
+    ]);
+    const waited = (Date.now() - t4) / 1000;
+    await page.context().unrouteAll();
+    await page.close();
+    log(`stalled pool, ${what} (${stalled} requests rewritten): ${summary(stuck)} after ${waited.toFixed(1)} s`);
+    check(!missing && stalled >= 1, `${what}: the thread pool's worker script was not intercepted, or no longer has ${line}`);
+    check(stuck.wasmPackage === 'pkg' && stuck.backend === 'cpu' && stuck.threads === 1, `stalled pool, ${what}: ${summary(stuck)}`);
+    check(/single-threaded: the wasm thread pool did not start within 20 s/.test(stuck.reason), `${what}: the fallback says why: ${stuck.reason}`);
+    check(stuck.epochsRun >= 1 && waited >= 20 && waited < 120, `${what}: after a stalled pool it still trains: ${stuck.epochsRun} epochs, ${waited.toFixed(1)} s`);
+  }
 
   log(`ok: pkg-cpu ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
     + `pkg single-threaded ${single.embedMs.toFixed(0)} ms/photo, train ${single.trainMs.toFixed(0)} ms; embedding max |diff| ${diff.toExponential(1)}`);

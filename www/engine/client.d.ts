@@ -41,7 +41,16 @@ export interface MeasureStatus {
   device: 'cpu' | 'webgpu';
 }
 
-export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus | MeasureStatus;
+/**
+ * A step of the worker's start has begun: `pkg-cpu` or `pkg` (the wasm build loading), `thread
+ * pool` (20 s at most, then the single-threaded `pkg` in a fresh worker), `weights`, `trainer`.
+ */
+export interface StartStatus {
+  phase: 'start';
+  step: 'pkg-cpu' | 'pkg' | 'thread pool' | 'weights' | 'trainer';
+}
+
+export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus | MeasureStatus | StartStatus;
 
 /** How `device: 'auto'` was decided, when it was measured. */
 export interface DeviceMeasurement {

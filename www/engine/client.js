@@ -15,12 +15,18 @@ import { backboneEntry, weightsUrl } from './weights.js';
 const here = import.meta.url;
 
 class WorkerError extends Error {
-  constructor(message, { fatal = false, lost = false } = {}) {
+  constructor(message, { fatal = false, lost = false, stalled = false } = {}) {
     super(message);
     this.fatal = fatal;
     this.lost = lost;
+    this.stalled = stalled;
   }
 }
+
+// How long the worker may stay at starting its wasm thread pool. A healthy start takes well under
+// a second (its workers instantiate the module already compiled); one that never finishes blocks
+// the worker's own event loop (worker.js, `HeldWorker`), so the deadline is kept here.
+const POOL_DEADLINE_MS = 20000;
 
 export class Sortwise {
   #opts;
@@ -35,6 +41,7 @@ export class Sortwise {
   #model = null;
   #lost = null;
   #rules = null;
+  #noThreads = null; // why the threaded build is not tried again: its pool never started here
 
   /** One of 'webgpu' | 'cpu': what actually runs. */
   backend = null;
@@ -91,16 +98,7 @@ export class Sortwise {
       this.measurement = chosen.verdict ? { ...chosen.verdict, cached: chosen.cached } : null;
     }
     this.#lost = null;
-    const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
-    this.#worker = worker;
-    // Messages still queued from a replaced worker (its `lost` notice) must not touch this one.
-    worker.onmessage = (e) => { if (worker === this.#worker) this.#onMessage(e.data); };
-    worker.onerror = (e) => {
-      e.preventDefault?.();
-      if (worker !== this.#worker) return;
-      this.#failAll(new WorkerError(`the trainer stopped: ${e.message || 'worker error'}`, { fatal: true }));
-    };
-    const info = await this.#post('create', [{
+    const args = {
       arch,
       weightsUrl: url,
       sha256,
@@ -108,7 +106,15 @@ export class Sortwise {
       augment: this.#opts.augment ?? 0,
       fit: this.#opts.fit,
       finetune: Boolean(this.#opts.finetune),
-    }]);
+    };
+    let info;
+    try {
+      info = await this.#launch({ ...args, noThreads: this.#noThreads });
+    } catch (err) {
+      if (!(err instanceof WorkerError && err.stalled)) throw err;
+      this.#noThreads = err.message;
+      info = await this.#launch({ ...args, noThreads: this.#noThreads });
+    }
     Object.assign(this, info);
     if (chosen?.reason) {
       // The engine's own "requested" says nothing once the measurement chose the device.
@@ -116,6 +122,38 @@ export class Sortwise {
       this.backendReason = rest ? `${chosen.reason}; ${rest}` : chosen.reason;
     }
     this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
+  }
+
+  // A fresh worker and its trainer. Past POOL_DEADLINE_MS at the thread pool step the worker is
+  // ended and the call rejects with `stalled`, for #start to try the single-threaded build.
+  async #launch(args) {
+    const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
+    this.#worker = worker;
+    let timer = null;
+    const stalled = () => {
+      worker.terminate();
+      this.#failAll(new WorkerError(`the wasm thread pool did not start within ${POOL_DEADLINE_MS / 1000} s`, { stalled: true }));
+    };
+    // Messages still queued from a replaced worker (its `lost` notice) must not touch this one.
+    worker.onmessage = (e) => {
+      if (worker !== this.#worker) return;
+      const s = e.data?.status;
+      if (s?.phase === 'start') {
+        clearTimeout(timer);
+        if (s.step === 'thread pool') timer = setTimeout(stalled, POOL_DEADLINE_MS);
+      }
+      this.#onMessage(e.data);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      if (worker !== this.#worker) return;
+      this.#failAll(new WorkerError(`the trainer stopped: ${e.message || 'worker error'}`, { fatal: true }));
+    };
+    try {
+      return await this.#post('create', [args]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #onMessage(msg) {

@@ -5,7 +5,6 @@
 // (a trap), and the client starts a fresh worker. client.js is the other side.
 
 import { loadWeights } from './weights.js';
-import { withDeadline } from './deadline.js';
 
 // Two wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before either is
 // downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
@@ -13,6 +12,12 @@ import { withDeadline } from './deadline.js';
 let Trainer = null;
 let wasm = null; // the loaded module: its free functions (rules, validateLabel) need no Trainer
 let engine = null;
+
+// Each step of a start, told to the page as it begins: a start that never finishes then says
+// where it stopped (the page's debug state, the end-to-end tests' failure messages).
+function startStep(step) {
+  postMessage({ status: { phase: 'start', step } });
+}
 
 // Mirrors `software_or_missing_adapter` in src/web/device.rs, which stays the source of truth for
 // `backendReason`: it probes again once loaded. null when a hardware WebGPU adapter is there.
@@ -50,6 +55,7 @@ function threadsUnavailable() {
 }
 
 async function loadSingleThreaded(cpu, why) {
+  startStep('pkg');
   const mod = await import('../../pkg/sortwise.js');
   await mod.default();
   engine = { name: 'pkg', note: cpu ? `; single-threaded: ${why}` : '' };
@@ -57,27 +63,39 @@ async function loadSingleThreaded(cpu, why) {
   Trainer = mod.Trainer;
 }
 
-// Far above a healthy start of the pool (its workers instantiate the module already compiled,
-// well under a second), far below a user giving up on the page.
-const POOL_DEADLINE_MS = 20000;
+// Firefox ends a worker that shares the wasm memory once no live `Worker` object holds it
+// (bugzilla 1702191). wasm-bindgen-rayon keeps its pool's workers only after every one has said
+// it is ready; one collected in between never takes its thread, and the pool's build, which
+// waits for every thread, then blocks this worker for good. So every worker started from here
+// is held for this worker's lifetime.
+const held = [];
+if (typeof self.Worker === 'function') {
+  self.Worker = class HeldWorker extends self.Worker {
+    constructor(...args) {
+      super(...args);
+      held.push(this);
+    }
+  };
+}
 
-async function loadEngine(device) {
+// `forcedOff`: why the client wants the single-threaded build (an earlier pool never started).
+async function loadEngine(device, forcedOff = null) {
   if (engine) return engine;
   const cpu = device === 'cpu' || (device === 'auto' && (await softwareOrMissingAdapter()) !== null);
-  const noThreads = cpu ? threadsUnavailable() : 'WebGPU runs';
+  const noThreads = cpu ? (forcedOff ?? threadsUnavailable()) : 'WebGPU runs';
   if (noThreads) {
     await loadSingleThreaded(cpu, noThreads);
     return engine;
   }
   try {
+    startStep('pkg-cpu');
     const mod = await import('../../pkg-cpu/sortwise.js');
     await mod.default();
+    // A pool that never starts blocks this worker's event loop, where no timer can fire: the
+    // client times this step and replaces the worker (client.js, POOL_DEADLINE_MS).
+    startStep('thread pool');
     // One pool thread per core: the calling thread (this worker) only waits while they run.
-    const threads = Math.max(1, navigator.hardwareConcurrency || 1);
-    // A pool that never starts would leave the page at "Starting the engine…" for good; past
-    // the deadline the single-threaded build (a separate module and memory) takes over. The
-    // download above has none: a slow network is not a stuck browser.
-    await withDeadline(mod.initThreadPool(threads), POOL_DEADLINE_MS, 'starting the wasm thread pool');
+    await mod.initThreadPool(Math.max(1, navigator.hardwareConcurrency || 1));
     engine = { name: 'pkg-cpu', note: '' };
     wasm = mod;
     Trainer = mod.Trainer;
@@ -167,12 +185,14 @@ function reporting(id) {
 }
 
 const ops = {
-  async create({ arch, weightsUrl, sha256, device, augment, fit, finetune }) {
-    await loadEngine(device);
+  async create({ arch, weightsUrl, sha256, device, augment, fit, finetune, noThreads }) {
+    await loadEngine(device, noThreads);
+    startStep('weights');
     const weights = await loadWeights(weightsUrl, {
       sha256,
       onProgress: (p) => postMessage({ status: { phase: 'weights', ...p } }),
     });
+    startStep('trainer');
     trainer?.free();
     trainer = await Trainer.create({ arch, weights, device, augment, fit, finetune: Boolean(finetune) });
     return { arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason };
