@@ -141,12 +141,21 @@ impl Geometry {
                 let Taps { first, end, at } = self.taps(kx, s.ox, s.len);
                 dst[..first].fill(0.0);
                 dst[end..].fill(0.0);
-                if self.stride[1] == 1 && first < end {
-                    dst[first..end].copy_from_slice(&src[at(first)..at(first) + end - first]);
-                } else {
-                    for (i, d) in dst.iter_mut().enumerate().take(end).skip(first) {
-                        *d = src[at(i)];
-                    }
+                if first == end {
+                    continue;
+                }
+                let (dst, src) = (&mut dst[first..end], &src[at(first)..]);
+                match self.stride[1] {
+                    1 => dst.copy_from_slice(&src[..dst.len()]),
+                    // The stride as a constant, over whole groups: no bounds check and no address
+                    // arithmetic per value (the stride-2 stems and downsampling convolutions
+                    // spent ~5.7% of ResNet-18's samples here, ~2.3% with this; an iterator
+                    // with a run-time step, as below, ~4.7%).
+                    2 => strided_copy::<2>(dst, src),
+                    sx => dst
+                        .iter_mut()
+                        .zip(src.iter().step_by(sx))
+                        .for_each(|(d, &s)| *d = s),
                 }
             }
         };
@@ -230,6 +239,19 @@ struct Segment {
     col: usize,
 }
 
+/// `dst[i] = src[i·S]` for every `i` of `dst` (non-empty; `src` holds at least `(len - 1)·S + 1`
+/// values): whole groups of `S` for all but the last value, whose group may run past the row.
+#[inline(always)]
+fn strided_copy<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let (last, head) = dst.split_last_mut().expect("a non-empty run of outputs");
+    let (groups, _) = src[..(n - 1) * S].as_chunks::<S>();
+    for (d, group) in head.iter_mut().zip(groups) {
+        *d = group[0];
+    }
+    *last = src[(n - 1) * S];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +316,8 @@ mod tests {
         let side = 31; // 992 pixels: three 256-column blocks and a ragged one
         let cases = [
             (conv(3, 16, 7, 2, [3, 3, 3, 3]), [2, 3, 61, 57], Relu, false),
+            // Stride 3: im2col's generic strided copy (1 and 2 have their own).
+            (conv(4, 6, 3, 3, [1, 1, 1, 1]), [1, 4, 20, 23], Relu, false),
             (
                 conv(8, 8, 3, 1, [1, 1, 1, 1]),
                 [3, 8, 40, 33],
