@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // End-to-end test of the two wasm builds (scripts/wasm_pkg.sh) behind www/engine/client.js in
-// headless Chromium:
+// headless Chromium (and one case in Firefox ESR):
 //  - cross-origin isolated (scripts/serve.py, as `./run serve`): `device: 'cpu'` loads pkg-cpu/
 //    and runs on one rayon thread per core, trains and predicts; `auto` on this machine
 //    (SwiftShader only) loads pkg-cpu/ too;
@@ -11,7 +11,7 @@
 //    and a second visit does not reload again;
 //  - a thread pool that never starts (its workers never ready, or ready and never taking their
 //    thread, which blocks the worker): after the client's 20 s deadline `cpu` falls back to
-//    pkg/ in a fresh worker, says why, and still trains.
+//    pkg/ in a fresh worker, says why, and still trains; the blocked case again in Firefox ESR.
 // Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/threads.mjs
@@ -138,6 +138,38 @@ try {
     check(stuck.wasmPackage === 'pkg' && stuck.backend === 'cpu' && stuck.threads === 1, `stalled pool, ${what}: ${summary(stuck)}`);
     check(/single-threaded: the wasm thread pool did not start within 20 s/.test(stuck.reason), `${what}: the fallback says why: ${stuck.reason}`);
     check(stuck.epochsRun >= 1 && waited >= 20 && waited < 120, `${what}: after a stalled pool it still trains: ${stuck.epochsRun} epochs, ${waited.toFixed(1)} s`);
+  }
+
+  // 5. The same blocked pool in Firefox, the browser that did it on its own: terminating a worker
+  // blocked in the pool's build must work there too (puppeteer-core over WebDriver BiDi).
+  {
+    const { default: puppeteer } = await import('puppeteer-core');
+    const firefox = await puppeteer.launch({ browser: 'firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true });
+    try {
+      const ff = await firefox.newPage();
+      const [, line, instead] = stalls[1];
+      let rewritten = 0;
+      await ff.setRequestInterception(true);
+      ff.on('request', async (req) => {
+        if (!req.url().endsWith('workerHelpers.no-bundler.js')) { await req.continue(); return; }
+        const text = await (await fetch(req.url())).text();
+        if (text.includes(line)) rewritten += 1;
+        await req.respond({ status: 200, contentType: 'text/javascript', headers: { 'cross-origin-resource-policy': 'same-origin' }, body: text.replace(line, instead) });
+      });
+      await ff.goto(`${isolatedServer.base}/tests/e2e/harness.html`);
+      const t5 = Date.now();
+      const stuck = await Promise.race([
+        ff.evaluate(session, { ...data, glass: data.glass.slice(0, 1), device: 'cpu' }),
+        new Promise((_, reject) => setTimeout(() => reject(new Error('Firefox: a blocked thread pool left the engine starting for 120 s')), 120000)),
+      ]);
+      const waited = (Date.now() - t5) / 1000;
+      log(`Firefox, stalled pool, ready, never started (${rewritten} requests rewritten): ${summary(stuck)} after ${waited.toFixed(1)} s`);
+      check(rewritten >= 1, 'Firefox: the thread pool\'s worker script was not intercepted');
+      check(stuck.wasmPackage === 'pkg' && stuck.threads === 1 && /single-threaded: the wasm thread pool did not start within 20 s/.test(stuck.reason), `Firefox, stalled pool: ${summary(stuck)}`);
+      check(stuck.epochsRun >= 1 && waited >= 20 && waited < 120, `Firefox: after a stalled pool it still trains: ${stuck.epochsRun} epochs, ${waited.toFixed(1)} s`);
+    } finally {
+      await firefox.close();
+    }
   }
 
   log(`ok: pkg-cpu ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
