@@ -89,6 +89,8 @@ fn time_runs(backbone: &Backbone, inputs: &[Vec<f32>], runs: usize) -> Vec<f64> 
 }
 
 fn main() {
+    // As the CLI does: without it, glibc returns each layer's activations to the kernel.
+    sortwise::allocator::keep_freed_memory();
     let o = parse();
     if let Some(dir) = &o.write_weights {
         std::fs::create_dir_all(dir).expect("create weights dir");

@@ -8,6 +8,8 @@
 //! evaluated ([`metrics`]) and saved ([`model_file`]). [`session`] is the user's session over
 //! all of it, which the two shells drive: the wasm API ([`web`]) and the CLI (`cli`).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod allocator;
 pub mod arch;
 pub mod backbone;
 pub mod calibration;

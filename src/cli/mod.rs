@@ -219,6 +219,7 @@ fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
 
 /// Entry point of the `sortwise` binary; returns the process exit code.
 pub fn main() -> i32 {
+    crate::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Convert {
