@@ -5,8 +5,8 @@
 //! above its trim threshold), so the next layer's output is faulted back in page by page and
 //! zeroed by the kernel: ~10% of native ResNet-18's time went to the page-fault path (perf), and
 //! the browser's wasm allocator, which never returns memory, does not pay it. Keeping freed
-//! memory in the process made `bench_embed` 8–27% faster (docs/BENCHMARKS.md) without raising
-//! the peak: the same blocks are used again by the next batch.
+//! memory in the process made `bench_embed` 10–23% faster (docs/BENCHMARKS.md) with the peak
+//! unchanged: the same blocks serve the next layer and the next batch.
 
 /// Keep freed memory for reuse. Call once at the start of a native binary (the CLI and
 /// `bench_embed` do); a no-op where the C library is not glibc.
