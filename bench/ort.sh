@@ -27,6 +27,7 @@ if [ ! -f "$CACHE/ort/node_modules/onnxruntime-web/package.json" ] \
   npm install --prefix "$CACHE/ort" --no-audit --no-fund --loglevel=error --save-exact "onnxruntime-web@$ORT_VERSION"
 fi
 if [ ! -f "$CACHE/onnx/efficientnet_lite0.onnx" ] || [ ! -f "$CACHE/onnx/resnet50-random.pth" ]; then
+  mkdir -p "$CACHE/onnx"
   "$PY" bench/ort_export.py "$CACHE/onnx" > "$CACHE/onnx/export.json"
 fi
 for arch in resnet18 resnet50; do
