@@ -43,7 +43,8 @@ export interface MeasureStatus {
 
 /**
  * A step of the worker's start has begun: `pkg-cpu` or `pkg` (the wasm build loading), `thread
- * pool` (20 s at most, then the single-threaded `pkg` in a fresh worker), `weights`, `trainer`.
+ * pool` (20 s at most, then a fresh worker: threads once more, then the single-threaded `pkg`),
+ * `weights`, `trainer`.
  */
 export interface StartStatus {
   phase: 'start';

@@ -24,8 +24,9 @@ class WorkerError extends Error {
 }
 
 // How long the worker may stay at starting its wasm thread pool. A healthy start takes well under
-// a second (its workers instantiate the module already compiled); one that never finishes blocks
-// the worker's own event loop (worker.js, `HeldWorker`), so the deadline is kept here.
+// a second (its workers instantiate the module already compiled). One that never finishes can
+// block the worker's own event loop (the pool's build waits for every thread; Firefox now and
+// then leaves one that never takes its thread), so the deadline is kept here.
 const POOL_DEADLINE_MS = 20000;
 
 export class Sortwise {
@@ -107,13 +108,22 @@ export class Sortwise {
       fit: this.#opts.fit,
       finetune: Boolean(this.#opts.finetune),
     };
+    const launch = () => this.#launch({ ...args, noThreads: this.#noThreads });
+    const stalled = (err) => err instanceof WorkerError && err.stalled;
     let info;
     try {
-      info = await this.#launch({ ...args, noThreads: this.#noThreads });
+      info = await launch();
     } catch (err) {
-      if (!(err instanceof WorkerError && err.stalled)) throw err;
-      this.#noThreads = err.message;
-      info = await this.#launch({ ...args, noThreads: this.#noThreads });
+      if (!stalled(err)) throw err;
+      // Threads once more before the single-threaded build: the stall is rare, and offline only
+      // the build a visit used is cached (sw.js), so pkg/ may not load at all.
+      try {
+        info = await launch();
+      } catch (again) {
+        if (!stalled(again)) throw again;
+        this.#noThreads = `${again.message}, twice`;
+        info = await launch();
+      }
     }
     Object.assign(this, info);
     if (chosen?.reason) {
@@ -125,7 +135,7 @@ export class Sortwise {
   }
 
   // A fresh worker and its trainer. Past POOL_DEADLINE_MS at the thread pool step the worker is
-  // ended and the call rejects with `stalled`, for #start to try the single-threaded build.
+  // ended and the call rejects with `stalled`, for #start to try again.
   async #launch(args) {
     const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
     this.#worker = worker;

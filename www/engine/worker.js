@@ -63,21 +63,6 @@ async function loadSingleThreaded(cpu, why) {
   Trainer = mod.Trainer;
 }
 
-// Firefox ends a worker that shares the wasm memory once no live `Worker` object holds it
-// (bugzilla 1702191). wasm-bindgen-rayon keeps its pool's workers only after every one has said
-// it is ready; one collected in between never takes its thread, and the pool's build, which
-// waits for every thread, then blocks this worker for good. So every worker started from here
-// is held for this worker's lifetime.
-const held = [];
-if (typeof self.Worker === 'function') {
-  self.Worker = class HeldWorker extends self.Worker {
-    constructor(...args) {
-      super(...args);
-      held.push(this);
-    }
-  };
-}
-
 // `forcedOff`: why the client wants the single-threaded build (an earlier pool never started).
 async function loadEngine(device, forcedOff = null) {
   if (engine) return engine;
