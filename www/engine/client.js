@@ -109,18 +109,18 @@ export class Sortwise {
       finetune: Boolean(this.#opts.finetune),
     };
     const launch = () => this.#launch({ ...args, noThreads: this.#noThreads });
-    const stalled = (err) => err instanceof WorkerError && err.stalled;
+    const isStall = (err) => err instanceof WorkerError && err.stalled;
     let info;
     try {
       info = await launch();
     } catch (err) {
-      if (!stalled(err)) throw err;
+      if (!isStall(err)) throw err;
       // Threads once more before the single-threaded build: the stall is rare, and offline only
       // the build a visit used is cached (sw.js), so pkg/ may not load at all.
       try {
         info = await launch();
       } catch (again) {
-        if (!stalled(again)) throw again;
+        if (!isStall(again)) throw again;
         this.#noThreads = `${again.message}, twice`;
         info = await launch();
       }
