@@ -110,19 +110,17 @@ export class Sortwise {
     };
     const launch = () => this.#launch({ ...args, noThreads: this.#noThreads });
     const isStall = (err) => err instanceof WorkerError && err.stalled;
+    // After one stall the threads get a second try before the single-threaded build: the stall
+    // is rare, and offline only the build a visit used is cached (sw.js), so pkg/ may not load.
+    // After two, pkg/ starts, which has no pool to stall.
     let info;
-    try {
-      info = await launch();
-    } catch (err) {
-      if (!isStall(err)) throw err;
-      // Threads once more before the single-threaded build: the stall is rare, and offline only
-      // the build a visit used is cached (sw.js), so pkg/ may not load at all.
+    for (let stalls = 0; !info;) {
       try {
         info = await launch();
-      } catch (again) {
-        if (!isStall(again)) throw again;
-        this.#noThreads = `${again.message}, twice`;
-        info = await launch();
+      } catch (err) {
+        if (!isStall(err)) throw err;
+        stalls += 1;
+        if (stalls === 2) this.#noThreads = `${err.message}, twice`;
       }
     }
     Object.assign(this, info);
