@@ -14,7 +14,8 @@
 //      N_DROP (images for dropped->trained, default 240), DROP_BATCH (photos per addImages call
 //      there, default 8 as the page; 1 = addImage per photo), GPU=0 to skip SwiftShader,
 //      GPU_EMBED (SwiftShader images, default 2), GPU_EPOCHS (SwiftShader head epochs, default 1),
-//      PKGS=pkg,pkg-cpu (the builds to measure; a missing pkg-cpu/ is skipped), ROUNDS (times
+//      PKGS=pkg,pkg-cpu,pkg-cpu-relaxed (the builds to measure; one not built is skipped;
+//      pkg-cpu-relaxed/ is pkg-cpu/ with relaxed SIMD's multiply-add), ROUNDS (times
 //      the CPU plan runs, default 1; runs carry `round`), THREADS (pkg-cpu/'s pool size, default
 //      navigator.hardwareConcurrency),
 //      ONLY=device:arch,... or pkg:device:arch,... (e.g. ONLY=pkg-cpu:cpu:resnet18),
@@ -38,7 +39,9 @@ const DROP_BATCH = Number(process.env.DROP_BATCH || 8);
 const GPU = process.env.GPU !== '0';
 const GPU_EMBED = Number(process.env.GPU_EMBED || 2);
 const GPU_EPOCHS = Number(process.env.GPU_EPOCHS || 1);
-const PKGS = (process.env.PKGS || 'pkg,pkg-cpu').split(',');
+// Every build there is, in the order each arch runs them.
+const BUILDS = ['pkg', 'pkg-cpu', 'pkg-cpu-relaxed'];
+const PKGS = (process.env.PKGS || BUILDS.join(',')).split(',');
 const ROUNDS = Number(process.env.ROUNDS || 1);
 // pkg-cpu/'s pool size; default navigator.hardwareConcurrency, as the page uses.
 const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
@@ -100,7 +103,7 @@ const server = await serveRepo();
 const browser = await launchChromium();
 const out = { chromium: browser.version(), files: files.length, sizes: {}, runs: [], ort: [], errors: [] };
 if (ORT && !existsSync(join(ROOT, ORT_DIST, 'ort.wasm.min.mjs'))) throw new Error(`ORT=1: ${ORT_DIST} is missing: run bench/ort.sh`);
-for (const pkg of ['pkg', 'pkg-cpu']) out.sizes[pkg] = sizes(pkg);
+for (const pkg of BUILDS) out.sizes[pkg] = sizes(pkg);
 const pkgs = PKGS.filter((p) => out.sizes[p] || (log(`${p}/ is not built: skipped`), false));
 try {
   const page = await browser.newPage();
@@ -176,7 +179,7 @@ try {
   // ROUNDS repeats the CPU plan (the report takes the median over rounds).
   const cpuRuns = [];
   for (let round = 1; round <= ROUNDS; round += 1) {
-    const perPkg = ['pkg', 'pkg-cpu'].filter((p) => pkgs.includes(p)).map(cpuPlan);
+    const perPkg = BUILDS.filter((p) => pkgs.includes(p)).map(cpuPlan);
     for (let i = 0; i < (perPkg[0]?.length ?? 0); i += 1) for (const list of perPkg) cpuRuns.push({ ...list[i], round });
   }
   const plan = cpuRuns;
@@ -211,8 +214,8 @@ try {
     }
     await call('free');
     if (ORT && p.device === 'cpu') {
-      // pkg-cpu/ against ORT on as many threads; pkg/ (single-threaded) against ORT on one.
-      const threads = p.pkg === 'pkg-cpu' ? run.init?.threads ?? THREADS ?? 2 : 1;
+      // The threaded builds against ORT on as many threads; pkg/ (single-threaded) against ORT on one.
+      const threads = p.pkg !== 'pkg' ? run.init?.threads ?? THREADS ?? 2 : 1;
       const o = { arch: p.arch, next: p.pkg, round: p.round ?? 1, threads };
       out.ort.push(o);
       log(`--- onnxruntime-web wasm ${p.arch}, ${threads} thread(s)`);

@@ -6,8 +6,8 @@
 #
 # DIR/
 #   index.html, *.js, style.css     the page (www/)
-#   engine/, ui/                    its modules (www/engine/ imports pkg/ and pkg-cpu/ from ../ not ../../)
-#   pkg/, pkg-cpu/                  the two wasm builds (scripts/wasm_pkg.sh)
+#   engine/, ui/                    its modules (www/engine/ imports the pkg*/ builds from ../ not ../../)
+#   pkg/, pkg-cpu/, pkg-cpu-relaxed/  the three wasm builds (scripts/wasm_pkg.sh)
 #   weights/                        the backbones scripts/weights.sh prepared, with manifest.json
 #   vendor/                         uPlot, fflate and qrcode-generator (scripts/vendor.sh)
 #   sw.js                           offline + cross-origin isolation + security headers
@@ -38,6 +38,7 @@ if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] && ! { [ -f "$DIR/.nojekyll" ] && [
 fi
 
 need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
+  pkg-cpu-relaxed/sortwise.js pkg-cpu-relaxed/sortwise_bg.wasm
   www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js)
 for f in "${need[@]}"; do
   [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
@@ -49,7 +50,7 @@ for w in $weights; do [ -f "www/weights/$w" ] || die "www/weights/$w is in the m
 VERSION=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
 STAGE=$DIR.partial
 rm -rf "$STAGE"
-mkdir -p "$STAGE"/{pkg,pkg-cpu,weights,vendor,icons,example,engine,ui}
+mkdir -p "$STAGE"/{pkg,pkg-cpu,pkg-cpu-relaxed,weights,vendor,icons,example,engine,ui}
 
 # The page: every top-level file it loads (not imagenet_classes.json, a test reference).
 cp www/*.html www/*.js www/*.css www/manifest*.json "$STAGE/"
@@ -60,9 +61,9 @@ cp www/weights/manifest.json "$STAGE/weights/"
 for w in $weights; do
   cp "www/weights/$w" "$STAGE/weights/$w"
 done
-for p in pkg pkg-cpu; do
+for p in pkg pkg-cpu pkg-cpu-relaxed; do
   cp "$p/sortwise.js" "$p/sortwise_bg.wasm" "$STAGE/$p/"
-  # pkg-cpu's thread pool helper (wasm-bindgen-rayon) lives in snippets/, found from sortwise.js.
+  # The threaded builds' thread pool helper (wasm-bindgen-rayon) lives in snippets/, found from sortwise.js.
   [ -d "$p/snippets" ] && cp -r "$p/snippets" "$STAGE/$p/"
   [ -f "$p/sortwise.d.ts" ] && cp "$p/sortwise.d.ts" "$STAGE/$p/"
   # What the `auto` device verdict is kept against (www/engine/device-choice.js).
@@ -70,12 +71,12 @@ for p in pkg pkg-cpu; do
 done
 python3 scripts/icons.py "$STAGE/icons"
 
-# In the repository pkg/ and pkg-cpu/ sit beside www/; here they sit beside the page, one folder
+# In the repository the pkg*/ builds sit beside www/; here they sit beside the page, one folder
 # up from engine/.
-sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu)/#\1../\2/#g" "$STAGE/engine/worker.js"
+sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu|pkg-cpu-relaxed)/#\1../\2/#g" "$STAGE/engine/worker.js"
 grep -q "'\.\./pkg/sortwise\.js'" "$STAGE/engine/worker.js" || die "engine/worker.js: the import of ../../pkg/sortwise.js was not rewritten"
 # device-choice.js reads each build's build-id the same way.
-sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu)(['\"])#\1../\2\3#g" "$STAGE/engine/device-choice.js"
+sed -i -E "s#(['\"])\.\./\.\./(pkg|pkg-cpu|pkg-cpu-relaxed)(['\"])#\1../\2\3#g" "$STAGE/engine/device-choice.js"
 sed -i -E "s#^const PKG_ROOT = '\.\./';#const PKG_ROOT = './';#" "$STAGE/sw.js"
 grep -q "^const PKG_ROOT = './';" "$STAGE/sw.js" || die "www/sw.js: PKG_ROOT line not found (it must read: const PKG_ROOT = '../';)"
 # Nothing of the page may point outside the folder or at the host's root: every ../ in a page
@@ -83,7 +84,7 @@ grep -q "^const PKG_ROOT = './';" "$STAGE/sw.js" || die "www/sw.js: PKG_ROOT lin
 bad=$(python3 - "$STAGE" <<'PY'
 import os, re, sys
 stage = os.path.abspath(sys.argv[1])
-pat = re.compile(r"""(['"`(])((?:\.\./)+|/(?:www|pkg|pkg-cpu|weights|vendor|icons)/)""")
+pat = re.compile(r"""(['"`(])((?:\.\./)+|/(?:www|pkg|pkg-cpu|pkg-cpu-relaxed|weights|vendor|icons)/)""")
 for sub in ("", "engine", "ui"):
     d = os.path.join(stage, sub)
     for f in sorted(os.listdir(d)):
@@ -127,10 +128,11 @@ cat >"$STAGE/package.json" <<EOF
     ".": { "types": "./engine/client.d.ts", "default": "./engine/client.js" },
     "./trainer": { "types": "./engine/trainer.d.ts", "default": "./pkg/sortwise.js" },
     "./trainer-cpu": { "types": "./engine/trainer-cpu.d.ts", "default": "./pkg-cpu/sortwise.js" },
+    "./trainer-cpu-relaxed": { "types": "./engine/trainer-cpu.d.ts", "default": "./pkg-cpu-relaxed/sortwise.js" },
     "./package.json": "./package.json"
   },
   "types": "./engine/client.d.ts",
-  "files": ["engine/", "pkg/", "pkg-cpu/", "CHANGELOG.md"]
+  "files": ["engine/", "pkg/", "pkg-cpu/", "pkg-cpu-relaxed/", "CHANGELOG.md"]
 }
 EOF
 cp CHANGELOG.md "$STAGE/"
@@ -154,7 +156,8 @@ weights = ["weights/" + next(b["file"] for b in backbones if b["arch"] == arch)]
 page = [f for f in files if "/" not in f and f.endswith((".html", ".js", ".css")) or f in (
     "manifest.json", "weights/manifest.json", "icons/icon.svg", "icons/icon-192.png",
     "vendor/uPlot.esm.js", "vendor/uPlot.min.css", "vendor/fflate.js", "vendor/qrcode.js")]
-engines = {"CPU-only (pkg-cpu/)": [f for f in files if f.startswith("pkg-cpu/") and not f.endswith(".d.ts")],
+engines = {"CPU-only, relaxed SIMD (pkg-cpu-relaxed/)": [f for f in files if f.startswith("pkg-cpu-relaxed/") and not f.endswith(".d.ts")],
+           "CPU-only (pkg-cpu/)": [f for f in files if f.startswith("pkg-cpu/") and not f.endswith(".d.ts")],
            "WebGPU (pkg/)": [f for f in files if f.startswith("pkg/") and not f.endswith(".d.ts")]}
 print(f"dist: {d}/ is {mb(raw(files))} in {len(files)} files "
       f"(weights {mb(raw([f for f in files if f.endswith('.safetensors')]))}: {', '.join(b['arch'] for b in backbones)})", file=sys.stderr)

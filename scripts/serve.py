@@ -22,7 +22,7 @@ import urllib.parse
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-# Path prefixes served, relative to the repository root: the page and its two wasm builds; the
+# Path prefixes served, relative to the repository root: the page and its wasm builds; the
 # browser tests' harness (tests/e2e/*.mjs open harness.html and import /www/); the browser
 # benchmarks' workers (sortwise's, and ONNX Runtime Web's for bench/ort.sh) and their data,
 # weights and models link (bench/browser.mjs).
@@ -30,6 +30,7 @@ ALLOWED = (
     "/www/",
     "/pkg/",
     "/pkg-cpu/",
+    "/pkg-cpu-relaxed/",
     "/tests/e2e/",
     "/bench/browser-worker.js",
     "/bench/ort-worker.js",

@@ -5,7 +5,10 @@
 #   pkg-cpu/  CPU only (no wgpu/naga/cubecl), wasm threads: burn-flex and gemm on a rayon pool of
 #             Web Workers sharing the module's memory. Loaded for `cpu` and `auto` without a
 #             hardware GPU when the page is cross-origin isolated (shared memory needs it).
-# Usage: scripts/wasm_pkg.sh [pkg|pkg-cpu|all|clippy-cpu]   (default all)
+#   pkg-cpu-relaxed/  pkg-cpu/ with relaxed SIMD's fused multiply-add in gemm's microkernels
+#             (feature `relaxed-simd`): loaded instead of pkg-cpu/ where the engine validates
+#             relaxed SIMD (Chromium, Firefox; not Safari, which would reject the whole module).
+# Usage: scripts/wasm_pkg.sh [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -49,7 +52,7 @@ threads_cargo() {
   "${wrapper[@]}" CARGO_TARGET_DIR=$THREADS_TARGET_DIR \
     RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128" \
     cargo "+$NIGHTLY" "$cmd" --quiet --lib --release --target wasm32-unknown-unknown \
-    --no-default-features --features threads -Z build-std=panic_abort,std "$@"
+    --no-default-features --features "${FEATURES:-threads}" -Z build-std=panic_abort,std "$@"
 }
 
 # The link of the cdylib only (`cargo rustc -- ...`, so changing them rebuilds no dependency).
@@ -65,28 +68,32 @@ LINK_ARGS=(
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 )
 
+# `build_pkg_cpu OUT FEATURES`: one threaded build. Both share the target dir: the relaxed
+# feature changes gemm-f32 and the crates above it, not std or the rest.
 build_pkg_cpu() {
-  step "wasm package pkg-cpu/ (CPU only, wasm threads; $NIGHTLY)"
+  local dir=$1 features=$2
+  step "wasm package $dir/ (CPU only, wasm threads, features $features; $NIGHTLY)"
   local t0=$SECONDS
-  threads_cargo rustc -- "${LINK_ARGS[@]}"
-  step "pkg-cpu/: cargo build took $((SECONDS - t0)) s"
-  local out=pkg-cpu.tmp
+  FEATURES=$features threads_cargo rustc -- "${LINK_ARGS[@]}"
+  step "$dir/: cargo build took $((SECONDS - t0)) s"
+  local out=$dir.tmp
   rm -rf "$out"
   wasm-bindgen --target web --out-dir "$out" \
     "$THREADS_TARGET_DIR/wasm32-unknown-unknown/release/sortwise.wasm"
   write_build_id "$out"
-  rm -rf pkg-cpu
-  mv "$out" pkg-cpu
-  ls -l pkg-cpu/sortwise_bg.wasm >&2
+  rm -rf "$dir"
+  mv "$out" "$dir"
+  ls -l "$dir/sortwise_bg.wasm" >&2
 }
 
 case "$which" in
   pkg) build_pkg ;;
-  pkg-cpu) build_pkg_cpu ;;
-  all) build_pkg; build_pkg_cpu ;;
+  pkg-cpu) build_pkg_cpu pkg-cpu threads ;;
+  pkg-cpu-relaxed) build_pkg_cpu pkg-cpu-relaxed relaxed-simd ;;
+  all) build_pkg; build_pkg_cpu pkg-cpu threads; build_pkg_cpu pkg-cpu-relaxed relaxed-simd ;;
   # `./run test`: clippy -D warnings on the threaded CPU configuration. Its clippy is the
   # nightly's, which has lints stable's does not (stable checks the other configurations);
   # those are allowed, so code written for stable clippy passes both.
   clippy-cpu) threads_cargo clippy -- -D warnings -A clippy::chunks_exact_to_as_chunks ;;
-  *) echo "usage: $0 [pkg|pkg-cpu|all|clippy-cpu]" >&2; exit 2 ;;
+  *) echo "usage: $0 [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu]" >&2; exit 2 ;;
 esac

@@ -11,11 +11,12 @@
 // static host does not send either.
 //
 // The wasm builds are not precached: a visit downloads only the one build its worker picks
-// (pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through here and is kept.
+// (pkg-cpu-relaxed/ or pkg-cpu/, ~1.3 MB gzipped, or pkg/, ~4.6 MB), which then passes through
+// here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v7';
-// Where pkg/ and pkg-cpu/ sit relative to this file: beside www/ in the repository; in the folder
+const CACHE = 'sortwise-app-v8';
+// Where the pkg*/ builds sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
 const SHELL = [
@@ -50,6 +51,7 @@ const SHELL = [
   './camera.js',
   './charts.js',
   './engine/client.js',
+  './engine/builds.js',
   './engine/device-choice.js',
   './engine/worker.js',
   './engine/weights.js',
@@ -107,7 +109,7 @@ function handled(url) {
   if (url.origin !== self.location.origin) return false;
   if (/\.safetensors$/i.test(url.pathname)) return false; // weights: cached by the client
   const scope = new URL(self.registration.scope);
-  return [scope, new URL(`${PKG_ROOT}pkg/`, scope), new URL(`${PKG_ROOT}pkg-cpu/`, scope)]
+  return [scope, ...['pkg/', 'pkg-cpu/', 'pkg-cpu-relaxed/'].map((dir) => new URL(`${PKG_ROOT}${dir}`, scope))]
     .some((dir) => url.pathname.startsWith(dir.pathname));
 }
 

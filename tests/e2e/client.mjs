@@ -4,8 +4,9 @@
 // WebGPU API) between calls and in the middle of training switches to the CPU backend keeping
 // images and model, cancel stops training between epochs on the CPU backend, weights come from
 // Cache Storage on a second load, weights with the wrong sha256 are refused, and bad input
-// rejects with a message. The page is cross-origin isolated, so the CPU side is pkg-cpu/ (threads).
-// Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
+// rejects with a message. The page is cross-origin isolated, so the CPU side is pkg-cpu-relaxed/
+// (threads, relaxed SIMD).
+// Needs pkg/, pkg-cpu-relaxed/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/client.mjs
 
@@ -126,8 +127,9 @@ try {
   check(r.destroyed >= 1, 'no WebGPU device was captured to destroy');
   check(r.afterLoss.backend === 'cpu' && /WebGPU stopped working/.test(r.afterLoss.reason) && /kept/.test(r.afterLoss.reason),
     `after the device loss: ${JSON.stringify(r.afterLoss)}`);
-  // The page is cross-origin isolated (scripts/serve.py): the CPU worker loads the threaded build.
-  check(r.afterLoss.wasmPackage === 'pkg-cpu' && r.afterLoss.threads >= 2, `after the device loss, the CPU build: ${JSON.stringify(r.afterLoss)}`);
+  // The page is cross-origin isolated (scripts/serve.py): the CPU worker loads the threaded build
+  // (with relaxed SIMD: Chromium has it).
+  check(r.afterLoss.wasmPackage === 'pkg-cpu-relaxed' && r.afterLoss.threads >= 2, `after the device loss, the CPU build: ${JSON.stringify(r.afterLoss)}`);
   check(JSON.stringify(r.counts) === '[8,8]', `images kept across the switch: counts ${r.counts}`);
   check(r.rules.maxLabelChars === 100 && r.rules.maxAugment === 16 && r.rules.unsureLabel === 'unsure' && r.rules.epochs === 100 && r.rules.lr === null && r.rules.cached,
     `rules(): ${JSON.stringify(r.rules)}`);

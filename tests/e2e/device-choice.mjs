@@ -6,7 +6,7 @@
 //   2. a second create reuses the kept verdict without measuring again (fast, says when measured);
 //   3. a forced slow CPU (the `cpuSlowdown` test hook multiplies the CPU's measured time) picks WebGPU;
 //   4. without the flag, the software adapter is skipped as before (no measurement at all).
-// Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
+// Needs pkg/, pkg-cpu-relaxed/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/device-choice.mjs
 
@@ -43,7 +43,7 @@ try {
   for (const [k, v] of Object.entries(r)) if (k !== 'stored') log(`${k}: ${JSON.stringify(v)}`);
 
   const m = r.measured;
-  check(m.backend === 'cpu' && m.wasmPackage === 'pkg-cpu', `the measurement picks the CPU over SwiftShader (got ${m.backend}, ${m.wasmPackage})`);
+  check(m.backend === 'cpu' && m.wasmPackage === 'pkg-cpu-relaxed', `the measurement picks the CPU over SwiftShader (got ${m.backend}, ${m.wasmPackage})`);
   check(JSON.stringify(m.phases) === '["cpu","webgpu"]', `both candidates measured, CPU first (${m.phases})`);
   check(m.measurement && m.measurement.cpuMs > 0 && !m.measurement.cached, 'the CPU timing is kept');
   check(m.measurement.gpuMs == null ? /abandoned/.test(m.measurement.gpuNote) : m.measurement.gpuMs > m.measurement.cpuMs,

@@ -4,7 +4,7 @@
 // (`python3 -m http.server` from a parent folder, as GitHub Pages or a school's web server), in
 // headless Chromium. It checks:
 //  - the page starts and www/sw.js isolates it with its one reload: cross-origin isolated, the
-//    threaded pkg-cpu/ on more than one thread; the responses sw.js hands out carry COOP/COEP,
+//    threaded pkg-cpu-relaxed/ (Chromium has relaxed SIMD) on more than one thread; the responses sw.js hands out carry COOP/COEP,
 //    the CSP (with frame-ancestors) and nosniff; no CSP violation;
 //  - installable: DevTools' Page.getInstallabilityErrors reports none, in English and in Chinese
 //    (the page switches to manifest.zh-CN.json, whose name is Chinese);
@@ -39,7 +39,7 @@ const check = (c, m) => { if (!c) throw new Failure(m); };
 const photos = (split, cls, n) => readdirSync(join(DATA, split, cls)).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, n)
   .map((name) => ({ name, mimeType: 'image/jpeg', buffer: readFileSync(join(DATA, split, cls, name)) }));
 
-for (const f of ['index.html', 'sw.js', 'package.json', 'weights/manifest.json', 'pkg/sortwise_bg.wasm', 'pkg-cpu/sortwise_bg.wasm', 'example/index.html']) {
+for (const f of ['index.html', 'sw.js', 'package.json', 'weights/manifest.json', 'pkg/sortwise_bg.wasm', 'pkg-cpu/sortwise_bg.wasm', 'pkg-cpu-relaxed/sortwise_bg.wasm', 'example/index.html']) {
   if (!existsSync(join(DIST, f))) { console.log(`[dist] ${DIST}/${f} is missing: run ./run dist first`); process.exit(1); }
 }
 const VERSION = JSON.parse(readFileSync(join(DIST, 'package.json'), 'utf8')).version;
@@ -155,6 +155,7 @@ try {
   check(navigations === 2, `expected one reload on the first visit, saw ${navigations - 1}`);
   check(first.isolated && first.controlled, `not cross-origin isolated by sw.js: ${JSON.stringify(first)}`);
   check(st0.backend === 'cpu' && threads > 1 && threads === first.cores, `the CPU backend should run on ${first.cores} threads: ${first.reason}`);
+  check(st0.engine?.wasmPackage === 'pkg-cpu-relaxed', `the relaxed-SIMD build should run: ${JSON.stringify(st0.engine)}`);
   const headers = await page.evaluate(async () => Object.fromEntries((await fetch('./index.html')).headers));
   log(`headers sw.js adds: ${Object.keys(headers).filter((k) => /cross-origin|security|content-type-options/.test(k)).join(', ')}`);
   check(headers['cross-origin-opener-policy'] === 'same-origin' && headers['cross-origin-embedder-policy'] === 'require-corp', `COOP/COEP from sw.js: ${JSON.stringify(headers)}`);
@@ -259,6 +260,7 @@ try {
   log(`offline: ${JSON.stringify(off.classes)}, model ${off.hasModel}, "${offReason}", predicts ${offLabel}`);
   check(off.hasModel && off.classes.length === 2 && off.classes.every((c) => c.count === PER_CLASS), `offline project: ${JSON.stringify(off.classes)}`);
   check(await page.evaluate(() => self.crossOriginIsolated) && /\d+ threads/.test(offReason), `offline isolation: ${offReason}`);
+  check(off.engine?.wasmPackage === 'pkg-cpu-relaxed', `offline, the build the first visit cached: ${JSON.stringify(off.engine)}`);
   check(offLabel.startsWith('metal'), `offline prediction ${offLabel}`);
 
   const violations = await page.evaluate(() => window.__csp);

@@ -178,9 +178,11 @@ async function waitReady(d, timeout = 240000) {
   }
 }
 
-const environment = () => {
+const environment = async () => {
   const s = window.sortwiseDebug.state;
+  const { threadedBuilds } = await import('/www/engine/builds.js');
   return {
+    threadedBuilds: threadedBuilds(),
     crossOriginIsolated: self.crossOriginIsolated,
     sharedArrayBuffer: typeof SharedArrayBuffer === 'function',
     webgpu: Boolean(navigator.gpu),
@@ -271,9 +273,13 @@ async function flow(name, server) {
     check(env.pageLang === 'en' || env.pageLang === 'zh-CN', `${name}: page language ${env.pageLang} for tag ${env.language}`);
     // The documented fallbacks (README, "Browsers"): each asserted as measured.
     if (!env.webgpu) check(env.backend === 'cpu', `${name}: no WebGPU, yet backend ${env.backend}`);
+    // Relaxed SIMD as measured: Chromium 156 and Firefox ESR 153 have it, WebKitGTK 2.50 has not.
+    const relaxed = name !== 'webkit';
+    check(JSON.stringify(env.threadedBuilds) === JSON.stringify(relaxed ? ['pkg-cpu-relaxed', 'pkg-cpu'] : ['pkg-cpu']),
+      `${name}: relaxed SIMD ${relaxed ? 'expected' : 'not expected'}, threaded builds ${JSON.stringify(env.threadedBuilds)}`);
     if (env.backend === 'cpu') {
       if (env.crossOriginIsolated && env.sharedArrayBuffer && !/thread pool did not start/.test(env.reason)) {
-        check(env.engine.wasmPackage === 'pkg-cpu' && env.engine.threads >= 1, `${name}: isolated with SharedArrayBuffer, yet ${JSON.stringify(env.engine)}`);
+        check(env.engine.wasmPackage === env.threadedBuilds[0] && env.engine.threads >= 1, `${name}: isolated with SharedArrayBuffer, yet ${JSON.stringify(env.engine)}`);
       } else {
         check(env.engine.wasmPackage === 'pkg' && env.engine.threads === 1, `${name}: no shared memory, yet ${JSON.stringify(env.engine)}`);
         check(/single-threaded/.test(env.reason), `${name}: the reason does not say it is single-threaded: "${env.reason}"`);

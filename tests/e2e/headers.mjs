@@ -41,7 +41,7 @@ const secret = ['/.git/HEAD', '/.git/config', '/Cargo.toml', '/Cargo.lock', '/sr
   '/tests/e2e/../../Cargo.toml', '/%2e%2e/Cargo.toml', '/tests/e2e/', '/www/vendor/'];
 const served = ['/www/', '/www/index.html', '/www/main.js', '/www/sw.js', '/www/engine/worker.js', '/www/style.css',
   '/www/manifest.json', '/www/manifest.zh-CN.json', '/www/weights/manifest.json', '/pkg/sortwise.js',
-  '/pkg-cpu/sortwise.js', '/tests/e2e/harness.html', '/tests/e2e/fake-client.js', '/bench/browser-worker.js'];
+  '/pkg-cpu/sortwise.js', '/pkg-cpu-relaxed/sortwise.js', '/tests/e2e/harness.html', '/tests/e2e/fake-client.js', '/bench/browser-worker.js'];
 
 for (const isolated of [true, false]) {
   const server = await serveRepo('/tests/e2e/harness.html', { isolated });

@@ -1,19 +1,20 @@
 #!/usr/bin/env node
-// End-to-end test of the two wasm builds (scripts/wasm_pkg.sh) behind www/engine/client.js in
+// End-to-end test of the three wasm builds (scripts/wasm_pkg.sh) behind www/engine/client.js in
 // headless Chromium (and one case in Firefox ESR):
-//  - cross-origin isolated (scripts/serve.py, as `./run serve`): `device: 'cpu'` loads pkg-cpu/
-//    and runs on one rayon thread per core, trains and predicts; `auto` on this machine
-//    (SwiftShader only) loads pkg-cpu/ too;
+//  - cross-origin isolated (scripts/serve.py, as `./run serve`): `device: 'cpu'` loads
+//    pkg-cpu-relaxed/ (Chromium has relaxed SIMD) and runs on one rayon thread per core, trains
+//    and predicts; `auto` on this machine (SwiftShader only) loads it too;
+//  - the same host without pkg-cpu-relaxed/ (404): the SIMD128 pkg-cpu/ runs instead and trains;
 //  - not isolated (`serve.py --no-isolation`, a plain static host): `cpu` falls back to the
 //    single-threaded pkg/, says so, and still trains; its embedding of the same photo equals
-//    pkg-cpu/'s within 1e-4;
+//    both threaded builds' within 1e-4;
 //  - the page on that header-less host: www/sw.js makes it cross-origin isolated with one reload,
 //    and a second visit does not reload again;
 //  - a thread pool that never starts (its workers never ready, or ready and never taking their
 //    thread, which blocks the worker): after the client's 20 s deadline a fresh worker tries the
 //    threads again, which run if only the first try stalled; after two stalls `cpu` falls back
 //    to pkg/, says why, and still trains. A first-try stall again in Firefox ESR.
-// Needs pkg/, pkg-cpu/ and www/weights/ (./run test builds them).
+// Needs pkg/, pkg-cpu/, pkg-cpu-relaxed/ and www/weights/ (./run test builds them).
 //
 //   node tests/e2e/threads.mjs
 
@@ -62,7 +63,7 @@ let failed = false;
 try {
   const open = (server, path) => openHarness(browser, server, log, () => { failed = true; }, path);
 
-  // 1. Isolated: `cpu` and `auto` load pkg-cpu/ with one thread per core.
+  // 1. Isolated: `cpu` and `auto` load pkg-cpu-relaxed/ with one thread per core.
   let page = await open(isolatedServer);
   const threaded = await page.evaluate(session, { ...data, device: 'cpu' });
   log('isolated cpu:', summary(threaded));
@@ -70,24 +71,39 @@ try {
   log('isolated auto:', summary(auto));
   await page.close();
 
+  // 1b. A host that left pkg-cpu-relaxed/ out: the worker moves on to pkg-cpu/.
+  page = await browser.newPage();
+  page.on('pageerror', (e) => { failed = true; log('page error:', e.message); });
+  let refused = 0;
+  await page.context().route('**/pkg-cpu-relaxed/**', (route) => { refused += 1; return route.fulfill({ status: 404, body: 'not here' }); });
+  await page.goto(`${isolatedServer.base}/tests/e2e/harness.html`);
+  const simd128 = await page.evaluate(session, { ...data, device: 'cpu' });
+  await page.context().unrouteAll();
+  await page.close();
+  log(`isolated cpu without pkg-cpu-relaxed/ (${refused} requests refused):`, summary(simd128));
+
   // 2. Not isolated: the single-threaded pkg/.
   page = await open(plainServer);
   const single = await page.evaluate(session, { ...data, device: 'cpu' });
   log('not isolated cpu:', summary(single));
   await page.close();
 
-  check(threaded.isolated && threaded.wasmPackage === 'pkg-cpu' && threaded.backend === 'cpu', `isolated cpu: ${summary(threaded)}`);
+  check(threaded.isolated && threaded.wasmPackage === 'pkg-cpu-relaxed' && threaded.backend === 'cpu', `isolated cpu: ${summary(threaded)}`);
+  check(/relaxed SIMD/.test(threaded.reason), `backendReason names relaxed SIMD: ${threaded.reason}`);
+  check(refused >= 1 && simd128.wasmPackage === 'pkg-cpu' && simd128.threads === threaded.threads && !/relaxed/.test(simd128.reason), `without pkg-cpu-relaxed/: ${summary(simd128)}`);
   check(threaded.threads >= 2 && threaded.threads === threaded.cores, `threads ${threaded.threads}, cores ${threaded.cores}`);
   check(new RegExp(`${threaded.threads} threads`).test(threaded.reason), `backendReason names the threads: ${threaded.reason}`);
-  check(auto.wasmPackage === 'pkg-cpu' && auto.backend === 'cpu' && /software|no WebGPU/.test(auto.reason), `isolated auto: ${summary(auto)}`);
+  check(auto.wasmPackage === 'pkg-cpu-relaxed' && auto.backend === 'cpu' && /software|no WebGPU/.test(auto.reason), `isolated auto: ${summary(auto)}`);
   check(!single.isolated && single.wasmPackage === 'pkg' && single.backend === 'cpu' && single.threads === 1, `not isolated: ${summary(single)}`);
   check(/not cross-origin isolated/.test(single.reason), `the fallback says why: ${single.reason}`);
-  for (const r of [threaded, single]) {
+  for (const r of [threaded, simd128, single]) {
     check(r.epochsRun >= 1 && right(r) >= 3, `training on ${r.wasmPackage}: ${r.epochsRun} epochs, held-out ${r.held}`);
   }
-  const diff = Math.max(...threaded.embedding.map((v, i) => Math.abs(v - single.embedding[i])));
-  check(threaded.embedding.length === 1280 && single.embedding.length === 1280 && diff <= 1e-4,
-    `pkg-cpu vs pkg embedding: max |diff| ${diff}`);
+  const maxDiff = (a, b) => Math.max(...a.embedding.map((v, i) => Math.abs(v - b.embedding[i])));
+  const diff = maxDiff(threaded, single);
+  const diff128 = maxDiff(simd128, single);
+  check([threaded, simd128, single].every((r) => r.embedding.length === 1280) && diff <= 1e-4 && diff128 <= 1e-4,
+    `embedding against pkg/: pkg-cpu-relaxed max |diff| ${diff}, pkg-cpu ${diff128}`);
 
   // 3. The page on a host without COOP/COEP: sw.js isolates it with one reload, and only one.
   page = await open(plainServer, '/www/');
@@ -108,14 +124,14 @@ try {
   // worker waits, its event loop free), or they say so and never take their thread (the pool's
   // build then blocks the worker's event loop for good, as Firefox now and then does). Past the
   // client's 20 s deadline a fresh worker tries the threads once more (`once`: only the first
-  // try is stalled, and the second runs pkg-cpu/), then the single-threaded pkg/ takes over.
+  // try is stalled, and the second runs pkg-cpu-relaxed/), then the single-threaded pkg/ takes over.
   const NEVER_READY = ["postMessage({ type: 'wasm_bindgen_worker_ready' });", '/* never ready */'];
   const BLOCKED = ['pkg.wbg_rayon_start_worker(data.receiver);', '/* never takes its thread */'];
   // The first try's requests come within a second of the page's start, the second's after 20 s.
   const FIRST_TRY_MS = 10000;
   const expectStall = (what, once, stuck, waited) => {
     if (once) {
-      check(stuck.wasmPackage === 'pkg-cpu' && stuck.threads >= 1 && !/single-threaded/.test(stuck.reason), `${what}, once: the second try should run the threads: ${summary(stuck)}`);
+      check(stuck.wasmPackage === 'pkg-cpu-relaxed' && stuck.threads >= 1 && !/single-threaded/.test(stuck.reason), `${what}, once: the second try should run the threads: ${summary(stuck)}`);
       check(waited >= 20 && waited < 60, `${what}, once: ${waited.toFixed(1)} s`);
     } else {
       check(stuck.wasmPackage === 'pkg' && stuck.backend === 'cpu' && stuck.threads === 1, `stalled pool, ${what}: ${summary(stuck)}`);
@@ -185,8 +201,9 @@ try {
     }
   }
 
-  log(`ok: pkg-cpu ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
-    + `pkg single-threaded ${single.embedMs.toFixed(0)} ms/photo, train ${single.trainMs.toFixed(0)} ms; embedding max |diff| ${diff.toExponential(1)}`);
+  log(`ok: pkg-cpu-relaxed ${threaded.threads} threads ${threaded.embedMs.toFixed(0)} ms/photo, train ${threaded.trainMs.toFixed(0)} ms; `
+    + `pkg-cpu ${simd128.embedMs.toFixed(0)} ms/photo; pkg single-threaded ${single.embedMs.toFixed(0)} ms/photo, train ${single.trainMs.toFixed(0)} ms; `
+    + `embedding max |diff| against pkg/ ${diff.toExponential(1)} (relaxed), ${diff128.toExponential(1)} (SIMD128), between the threaded builds ${maxDiff(threaded, simd128).toExponential(1)}`);
 } catch (e) {
   failed = true;
   log('FAILED:', e.message);

@@ -42,13 +42,14 @@ export interface MeasureStatus {
 }
 
 /**
- * A step of the worker's start has begun: `pkg-cpu` or `pkg` (the wasm build loading), `thread
+ * A step of the worker's start has begun: `pkg-cpu-relaxed` (where the engine has relaxed SIMD;
+ * `pkg-cpu` follows if it does not load), `pkg-cpu` or `pkg` (the wasm build loading), `thread
  * pool` (20 s at most, then a fresh worker: threads once more, then the single-threaded `pkg`),
  * `weights`, `trainer`.
  */
 export interface StartStatus {
   phase: 'start';
-  step: 'pkg-cpu' | 'pkg' | 'thread pool' | 'weights' | 'trainer';
+  step: 'pkg-cpu-relaxed' | 'pkg-cpu' | 'pkg' | 'thread pool' | 'weights' | 'trainer';
 }
 
 export type SortwiseStatus = WeightsStatus | BackendStatus | ReplayStatus | MeasureStatus | StartStatus;
@@ -129,8 +130,11 @@ export class Sortwise {
   /** Why (and, on the CPU, on how many threads). */
   backendReason: string;
   threads: number;
-  /** The wasm build the worker loaded. */
-  wasmPackage: 'pkg' | 'pkg-cpu';
+  /**
+   * The wasm build the worker loaded: `pkg-cpu-relaxed` and `pkg-cpu` are the CPU on wasm
+   * threads (with and without relaxed SIMD's fused multiply-add), `pkg` WebGPU + one CPU thread.
+   */
+  wasmPackage: 'pkg' | 'pkg-cpu' | 'pkg-cpu-relaxed';
   arch: Arch;
   dim: number;
   finetune: boolean;

@@ -49,7 +49,8 @@ export class Sortwise {
   backendReason = '';
   /** Threads the CPU backend runs on (1 on WebGPU and without cross-origin isolation). */
   threads = 1;
-  /** The wasm build the worker loaded: 'pkg-cpu' (CPU, threads) or 'pkg' (WebGPU + CPU). */
+  /** The wasm build the worker loaded: 'pkg-cpu-relaxed' or 'pkg-cpu' (CPU, threads; relaxed SIMD
+   * where the engine has it) or 'pkg' (WebGPU + CPU). */
   wasmPackage = null;
   arch = null;
   dim = 0;

@@ -40,7 +40,7 @@ async function buildId(base) {
       return 'unknown';
     }
   };
-  return `${await part('../../pkg')}+${await part('../../pkg-cpu')}`;
+  return `${await part('../../pkg')}+${await part('../../pkg-cpu')}+${await part('../../pkg-cpu-relaxed')}`;
 }
 
 function readVerdicts() {

@@ -4,11 +4,13 @@
 // is announced as {lost: reason}. `fatal` means the wasm instance cannot be trusted any more
 // (a trap), and the client starts a fresh worker. client.js is the other side.
 
+import { threadedBuilds } from './builds.js';
 import { loadWeights } from './weights.js';
 
-// Two wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before either is
+// Three wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before any is
 // downloaded: pkg-cpu/ (CPU only, wasm threads, ~1/4 of the size) when the CPU backend will run
-// and the page is cross-origin isolated; otherwise pkg/ (WebGPU + single-threaded CPU).
+// and the page is cross-origin isolated, as pkg-cpu-relaxed/ (its GEMMs on relaxed SIMD's fused
+// multiply-add) where the engine has relaxed SIMD; otherwise pkg/ (WebGPU + single-threaded CPU).
 let Trainer = null;
 let wasm = null; // the loaded module: its free functions (rules, validateLabel) need no Trainer
 let engine = null;
@@ -54,6 +56,26 @@ function threadsUnavailable() {
   return null;
 }
 
+// The threaded build for this engine (builds.js), instantiated: pkg-cpu-relaxed/ where the engine
+// has relaxed SIMD, pkg-cpu/ where it has not or the first does not load (a host that left that
+// folder out, a flaky fetch). Literal paths, so that scripts/dist.sh can rewrite them.
+const THREADED = {
+  'pkg-cpu-relaxed': () => import('../../pkg-cpu-relaxed/sortwise.js'),
+  'pkg-cpu': () => import('../../pkg-cpu/sortwise.js'),
+};
+async function loadThreaded(builds = threadedBuilds()) {
+  const [name, ...rest] = builds;
+  startStep(name);
+  try {
+    const mod = await THREADED[name]();
+    await mod.default();
+    return { name, mod };
+  } catch (e) {
+    if (!rest.length) throw e;
+    return loadThreaded(rest);
+  }
+}
+
 async function loadSingleThreaded(cpu, why) {
   startStep('pkg');
   const mod = await import('../../pkg/sortwise.js');
@@ -73,15 +95,13 @@ async function loadEngine(device, forcedOff = null) {
     return engine;
   }
   try {
-    startStep('pkg-cpu');
-    const mod = await import('../../pkg-cpu/sortwise.js');
-    await mod.default();
+    const { name, mod } = await loadThreaded();
     // A pool that never starts blocks this worker's event loop, where no timer can fire: the
     // client times this step and replaces the worker (client.js, POOL_DEADLINE_MS).
     startStep('thread pool');
     // One pool thread per core: the calling thread (this worker) only waits while they run.
     await mod.initThreadPool(Math.max(1, navigator.hardwareConcurrency || 1));
-    engine = { name: 'pkg-cpu', note: '' };
+    engine = { name, note: name === 'pkg-cpu-relaxed' ? '; relaxed SIMD' : '' };
     wasm = mod;
     Trainer = mod.Trainer;
   } catch (e) {

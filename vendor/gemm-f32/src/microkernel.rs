@@ -514,9 +514,20 @@ pub mod simd128 {
             transmute(f32x4_add(transmute(lhs), transmute(rhs)))
         }
 
+        #[cfg(not(feature = "relaxed-simd"))]
         #[inline(always)]
         pub unsafe fn mul_add(a: Pack, b: Pack, c: Pack) -> Pack {
             add(c, mul(a, b))
+        }
+
+        // sortwise patch: one fused multiply-add (relaxed SIMD's `f32x4.relaxed_madd`, an FMA
+        // on x86-64 with FMA3 and on ARM) in place of a multiply and an add. Only for a module
+        // built for engines that have relaxed SIMD: one that lacks it rejects the whole module.
+        #[cfg(feature = "relaxed-simd")]
+        #[inline]
+        #[target_feature(enable = "relaxed-simd")]
+        pub unsafe fn mul_add(a: Pack, b: Pack, c: Pack) -> Pack {
+            transmute(f32x4_relaxed_madd(transmute(a), transmute(b), transmute(c)))
         }
 
         #[inline(always)]
@@ -534,20 +545,30 @@ pub mod simd128 {
             a * b + c
         }
 
-        microkernel!(["simd128"], 2, x1x1, 1, 1);
-        microkernel!(["simd128"], 2, x1x2, 1, 2);
-        microkernel!(["simd128"], 2, x1x3, 1, 3);
-        microkernel!(["simd128"], 2, x1x4, 1, 4);
+        // The microkernels carry the features their `mul_add` needs, so that it inlines.
+        #[cfg(not(feature = "relaxed-simd"))]
+        macro_rules! ukr {
+            ($($t:tt)*) => { microkernel!(["simd128"], 2, $($t)*); };
+        }
+        #[cfg(feature = "relaxed-simd")]
+        macro_rules! ukr {
+            ($($t:tt)*) => { microkernel!(["simd128,relaxed-simd"], 2, $($t)*); };
+        }
 
-        microkernel!(["simd128"], 2, x2x1, 2, 1);
-        microkernel!(["simd128"], 2, x2x2, 2, 2);
-        microkernel!(["simd128"], 2, x2x3, 2, 3);
-        microkernel!(["simd128"], 2, x2x4, 2, 4);
+        ukr!(x1x1, 1, 1);
+        ukr!(x1x2, 1, 2);
+        ukr!(x1x3, 1, 3);
+        ukr!(x1x4, 1, 4);
 
-        microkernel!(["simd128"], 2, x3x1, 3, 1);
-        microkernel!(["simd128"], 2, x3x2, 3, 2);
-        microkernel!(["simd128"], 2, x3x3, 3, 3);
-        microkernel!(["simd128"], 2, x3x4, 3, 4);
+        ukr!(x2x1, 2, 1);
+        ukr!(x2x2, 2, 2);
+        ukr!(x2x3, 2, 3);
+        ukr!(x2x4, 2, 4);
+
+        ukr!(x3x1, 3, 1);
+        ukr!(x3x2, 3, 2);
+        ukr!(x3x3, 3, 3);
+        ukr!(x3x4, 3, 4);
 
         microkernel_fn_array! {
             [x1x1, x1x2, x1x3, x1x4,],
