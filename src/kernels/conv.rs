@@ -397,6 +397,17 @@ mod tests {
                 false,
             ),
             (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu, false),
+            // Dilation 2 at stride 1: the flat run reads `(kw − 1)·2` past the padded plane.
+            (
+                Conv2dConfig::new([4, 4], [3, 3])
+                    .with_groups(4)
+                    .with_dilation([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                    .init(&Device::flex()),
+                [2, 4, 9, 10],
+                Relu,
+                true,
+            ),
             (
                 depthwise(6, 3, 1, [0, 0, 0, 0]),
                 [2, 6, 40, 37],

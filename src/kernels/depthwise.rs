@@ -9,6 +9,14 @@
 //! needs a bounds check: EfficientNet's 7×7 and 14×14 planes are mostly border. A stride-2
 //! plane's rows are split into their even and odd columns in the same copy, so that every tap
 //! reads a contiguous run there too.
+//!
+//! At stride 1 the whole plane is one run instead of a run per output row: output `(y, x)` is
+//! computed at `y·cols + x` of the padded grid (the `kw − 1` columns past each row's end are
+//! computed and dropped), so that a 14- or 7-wide plane fills whole vectors. Row by row, a 7-wide
+//! row was one vector of four and three pixels one at a time, and the 14×14 and 7×7 stages hold
+//! half of Lite0's depthwise multiply-adds: ~34% of a wasm Lite0 forward went to depthwise.
+
+use std::cell::RefCell;
 
 use super::geometry::{Geometry, Operands};
 use super::parallel::par_rows;
@@ -58,14 +66,21 @@ impl Padded {
         }
     }
 
-    fn load(&self, g: &Geometry, plane: &[f32]) -> Vec<f32> {
-        let mut p = vec![0f32; self.rows * self.cols];
+    /// Zeros past the last row: the flat run's last taps read up to `(kw − 1)·dilation` beyond.
+    fn tail(&self, g: &Geometry) -> usize {
+        (g.kw - 1) * g.dilation[1]
+    }
+
+    /// `plane` copied into `p` (resized), zeros around it.
+    fn load(&self, g: &Geometry, plane: &[f32], p: &mut Vec<f32>) {
+        p.clear();
+        p.resize(self.rows * self.cols + self.tail(g), 0.0);
         let [top, left] = g.pad;
         // Input columns `..x1` land inside the padded row, at `x + left` (the rest no output
         // reads).
         let x1 = g.w.min(self.cols.saturating_sub(left));
         if x1 == 0 {
-            return p;
+            return;
         }
         for (y, src) in plane.chunks_exact(g.w).enumerate() {
             let row = y + top;
@@ -87,8 +102,14 @@ impl Padded {
                 dst[left..left + x1].copy_from_slice(&src[..x1]);
             }
         }
-        p
     }
+}
+
+thread_local! {
+    /// Each thread's padded plane and stride-1 output grid, kept from plane to plane and call to
+    /// call: a fresh pair per plane went through the allocator twice a plane, which in the
+    /// threaded wasm build is one lock for all threads (~6% of a wasm Lite0 forward in a profile).
+    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// NCHW `input`, `[C, 1, kh, kw]` `weight` -> NCHW `act(conv + bias + residual)`.
@@ -98,26 +119,49 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let offsets: Vec<usize> = (0..g.kw).map(|kx| padded.offset(g, kx)).collect();
     let mut out = vec![0f32; g.batch * g.c_out * plane_out];
     let kernel = row_kernel();
+    let flat = g.stride == [1, 1];
+    let cols = padded.cols;
     let filter = |bc: usize, o: &mut [f32]| {
-        let c = bc % g.c_out;
-        let src = padded.load(g, &op.input[bc * plane_in..(bc + 1) * plane_in]);
-        let taps = &op.weight[c * g.kh * g.kw..][..g.kh * g.kw];
-        let b = op.bias.map_or(0.0, |b| b[c]);
-        for (oy, dst) in o.chunks_exact_mut(g.ow).enumerate() {
-            op.start(dst, bc * plane_out + oy * g.ow, b);
-            // The padded rows kernel rows `ky` read for this output row, with their taps.
-            let mut rows: [(&[f32], &[f32]); MAX_KERNEL] = [(&[], &[]); MAX_KERNEL];
-            for (ky, row) in rows.iter_mut().enumerate().take(g.kh) {
-                let at = (oy * g.stride[0] + ky * g.dilation[0]) * padded.cols;
-                *row = (
-                    &src[at..at + padded.cols],
-                    &taps[ky * g.kw..(ky + 1) * g.kw],
-                );
+        BUFFERS.with_borrow_mut(|(src, grid)| {
+            let c = bc % g.c_out;
+            padded.load(g, &op.input[bc * plane_in..(bc + 1) * plane_in], src);
+            let taps = &op.weight[c * g.kh * g.kw..][..g.kh * g.kw];
+            let b = op.bias.map_or(0.0, |b| b[c]);
+            // The padded rows kernel rows `ky` read from output row `oy` on, with their taps.
+            let rows_from = |oy: usize, len: usize| {
+                let mut rows: [(&[f32], &[f32]); MAX_KERNEL] = [(&[], &[]); MAX_KERNEL];
+                for (ky, row) in rows.iter_mut().enumerate().take(g.kh) {
+                    let at = (oy * g.stride[0] + ky * g.dilation[0]) * cols;
+                    *row = (&src[at..at + len], &taps[ky * g.kw..(ky + 1) * g.kw]);
+                }
+                rows
+            };
+            if flat {
+                // The grid's columns past `ow` are computed from whatever they hold and dropped.
+                if grid.len() < g.oh * cols {
+                    grid.resize(g.oh * cols, 0.0);
+                }
+                let grid = &mut grid[..g.oh * cols];
+                for (oy, row) in grid.chunks_exact_mut(cols).enumerate() {
+                    op.start(&mut row[..g.ow], bc * plane_out + oy * g.ow, b);
+                }
+                let rows = rows_from(0, g.oh * cols + padded.tail(g));
+                // SAFETY: `row_kernel` returns only kernels this CPU has the features for.
+                unsafe { kernel(grid, &rows[..g.kh], &offsets) };
+                for (dst, row) in o.chunks_exact_mut(g.ow).zip(grid.chunks_exact(cols)) {
+                    dst.copy_from_slice(&row[..g.ow]);
+                    op.act.apply_slice(dst);
+                }
+                return;
             }
-            // SAFETY: `row_kernel` returns only kernels this CPU has the features for.
-            unsafe { kernel(dst, &rows[..g.kh], &offsets) };
-            op.act.apply_slice(dst);
-        }
+            for (oy, dst) in o.chunks_exact_mut(g.ow).enumerate() {
+                op.start(dst, bc * plane_out + oy * g.ow, b);
+                let rows = rows_from(oy, cols);
+                // SAFETY: as above.
+                unsafe { kernel(dst, &rows[..g.kh], &offsets) };
+                op.act.apply_slice(dst);
+            }
+        });
     };
     par_rows(&mut out, plane_out, filter);
     out
@@ -127,12 +171,19 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
 type RowKernel = unsafe fn(&mut [f32], &[(&[f32], &[f32])], &[usize]);
 
 /// The row kernel for this CPU: natively on x86-64 with AVX2 where it has it (the build
-/// targets baseline x86-64, whose SSE2 is four lanes), else the portable one (wasm SIMD128).
+/// targets baseline x86-64, whose SSE2 is four lanes), in the relaxed-SIMD wasm build its
+/// fused multiply-add one, else the portable one (wasm SIMD128).
 fn row_kernel() -> RowKernel {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         return row_avx2;
     }
+    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+    return relaxed::row;
+    #[cfg_attr(
+        all(target_arch = "wasm32", feature = "relaxed-simd"),
+        expect(unreachable_code)
+    )]
     row_portable
 }
 
@@ -189,4 +240,64 @@ fn accumulate<const N: usize>(
         }
     }
     dst[x..x + N].copy_from_slice(&acc);
+}
+
+/// The pkg-cpu-relaxed build: every tap one `f32x4.relaxed_madd` (an FMA on x86-64 and ARM)
+/// where the portable kernel's autovectorised loop does a multiply and an add. Eight
+/// accumulators, not four: an FMA's latency is the whole chain's, so twice as many independent
+/// ones keep both of a core's FMA units busy.
+#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+mod relaxed {
+    use core::arch::wasm32::{f32x4_relaxed_madd, f32x4_splat, v128, v128_load, v128_store};
+
+    /// SAFETY (callers): only in a module built with relaxed SIMD (the feature's build).
+    #[target_feature(enable = "simd128,relaxed-simd")]
+    pub(super) unsafe fn row(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
+        let mut x = 0;
+        while x + 2 * super::LANES <= dst.len() {
+            accumulate::<{ 2 * super::LANES / 4 }>(dst, x, rows, offsets);
+            x += 2 * super::LANES;
+        }
+        while x + 4 <= dst.len() {
+            accumulate::<1>(dst, x, rows, offsets);
+            x += 4;
+        }
+        while x < dst.len() {
+            super::accumulate::<1>(dst, x, rows, offsets);
+            x += 1;
+        }
+    }
+
+    /// `dst[x..x + 4V] += Σ taps · inputs`, `V` vectors of four.
+    #[inline]
+    #[target_feature(enable = "simd128,relaxed-simd")]
+    fn accumulate<const V: usize>(
+        dst: &mut [f32],
+        x: usize,
+        rows: &[(&[f32], &[f32])],
+        offsets: &[usize],
+    ) {
+        let out = &mut dst[x..x + 4 * V];
+        // SAFETY: every load and store below is of four floats at `4i` inside a slice of `4V`
+        // (`out`, `src`), bounds-checked when sliced; wasm's v128 loads need no alignment.
+        unsafe {
+            let mut acc = [f32x4_splat(0.0); V];
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a = v128_load(out.as_ptr().add(4 * i).cast::<v128>());
+            }
+            for &(row, w) in rows {
+                for (&offset, &wv) in offsets.iter().zip(w) {
+                    let src = &row[x + offset..x + offset + 4 * V];
+                    let wv = f32x4_splat(wv);
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let v = v128_load(src.as_ptr().add(4 * i).cast::<v128>());
+                        *a = f32x4_relaxed_madd(v, wv, *a);
+                    }
+                }
+            }
+            for (i, a) in acc.iter().enumerate() {
+                v128_store(out.as_mut_ptr().add(4 * i).cast::<v128>(), *a);
+            }
+        }
+    }
 }
