@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sortwise against ONNX Runtime Web's wasm backend in the same Chromium (issue 20), batch 8:
-#   pkg-cpu/ (CPU, wasm threads: one per core) against ORT-web 1.30.0 (SIMD + as many threads),
+#   pkg-cpu-relaxed/ and pkg-cpu/ (CPU, wasm threads: one per core; with and without relaxed
+#   SIMD) against ORT-web 1.30.0 (SIMD + as many threads),
 #   pkg/ (single-threaded CPU) against ORT-web on one thread,
 # for ResNet-18, ResNet-50 and EfficientNet-Lite0, each ORT run right after sortwise's on the
 # same arch. sortwise's figure is `addImages` of 8 photos (decoding and resizing included); ORT
