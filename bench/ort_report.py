@@ -54,7 +54,8 @@ def main():
     print(f"Processor: {cpu}; {data.get('chromium')}; images/s per round, ratio of the medians (sortwise / ORT-web)\n")
     head = []
     for b in builds:
-        t = out["archs"]["resnet18"][b]["threads"]
+        # From whichever arch ran (ONLY= may leave ResNet-18 out).
+        t = next((a[b]["threads"] for a in out["archs"].values() if a[b]["threads"] is not None), None)
         head.append(f"sortwise `{b}/` ({t} thread{'s' if t != 1 else ''}), `addImages` of 8 | ORT-web 1.30 wasm, {t} thread{'s' if t != 1 else ''}, batch 8 | ratio")
     print("| backbone | " + " | ".join(head) + " |")
     print("|---|" + "---|---|---|" * len(builds))
