@@ -11,14 +11,14 @@
 //! version 1. PyTorch still loads the head from either: pass `strict=False`, or keep only
 //! `weight` and `bias`, for a version 2 file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::backbone::StageWeights;
-use crate::dataset::validate_label;
+use crate::dataset::{MAX_LABEL_CHARS, validate_label};
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
 use crate::trainer::{Report, TrainConfig};
@@ -31,13 +31,130 @@ pub const VERSION_WITH_STAGE: u32 = 2;
 /// Prefix of the fine-tuned stage's tensor names.
 pub const STAGE_PREFIX: &str = "stage.";
 
+/// Most classes a model file or a shared link may hold, checked before any work per label: a
+/// file of 200,000 labels took 57 s to refuse when every label was compared with the ones before
+/// it. The page stops at 100 classes (`www/project.js`); the CLI has no limit of its own, and a
+/// head of 1,000 classes is already ImageNet's.
+pub const MAX_CLASSES: usize = 1_000;
+
+/// Longest class name in bytes that can still be `MAX_LABEL_CHARS` characters (UTF-8 takes at
+/// most 4 bytes a character): a length known without reading the text.
+pub const MAX_LABEL_BYTES: usize = 4 * MAX_LABEL_CHARS;
+
+/// Hex digits of the backbone checkpoint's sha256 that a shared link keeps (`share.rs`): the
+/// shortest hash a model may name its backbone by, enough to tell checkpoints apart.
+pub const SHA_PREFIX: usize = 16;
+
+/// Hex digits of a whole sha256.
+pub const SHA_HEX: usize = 64;
+
+/// What makes a model's classes or backbone hash unusable, whether it came in a file or a link;
+/// each reader says which of the two it was reading.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    #[error("it has fewer than two classes ({0})")]
+    TooFewClasses(usize),
+    #[error("it has {0} classes; sortwise reads at most {MAX_CLASSES}")]
+    TooManyClasses(usize),
+    #[error(
+        "class name {index} is {bytes} bytes long; a class name can be at most {MAX_LABEL_CHARS} characters"
+    )]
+    LabelTooLong { index: usize, bytes: usize },
+    #[error("class name {index} ({shown}) is refused: {reason}")]
+    BadLabel {
+        index: usize,
+        shown: String,
+        reason: String,
+    },
+    /// Trimming would change it: the page and the session would know the class by another name.
+    #[error("class name {index} ({shown}) has surrounding spaces")]
+    Padded { index: usize, shown: String },
+    #[error("class name {0} appears twice")]
+    Duplicate(String),
+    #[error(
+        "it does not name the backbone checkpoint it was trained on (its backbone source sha256 is empty)"
+    )]
+    MissingSourceSha256,
+    #[error(
+        "its backbone source sha256 ({0}) is not {SHA_PREFIX} to {SHA_HEX} lowercase hex digits"
+    )]
+    MalformedSourceSha256(String),
+}
+
+/// Untrusted text for a message: at most 40 characters, quoted, control, direction and
+/// invisible characters escaped (`\u{202e}`), so the message shows what the text really holds.
+fn quoted(text: &str) -> String {
+    format!("'{}'", truncate_chars(text, 40).escape_debug())
+}
+
+/// The class count and every label's length in bytes, which cost nothing to check: readers
+/// call it before any work per label (and before comparing the head's shape, which is as long).
+pub fn check_class_bounds(labels: &[String]) -> Result<(), MetaError> {
+    match labels.len() {
+        n if n < 2 => return Err(MetaError::TooFewClasses(n)),
+        n if n > MAX_CLASSES => return Err(MetaError::TooManyClasses(n)),
+        _ => {}
+    }
+    match labels.iter().position(|l| l.len() > MAX_LABEL_BYTES) {
+        Some(index) => Err(MetaError::LabelTooLong {
+            index,
+            bytes: labels[index].len(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every label as the engine keeps class names (`validate_label`, the page's rule too), already
+/// in that form, and none twice. Linear in the labels; call [`check_class_bounds`] first.
+pub fn check_class_names(labels: &[String]) -> Result<(), MetaError> {
+    let mut seen = HashSet::with_capacity(labels.len());
+    for (index, label) in labels.iter().enumerate() {
+        let kept = validate_label(label).map_err(|e| MetaError::BadLabel {
+            index,
+            shown: quoted(label),
+            reason: e.to_string(),
+        })?;
+        if kept != *label {
+            return Err(MetaError::Padded {
+                index,
+                shown: quoted(label),
+            });
+        }
+        if !seen.insert(label.as_str()) {
+            return Err(MetaError::Duplicate(quoted(label)));
+        }
+    }
+    Ok(())
+}
+
+/// The whole rule for a model's classes, for a reader with no head shape to compare between
+/// [`check_class_bounds`] and [`check_class_names`] (`share::decode`).
+pub fn check_labels(labels: &[String]) -> Result<(), MetaError> {
+    check_class_bounds(labels)?;
+    check_class_names(labels)
+}
+
+/// A model's backbone hash: the checkpoint's sha256 (`sortwise convert` writes all 64 digits)
+/// or a link's prefix of it, never empty, since an empty hash used to skip the backbone check.
+pub fn check_source_sha256(sha: &str) -> Result<(), MetaError> {
+    if sha.is_empty() {
+        return Err(MetaError::MissingSourceSha256);
+    }
+    let hex = sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex || !(SHA_PREFIX..=SHA_HEX).contains(&sha.len()) {
+        return Err(MetaError::MalformedSourceSha256(quoted(sha)));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelMeta {
     pub version: u32,
     pub arch: Arch,
     /// sha256 of the pretrained checkpoint the backbone came from (the `.pth`), shared by its
-    /// f32 and f16 web files.
+    /// f32 and f16 web files: lowercase hex, all 64 digits or a link's prefix of at least
+    /// `SHA_PREFIX` (`check_source_sha256`).
     pub backbone_source_sha256: String,
     pub labels: Vec<String>,
     pub fit: Fit,
@@ -223,22 +340,11 @@ impl Model {
             }
             Ok(values)
         };
+        let meta_bad = |e: MetaError| bad(e.to_string());
+        check_source_sha256(&meta.backbone_source_sha256).map_err(meta_bad)?;
+        // The count and lengths first, then the head's shape, and only then the work per label.
+        check_class_bounds(&meta.labels).map_err(meta_bad)?;
         let classes = meta.labels.len();
-        if classes < 2 {
-            return Err(bad("it has fewer than two classes".into()));
-        }
-        for (i, label) in meta.labels.iter().enumerate() {
-            let shown = truncate_chars(label, 40);
-            if validate_label(label).ok().as_deref() != Some(label.as_str()) {
-                return Err(bad(format!(
-                    "class name {i} ('{shown}') is empty, too long, has control characters or \
-                     surrounding spaces"
-                )));
-            }
-            if meta.labels[..i].contains(label) {
-                return Err(bad(format!("class name '{shown}' appears twice")));
-            }
-        }
         if meta.dim != meta.arch.feature_dim() {
             return Err(bad(format!(
                 "embedding width {} does not fit {}",
@@ -247,6 +353,7 @@ impl Model {
         }
         let weight = read("weight", &[classes, meta.dim])?;
         let bias = read("bias", &[classes])?;
+        check_class_names(&meta.labels).map_err(meta_bad)?;
         // Sorted by name, the order `LastStage::to_weights` gives too.
         let mut names: Vec<&str> = st
             .names()
@@ -286,15 +393,28 @@ impl Model {
             )));
         }
         let mine = &self.meta.backbone_source_sha256;
-        // A shared link names the checkpoint by a prefix of its hash (`share::SHA_PREFIX`).
-        let prefix =
-            mine.len() >= crate::share::SHA_PREFIX && source_sha256.starts_with(mine.as_str());
-        if !mine.is_empty() && !source_sha256.is_empty() && source_sha256 != mine && !prefix {
-            // Both strings come from files (the model's metadata, the weights' metadata): cut
-            // by characters, since a byte index can fall inside a multi-byte character.
+        // Parsing refuses such a hash already; a `Model` built in code has not been parsed.
+        check_source_sha256(mine).map_err(|e| {
+            Error::Invalid(format!(
+                "this model cannot be checked against the backbone: {e}"
+            ))
+        })?;
+        // Every weight file `sortwise convert` writes records its checkpoint's hash: one
+        // without it is hand-made, and pairing any head with it would be a guess.
+        if source_sha256.is_empty() {
+            return Err(Error::Invalid(format!(
+                "these {arch} weights do not record the checkpoint they were converted from \
+                 (no source_sha256), so no model can be checked against them: convert the \
+                 checkpoint again with `sortwise convert`"
+            )));
+        }
+        // A shared link names the checkpoint by a prefix of its hash (`SHA_PREFIX` digits).
+        if !source_sha256.starts_with(mine.as_str()) {
+            // The weights' hash comes from a file: cut by characters, since a byte index can
+            // fall inside a multi-byte character.
             return Err(Error::Invalid(format!(
                 "this model was trained on other {arch} weights (source sha256 {}…, these are {}…)",
-                truncate_chars(&self.meta.backbone_source_sha256, 12),
+                truncate_chars(mine, 12),
                 truncate_chars(source_sha256, 12)
             )));
         }
@@ -384,24 +504,143 @@ mod tests {
     fn non_ascii_backbone_hashes_are_quoted_not_sliced() {
         // Byte 12 of "x€€€€€" falls inside the fourth '€': slicing there used to panic.
         let mut m = model();
-        m.meta.backbone_source_sha256 = "x€€€€€€€€€€€€€€".into();
-        let bytes = m.to_bytes().unwrap();
-        let back = Model::from_bytes(&bytes).unwrap();
-        let e = back
-            .check_backbone(Arch::Resnet18, &"cd".repeat(32))
+        m.meta.backbone_source_sha256 = "x€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€".into();
+        let e = Model::from_bytes(&m.to_bytes().unwrap())
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("x€€€€€€€€€€€…") && e.contains("cdcdcdcdcdcd…"),
+            e.contains("('x€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€')")
+                && e.contains("not 16 to 64 lowercase hex digits"),
             "{e}"
         );
+        // A model built in code is checked the same way when it meets a backbone.
+        let e = m
+            .check_backbone(Arch::Resnet18, &"cd".repeat(32))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be checked against the backbone"), "{e}");
+        // The weights' hash comes from a file too.
         let e = model()
             .check_backbone(Arch::Resnet18, "é€ü😀".repeat(9).as_str())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("other resnet18 weights"), "{e}");
+        assert!(
+            e.contains("other resnet18 weights") && e.contains("é€ü😀é€ü😀é€ü😀…"),
+            "{e}"
+        );
         assert_eq!(truncate_chars("ab€d", 3), "ab€");
         assert_eq!(truncate_chars("ab", 3), "ab");
+    }
+
+    #[test]
+    fn empty_or_malformed_backbone_hashes_are_refused() {
+        for (sha, expected) in [
+            ("", "its backbone source sha256 is empty"),
+            (
+                "ABABABABABABABABAB",
+                "('ABABABABABABABABAB') is not 16 to 64",
+            ),
+            ("abababababababa", "not 16 to 64 lowercase hex digits"),
+            (&"ab".repeat(33), "not 16 to 64 lowercase hex digits"),
+            ("abababababababag", "not 16 to 64 lowercase hex digits"),
+            ("abababab abababab", "not 16 to 64 lowercase hex digits"),
+        ] {
+            let mut m = model();
+            m.meta.backbone_source_sha256 = sha.to_string();
+            let e = Model::from_bytes(&m.to_bytes().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("not a usable .sortwise model file: ") && e.contains(expected),
+                "{sha:?}: {e}"
+            );
+            // An unparsed model with such a hash never passes the backbone check.
+            assert!(m.check_backbone(Arch::Resnet18, sha).is_err(), "{sha:?}");
+            assert!(m.check_backbone(Arch::Resnet18, &"ab".repeat(32)).is_err());
+        }
+        // A link's prefix of the checkpoint's hash is a hash too, and pairs with it.
+        let mut m = model();
+        m.meta.backbone_source_sha256 = "ab".repeat(8);
+        let back = Model::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        back.check_backbone(Arch::Resnet18, &"ab".repeat(32))
+            .unwrap();
+        let e = back
+            .check_backbone(Arch::Resnet18, &"cd".repeat(32))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other resnet18 weights"), "{e}");
+        // Weights that do not record their checkpoint cannot vouch for any model.
+        let e = model()
+            .check_backbone(Arch::Resnet18, "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("do not record the checkpoint"), "{e}");
+    }
+
+    /// `model()`'s tensors under the metadata `meta`, which need not fit them.
+    fn with_meta(meta: &ModelMeta) -> Vec<u8> {
+        let bytes = model().to_bytes().unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut info = header.metadata().clone().unwrap();
+        info.insert("sortwise".into(), serde_json::to_string(meta).unwrap());
+        safetensors::serialize(st.tensors(), Some(info)).unwrap()
+    }
+
+    #[test]
+    fn class_count_and_label_lengths_are_capped_before_any_work_per_label() {
+        let mut meta = model().meta;
+        // 200,000 labels took 57 s to refuse (a quadratic duplicate check); each is a
+        // duplicate here, so only the cap can refuse them before that work.
+        meta.labels = vec!["glass".to_string(); 200_000];
+        let e = Model::from_bytes(&with_meta(&meta))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("it has 200000 classes; sortwise reads at most 1000"),
+            "{e}"
+        );
+        meta.labels = vec!["a".into(), "b".repeat(64 * 1024)];
+        let e = Model::from_bytes(&with_meta(&meta))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("class name 1 is 65536 bytes long; a class name can be at most 100"),
+            "{e}"
+        );
+        // Within the byte cap but over the character limit: the label rule's own message.
+        meta.labels = vec!["a".into(), "é".repeat(MAX_LABEL_CHARS + 1)];
+        let e = Model::from_bytes(&with_meta(&meta))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 100 characters"), "{e}");
+        // The head's shape is compared before the names are read: duplicates of the wrong
+        // count are refused by their shape.
+        meta.labels = vec!["a".to_string(); 3];
+        let e = Model::from_bytes(&with_meta(&meta))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'weight' has shape [2, 512], expected [3, 512]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_class_cap_itself_is_allowed() {
+        let mut m = model();
+        m.meta.labels = (0..MAX_CLASSES).map(|c| format!("class {c}")).collect();
+        m.weight = vec![0.25; MAX_CLASSES * 512];
+        m.bias = vec![0.0; MAX_CLASSES];
+        let back = Model::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.meta.labels.len(), MAX_CLASSES);
+        m.meta.labels.push("one more".into());
+        m.weight.extend([0.0; 512]);
+        m.bias.push(0.0);
+        let e = Model::from_bytes(&m.to_bytes().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1001 classes"), "{e}");
     }
 
     /// `model()` re-serialised with its tensors replaced by `tensors`.
@@ -477,18 +716,46 @@ mod tests {
     #[test]
     fn bad_or_duplicate_class_names_are_refused() {
         for (labels, expected) in [
-            (vec!["a", "a"], "appears twice"),
-            (vec!["a", "b\u{7}"], "control characters"),
-            (vec!["a", " b"], "surrounding spaces"),
-            (vec!["a", ""], "empty"),
+            (vec!["a", "a"], "class name 'a' appears twice"),
+            (vec!["a", "b", "c", "b"], "class name 'b' appears twice"),
+            (
+                vec!["a", "b\u{7}"],
+                "class name 1 ('b\\u{7}') is refused: a class name cannot contain control characters",
+            ),
+            (
+                vec!["a", " b"],
+                "class name 1 (' b') has surrounding spaces",
+            ),
+            (vec!["a", ""], "cannot be empty"),
+            (
+                vec!["gla\u{202E}ss", "b"],
+                "class name 0 ('gla\\u{202e}ss') is refused: a class name cannot contain the \
+                 text-direction control U+202E",
+            ),
+            (
+                vec!["a", "a\u{200B}"],
+                "a class name cannot contain the invisible character U+200B",
+            ),
+            (vec!["a"], "fewer than two classes (1)"),
+            (vec![], "fewer than two classes (0)"),
         ] {
             let mut m = model();
             m.meta.labels = labels.iter().map(|l| l.to_string()).collect();
+            m.weight = vec![0.25; labels.len() * 512];
+            m.bias = vec![0.0; labels.len()];
             let e = Model::from_bytes(&m.to_bytes().unwrap())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(expected), "{labels:?}: {e}");
         }
+        // Joined emoji and flag tags are names, not hidden text.
+        let mut m = model();
+        m.meta.labels = vec![
+            "👩\u{200D}🔬".into(),
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}".into(),
+        ];
+        let back = Model::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.meta.labels, m.meta.labels);
     }
 
     #[test]

@@ -10,13 +10,11 @@ use half::f16;
 use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::metrics::argmax;
-use crate::model_file::{self, Model, ModelMeta};
+use crate::model_file::{self, MetaError, Model, ModelMeta, SHA_PREFIX};
 use crate::preprocess::Fit;
 use crate::trainer::TrainConfig;
 
 const MAGIC: &[u8; 4] = b"SWs1";
-/// Hex digits of the backbone's checkpoint hash kept.
-pub const SHA_PREFIX: usize = 16;
 /// Share of validation photos on which the int8 head must give the full head's top class.
 pub const MIN_AGREEMENT: f64 = 0.99;
 
@@ -143,11 +141,22 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rule a link's classes and backbone hash follow: the model file's own
+/// (`model_file::check_labels`, `check_source_sha256`), so a link is no way around it.
+fn check_meta(labels: &[String], sha: &str) -> Result<(), MetaError> {
+    model_file::check_source_sha256(sha)?;
+    model_file::check_labels(labels)
+}
+
 /// The bytes of `model` at `precision`.
 pub fn encode(model: &Model, precision: Precision) -> Result<Vec<u8>> {
     let m = &model.meta;
     let classes = u8::try_from(m.labels.len())
         .map_err(|_| Error::Invalid("more than 255 classes cannot be shared by link".into()))?;
+    let sha: String = m.backbone_source_sha256.chars().take(SHA_PREFIX).collect();
+    // Refused here rather than by everyone who opens the link.
+    check_meta(&m.labels, &sha)
+        .map_err(|e| Error::Invalid(format!("this model cannot be shared by link: {e}")))?;
     let mut out = MAGIC.to_vec();
     out.push(match precision {
         Precision::Int8 => 1,
@@ -156,7 +165,6 @@ pub fn encode(model: &Model, precision: Precision) -> Result<Vec<u8>> {
     });
     put_str(&mut out, m.arch.name())?;
     out.push(u8::from(m.fit == Fit::Letterbox));
-    let sha: String = m.backbone_source_sha256.chars().take(SHA_PREFIX).collect();
     put_str(&mut out, &sha)?;
     out.extend_from_slice(&(m.temperature as f32).to_le_bytes());
     out.push(classes);
@@ -256,6 +264,8 @@ pub fn decode(bytes: &[u8]) -> Result<Model> {
     let temperature = f64::from(r.f32()?);
     let classes = usize::from(r.u8()?);
     let labels = (0..classes).map(|_| r.str()).collect::<Result<Vec<_>>>()?;
+    check_meta(&labels, &sha)
+        .map_err(|e| Error::Invalid(format!("the shared model is not usable: {e}")))?;
     let bias = (0..classes).map(|_| r.f32()).collect::<Result<Vec<_>>>()?;
     let dim = arch.feature_dim();
     let mut weight = Vec::with_capacity(classes * dim);
@@ -406,6 +416,122 @@ mod tests {
             header,
             4 + 1 + (2 + 8) + 1 + (2 + 16) + 4 + 1 + 4 * (2 + 4) + 4 * 4
         );
+    }
+
+    /// Link bytes written by hand (f16, ResNet-18), for what `encode` itself refuses to write.
+    fn link(labels: &[&str], sha: &str) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(2);
+        put_str(&mut out, "resnet18").unwrap();
+        out.push(0);
+        put_str(&mut out, sha).unwrap();
+        out.extend_from_slice(&1f32.to_le_bytes());
+        out.push(labels.len() as u8);
+        for l in labels {
+            put_str(&mut out, l).unwrap();
+        }
+        for _ in 0..labels.len() {
+            out.extend_from_slice(&0f32.to_le_bytes());
+        }
+        let one = f16::from_f32(0.5).to_le_bytes();
+        for _ in 0..labels.len() * 512 {
+            out.extend_from_slice(&one);
+        }
+        out
+    }
+
+    #[test]
+    fn links_follow_the_model_files_label_and_hash_rule() {
+        let sha = "0123456789abcdef";
+        assert_eq!(
+            decode(&link(&["glass", "有害垃圾 🔋"], sha))
+                .unwrap()
+                .meta
+                .labels,
+            ["glass", "有害垃圾 🔋"]
+        );
+        let long = "x".repeat(usize::from(u16::MAX));
+        for (labels, sha, expected) in [
+            (vec![], sha, "fewer than two classes (0)"),
+            (vec!["glass"], sha, "fewer than two classes (1)"),
+            (
+                vec!["glass", "paper", "glass"],
+                sha,
+                "class name 'glass' appears twice",
+            ),
+            (
+                vec!["glass", "pa\u{1b}[31mper"],
+                sha,
+                "class name 1 ('pa\\u{1b}[31mper') is refused: a class name cannot contain \
+                 control characters",
+            ),
+            (
+                vec!["glass", &long],
+                sha,
+                "class name 1 is 65535 bytes long",
+            ),
+            (
+                vec!["\u{202E}ssalg", "paper"],
+                sha,
+                "a class name cannot contain the text-direction control U+202E",
+            ),
+            (
+                vec!["glass", "gla\u{200B}ss"],
+                sha,
+                "a class name cannot contain the invisible character U+200B",
+            ),
+            (
+                vec!["glass", "paper "],
+                sha,
+                "class name 1 ('paper ') has surrounding spaces",
+            ),
+            (
+                vec!["glass", "paper"],
+                "",
+                "its backbone source sha256 is empty",
+            ),
+            (
+                vec!["glass", "paper"],
+                "0123456789ABCDEF",
+                "('0123456789ABCDEF') is not 16 to 64 lowercase hex digits",
+            ),
+            (
+                vec!["glass", "paper"],
+                "0123",
+                "not 16 to 64 lowercase hex digits",
+            ),
+        ] {
+            let e = decode(&link(&labels, sha)).unwrap_err().to_string();
+            assert!(
+                e.starts_with("the shared model is not usable: ") && e.contains(expected),
+                "{labels:?} {sha:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_no_one_could_open_are_not_made() {
+        for (change, expected) in [
+            (
+                (|m: &mut ModelMeta| m.backbone_source_sha256 = "test-source".into())
+                    as fn(&mut ModelMeta),
+                "its backbone source sha256 ('test-source') is not 16 to 64",
+            ),
+            (
+                |m: &mut ModelMeta| m.labels[1] = "类\u{2067}".into(),
+                "text-direction control U+2067",
+            ),
+        ] {
+            let mut m = model(2);
+            change(&mut m.meta);
+            for p in Precision::ALL {
+                let e = encode(&m, p).unwrap_err().to_string();
+                assert!(
+                    e.starts_with("this model cannot be shared by link: ") && e.contains(expected),
+                    "{p:?}: {e}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -539,7 +539,7 @@ fn train_finetune_last_then_eval_uses_the_stage() {
         let (code, _, stderr) = train(&[bad]);
         assert_eq!(code, 2);
         assert!(
-            stderr.contains("l2sp must be a non-negative number"),
+            stderr.contains("l2sp must be a number from 0 to 10000"),
             "{stderr}"
         );
     }

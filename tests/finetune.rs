@@ -168,7 +168,7 @@ fn bad_l2sp_and_wrong_inputs_fail_clearly() {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("l2sp must be a non-negative number"), "{e}");
+        assert!(e.contains("l2sp must be a number from 0 to 10000"), "{e}");
     }
     // Embeddings where stage inputs belong.
     let embeddings: Rows = vec![(vec![vec![0.5; 1280]], 0), (vec![vec![0.5; 1280]], 1)];
@@ -508,7 +508,8 @@ fn model_file_round_trip_restores_the_stage() {
         meta: ModelMeta {
             version: model_file::VERSION,
             arch: Arch::EfficientnetLite0,
-            backbone_source_sha256: String::new(),
+            backbone_source_sha256:
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db".into(),
             labels: labels(),
             fit: Fit::Crop,
             dim: 1280,

@@ -1,6 +1,6 @@
 //! What users drop: odd but valid images decode to the right pixels, hostile ones fail with a
 //! message before large allocations, and a seeded mutation fuzzer over the image decoder, the
-//! model-file parser and the weight-file reader finds no panic. (Panics abort in wasm, killing
+//! model-file parser, the shared-link decoder and the weight-file reader finds no panic. (Panics abort in wasm, killing
 //! the tab's trainer, so "no panic" is the property that matters.)
 //!
 //! The fuzz pass here is bounded (`SORTWISE_FUZZ_ITERS`, default 300 per seed file) so CI stays
@@ -19,6 +19,7 @@ use sortwise::Arch;
 use sortwise::backbone::Backbone;
 use sortwise::model_file::Model;
 use sortwise::preprocess::{self, Fit};
+use sortwise::share::{self, Precision};
 use sortwise::weights;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -310,6 +311,10 @@ fn fuzzed_images_never_panic() {
     assert!(accepted > 0, "no mutant decoded");
 }
 
+/// An emoji ZWJ sequence and a subdivision flag (tag characters): labels the rule keeps.
+const SCIENTIST: &str = "👩\u{200D}🔬";
+const SCOTLAND: &str = "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+
 fn head_model(sha: &str, labels: &[&str]) -> Model {
     Model {
         meta: sortwise::model_file::ModelMeta {
@@ -361,7 +366,13 @@ fn fuzzed_model_and_weight_files_never_panic() {
         head_model(&"ab".repeat(32), &["可回收物", "other"])
             .to_bytes()
             .unwrap(),
+        // Refused for its hash: mutants that reach the labels' rule or the mismatch message
+        // with a multi-byte hash.
         head_model("x€€€€€€€€€€€€€", &["glass", "有害垃圾 🔋", "paper"])
+            .to_bytes()
+            .unwrap(),
+        // Joiners and flag tags, which the label rule allows only in place.
+        head_model(&"cd".repeat(8), &[SCIENTIST, SCOTLAND, "ملصق עברית"])
             .to_bytes()
             .unwrap(),
         head_model(&"ab".repeat(32), &["glass", "metal"])
@@ -395,7 +406,7 @@ fn fuzzed_model_and_weight_files_never_panic() {
     let backbone = Backbone::init(Arch::EfficientnetLite0, &device);
     let file = weights::save_web(&backbone, weights::StorageDtype::F16, "fuzz").unwrap();
     let real_stage = pollster::block_on(backbone.split_last_stage().to_weights()).unwrap();
-    let v2 = head_model("fuzz", &["glass", "metal"])
+    let v2 = head_model(&"ab".repeat(32), &["glass", "metal"])
         .to_bytes_with_stage(Some(&real_stage))
         .unwrap();
     let header_mutants = |file: &[u8], seed: u64| -> Vec<Vec<u8>> {
@@ -441,4 +452,50 @@ fn fuzzed_model_and_weight_files_never_panic() {
         }
     }
     eprintln!("fuzz v2 model + stage load: {tried} inputs, {loaded} loaded, 0 panics");
+}
+
+/// `share::decode` (what the page's `sharedModel` runs on a link's bytes), seeded with a real
+/// link of each precision. A link that decodes must also make a model file that parses: the
+/// page imports the link as one.
+#[test]
+fn fuzzed_share_links_never_panic() {
+    let model = head_model(
+        &"5eed".repeat(16),
+        &["glass", "有害垃圾 🔋", SCIENTIST, SCOTLAND],
+    );
+    let seeds: Vec<Vec<u8>> = Precision::ALL
+        .iter()
+        .map(|&p| share::encode(&model, p).unwrap())
+        .collect();
+    for seed in &seeds {
+        assert_eq!(share::decode(seed).unwrap().meta.labels, model.meta.labels);
+    }
+    let (tried, accepted) =
+        fuzz(
+            "share::decode (4-bit, int8, f16)",
+            &seeds,
+            |bytes| match share::decode(bytes) {
+                Ok(linked) => {
+                    check_every_backbone(&linked);
+                    let file = linked
+                        .to_bytes()
+                        .expect("a decoded link writes a model file");
+                    if let Err(e) = Model::from_bytes(&file) {
+                        panic!("a decoded link makes a model file that is refused: {e}");
+                    }
+                    true
+                }
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    false
+                }
+            },
+        );
+    if seconds().is_none() {
+        assert_eq!(tried, seeds.len() * iterations());
+    }
+    assert!(
+        accepted > 0,
+        "no mutant decoded: only the magic bytes were tested"
+    );
 }

@@ -153,14 +153,36 @@ fn bad_setups_fail_clearly() {
     assert!(err(&one, &names(1), &cfg).contains("only one class"));
     assert!(err(&one, &names(2), &cfg).contains("'class 1' has no images"));
     assert!(err(&[], &[], &cfg).contains("at least two classes"));
+    // The largest learning rate the settings allow, on features of a magnitude no backbone
+    // gives: the loss overflows, which is reported as divergence rather than trained on.
     let diverge = TrainConfig {
         optimizer: OptimizerKind::Sgd,
-        lr: Some(1e30),
+        lr: Some(10.0),
         epochs: 5,
         ..TrainConfig::default()
     };
-    let e = err(&two, &names(2), &diverge);
+    let huge: Vec<_> = two
+        .iter()
+        .map(|(views, l)| {
+            let views = views
+                .iter()
+                .map(|v| v.iter().map(|x| x * 1e30).collect())
+                .collect();
+            (views, *l)
+        })
+        .collect();
+    let e = err(&huge, &names(2), &diverge);
     assert!(e.contains("diverged") && e.contains("learning rate"), "{e}");
+    // A learning rate past the settings' range is refused before training, naming the range.
+    let e = err(
+        &two,
+        &names(2),
+        &TrainConfig {
+            lr: Some(1e30),
+            ..diverge.clone()
+        },
+    );
+    assert!(e.contains("lr must be a number from"), "{e}");
     assert!(
         err(
             &two,

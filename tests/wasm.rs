@@ -94,7 +94,8 @@ mod trainer_api {
         let (_, bytes) = resnet18();
         let backbone =
             weights::load_torch_safetensors(Arch::Resnet18, bytes, &Device::flex()).unwrap();
-        weights::save_web(&backbone, StorageDtype::F16, "test-source").unwrap()
+        // A model names its backbone by a hex hash (`model_file::check_source_sha256`).
+        weights::save_web(&backbone, StorageDtype::F16, &"7e57".repeat(16)).unwrap()
     }
 
     fn obj(pairs: &[(&str, JsValue)]) -> JsValue {

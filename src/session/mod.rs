@@ -24,7 +24,7 @@ use crate::classifier::UNSURE;
 use crate::dataset::{self, Dataset, MAX_LABEL_CHARS, validate_label};
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
-use crate::trainer::TrainConfig;
+use crate::trainer::{Range, Setting, TRAIN_SETTINGS, TrainConfig};
 use crate::weights;
 
 pub use model::{Shared, Trained};
@@ -77,7 +77,27 @@ pub struct Rules {
     pub train: TrainConfig,
     /// The heatmap colour map's stops, low to high (`explain::COLORS`).
     pub heatmap_colors: [[u8; 3]; 6],
+    /// Every setting a shell may pass and the values the engine takes: the training settings
+    /// (`TRAIN_SETTINGS`), then the session's `augment` and the predictions' unsure `threshold`.
+    pub settings: Vec<Setting>,
 }
+
+/// The session's own settings, after the training ones in [`Rules::settings`].
+const SESSION_SETTINGS: [Setting; 2] = [
+    Setting {
+        key: "augment",
+        range: Range::Int {
+            min: 0,
+            max: MAX_AUGMENT as u64,
+        },
+        optional: false,
+    },
+    Setting {
+        key: "threshold",
+        range: Range::Number { min: 0.0, max: 1.0 },
+        optional: false,
+    },
+];
 
 pub fn rules() -> Rules {
     Rules {
@@ -86,6 +106,11 @@ pub fn rules() -> Rules {
         unsure_label: UNSURE,
         train: TrainConfig::default(),
         heatmap_colors: crate::explain::COLORS,
+        settings: TRAIN_SETTINGS
+            .iter()
+            .chain(&SESSION_SETTINGS)
+            .copied()
+            .collect(),
     }
 }
 
@@ -106,12 +131,7 @@ pub struct Session {
 impl Session {
     /// A session over `backbone` (BatchNorm is folded here) on the device it lives on.
     pub fn new(backbone: Backbone, source_sha256: String, options: Options) -> Result<Session> {
-        if options.augment > MAX_AUGMENT {
-            return Err(Error::Invalid(format!(
-                "augment must be a whole number from 0 to {MAX_AUGMENT}, not {}",
-                options.augment
-            )));
-        }
+        SESSION_SETTINGS[0].check_number(options.augment as f64)?;
         Ok(Session {
             arch: backbone.arch,
             backbone: Rc::new(backbone.fold_batchnorm()),
@@ -242,5 +262,31 @@ impl Session {
         self.thumbs.retain(|id, _| live.contains(id));
         self.stage_inputs.retain(|id, _| live.contains(id));
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The page's copy of [`super::rules`], `www/engine/rules.js`, generated from them: the page
+    /// checks settings with it before any engine has started (a saved setting the engine refuses
+    /// must never stop the start), and this test fails when the two differ.
+    /// `SORTWISE_BLESS=1 cargo test --lib rules_js` rewrites it.
+    #[test]
+    fn rules_js_is_generated_from_the_rules() {
+        let json = serde_json::to_string_pretty(&super::rules()).unwrap();
+        let text = format!(
+            "// Generated from the engine's rules() (src/session/mod.rs) by\n\
+             // `SORTWISE_BLESS=1 cargo test --lib rules_js`; the test fails when they differ.\n\
+             export const RULES = {json};\n"
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/www/engine/rules.js");
+        if std::env::var_os("SORTWISE_BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            current == text,
+            "www/engine/rules.js is not the engine's rules(): run SORTWISE_BLESS=1 cargo test --lib rules_js"
+        );
     }
 }

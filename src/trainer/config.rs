@@ -167,33 +167,211 @@ impl TrainConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |m: &str| Err(Error::Invalid(m.to_string()));
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1");
+        let mut values = vec![
+            ("epochs", self.epochs as f64),
+            ("batchSize", self.batch_size as f64),
+            ("lr", self.learning_rate()),
+            ("momentum", self.momentum),
+            ("weightDecay", self.weight_decay),
+            ("labelSmoothing", self.label_smoothing),
+            ("valSplit", self.val_split),
+            ("seed", self.seed as f64),
+            ("patience", self.patience as f64),
+            ("stepSize", self.step_size as f64),
+            ("gamma", self.gamma),
+            ("l2sp", self.l2sp),
+            ("finetuneEpochs", self.finetune_epochs as f64),
+        ];
+        if self.finetune_last {
+            values.push(("finetuneLr", self.finetune_learning_rate()));
         }
-        if self.batch_size == 0 {
-            return bad("batch size must be at least 1");
-        }
-        let lr = self.learning_rate();
-        if !(lr > 0.0 && lr.is_finite()) {
-            return bad("the learning rate must be a positive number");
-        }
-        if !(0.0..1.0).contains(&self.val_split) {
-            return bad("the validation split must be in [0, 1)");
-        }
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad("label smoothing must be in [0, 1)");
-        }
-        if !(self.l2sp >= 0.0 && self.l2sp.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "l2sp must be a non-negative number (got {})",
-                self.l2sp
-            )));
-        }
-        let ft_lr = self.finetune_learning_rate();
-        if self.finetune_last && !(ft_lr > 0.0 && ft_lr.is_finite()) {
-            return bad("the fine-tuning learning rate must be a positive number");
+        for (key, v) in values {
+            if let Some(setting) = TRAIN_SETTINGS.iter().find(|s| s.key == key) {
+                setting.check_number(v)?;
+            }
         }
         Ok(())
+    }
+}
+
+/// What values one setting takes. The page reads these through `rules()` to check settings
+/// from a project zip, a saved project or its form before they reach the engine, so that a
+/// value the engine would refuse never gets stored (a stored one would stop every later start).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Range {
+    /// A whole number in `min..=max`.
+    Int {
+        min: u64,
+        max: u64,
+    },
+    /// A finite number in `min..=max`.
+    Number {
+        min: f64,
+        max: f64,
+    },
+    Choice {
+        choices: &'static [&'static str],
+    },
+    Bool,
+}
+
+/// One setting a shell may pass: its camelCase key (`TrainConfig`'s serde name, or a session
+/// option's) and its range. `optional`: null stands for the engine's default.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Setting {
+    pub key: &'static str,
+    #[serde(flatten)]
+    pub range: Range,
+    pub optional: bool,
+}
+
+const fn int(key: &'static str, min: u64, max: u64) -> Setting {
+    Setting {
+        key,
+        range: Range::Int { min, max },
+        optional: false,
+    }
+}
+
+const fn number(key: &'static str, min: f64, max: f64, optional: bool) -> Setting {
+    Setting {
+        key,
+        range: Range::Number { min, max },
+        optional,
+    }
+}
+
+const fn choice(key: &'static str, choices: &'static [&'static str]) -> Setting {
+    Setting {
+        key,
+        range: Range::Choice { choices },
+        optional: false,
+    }
+}
+
+const fn flag(key: &'static str) -> Setting {
+    Setting {
+        key,
+        range: Range::Bool,
+        optional: false,
+    }
+}
+
+/// Every [`TrainConfig`] field a shell may set, with the values [`TrainConfig::validate`]
+/// accepts: the one list of them (the page's form, its imports and the CLI all check against
+/// it). The bounds are wide enough for any sensible run and narrow enough that a typo or a
+/// crafted file cannot ask for a year of epochs.
+pub const TRAIN_SETTINGS: &[Setting] = &[
+    int("epochs", 1, 10_000),
+    choice("optimizer", &["sgd", "adam"]),
+    number("lr", 1e-7, 10.0, true),
+    number("momentum", 0.0, 0.999, false),
+    int("batchSize", 1, 4096),
+    number("weightDecay", 0.0, 1.0, false),
+    number("labelSmoothing", 0.0, 0.9, false),
+    number("valSplit", 0.0, 0.9, false),
+    choice("balance", &["auto", "none", "weight", "sample"]),
+    // A JavaScript number holds integers exactly up to 2^53; the page offers 32 bits.
+    int("seed", 0, u32::MAX as u64),
+    int("patience", 0, 10_000),
+    int("stepSize", 0, 10_000),
+    number("gamma", 0.0, 1.0, false),
+    flag("finetuneLast"),
+    number("l2sp", 0.0, 10_000.0, false),
+    int("finetuneEpochs", 1, 1000),
+    number("finetuneLr", 1e-7, 10.0, true),
+    flag("refit"),
+];
+
+impl Setting {
+    /// `v` against a numeric range, with the page's words for the setting.
+    pub fn check_number(&self, v: f64) -> Result<()> {
+        let (ok, what) = match self.range {
+            Range::Int { min, max } => (
+                v.fract() == 0.0 && v >= min as f64 && v <= max as f64,
+                format!("a whole number from {min} to {max}"),
+            ),
+            Range::Number { min, max } => (
+                v.is_finite() && v >= min && v <= max,
+                format!("a number from {min} to {max}"),
+            ),
+            Range::Choice { .. } | Range::Bool => (true, String::new()),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "{} must be {what}, not {v}",
+                self.key
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_in_range_and_every_checked_key_is_listed() {
+        TrainConfig::default().validate().unwrap();
+        let ft = TrainConfig {
+            finetune_last: true,
+            ..TrainConfig::default()
+        };
+        ft.validate().unwrap();
+        // Each key validate() checks must be in the list, or its check would be skipped.
+        let src = include_str!("config.rs");
+        let body = &src[src.find("fn validate").unwrap()..src.find("/// What values one").unwrap()];
+        for key in body
+            .split("(\"")
+            .skip(1)
+            .map(|s| &s[..s.find('"').unwrap()])
+        {
+            assert!(TRAIN_SETTINGS.iter().any(|s| s.key == key), "{key}");
+        }
+        // The keys are TrainConfig's own serde names.
+        let json = serde_json::to_value(TrainConfig::default()).unwrap();
+        for s in TRAIN_SETTINGS {
+            assert!(json.get(s.key).is_some(), "{}", s.key);
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_with_the_bounds() {
+        for (cfg, msg) in [
+            (
+                TrainConfig {
+                    epochs: 0,
+                    ..TrainConfig::default()
+                },
+                "epochs must be a whole number from 1 to 10000, not 0",
+            ),
+            (
+                TrainConfig {
+                    val_split: 1.0,
+                    ..TrainConfig::default()
+                },
+                "valSplit must be a number from 0 to 0.9, not 1",
+            ),
+            (
+                TrainConfig {
+                    lr: Some(f64::NAN),
+                    ..TrainConfig::default()
+                },
+                "lr must be a number from 0.0000001 to 10, not NaN",
+            ),
+            (
+                TrainConfig {
+                    l2sp: -1.0,
+                    ..TrainConfig::default()
+                },
+                "l2sp must be a number from 0 to 10000, not -1",
+            ),
+        ] {
+            assert_eq!(cfg.validate().unwrap_err().to_string(), msg);
+        }
     }
 }

@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::tensor_io::matrix;
 
-pub use config::{Balance, DEFAULT_L2SP, OptimizerKind, TrainConfig};
+pub use config::{
+    Balance, DEFAULT_L2SP, OptimizerKind, Range, Setting, TRAIN_SETTINGS, TrainConfig,
+};
 pub use plan::check_counts;
 pub(crate) use plan::{EpochLoss, Plan, Run, build_optimizer, epoch_stats, lr_at};
 pub(crate) use report::build_report;

@@ -756,6 +756,19 @@ fn rewrite(
     safetensors::serialize(views, Some(info)).unwrap()
 }
 
+/// `file` with its labels replaced by `labels` and its tensors kept, however many they are.
+fn rewrite_labels(file: &[u8], labels: Vec<String>) -> Vec<u8> {
+    rewrite(
+        file,
+        |m| {
+            let mut meta: ModelMeta = serde_json::from_str(&m["sortwise"]).unwrap();
+            meta.labels = labels;
+            m.insert("sortwise".into(), serde_json::to_string(&meta).unwrap());
+        },
+        |_| {},
+    )
+}
+
 fn set_f32(tensors: &mut [(String, Dtype, Vec<usize>, Vec<u8>)], name: &str, index: usize, v: f32) {
     let t = tensors.iter_mut().find(|t| t.0 == name).unwrap();
     t.3[index * 4..index * 4 + 4].copy_from_slice(&v.to_le_bytes());
@@ -789,12 +802,20 @@ pub fn model_cases(b: &Backbone) -> Vec<Case> {
     let mut v = vec![
         case("model_ok_v1.sortwise", v1.clone(), Ok),
         case("model_ok_v2_stage.sortwise", v2.clone(), Ok),
+        // Right-to-left text, an emoji ZWJ sequence and a subdivision flag (tag characters):
+        // what the label rule keeps of the characters it otherwise refuses.
         case(
             "model_ok_unicode_labels.sortwise",
             head_model(
                 arch,
                 b.source_sha256,
-                &["可回收物", "有害垃圾 🔋", "ملصق‏ עברית"],
+                &[
+                    "可回收物",
+                    "有害垃圾 🔋",
+                    "ملصق עברית",
+                    "👩\u{200D}🔬",
+                    "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+                ],
             )
             .to_bytes()
             .unwrap(),
@@ -813,11 +834,22 @@ pub fn model_cases(b: &Backbone) -> Vec<Case> {
             Refused(&["trained on other"]),
         ),
         // Byte 12 of this hash is inside a '€': the mismatch message used to slice there and
-        // panic (exit 101 natively, a trapped worker in the browser).
+        // panic (exit 101 natively, a trapped worker in the browser). Now refused as a hash.
         case(
             "model_non_ascii_source_hash.sortwise",
             with_meta(&|m| m.backbone_source_sha256 = "x€€€€€€€€€€€€€€€".into()),
-            Refused(&["trained on other"]),
+            Refused(&["('x€€€€€€€€€€€€€€€') is not 16 to 64 lowercase hex digits"]),
+        ),
+        // An empty hash used to skip the backbone check: any checkpoint of the architecture.
+        case(
+            "model_empty_source_hash.sortwise",
+            with_meta(&|m| m.backbone_source_sha256 = String::new()),
+            Refused(&["its backbone source sha256 is empty"]),
+        ),
+        case(
+            "model_short_source_hash.sortwise",
+            with_meta(&|m| m.backbone_source_sha256 = "5eed".into()),
+            Refused(&["('5eed') is not 16 to 64 lowercase hex digits"]),
         ),
         case(
             "model_zero_temperature.sortwise",
@@ -970,6 +1002,35 @@ pub fn model_cases(b: &Backbone) -> Vec<Case> {
             .to_bytes()
             .unwrap(),
             Refused(&["control characters"]),
+        ),
+        case(
+            "model_bidi_override_label.sortwise",
+            head_model(arch, b.source_sha256, &["glass", "\u{202E}latem", "paper"])
+                .to_bytes()
+                .unwrap(),
+            Refused(&["text-direction control u+202e"]),
+        ),
+        case(
+            "model_zero_width_label.sortwise",
+            head_model(arch, b.source_sha256, &["glass", "glass\u{200B}", "paper"])
+                .to_bytes()
+                .unwrap(),
+            Refused(&["invisible character u+200b"]),
+        ),
+        case(
+            "model_label_64kb.sortwise",
+            rewrite_labels(
+                &v1,
+                vec!["glass".into(), "m".repeat(64 * 1024), "paper".into()],
+            ),
+            Refused(&["class name 1 is 65536 bytes long"]),
+        ),
+        // 57 s to refuse in the release CLI, comparing each label with all before it; refused
+        // by the class cap now, before any work per label.
+        case(
+            "model_200000_labels.sortwise",
+            rewrite_labels(&v1, (0..200_000).map(|i| format!("class {i}")).collect()),
+            Refused(&["it has 200000 classes; sortwise reads at most 1000"]),
         ),
         case(
             "model_f16_head.sortwise",
