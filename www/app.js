@@ -6,9 +6,10 @@
 import { t, setLang, defaultLang, onLangChange } from './i18n.js';
 import { Project, PRESETS } from './project.js';
 import { defaultArch, loadManifest, startEngine } from './project-engine.js';
-import { readSaved, restore, snapshot, SAVE_VERSION } from './persist.js';
+import { readSaved, restore, savedProjectZips, snapshot, SAVE_VERSION } from './persist.js';
+import { cleanSettings, PAGE_DEFAULTS } from './settings.js';
 import { Ownership } from './ownership.js';
-import { $ } from './ui/dom.js';
+import { $, download } from './ui/dom.js';
 import { bindStatus, renderNotices, setNotice, showError, status } from './ui/status.js';
 import { bindTopbar, renderArchPicker, renderDevice } from './ui/topbar.js';
 import { bindClasses, renderClasses } from './ui/classes.js';
@@ -64,10 +65,40 @@ function bindUi() {
   });
 }
 
-/** Start failed: the saved project is left exactly as it is and nothing is ever saved. */
+// Set by "Start with default settings" for the one reload it asks for.
+const DEFAULTS_ONCE = 'sortwise-start-with-defaults';
+
+/**
+ * Start failed: the saved project is left exactly as it is and nothing is ever saved. The way
+ * out loses nothing: the saved project (and its backup) can be downloaded as project zips, read
+ * from storage without an engine, and the page can start once more ignoring its saved settings.
+ */
 function startFailed(key, params) {
   autosave.disable({ key, params });
   document.body.dataset.ready = 'error';
+  offerRescue();
+}
+
+function offerRescue() {
+  const downloadSaved = async () => {
+    try {
+      for (const f of await savedProjectZips()) download(f.bytes, f.name, 'application/zip');
+    } catch (e) { showError('restoreFailed', e); }
+  };
+  const withDefaults = () => {
+    try { sessionStorage.setItem(DEFAULTS_ONCE, '1'); } catch { /* private mode: the reload still tries */ }
+    window.location.reload();
+  };
+  setNotice('rescue', { key: 'startRescue', actions: [{ key: 'downloadSaved', run: downloadSaved }, { key: 'startWithDefaults', run: withDefaults }] });
+}
+
+/** Whether this start was asked to ignore the saved settings (once). */
+function defaultsOnce() {
+  try {
+    const on = sessionStorage.getItem(DEFAULTS_ONCE) === '1';
+    sessionStorage.removeItem(DEFAULTS_ONCE);
+    return on;
+  } catch { return false; }
 }
 
 // A link's model is in the fragment, which changes without a reload: a pasted link, or one of the
@@ -130,21 +161,33 @@ export async function start() {
   }
   const saved = found?.status === 'ok' ? found.saved : null;
   const savedArch = saved?.project?.arch;
-  const savedSettings = saved?.project?.settings ?? {};
+  // Saved settings pass the engine's ranges before anything uses them: one it would refuse is
+  // reset (and said so), never a reason for the engine not to start.
+  const ignoreSaved = defaultsOnce();
+  const { settings: savedSettings, reset } = cleanSettings(ignoreSaved ? {} : saved?.project?.settings, project.rules);
+  if (reset.length) project.emit('settings-reset', { reset });
+  let settingsChanged = reset.length > 0 || (ignoreSaved && saved != null);
   const arch = project.knownArch(savedArch) ? savedArch : defaultArch(project);
   project.arch = arch;
-  project.setSettings({ ...project.settings, ...savedSettings });
+  project.setSettings(project.withDefaults(savedSettings));
   renderArchPicker(project);
   try {
-    await startEngine(project, arch, project.settings.augment);
+    try {
+      await startEngine(project, arch, project.settings.augment);
+    } catch (e) {
+      // Defence in depth: the one setting the engine starts with, at its default, once.
+      if (project.settings.augment === PAGE_DEFAULTS.augment) throw e;
+      project.emit('settings-reset', { reset: [{ key: 'augment', value: String(project.settings.augment), default: String(PAGE_DEFAULTS.augment) }] });
+      project.setSettings({ ...project.settings, augment: PAGE_DEFAULTS.augment });
+      settingsChanged = true;
+      await startEngine(project, arch, project.settings.augment);
+    }
   } catch (e) {
     status('');
     showError('engineFailed', e);
     startFailed('autosaveOffStart', { reason: e?.message || String(e) });
     return;
   }
-  // The engine's rules are known from here: its training defaults under the saved settings.
-  project.setSettings(project.withDefaults(savedSettings));
   $('arch').disabled = false;
   let restoredImages = null;
   let restoreOk = !autosave.off;
@@ -156,6 +199,7 @@ export async function start() {
       restoreOk = false;
       showError('restoreFailed', e);
       autosave.disable({ key: 'autosaveOffRestore', params: { reason: e?.message || String(e) } });
+      offerRescue();
     }
   } else if (!autosave.off) {
     project.classes = PRESETS.garbage.map((label) => ({ label, keys: [] }));
@@ -180,6 +224,8 @@ export async function start() {
     });
   } else if (restoreOk) {
     autosave.enable();
+    // the checked settings replace the stored ones that were reset
+    if (settingsChanged) project.emit('save');
     if (autosave.pending) autosave.schedule();
   }
   document.body.dataset.ready = '1';

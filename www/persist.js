@@ -8,11 +8,12 @@
 // or one tab switch would save its empty project over the real one. Once off for a reason it
 // stays off for the life of the page.
 
-import { loadProject, saveProject, swapBackup, SAVE_VERSION, QuotaError } from './store.js';
+import { loadBackup, loadProject, saveProject, swapBackup, SAVE_VERSION, QuotaError } from './store.js';
 import { exportProjectZip, importProjectZip } from './project-zip.js';
 import { LIMITS } from './project.js';
 import { createEngine, loadInto, progressKeyFor } from './project-engine.js';
 import { t } from './i18n.js';
+import { cleanSettings } from './settings.js';
 
 export { SAVE_VERSION, QuotaError };
 
@@ -233,6 +234,8 @@ export async function restore(project, autosave, { saved, nextKey, migrate }) {
     for (const im of c.images) im.thumb = im.thumb instanceof Blob ? new Uint8Array(await im.thumb.arrayBuffer()) : new Uint8Array(im.thumb);
   }
   const { sw, arch } = project;
+  const renamed = await acceptableLabels(sw, classes);
+  if (renamed.length) project.emit('labels-renamed', { renamed });
   const sameArch = meta.arch === arch;
   const records = await loadInto(project, sw, classes, sameArch, progressKeyFor(sw, sameArch), arch);
   let model = null;
@@ -252,18 +255,47 @@ export async function restore(project, autosave, { saved, nextKey, migrate }) {
   project.nextKey = nextKey;
   project.shelved = Array.isArray(saved.shelved) ? saved.shelved : [];
   if (meta.activeLabel) project.activeLabel = meta.activeLabel;
-  project.adopt(sw, arch, classes, records, { model, modelLabels, report, settings: meta.settings, stale: !!meta.stale, keepKeys: true });
+  // the settings as the start checked them (app.js), not as stored
+  project.adopt(sw, arch, classes, records, { model, modelLabels, report, settings: project.settings, stale: !!meta.stale, keepKeys: true });
   if (sameArch && !sw.finetune) autosave.settled(); // already stored as they are
   // a version 1 save held the model inline: the next save writes it to its own record
   if (migrate) autosave.markModel();
   else if (model === (sm?.bytes ?? null)) autosave.modelDirty = false;
   if (nextKey !== meta.nextKey) autosave.markProject(); // advanced past stored keys: say so in storage
+  if (renamed.length) for (const k of project.images.keys()) autosave.markImage(k); // their records name the class
   if (refused != null) {
     project.shelved.push({ bytes: sm.bytes, labels: sm.labels ?? null, report: sm.report ?? null, arch: meta.arch, reason: refused, shelved: Date.now() });
     autosave.markShelved();
     autosave.markModel();
   }
   return records.length;
+}
+
+// What a stored class name becomes when the engine's label rule, stricter than the page that
+// saved it, refuses it (a text-direction control, an invisible character): those characters are
+// dropped, and a name left empty or taken gets a number. Renamed in place, so that a saved
+// project always loads; returns [{from, to}] for the notice.
+async function acceptableLabels(sw, classes) {
+  const renamed = [];
+  const taken = new Set(classes.map((c) => c.label));
+  for (const [i, c] of classes.entries()) {
+    try {
+      if ((await sw.validateLabel(c.label)) === c.label) continue;
+    } catch { /* refused: renamed below */ }
+    const base = [...String(c.label)].filter((ch) => !/[\p{Cc}\p{Cf}\u3164\uFFA0]/u.test(ch)).join('').trim().slice(0, 80) || `class ${i + 1}`;
+    let to = base;
+    for (let n = 2; taken.has(to); n += 1) to = `${base} (${n})`;
+    try {
+      to = await sw.validateLabel(to);
+    } catch {
+      to = `class ${i + 1}`;
+      for (let n = 2; taken.has(to); n += 1) to = `class ${i + 1} (${n})`;
+    }
+    taken.add(to);
+    renamed.push({ from: c.label, to });
+    c.label = to;
+  }
+  return renamed;
 }
 
 /**
@@ -277,9 +309,20 @@ export function importProject(project, file) {
     let sw = null;
     try {
       const parsed = await importProjectZip(file, { ...LIMITS, maxLabel: project.rules.maxLabelChars });
+      // The engine's own label rule (bidi controls, invisible characters, ...), before anything loads.
+      for (const c of parsed.classes) {
+        try {
+          if ((await project.sw.validateLabel(c.label)) !== c.label) throw new Error('surrounding spaces');
+        } catch (e) {
+          throw new Error(t('importBadLabel', { label: JSON.stringify(c.label.slice(0, 40)), reason: e.message }));
+        }
+      }
+      // Every setting the engine would refuse is reset here, with a notice, never stored.
+      const { settings, reset } = cleanSettings(parsed.settings, project.rules);
+      parsed.settings = settings;
       const known = project.knownArch(parsed.arch);
       const arch = known ? parsed.arch : project.arch;
-      const augment = Number.isInteger(parsed.settings.augment) ? parsed.settings.augment : project.settings.augment;
+      const augment = settings.augment ?? project.settings.augment;
       sw = await createEngine(project, arch, augment, parsed.settings.finetuneLast);
       const sameArch = known && parsed.embLen != null ? parsed.embLen % sw.dim === 0 : false;
       if (known && parsed.embLen != null && !sameArch) throw new Error(`the embeddings have ${parsed.embLen} values, ${arch} gives ${sw.dim} per view`);
@@ -306,6 +349,7 @@ export function importProject(project, file) {
       project.emit('replace-all', { keys: [...project.images.keys()] });
       const res = await project.flush();
       project.say(t('projectImported', { classes: parsed.classes.length, images: records.length }));
+      if (reset.length) project.emit('settings-reset', { reset });
       return Boolean(res?.saved);
     } catch (e) {
       if (sw && sw !== project.sw) sw.terminate();
@@ -327,4 +371,33 @@ export function exportProject(project) {
     model: project.model,
     report: project.report,
   });
+}
+
+/**
+ * What this browser has saved, as project zips, read from storage alone (no engine): the way out
+ * of a page that cannot start. `[{name, bytes}]`: the project, then the backup of the project an
+ * import or a new project replaced, where there is one. Rejects when storage cannot be read.
+ */
+export async function savedProjectZips() {
+  const saved = await loadProject();
+  if (!saved) return [];
+  const zip = async (meta, model) => {
+    const classes = [];
+    for (const c of meta?.classes || []) {
+      const images = [];
+      for (const r of (c.keys || []).map((k) => saved.images.get(k))) {
+        if (!r?.emb) continue;
+        // Saves before bytes were stored directly hold a Blob.
+        const thumb = r.thumb instanceof Blob ? new Uint8Array(await r.thumb.arrayBuffer()) : new Uint8Array(r.thumb);
+        images.push({ key: r.key, thumb, emb: r.emb });
+      }
+      classes.push({ label: c.label, images });
+    }
+    const dim = classes.flatMap((c) => c.images)[0]?.emb.length ?? null;
+    return exportProjectZip({ arch: meta.arch, dim, settings: meta.settings ?? {}, classes, model: model?.bytes ?? null, report: model?.report ?? null });
+  };
+  const out = [{ name: 'sortwise-saved-project.zip', bytes: await zip(saved.project, saved.model) }];
+  const backup = await loadBackup();
+  if (backup?.project) out.push({ name: 'sortwise-saved-backup.zip', bytes: await zip(backup.project, backup.model) });
+  return out;
 }

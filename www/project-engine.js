@@ -22,7 +22,7 @@ export function defaultArch(project) {
 }
 
 /**
- * A new engine for `arch`; the first one also gives the project the engine's rules.
+ * A new engine for `arch`.
  * `finetune`: the engine also keeps each image's stage input, which fine-tuning the last stage
  * trains on (88-800 KB per view instead of 2-8 KB), so it is only on while the setting is.
  */
@@ -44,15 +44,6 @@ export async function createEngine(project, arch, augment, finetune = project.se
       else if (s.phase === 'backend' && sw && project.sw === sw) project.emit('engine-status', s);
     },
   });
-  if (!project.rules) {
-    try {
-      project.rules = await sw.rules();
-    } catch (e) {
-      sw.terminate();
-      throw e;
-    }
-    project.emit('rules');
-  }
   return sw;
 }
 

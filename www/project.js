@@ -8,12 +8,16 @@
 //   classes                       the class list changed: render every card
 //   image-added {rec}, image-removed {key, label}, active {label}, renamed {from, to},
 //   left-out {labels}, intake-undo {prev}, skipped {name, reason, params}
-//   stale, training {on}, model, history {history}, settings, rules, cleared, replaced {report}
+//   stale, training {on}, model, history {history}, settings, cleared, replaced {report}
 //   engine {sw}, engine-status {phase, ...}, arch-kept {arch}, embed-progress {shown, done, total, text}
 //   status {text, progress}, error {key, error, params}
 //   for persist.js: stored {key}, dropped {key}, model-stored, replace-all {keys}, save
 
 import { t } from './i18n.js';
+import { RULES } from './engine/rules.js';
+import { cleanSettings, PAGE_DEFAULTS } from './settings.js';
+
+export { PAGE_DEFAULTS };
 
 /** The page's own limits; the class-name rules are the engine's (`project.rules`). */
 export const LIMITS = {
@@ -28,9 +32,7 @@ export const PRESETS = {
   empty: [],
 };
 
-// Settings that are the page's alone: the Test step's threshold, and the augmented views (the
-// engine is created with them). Every training default comes from the engine's rules().
-export const PAGE_DEFAULTS = { augment: 0, threshold: 0.6 };
+// The training settings the page offers (settings.js checks them, against the engine's ranges).
 const TRAIN_SETTINGS = ['epochs', 'lr', 'optimizer', 'valSplit', 'balance', 'labelSmoothing', 'seed', 'patience', 'finetuneLast', 'l2sp', 'refit'];
 
 // Photos of one class go to the engine this many at a time: one backbone pass over several is
@@ -45,7 +47,7 @@ export class Project extends EventTarget {
     this.manifest = []; // the backbones the server has
     this.arch = null;
     this.sw = null; // the engine (engine/client.js's Sortwise)
-    this.rules = null; // the engine's rules(): limits and training defaults
+    this.rules = RULES; // the engine's rules(): limits, training defaults, setting ranges
     this.classes = []; // [{label, keys: [imageKey...]}]
     this.images = new Map(); // key -> {key, label, thumb: Uint8Array, emb: Float32Array, id, url}
     this.idToKey = new Map();
@@ -93,11 +95,14 @@ export class Project extends EventTarget {
 
   knownArch(arch) { return this.manifest.some((b) => b.arch === arch); }
 
-  /** Training settings: the engine's defaults, the page's own, then `saved` over them. */
+  /**
+   * Training settings: the engine's defaults, the page's own, then `saved` over them where the
+   * engine takes its values (settings.js; callers that tell the user what was reset check first).
+   */
   withDefaults(saved = {}) {
-    const train = this.rules?.train ?? {};
+    const train = this.rules.train;
     const defaults = Object.fromEntries(TRAIN_SETTINGS.filter((k) => k in train).map((k) => [k, train[k]]));
-    return { ...defaults, ...PAGE_DEFAULTS, ...saved };
+    return { ...defaults, ...PAGE_DEFAULTS, ...cleanSettings(saved, this.rules).settings };
   }
 
   setSettings(settings) {

@@ -70,6 +70,12 @@ export async function loadProject() {
   return { project, model: m, shelved: shelved || null, hasBackup: backups > 0, images, maxKey };
 }
 
+/** The backup record ({project, model}: what an import or a new project replaced), or null. */
+export async function loadBackup() {
+  const db = await openDb();
+  return (await req(db.transaction('meta', 'readonly').objectStore('meta').get('backup'))) ?? null;
+}
+
 export class QuotaError extends Error {
   constructor(message) { super(message); this.name = 'QuotaError'; }
 }

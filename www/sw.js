@@ -15,7 +15,7 @@
 // here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v8';
+const CACHE = 'sortwise-app-v9';
 // Where the pkg*/ builds sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -29,6 +29,7 @@ const SHELL = [
   './project.js',
   './project-engine.js',
   './persist.js',
+  './settings.js',
   './ownership.js',
   './ui/dom.js',
   './ui/status.js',
@@ -55,6 +56,7 @@ const SHELL = [
   './engine/device-choice.js',
   './engine/worker.js',
   './engine/weights.js',
+  './engine/rules.js',
   './zip-worker.js',
   './weights/manifest.json',
   './vendor/uPlot.esm.js',
@@ -113,10 +115,12 @@ function handled(url) {
     .some((dir) => url.pathname.startsWith(dir.pathname));
 }
 
-// The same response with the isolation and security headers (same-origin responses only: an
-// opaque one cannot be rebuilt). COEP require-corp is satisfied by same-origin subresources.
+// The same response with the isolation and security headers. Only a same-origin response that
+// was not redirected is rebuilt: a rebuilt response counts as this origin's own, so a redirect
+// to another origin (a CORS response) would otherwise pass as same-origin content under COEP,
+// and an opaque one cannot be rebuilt at all. Cached responses were stored only when `basic`.
 function withHeaders(res) {
-  if (!res || res.status === 0 || res.type === 'opaque') return res;
+  if (!res || res.type !== 'basic' || res.redirected) return res;
   const headers = new Headers(res.headers);
   for (const [k, v] of Object.entries(HEADERS)) headers.set(k, v);
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
@@ -131,7 +135,10 @@ self.addEventListener('fetch', (event) => {
     const cache = await caches.open(CACHE);
     try {
       const res = await fetch(req);
-      if (res.ok && res.type === 'basic') cache.put(req, res.clone()).catch(() => {});
+      // A same-origin redirect (a host adding the trailing slash) is followed by the browser
+      // itself, so that the page it lands on comes through here with its headers.
+      if (res.redirected && res.type === 'basic' && req.mode === 'navigate') return Response.redirect(res.url, 302);
+      if (res.ok && res.type === 'basic' && !res.redirected) cache.put(req, res.clone()).catch(() => {});
       return withHeaders(res);
     } catch (err) {
       const hit = await cache.match(req, { ignoreSearch: true })

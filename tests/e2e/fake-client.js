@@ -1,6 +1,7 @@
 // A stand-in for www/engine/client.js with the same API, for exercising the page quickly without
 // the wasm engine (E2E with SORTWISE_FAKE=1). It decodes with the browser, "embeds" an image as a
 // 4x4 grey thumbnail and classifies by nearest class centroid. Never served to users.
+import { RULES } from '../../www/engine/rules.js';
 
 const DIM = 48;
 
@@ -46,19 +47,18 @@ export function validateLabel(name) {
   if (!trimmed) throw new Error('a class name cannot be empty');
   if ([...trimmed].length > RULES.maxLabelChars) throw new Error(`a class name can be at most ${RULES.maxLabelChars} characters`);
   if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
+  // src/dataset.rs: text-direction controls and invisible characters (ZWJ/ZWNJ only inside a word)
+  const hex = (c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const bidi = trimmed.match(/[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/u);
+  if (bidi) throw new Error(`a class name cannot contain the text-direction control ${hex(bidi[0])}`);
+  const invisible = trimmed.match(/[\u200B\u2060-\u2064\uFEFF\u00AD\u180E\uFFF9-\uFFFB]|(?<!\S)[\u200C\u200D]|[\u200C\u200D](?!\S)/u);
+  if (invisible) throw new Error(`a class name cannot contain the invisible character ${hex(invisible[0])}`);
   return trimmed;
 }
 
-// The engine's rules() as the wasm build gives them (src/: limits, TrainConfig defaults); also
-// the stand-in engine of tests/js/project.test.mjs.
-export const RULES = {
-  maxLabelChars: 100, maxAugment: 16, unsureLabel: 'unsure',
-  train: {
-    epochs: 100, optimizer: 'adam', lr: null, momentum: 0.9, batchSize: 32, weightDecay: 0.01, labelSmoothing: 0.1,
-    valSplit: 0.2, balance: 'auto', seed: 0, patience: 20, stepSize: 0, gamma: 0.1, finetuneLast: false, l2sp: 0.1,
-    finetuneEpochs: 10, finetuneLr: null, refit: true,
-  },
-};
+// The engine's rules() as the wasm build gives them (www/engine/rules.js is generated from src/ and
+// checked by a native test); also the stand-in engine of tests/js/project.test.mjs.
+export { RULES };
 
 export class Sortwise {
   static async create({ arch, finetune = false, onStatus = () => {} } = {}) {

@@ -14,7 +14,8 @@
 // blob and typed array), with the save from before the fault, and the page restored from it is
 // compared with what is stored. Exit code 0 on success, 1 with a message on failure.
 
-import { zipSync, strToU8 } from 'fflate';
+import { zipSync, unzipSync, strToU8, strFromU8 } from 'fflate';
+import { RULES } from '../../www/engine/rules.js';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, DATA, serveRepo, launchChromium } from './serve.mjs';
@@ -280,6 +281,16 @@ async function failedEngine(page, s0) {
   const a = await autosaveState(page);
   check(!a.enabled && a.off === 'autosaveOffStart', `autosave after a failed engine start: ${JSON.stringify(a)}`);
   log(`engine start failed: "${await errorText(page)}"; notice "${await noticeText(page, 'autosave')}"`);
+  // the way out: what is saved downloads as a project zip, read from storage with no engine
+  check(/Nothing saved in this browser was changed/.test(await noticeText(page, 'rescue')), `the rescue notice: "${await noticeText(page, 'rescue')}"`);
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-notice="rescue"] [data-action="downloadSaved"]')]);
+  const files = unzipSync(new Uint8Array(readFileSync(await dl.path())));
+  const pj = JSON.parse(strFromU8(files['project.json']));
+  const listed = pj.classes.map((c) => `${c.label}:${c.images.length}`).join(' ');
+  const stored = s0.meta.project.classes.map((c) => `${c.label}:${c.keys.length}`).join(' ');
+  check(dl.suggestedFilename() === 'sortwise-saved-project.zip' && listed === stored && files[pj.model]?.length > 0 && pj.settings.epochs === s0.meta.project.settings.epochs,
+    `the rescued zip holds the saved project: ${dl.suggestedFilename()} ${listed} (stored ${stored}), model ${pj.model}`);
+  log(`rescue: the saved project downloaded as ${dl.suggestedFilename()} (${listed}, model, settings) with no engine`);
   const r = await tabSwitch(page);
   check(r.saved === false, `a save after the failed engine start: ${JSON.stringify(r)}`);
   sameRecords(await dbSnapshot(page), s0, 'after the failed engine start and a tab switch');
@@ -504,6 +515,158 @@ async function projectZips(page, s) {
   return back;
 }
 
+// Values of the wrong type or out of range for one setting (RULES.settings: the engine's ranges).
+function badValues(setting) {
+  const out = ['x', true, [], { v: 1 }, -1e308, 1e308];
+  if (!setting.optional) out.push(null);
+  if (setting.type === 'int') out.push(setting.min - 1, setting.max + 1, setting.min + 0.5);
+  if (setting.type === 'number') out.push(setting.min - 1e-3, setting.max + 1e-3);
+  if (setting.type === 'choice') out.push(`${setting.choices[0]}x`, '');
+  if (setting.type === 'bool') out.push(0, 1, 'true');
+  return out.filter((v) => !(setting.type === 'bool' && v === true));
+}
+
+/**
+ * 6b: a generated family of crafted projects: settings of every wrong type and range for every
+ * setting, unknown keys, labels of every refused kind. Each is refused with a message (the
+ * stored project unchanged) or imported with its settings reset to defaults; after each the
+ * stored settings are ones the engine takes, and the page starts again after a reload.
+ * Then a stored setting the engine refuses (written by an older page) and a start that fails:
+ * the page starts, and "Start with default settings" starts it.
+ */
+async function craftedProjects(page) {
+  const thumb = new Uint8Array(photos('glass', 1)[0].buffer);
+  const emb = new Uint8Array(new Float32Array(48).fill(0.5).buffer);
+  const zip = (settings, labels = ['a', 'b']) => Buffer.from(zipSync({
+    'project.json': strToU8(JSON.stringify({
+      format: 'sortwise-project', version: 1, arch: 'resnet18', dim: 48, settings, model: null, report: null,
+      classes: labels.map((label, i) => ({ label, images: [{ thumbnail: `images/${i}.jpg`, embedding: `embeddings/${i}.f32`, length: 48 }] })),
+    })),
+    ...Object.fromEntries(labels.flatMap((_, i) => [[`images/${i}.jpg`, thumb], [`embeddings/${i}.f32`, emb]])),
+  }));
+  const fits = (st, v) => {
+    if (v === null) return st.optional;
+    if (st.type === 'int') return Number.isInteger(v) && v >= st.min && v <= st.max;
+    if (st.type === 'number') return Number.isFinite(v) && v >= st.min && v <= st.max;
+    if (st.type === 'choice') return st.choices.includes(v);
+    return typeof v === 'boolean';
+  };
+  const storedSettingsOk = async () => {
+    const db = await dbSnapshot(page);
+    const settings = db.meta.project.settings;
+    for (const [k, v] of Object.entries(settings)) {
+      const st = RULES.settings.find((x) => x.key === k);
+      check(st && fits(st, v), `stored setting ${k} = ${JSON.stringify(v)} is not one the engine takes`);
+    }
+    return db;
+  };
+  const importZip = async (buffer) => {
+    await page.evaluate(() => { document.getElementById('status-text').textContent = ''; });
+    await page.setInputFiles('#import-project', { name: 'crafted.zip', mimeType: 'application/zip', buffer });
+    await page.waitForFunction(() => /Project imported/.test(document.getElementById('status-text').textContent) || !document.getElementById('error').hidden, null, { timeout: 30000 });
+    const err = await errorText(page);
+    if (err) await page.click('#error-close');
+    await waitIdle(page);
+    return err;
+  };
+  const cases = [];
+  for (const st of RULES.settings) for (const v of badValues(st)) cases.push({ what: `settings.${st.key} = ${JSON.stringify(v)}`, buffer: zip({ [st.key]: v }), reset: `${st.key}: ${JSON.stringify(v)} →` });
+  cases.push({ what: 'the issue\'s augment 1.5', buffer: zip({ augment: 1.5, epochs: 7 }), reset: 'augment: 1.5 → 0' });
+  cases.push({ what: 'unknown keys', buffer: zip(JSON.parse('{"__proto__": {"polluted": 1}, "constructor": 1, "batchsize": 9, "epochs": 3}')), reset: null });
+  cases.push({ what: 'settings not an object', buffer: zip([1, 2]), reset: null });
+  const badLabels = [
+    ['empty', ''], ['spaces only', '   '], ['101 characters', 'x'.repeat(101)], ['a control character', 'a\u0007b'],
+    ['a right-to-left override', 'glass\u202Ecipsalp'], ['a zero-width space', 'gla\u200Bss'], ['a byte-order mark inside', 'gla\uFEFFss'],
+    ['a bidi isolate', 'a\u2066b\u2069'], ['not a string', 42],
+  ];
+  for (const [what, label] of badLabels) cases.push({ what: `a label with ${what}`, buffer: zip({}, [label, 'b']), refused: true });
+  cases.push({ what: 'duplicate labels after trimming', buffer: zip({}, ['a', ' a ']), refused: true });
+  // JavaScript's trim() takes a leading U+FEFF as a space: imported as 'glass', never with it
+  cases.push({ what: 'a leading byte-order mark', buffer: zip({}, ['\uFEFFglass', 'b']), reset: null });
+  let refused = 0;
+  let imported = 0;
+  for (const [i, c] of cases.entries()) {
+    const before = await dbSnapshot(page);
+    const err = await importZip(c.buffer);
+    if (err) {
+      refused += 1;
+      check(/unchanged/.test(err), `${c.what}: refused without saying the project is unchanged: "${err}"`);
+      sameRecords(await dbSnapshot(page), before, `${c.what}: refused, the stored project`);
+    } else {
+      imported += 1;
+      check(!c.refused, `${c.what}: imported, expected a refusal`);
+      if (c.reset) check((await noticeText(page, 'settings')).includes(c.reset), `${c.what}: no notice of the reset: "${await noticeText(page, 'settings')}"`);
+      const labels = (await storedSettingsOk()).meta.project.classes.map((x) => x.label);
+      check(labels.every((l) => !/[\p{Cc}\u200B\u202A-\u202E\u2066-\u2069\uFEFF]/u.test(l)), `${c.what}: a stored label holds a refused character: ${JSON.stringify(labels)}`);
+    }
+    // every few cases, and after the last: the page starts again from what is stored
+    if (i % 12 === 11 || i === cases.length - 1) {
+      const stored = await storedSettingsOk();
+      await page.reload();
+      await waitReady(page);
+      await waitIdle(page);
+      sameRecords(await dbSnapshot(page), stored, `${c.what}: after a reload`, { skipMeta: ['backup'] });
+    }
+  }
+  log(`crafted projects: ${cases.length} generated (${refused} refused with a message, ${imported} imported with bad settings reset); the page started after each batch`);
+
+  // a stored setting the engine refuses (as an older page wrote it): reset, said, and the page starts
+  const stored = await dbSnapshot(page);
+  await page.evaluate(async () => {
+    const db = await new Promise((res, rej) => { const r = indexedDB.open('sortwise'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+    const tx = db.transaction('meta', 'readwrite');
+    const meta = tx.objectStore('meta');
+    await new Promise((res) => { meta.get('project').onsuccess = (ev) => { const p = ev.target.result; p.settings = { ...p.settings, augment: 1.5, epochs: 'many' }; meta.put(p, 'project'); res(); }; });
+    await new Promise((res, rej) => { tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+    db.close();
+  });
+  await page.reload();
+  await waitReady(page);
+  await waitIdle(page);
+  const notice = await noticeText(page, 'settings');
+  check(/augment/.test(notice) && /epochs/.test(notice), `a stored bad setting is reset with a notice: "${notice}"`);
+  await saved(page);
+  const after = await storedSettingsOk();
+  sameRecords(after, stored, 'the stored project after its bad settings were reset', { skipMeta: ['backup'], skipProject: ['settings'] });
+  log(`a stored augment 1.5 and epochs "many": the page started, reset them ("${notice}")`);
+
+  // a start that fails, then "Start with default settings": the page starts, the project whole
+  await setFaults(page, { create: 'weights download failed: HTTP 503' });
+  await page.reload();
+  await waitReady(page, 'error');
+  await setFaults(page, null);
+  await Promise.all([page.waitForEvent('load'), page.click('[data-notice="rescue"] [data-action="startWithDefaults"]')]);
+  await waitReady(page);
+  await waitIdle(page);
+  await saved(page);
+  const defaults = await storedSettingsOk();
+  sameRecords(defaults, after, 'after starting with default settings', { skipMeta: ['backup'], skipProject: ['settings'] });
+  check(defaults.meta.project.settings.epochs === RULES.train.epochs, `started with the default settings: ${JSON.stringify(defaults.meta.project.settings)}`);
+  log('a failed start, then "Start with default settings": started, every record kept');
+
+  // a class name saved before the label rule refused text-direction marks: renamed, and it loads
+  await page.evaluate(async () => {
+    const db = await new Promise((res, rej) => { const r = indexedDB.open('sortwise'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+    const tx = db.transaction('meta', 'readwrite');
+    const meta = tx.objectStore('meta');
+    meta.get('project').onsuccess = (ev) => { const p = ev.target.result; p.classes[0].label += '\u200F'; meta.put(p, 'project'); };
+    await new Promise((res, rej) => { tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+    db.close();
+  });
+  const marked = await dbSnapshot(page);
+  await page.reload();
+  await waitReady(page);
+  await waitIdle(page);
+  const renamedNotice = await noticeText(page, 'labels');
+  const clean = marked.meta.project.classes[0].label.replace('\u200F', '');
+  check(renamedNotice.includes(`→ ${clean}`), `a refused stored label is renamed with a notice: "${renamedNotice}"`);
+  await saved(page);
+  const fixed = await dbSnapshot(page);
+  check(fixed.meta.project.classes[0].label === clean && fixed.meta.project.classes[0].keys.length === marked.meta.project.classes[0].keys.length,
+    `the renamed class keeps its photos: ${JSON.stringify(fixed.meta.project.classes[0]).slice(0, 200)}`);
+  log(`a stored class name with U+200F: the page started and renamed it ("${renamedNotice}")`);
+}
+
 /** 8: a saved model the backbone check refuses is kept (shelved), said, and survives later saves. */
 async function refusedModel(page, s) {
   await setFaults(page, { importModel: 'this model was trained on another backbone (sha256 mismatch)' });
@@ -718,6 +881,7 @@ async function main() {
     s = await manySkipped(page);
     s = await projectZips(page, s);
     await refusedModel(page, s);
+    await craftedProjects(page);
     await ctx.close();
     await quotaMidSave();
     await migrateV1();

@@ -1,9 +1,10 @@
-// Types of the wasm-bindgen `Trainer` (src/wasm_api.rs), as the package exports it:
+// Types of the wasm-bindgen `Trainer` (src/web/mod.rs), as the package exports it:
 // `import init, { Trainer } from 'sortwise/trainer'` (pkg/: WebGPU + single-threaded CPU) or
 // 'sortwise/trainer-cpu' (pkg-cpu/: CPU on wasm threads, see trainer-cpu.d.ts). wasm-bindgen's own
 // pkg/sortwise.d.ts types every option and result as `any`; these follow the Rust structs that
 // serde turns into them (field names camelCase; Rust's Option is `null`). Keep them in step with
-// src/wasm_api.rs, src/trainer.rs, src/classifier.rs and src/metrics.rs.
+// src/web/mod.rs, src/session/ (rules(), the explanation), src/trainer/config.rs and report.rs,
+// src/classifier.rs and src/metrics.rs.
 
 /** Backbones; a web weight file (www/weights/*.safetensors) holds one of them. */
 export type Arch = 'resnet18' | 'resnet34' | 'resnet50' | 'efficientnet_lite0';
@@ -342,12 +343,21 @@ export interface Rules {
   train: Required<Omit<TrainOptions, 'augment'>>;
   /** The heatmaps' colour map, low to high: six RGB stops. */
   heatmapColors: Array<[number, number, number]>;
+  /** Every setting a shell may pass and the values the engine takes (`TRAIN_SETTINGS`, then `augment` and `threshold`). */
+  settings: Setting[];
 }
+
+/** One setting's range (`optional`: null stands for the engine's default). */
+export type Setting = { key: string; optional: boolean } & (
+  | { type: 'int'; min: number; max: number }
+  | { type: 'number'; min: number; max: number }
+  | { type: 'choice'; choices: string[] }
+  | { type: 'bool' });
 
 /** The engine's limits and training defaults; callable once `init()` resolved, no Trainer needed. */
 export function rules(): Rules;
 
-/** A class name as the engine keeps it (trimmed); throws the reason when it refuses it (empty, too long, control characters). */
+/** A class name as the engine keeps it (trimmed); throws the reason when it refuses it (empty, too long, control characters, text-direction controls, invisible characters). */
 export function validateLabel(name: string): string;
 /** The `.sortwise` file that `Trainer.shareModel()`'s bytes stand for; throws for damaged or foreign bytes. */
 export function sharedModel(bytes: Uint8Array): Uint8Array;

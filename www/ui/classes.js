@@ -230,5 +230,5 @@ export function bindClasses(p) {
   });
   on('renamed', ({ from, to }) => { if (expandedCards.delete(from)) expandedCards.add(to); });
   on('left-out', ({ labels }) => { for (const l of labels) expandedCards.delete(l); });
-  on('rules', () => { $('new-class').maxLength = project.rules.maxLabelChars; });
+  $('new-class').maxLength = project.rules.maxLabelChars;
 }

@@ -33,8 +33,8 @@ export function renderNotices() {
   const box = $('notices');
   box.replaceChildren(...[...notices].map(([id, n]) => {
     const p = el('div', { class: `notice notice-${id}`, dataset: { notice: id } }, el('span', { class: 'notice-text', text: t(n.key, n.params || {}) }));
-    if (n.action) {
-      p.append(el('button', { type: 'button', class: 'small notice-action', text: t(n.action.key), onclick: () => n.action.run() }));
+    for (const a of n.actions ?? (n.action ? [n.action] : [])) {
+      p.append(el('button', { type: 'button', class: 'small notice-action', dataset: { action: a.key }, text: t(a.key), onclick: () => a.run() }));
     }
     return p;
   }));
@@ -46,4 +46,14 @@ export function bindStatus(project) {
   $('error-close').addEventListener('click', clearError);
   project.addEventListener('status', ({ detail }) => status(detail.text, detail.progress));
   project.addEventListener('error', ({ detail }) => showError(detail.key, detail.error, detail.params));
+  // Saved class names the engine's label rule now refuses were renamed so that the project loads.
+  project.addEventListener('labels-renamed', ({ detail }) => {
+    const list = detail.renamed.map((r) => `${JSON.stringify(r.from)} → ${r.to}`).join('; ');
+    setNotice('labels', { key: 'labelsRenamed', params: { list } });
+  });
+  // Settings the engine would refuse (a project zip's, a saved project's) were reset to defaults.
+  project.addEventListener('settings-reset', ({ detail }) => {
+    const list = detail.reset.map((r) => `${r.key}: ${r.value} → ${r.default}`).join('; ');
+    setNotice('settings', { key: 'settingsReset', params: { list } });
+  });
 }

@@ -4,6 +4,7 @@
 import { t, formatPct } from '../i18n.js';
 import { TrainCharts } from '../charts.js';
 import { train as trainProject, rebuildForAugment, rebuildForFinetune } from '../project-engine.js';
+import { fromForm } from '../settings.js';
 import { $ } from './dom.js';
 import { clearError, showError, status } from './status.js';
 
@@ -13,27 +14,14 @@ let charts = null;
 function chartLabels() { return { train: t('trainLoss'), val: t('valLoss'), acc: t('chartAcc') }; }
 function ensureCharts() { charts ??= new TrainCharts($('loss-chart'), $('acc-chart'), chartLabels()); }
 
-const NUMBERS = {
-  epochs: { int: true, min: 1, max: 1000 },
-  lr: { min: 1e-7, max: 10 },
-  valSplit: { min: 0, max: 0.9 },
-  seed: { int: true, min: 0, max: 2 ** 32 - 1 },
-  patience: { int: true, min: 1, max: 1000 },
-  labelSmoothing: { min: 0, max: 0.9 },
-  augment: { int: true, min: 0, max: 16 },
-  l2sp: { min: 0, max: 100 },
-};
+// The number fields; their ranges are the engine's (settings.js).
+const NUMBERS = ['epochs', 'lr', 'valSplit', 'seed', 'patience', 'labelSmoothing', 'augment', 'l2sp'];
 
 /** The settings fields' values (an empty or unreadable field: the default). */
 function readSettings() {
   const defaults = project.withDefaults();
   const read = {};
-  for (const [k, { int = false, min, max }] of Object.entries(NUMBERS)) {
-    const input = $(`set-${k}`);
-    const v = Number(input.value);
-    const top = k === 'augment' ? project.rules?.maxAugment ?? max : max;
-    read[k] = !Number.isFinite(v) || input.value === '' ? defaults[k] : Math.min(top, Math.max(min, int ? Math.round(v) : v));
-  }
+  for (const k of NUMBERS) read[k] = fromForm(k, $(`set-${k}`).value, project.rules) ?? defaults[k];
   read.optimizer = $('set-optimizer').value;
   read.balance = $('set-balance').value;
   read.finetuneLast = $('set-finetuneLast').checked;
@@ -43,7 +31,7 @@ function readSettings() {
 
 export function renderSettings() {
   const s = project.settings;
-  for (const k of Object.keys(NUMBERS)) $(`set-${k}`).value = s[k] == null ? '' : String(s[k]);
+  for (const k of NUMBERS) $(`set-${k}`).value = s[k] == null ? '' : String(s[k]);
   if (s.optimizer != null) $('set-optimizer').value = s.optimizer;
   if (s.balance != null) $('set-balance').value = s.balance;
   $('set-finetuneLast').disabled = false;
