@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use crate::backbone::{Backbone, LastStage};
 use crate::error::{Error, Result};
 use crate::infer::{self, Output};
-use crate::kernels;
+use crate::parallel;
 use crate::preprocess::{self, Fit};
 use crate::tensor_io::{IMAGE_SHAPE, flatten_rows, in_batches};
 
@@ -65,7 +65,7 @@ pub async fn views(
     let images_per_call = (spec.batch / per).max(1);
     for (chunk_i, chunk) in images.chunks(images_per_call).enumerate() {
         // Each image's views from its own seed, so they do not depend on which thread made them.
-        let views = kernels::par_map(chunk, |j, img| {
+        let views = parallel::par_map(chunk, |j, img| {
             let index = (chunk_i * images_per_call + j) as u64;
             let mut rng = StdRng::seed_from_u64(spec.seed.wrapping_add(index));
             let mut v = Vec::with_capacity(per);

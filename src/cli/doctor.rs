@@ -7,12 +7,12 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::folders::{DataArgs, add_folder, check_known};
-use super::load_backbone;
-use crate::device::{self, BackendChoice};
+use super::open_session;
+use crate::device::BackendChoice;
 use crate::doctor;
 use crate::error::Result;
 use crate::preprocess::Fit;
-use crate::session::{Options, Session, SharedSession};
+use crate::session::Options;
 use crate::trainer::Progress;
 
 #[derive(Args)]
@@ -29,25 +29,18 @@ pub struct DoctorArgs {
     suspects: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "crop")]
+    #[arg(long, default_value_t = Fit::default())]
     fit: Fit,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
 }
 
 pub fn doctor(args: &DoctorArgs) -> Result<Value> {
-    let selected = device::select(args.backend)?;
-    eprintln!(
-        "sortwise: backend {} ({})",
-        selected.backend, selected.reason
-    );
-    let (backbone, source_sha) = load_backbone(args.set.arch, &args.set.weights, &selected.device)?;
     let options = Options {
         fit: args.fit,
-        thumbnails: false,
         ..Options::default()
     };
-    let session = SharedSession::new(Session::new(backbone, source_sha, options)?);
+    let (session, _) = open_session(args.set.arch, &args.set.weights, args.backend, options)?;
     let mut files = HashMap::new();
     let (_, skipped) = add_folder(&session, &args.set.data, None, &mut files)?;
     let validation = match &args.set.val {

@@ -7,15 +7,15 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::folders::{check_known, decoded_chunks};
-use super::{load_backbone, read, write_atomically};
+use super::{open_session, read, write_atomically};
 use crate::calibration;
-use crate::device::{self, BackendChoice};
+use crate::device::BackendChoice;
 use crate::error::{Error, Result};
 use crate::explain;
 use crate::metrics;
 use crate::model_file::Model;
 use crate::preprocess;
-use crate::session::{Options, Session, SharedSession};
+use crate::session::{Options, SharedSession};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -70,20 +70,13 @@ pub struct ExplainArgs {
 /// A session holding the model at `model`, on the backbone at `weights`.
 fn open_model(model: &Path, weights: &Path, backend: BackendChoice) -> Result<SharedSession> {
     let (model, stage) = Model::from_bytes_with_stage(&read(model)?)?;
-    let selected = device::select(backend)?;
-    eprintln!(
-        "sortwise: backend {} ({})",
-        selected.backend, selected.reason
-    );
-    let (backbone, source_sha) = load_backbone(model.meta.arch, weights, &selected.device)?;
     let options = Options {
         fit: model.meta.fit,
-        thumbnails: false,
         ..Options::default()
     };
-    let mut session = Session::new(backbone, source_sha, options)?;
-    session.set_model(model, stage)?;
-    Ok(SharedSession::new(session))
+    let (session, _) = open_session(model.meta.arch, weights, backend, options)?;
+    session.get_mut().set_model(model, stage)?;
+    Ok(session)
 }
 
 pub fn eval(args: &EvalArgs) -> Result<Value> {
@@ -132,9 +125,8 @@ pub fn predict(args: &PredictArgs) -> Result<bool> {
     let mut failed = false;
     for path in &args.images {
         let file = path.display().to_string();
-        let result = read(path)
-            .and_then(|b| preprocess::decode(&b))
-            .and_then(|img| pollster::block_on(session.predict(&img, args.threshold)));
+        let result =
+            read(path).and_then(|b| pollster::block_on(session.predict_bytes(&b, args.threshold)));
         match result {
             Ok(p) => {
                 let probs: serde_json::Map<String, Value> = p
@@ -161,6 +153,7 @@ pub fn predict(args: &PredictArgs) -> Result<bool> {
 /// class's map over the photo as a PNG.
 pub fn explain(args: &ExplainArgs) -> Result<Value> {
     let session = open_model(&args.model, &args.weights, args.backend)?;
+    // Decoded here rather than by `explain_bytes`: the map is drawn over these pixels.
     let img = preprocess::decode(&read(&args.image)?)?;
     let e = pollster::block_on(session.explain(&img, args.threshold))?;
     let labels = session

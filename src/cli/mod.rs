@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 
 use crate::arch::Arch;
 use crate::backbone::Backbone;
-use crate::device::{self, BackendChoice};
+use crate::device::{self, Backend, BackendChoice};
 use crate::error::{Error, Result};
 use crate::infer::{self, Output};
 use crate::preprocess::{self, Fit};
+use crate::session::{Options, Session, SharedSession};
 use crate::trainer::{Balance, OptimizerKind};
 use crate::weights::{self, StorageDtype};
 
@@ -72,7 +73,7 @@ struct RunArgs {
     weights: PathBuf,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
-    #[arg(long, default_value = "crop")]
+    #[arg(long, default_value_t = Fit::default())]
     fit: Fit,
     #[arg(long, default_value_t = infer::DEFAULT_BATCH)]
     batch: usize,
@@ -137,6 +138,36 @@ pub fn load_backbone(
     }
 }
 
+/// The device `backend` picks, said on stderr.
+fn select_device(backend: BackendChoice) -> Result<device::Selected> {
+    let selected = device::select(backend)?;
+    eprintln!(
+        "sortwise: backend {} ({})",
+        selected.backend, selected.reason
+    );
+    Ok(selected)
+}
+
+/// The session a command works in: the backbone `arch` from `weights`, on the device `backend`
+/// picks, with `options` as the CLI takes them (no thumbnails, and no stage-input limit: the
+/// machine's memory is the limit, not a browser tab's). Also what runs: `cpu` or `webgpu`.
+pub(crate) fn open_session(
+    arch: Arch,
+    weights: &Path,
+    backend: BackendChoice,
+    options: Options,
+) -> Result<(SharedSession, Backend)> {
+    let selected = select_device(backend)?;
+    let (backbone, source_sha) = load_backbone(arch, weights, &selected.device)?;
+    let options = Options {
+        thumbnails: false,
+        limit_stage_cache: false,
+        ..options
+    };
+    let session = Session::new(backbone, source_sha, options)?;
+    Ok((SharedSession::new(session), selected.backend))
+}
+
 fn convert(arch: Arch, input: &Path, output: &Path, dtype: StorageDtype) -> Result<Value> {
     let started = Instant::now();
     let source = read(input)?;
@@ -159,11 +190,7 @@ fn convert(arch: Arch, input: &Path, output: &Path, dtype: StorageDtype) -> Resu
 }
 
 fn run_images(args: &RunArgs, output: Output) -> Result<(Value, bool)> {
-    let selected = device::select(args.backend)?;
-    eprintln!(
-        "sortwise: backend {} ({})",
-        selected.backend, selected.reason
-    );
+    let selected = select_device(args.backend)?;
     let backbone = load_backbone(args.arch, &args.weights, &selected.device)?
         .0
         .fold_batchnorm();

@@ -8,15 +8,12 @@ use serde_json::{Value, json};
 use web_time::Instant;
 
 use super::folders::{DataArgs, add_folder, check_known};
-use super::{load_backbone, write_atomically};
-use crate::device::{self, BackendChoice};
+use super::{open_session, write_atomically};
+use crate::device::BackendChoice;
 use crate::error::Result;
 use crate::preprocess::Fit;
-use crate::session::{Options, Session, SharedSession, Split};
+use crate::session::{Options, Split, default_augment};
 use crate::trainer::{Balance, OptimizerKind, Progress, TrainConfig};
-
-/// Default `--augment` with `--finetune-last` (see `TrainArgs::augment`).
-const FINETUNE_AUGMENT: usize = 2;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -31,10 +28,8 @@ pub struct TrainArgs {
     optimizer: OptimizerKind,
     #[arg(long)]
     lr: Option<f64>,
-    /// Augmented views embedded per training image (random resized crop + flip). Default 0 by
-    /// measurement: on trashnet-mini K=1 and K=2 did not beat K=0 and cost 2-3x the embedding
-    /// time (docs/BENCHMARKS.md). With --finetune-last the default is 2: a trainable stage should
-    /// not see one fixed view per image, and on trashnet-mini it was no worse (docs/BENCHMARKS.md).
+    /// Augmented views embedded per training image (random resized crop + flip). Default 0, or 2
+    /// with --finetune-last: the engine's defaults (`session::default_augment` says why).
     #[arg(long)]
     augment: Option<usize>,
     #[arg(long, default_value_t = TrainConfig::default().balance)]
@@ -49,7 +44,7 @@ pub struct TrainArgs {
     seed: u64,
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
-    #[arg(long, default_value = "crop")]
+    #[arg(long, default_value_t = Fit::default())]
     fit: Fit,
     /// Also train the backbone's last stage (after head-only epochs), with the L2-SP penalty.
     #[arg(long)]
@@ -131,28 +126,16 @@ async fn print_progress(p: &Progress) -> bool {
 pub fn train(args: &TrainArgs) -> Result<Value> {
     let started = Instant::now();
     let cfg = args.config()?;
-    let selected = device::select(args.backend)?;
-    eprintln!(
-        "sortwise: backend {} ({})",
-        selected.backend, selected.reason
-    );
-    let (backbone, source_sha) = load_backbone(args.set.arch, &args.set.weights, &selected.device)?;
+    let augment = args.augment.unwrap_or(default_augment(cfg.finetune_last));
     // Fine-tuning trains on what enters the last stage, so the session keeps it too.
-    let augment = args.augment.unwrap_or(if cfg.finetune_last {
-        FINETUNE_AUGMENT
-    } else {
-        0
-    });
     let options = Options {
         fit: args.fit,
         augment,
         finetune: cfg.finetune_last,
         seed: args.seed,
-        thumbnails: false,
-        // Natively the machine's memory is the limit, not a browser tab's.
-        limit_stage_cache: false,
+        ..Options::default()
     };
-    let session = SharedSession::new(Session::new(backbone, source_sha, options)?);
+    let (session, backend) = open_session(args.set.arch, &args.set.weights, args.backend, options)?;
     let mut files = HashMap::new();
     let (_, skipped) = add_folder(&session, &args.set.data, None, &mut files)?;
     let split = match &args.set.val {
@@ -183,7 +166,7 @@ pub fn train(args: &TrainArgs) -> Result<Value> {
         .collect();
     Ok(json!({
         "arch": args.set.arch.name(),
-        "backend": selected.backend,
+        "backend": backend,
         "val_accuracy": report.val_accuracy,
         "val_loss": report.val_loss,
         "epochs": report.epochs_run,

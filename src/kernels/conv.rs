@@ -5,9 +5,10 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::Activation;
 use super::geometry::{Geometry, Operands};
-use super::parallel::{gemm_rows, par_rows};
+use super::matmul::gemm_rows;
 use super::scratch::Scratch;
 use super::{depthwise, pointwise, winograd};
+use crate::parallel::par_rows;
 
 /// At most this many f32 in one im2col block (16 MB): large enough that GEMM amortises its
 /// packing, small enough to stay modest next to the activations.
@@ -73,6 +74,13 @@ pub fn conv2d_add(
 }
 
 impl Geometry {
+    /// The call's shapes when one of this module's kernels takes it, `None` when burn's
+    /// convolution should run instead (see `kernels/mod.rs`): depthwise calls only within
+    /// `depthwise::applies`.
+    pub(super) fn for_cpu(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
+        Geometry::of(conv, x).filter(|g| !g.depthwise || depthwise::applies(g))
+    }
+
     /// NCHW `input`, `[C_out, C_in, kh, kw]` `weight` -> NCHW output.
     fn run_dense(&self, op: &Operands) -> Vec<f32> {
         let (input, weight) = (op.input, op.weight);

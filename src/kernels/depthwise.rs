@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 
 use super::geometry::{Geometry, Operands};
-use super::parallel::par_rows;
+use crate::parallel::par_rows;
 
 /// Output pixels accumulated at once: four 128-bit vectors (wasm SIMD128, SSE) or one AVX-512.
 const LANES: usize = 16;

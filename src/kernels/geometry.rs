@@ -1,5 +1,5 @@
-//! The shape of one CPU convolution call, and which calls this crate's kernels take (the rest
-//! stay with burn's convolution; see `conv.rs`).
+//! The shape of one CPU convolution call, and which calls these kernels can describe at all;
+//! which of them a kernel takes (the rest stay with burn's convolution) is `conv.rs`'s choice.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -60,8 +60,9 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    /// `None` when burn's convolution should run instead (see the module comment).
-    pub(super) fn for_cpu(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
+    /// The call's shapes, or `None` when it is no call these kernels read: autodiff or non-f32
+    /// tensors, "SAME" padding, groups other than depthwise, a kernel wider than the padded input.
+    pub(super) fn of(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
         if !plain_cpu_f32(x) || conv.weight.val().dtype() != DType::F32 {
             return None;
         }
@@ -82,7 +83,7 @@ impl Geometry {
         };
         let oh = out(h, top + bottom, kh, conv.stride[0], conv.dilation[0])?;
         let ow = out(w, left + right, kw, conv.stride[1], conv.dilation[1])?;
-        let g = Geometry {
+        Some(Geometry {
             batch,
             c_in,
             h,
@@ -96,8 +97,7 @@ impl Geometry {
             oh,
             ow,
             depthwise,
-        };
-        (!depthwise || super::depthwise::applies(&g)).then_some(g)
+        })
     }
 
     pub(super) fn output_shape(&self) -> [usize; 4] {

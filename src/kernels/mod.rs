@@ -26,7 +26,7 @@
 mod conv;
 mod depthwise;
 mod geometry;
-mod parallel;
+mod matmul;
 mod pointwise;
 mod pool;
 mod scratch;
@@ -36,7 +36,6 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, relu6};
 
 pub use conv::{conv2d, conv2d_add};
-pub(crate) use parallel::{par_map, threads};
 pub use pool::max_pool2d;
 
 /// What follows the convolution, applied as the output is written.

@@ -13,7 +13,8 @@
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
 use super::geometry::{Geometry, Operands};
-use super::parallel::{SharedMut, gemm_strided, par_each};
+use super::matmul::{SharedMut, gemm_strided};
+use crate::parallel::par_each;
 
 /// Output pixels of one block: `c_out × BLOCK_COLS` floats stay within L2 for every backbone's
 /// widths (1,152 × 256 × 4 B = 1.2 MB at the widest), and a GEMM this wide runs at speed.

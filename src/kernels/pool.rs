@@ -12,7 +12,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Tensor, TensorData};
 
 use super::geometry::plain_cpu_f32;
-use super::parallel::par_rows;
+use crate::parallel::par_rows;
 
 /// `pool.forward(x)`, on this module's kernel when `x` is a plain CPU f32 tensor and the pool
 /// has no dilation or ceil mode (burn's pool runs otherwise).

@@ -13,8 +13,9 @@
 //! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
 
 use super::geometry::{Geometry, Operands};
-use super::parallel::{SharedMut, gemm_strided, par_each, par_rows};
+use super::matmul::{SharedMut, gemm_strided};
 use super::scratch::Scratch;
+use crate::parallel::{par_each, par_rows};
 
 /// Output tile side and transformed tile side (`TILE + 3 - 1`).
 const TILE: usize = 4;

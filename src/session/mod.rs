@@ -3,12 +3,13 @@
 //! model.
 //!
 //! [`Session`] holds the state and its synchronous changes. The work that awaits the device
-//! (embedding photos, training, predicting) is in [`SharedSession`], which copies what a step
-//! needs out of the session, awaits without holding a borrow, and commits the result in one
-//! synchronous step. So overlapping calls from JS cannot trip the `RefCell`, and a failure part
-//! way leaves the session as it was.
+//! (embedding photos and training in `shared.rs`, predicting in `predict.rs`) is
+//! [`SharedSession`]'s, which copies what a step needs out of the session, awaits without
+//! holding a borrow, and commits the result in one synchronous step. So overlapping calls from
+//! JS cannot trip the `RefCell`, and a failure part way leaves the session as it was.
 
 mod model;
+mod predict;
 mod shared;
 mod training;
 
@@ -28,11 +29,32 @@ use crate::trainer::{Range, Setting, TRAIN_SETTINGS, TrainConfig};
 use crate::weights;
 
 pub use model::{Shared, Trained};
-pub use shared::{AddOutcome, Explanation, SharedSession};
+pub use predict::Explanation;
+pub use shared::{AddOutcome, SharedSession};
 pub use training::Split;
 
 /// Most augmented views per image: each costs a backbone pass when the image is added.
 pub const MAX_AUGMENT: usize = 16;
+
+/// Augmented views per image by default, for head-only training: none, by measurement (on
+/// trashnet-mini K=1 and K=2 did not beat K=0 and cost 2-3x the embedding time,
+/// docs/BENCHMARKS.md).
+pub const DEFAULT_AUGMENT: usize = 0;
+
+/// Augmented views per image by default in a session that fine-tunes the last stage: a
+/// trainable stage should not see one fixed view per image, and on trashnet-mini 2 was no worse
+/// (0.794 against 0.788 over two seeds) for +30 s of a 5-minute run and 3x the stage-input cache
+/// (docs/BENCHMARKS.md, "Fine-tuning the last stage").
+pub const FINETUNE_AUGMENT: usize = 2;
+
+/// The default `augment` of a session that fine-tunes (`finetune`) or trains the head only.
+pub fn default_augment(finetune: bool) -> usize {
+    if finetune {
+        FINETUNE_AUGMENT
+    } else {
+        DEFAULT_AUGMENT
+    }
+}
 
 /// How a session embeds what is added to it.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,7 +78,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             fit: Fit::default(),
-            augment: 0,
+            augment: DEFAULT_AUGMENT,
             finetune: false,
             seed: 0,
             thumbnails: true,
@@ -72,6 +94,10 @@ impl Default for Options {
 pub struct Rules {
     pub max_label_chars: usize,
     pub max_augment: usize,
+    /// `augment`'s defaults: [`DEFAULT_AUGMENT`] for head-only training, [`FINETUNE_AUGMENT`]
+    /// for a session that fine-tunes the last stage.
+    pub default_augment: usize,
+    pub finetune_augment: usize,
     pub unsure_label: &'static str,
     /// The training defaults.
     pub train: TrainConfig,
@@ -103,6 +129,8 @@ pub fn rules() -> Rules {
     Rules {
         max_label_chars: MAX_LABEL_CHARS,
         max_augment: MAX_AUGMENT,
+        default_augment: DEFAULT_AUGMENT,
+        finetune_augment: FINETUNE_AUGMENT,
         unsure_label: UNSURE,
         train: TrainConfig::default(),
         heatmap_colors: crate::explain::COLORS,

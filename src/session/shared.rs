@@ -1,27 +1,21 @@
 //! The session's asynchronous work, shared by both shells: photos through the backbone,
-//! training, prediction. Each step copies what it needs out of the session, awaits, and
-//! commits in one synchronous step (see `session/mod.rs`).
+//! training and the data's check-up (prediction is `predict.rs`'s). Each step copies what it
+//! needs out of the session, awaits, and commits in one synchronous step (see
+//! `session/mod.rs`).
 
 use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
 
 use image::RgbImage;
 
-use serde::Serialize;
-
+use super::Session;
 use super::training::Split;
-use super::{Session, Trained};
-use crate::backbone::Backbone;
-use crate::calibration;
-use crate::classifier::{self, Prediction};
 use crate::dataset::{Views, validate_label};
 use crate::doctor::{self, Diagnosis};
 use crate::embed::{self, ViewSpec};
 use crate::error::{Error, Result};
-use crate::explain::{self, Heatmap};
 use crate::finetune;
-use crate::infer::DEFAULT_BATCH;
-use crate::kernels;
+use crate::parallel;
 use crate::preprocess;
 use crate::trainer::{Progress, Report, TrainConfig};
 
@@ -35,14 +29,6 @@ pub enum AddOutcome {
     Added(u32),
     /// Not a usable image: the reason, for the person who chose the file.
     Skipped(String),
-}
-
-/// A prediction and the maps that explain it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Explanation {
-    #[serde(flatten)]
-    pub prediction: Prediction,
-    pub heatmap: Heatmap,
 }
 
 /// A session behind `Rc<RefCell<_>>`: what the browser's futures own, and what the CLI drives
@@ -72,6 +58,17 @@ impl SharedSession {
         self.0.borrow_mut()
     }
 
+    /// One encoded photo of class `label`, decoded and added with the session's views; its id.
+    /// A file that is not a usable image is refused with the decoder's reason (where
+    /// [`SharedSession::add_images`] skips it).
+    pub async fn add_image(&self, label: &str, bytes: Vec<u8>) -> Result<u32> {
+        let label = validate_label(label)?;
+        let img = preprocess::decode(&bytes)?;
+        drop(bytes);
+        let ids = self.add_decoded(&label, vec![img], None).await?;
+        Ok(ids[0])
+    }
+
     /// Encoded photos of class `label`: each decoded, embedded (several per backbone call) and
     /// added, or skipped with the reason when it is not a usable image. All or nothing when the
     /// engine itself fails: photos added before the failure are taken out again, so the session
@@ -86,8 +83,8 @@ impl SharedSession {
         let run = async {
             // One photo per thread decoded at once, in order: the pending pixels overshoot
             // their bound by at most that many photos (one, single-threaded, as before).
-            for files in files.chunks(kernels::threads()) {
-                let decoded = kernels::par_map(files, |_, bytes| preprocess::decode(bytes));
+            for files in files.chunks(parallel::threads()) {
+                let decoded = parallel::par_map(files, |_, bytes| preprocess::decode(bytes));
                 for img in decoded {
                     match img {
                         Ok(img) => {
@@ -160,7 +157,7 @@ impl SharedSession {
             (s.backbone.clone(), spec, o.finetune, o.thumbnails)
         };
         let thumbs = if thumbnails {
-            kernels::par_map(&imgs, |_, img| preprocess::thumbnail_jpeg(img).map(Some))
+            parallel::par_map(&imgs, |_, img| preprocess::thumbnail_jpeg(img).map(Some))
                 .into_iter()
                 .collect::<Result<Vec<_>>>()?
         } else {
@@ -208,61 +205,6 @@ impl SharedSession {
         report.ok_or_else(|| Error::Invalid("the run made no report".into()))
     }
 
-    /// The model's logits (in its label order) for preprocessed `[3, 224, 224]` inputs, through
-    /// the fine-tuned stage when it has one; its labels and temperature.
-    pub async fn logits(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>, f64)> {
-        let (backbone, trained) = self.model()?;
-        let stage = trained.stage.as_ref().map(|s| s.stage.clone());
-        let features = embed::features(&backbone, stage.as_deref(), inputs, DEFAULT_BATCH).await?;
-        let rows: Vec<&[f32]> = features.iter().map(Vec::as_slice).collect();
-        let logits = trained.head.logits(&rows, &backbone.device()).await?;
-        Ok((logits, trained.labels, trained.temperature))
-    }
-
-    /// Calibrated class probabilities (`softmax(logits / T)`) of preprocessed inputs, and the
-    /// model's labels: what predictions and the CLI's `eval` use.
-    pub async fn probabilities(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, Vec<String>)> {
-        let (logits, labels, temperature) = self.logits(inputs).await?;
-        Ok((calibration::softmax(&logits, temperature), labels))
-    }
-
-    /// The backbone and the trained model, copied out for one prediction.
-    fn model(&self) -> Result<(Rc<Backbone>, Trained)> {
-        let s = self.get();
-        let t = s
-            .trained
-            .clone()
-            .ok_or_else(|| Error::Invalid("no model yet: train or load one first".into()))?;
-        Ok((s.backbone.clone(), t))
-    }
-
-    /// The prediction for one decoded photo and every class's activation map, from one forward
-    /// pass: the prediction is computed from the maps (`explain.rs`), so it is the one the maps
-    /// explain.
-    pub async fn explain(&self, img: &RgbImage, threshold: f32) -> Result<Explanation> {
-        let fit = self.get().options.fit;
-        let x = preprocess::eval_tensor(img, fit);
-        let (backbone, trained) = self.model()?;
-        let stage = trained.stage.as_ref().map(|s| s.stage.clone());
-        let map = embed::feature_maps(&backbone, stage.as_deref(), &[x], 1)
-            .await?
-            .remove(0);
-        let maps = explain::class_maps(&map, &trained.weight, trained.labels.len())
-            .ok_or_else(|| Error::Invalid("the model's head does not fit this backbone".into()))?;
-        let logits = explain::logits(&maps, &trained.bias);
-        let probs = calibration::softmax(&[logits], trained.temperature);
-        let side = (maps[0].len() as f64).sqrt().round() as usize;
-        Ok(Explanation {
-            prediction: classifier::prediction(&trained.labels, &probs[0], threshold),
-            heatmap: Heatmap {
-                width: side,
-                height: maps[0].len() / side.max(1),
-                maps,
-                region: explain::region(fit, img.width(), img.height()),
-            },
-        })
-    }
-
     /// The data's check-up (`doctor.rs`) on the cached embeddings: duplicates, leaks against the
     /// last run's validation photos, likely label errors, and per-class advice, with out-of-fold
     /// heads trained the last run's way (or the default way, before any run). `progress` after
@@ -304,13 +246,6 @@ impl SharedSession {
             &labels, &examples, validation, &cfg, &device, opts, progress,
         )
         .await
-    }
-
-    /// The ranked prediction for one decoded photo; "unsure" below `threshold`.
-    pub async fn predict(&self, img: &RgbImage, threshold: f32) -> Result<Prediction> {
-        let x = preprocess::eval_tensor(img, self.get().options.fit);
-        let (probs, labels) = self.probabilities(&[x]).await?;
-        Ok(classifier::prediction(&labels, &probs[0], threshold))
     }
 }
 

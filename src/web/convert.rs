@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::arch::Arch;
 use crate::preprocess::Fit;
-use crate::session::{MAX_AUGMENT, Options};
+use crate::session::{DEFAULT_AUGMENT, MAX_AUGMENT, Options};
 
 pub fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -58,8 +58,9 @@ pub fn session_options(opts: &JsValue) -> Result<Options, JsValue> {
             .as_bool()
             .ok_or_else(|| js_err("options.finetune must be true or false"))?,
     };
+    // Absent, the head-only default even with `finetune` (the page always passes it).
     let augment = match get(opts, "augment").as_f64() {
-        None => 0,
+        None => DEFAULT_AUGMENT,
         Some(k) if k >= 0.0 && k <= MAX_AUGMENT as f64 && k.fract() == 0.0 => k as usize,
         Some(k) => {
             return Err(js_err(format!(

@@ -38,16 +38,10 @@ pub async fn webgpu_device() -> Result<Device, String> {
     Err("this is the CPU-only build (pkg-cpu/), which has no WebGPU backend".into())
 }
 
-/// Threads the CPU backend runs on: the rayon pool JS started with `initThreadPool`.
-#[cfg(feature = "threads")]
+/// Threads the CPU backend runs on: the rayon pool JS started with `initThreadPool`, or one in
+/// the single-threaded build.
 pub fn cpu_threads() -> usize {
-    rayon::current_num_threads()
-}
-
-/// Threads the CPU backend runs on: one, in the single-threaded build.
-#[cfg(not(feature = "threads"))]
-pub fn cpu_threads() -> usize {
-    1
+    crate::parallel::threads()
 }
 
 /// The device a trainer runs on, and why, for the page to show.

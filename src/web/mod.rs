@@ -143,24 +143,17 @@ async fn report_progress(progress: &Option<Function>, p: &Progress) -> bool {
     ret.as_bool() != Some(false)
 }
 
-/// What a photo is asked for.
-enum Ask {
-    Predict,
-    Explain,
-}
-
 impl Trainer {
-    /// The prediction (or explanation) of a decoded photo, or the decoder's refusal, as a
-    /// Promise.
-    fn answer(&self, img: crate::Result<image::RgbImage>, opts: JsValue, ask: Ask) -> Promise {
+    /// What `ask` answers for the session and `opts.threshold`, as a Promise.
+    fn answer<T: Serialize>(
+        &self,
+        opts: JsValue,
+        ask: impl AsyncFnOnce(SharedSession, f32) -> crate::Result<T> + 'static,
+    ) -> Promise {
         let session = self.session.clone();
         future_to_promise(async move {
-            let img = img.map_err(js_err)?;
             let threshold = get(&opts, "threshold").as_f64().unwrap_or(0.0) as f32;
-            match ask {
-                Ask::Predict => to_js(&session.predict(&img, threshold).await.map_err(js_err)?),
-                Ask::Explain => to_js(&session.explain(&img, threshold).await.map_err(js_err)?),
-            }
+            to_js(&ask(session, threshold).await.map_err(js_err)?)
         })
     }
 }
@@ -209,14 +202,8 @@ impl Trainer {
         let session = self.session.clone();
         let bytes = bytes.to_vec();
         future_to_promise(async move {
-            let label = validate_label(&label).map_err(js_err)?;
-            let img = preprocess::decode(&bytes).map_err(js_err)?;
-            drop(bytes);
-            let ids = session
-                .add_decoded(&label, vec![img], None)
-                .await
-                .map_err(js_err)?;
-            Ok(JsValue::from(ids[0]))
+            let id = session.add_image(&label, bytes).await.map_err(js_err)?;
+            Ok(JsValue::from(id))
         })
     }
 
@@ -359,18 +346,20 @@ impl Trainer {
 
     /// `predict(bytes, {threshold})` -> `{label, confidence, unsure, probs: [{label, p}]}`.
     pub fn predict(&self, bytes: Uint8Array, opts: JsValue) -> Promise {
-        self.answer(preprocess::decode(&bytes.to_vec()), opts, Ask::Predict)
+        let bytes = bytes.to_vec();
+        self.answer(opts, async move |s, threshold| {
+            s.predict_bytes(&bytes, threshold).await
+        })
     }
 
     /// `predictPixels(rgba, width, height, {threshold})`: the same for canvas pixels
     /// (`ImageData.data`), e.g. webcam frames, without an encode/decode round trip.
     #[wasm_bindgen(js_name = predictPixels)]
     pub fn predict_pixels(&self, rgba: &[u8], width: u32, height: u32, opts: JsValue) -> Promise {
-        self.answer(
-            preprocess::from_rgba(rgba, width, height),
-            opts,
-            Ask::Predict,
-        )
+        let img = preprocess::from_rgba(rgba, width, height);
+        self.answer(opts, async move |s, threshold| {
+            s.predict(&img?, threshold).await
+        })
     }
 
     /// `explain(bytes, {threshold})`: the prediction (as `predict`'s) and `heatmap: {width,
@@ -378,17 +367,19 @@ impl Trainer {
     /// (`maps[c]` in label order, `height × width` values in logit units; `region` is where the
     /// map lies on the photo, as fractions).
     pub fn explain(&self, bytes: Uint8Array, opts: JsValue) -> Promise {
-        self.answer(preprocess::decode(&bytes.to_vec()), opts, Ask::Explain)
+        let bytes = bytes.to_vec();
+        self.answer(opts, async move |s, threshold| {
+            s.explain_bytes(&bytes, threshold).await
+        })
     }
 
     /// `explainPixels(rgba, width, height, {threshold})`: `explain` for canvas pixels.
     #[wasm_bindgen(js_name = explainPixels)]
     pub fn explain_pixels(&self, rgba: &[u8], width: u32, height: u32, opts: JsValue) -> Promise {
-        self.answer(
-            preprocess::from_rgba(rgba, width, height),
-            opts,
-            Ask::Explain,
-        )
+        let img = preprocess::from_rgba(rgba, width, height);
+        self.answer(opts, async move |s, threshold| {
+            s.explain(&img?, threshold).await
+        })
     }
 
     /// `diagnose({similarity, folds, suspects}, progress)`: the data's check-up (near-duplicate

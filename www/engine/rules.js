@@ -3,6 +3,8 @@
 export const RULES = {
   "maxLabelChars": 100,
   "maxAugment": 16,
+  "defaultAugment": 0,
+  "finetuneAugment": 2,
   "unsureLabel": "unsure",
   "train": {
     "epochs": 100,

@@ -1,0 +1,66 @@
+//! Data-parallel loops over the rayon pool (natively, and in the threaded wasm build), or on the
+//! calling thread in the single-threaded wasm build: the one place that tells the builds apart
+//! for them. The CPU kernels (`kernels/`) fill rows with them, and the session (`session/`)
+//! decodes and thumbnails photos with them.
+
+/// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+    use rayon::prelude::*;
+    /// Fewest f32 one task fills: below this the pool's wake-ups cost more than the copy.
+    const MIN_TASK_FLOATS: usize = 1 << 15;
+    // A task per row is too fine for short rows (a batch-1 7×7 stage has 49-long rows, 4,608 of
+    // them): in the threaded wasm build that made ResNet-18 slower on 2 threads than on 1.
+    let min_rows = MIN_TASK_FLOATS.div_ceil(n.max(1));
+    rows.par_chunks_mut(n)
+        .enumerate()
+        .with_min_len(min_rows)
+        .for_each(|(r, row)| fill(r, row));
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
+    for (r, row) in rows.chunks_mut(n).enumerate() {
+        fill(r, row);
+    }
+}
+
+/// `f(i)` for every `i < count`, each a task of its own on all cores where there are several.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn par_each(count: usize, f: impl Fn(usize) + Sync + Send) {
+    use rayon::prelude::*;
+    (0..count).into_par_iter().for_each(f);
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn par_each(count: usize, f: impl Fn(usize)) {
+    (0..count).for_each(f);
+}
+
+/// `f(i, item)` for every item, in order, on all cores where there are several: decoding,
+/// resizing and thumbnailing photos while the other threads would otherwise wait for the
+/// backbone's next batch.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(usize, &T) -> R + Sync + Send,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    items.par_iter().enumerate().map(|(i, t)| f(i, t)).collect()
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn par_map<T, R>(items: &[T], f: impl Fn(usize, &T) -> R) -> Vec<R> {
+    items.iter().enumerate().map(|(i, t)| f(i, t)).collect()
+}
+
+/// Threads the data-parallel loops run on.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn threads() -> usize {
+    1
+}
