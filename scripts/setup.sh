@@ -30,6 +30,8 @@ if [ "$mode" = test ]; then
   command -v xvfb-run >/dev/null || apt_pkgs+=(xvfb xauth)
   # CJK glyphs for the zh-CN page in the end-to-end screenshots.
   fc-list 2>/dev/null | grep -i wqy >/dev/null || apt_pkgs+=(fonts-wqy-zenhei)
+  # The venv for the ONNX export check (below); Debian's python3 needs python3-venv for it.
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_pkgs+=(python3-venv)
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   say "apt-get install ${apt_pkgs[*]}"
@@ -62,4 +64,20 @@ if ! wasm-bindgen --version 2>/dev/null | grep " $WASM_BINDGEN_VERSION\$" >/dev/
   # Not --locked: one of its pinned dependencies is no longer on crates.io.
   say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"
   cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+# tests/onnx.rs runs the exported ONNX files on onnxruntime from PyPI, with numpy and Pillow
+# redoing the preprocessing (tests/onnx_check.py): pinned in tests/onnx_requirements.txt, in a
+# venv (Debian's python3 is externally managed) at $SORTWISE_CACHE/onnx-venv, where the test
+# looks for it. Reinstalled only when the requirements change.
+if [ "$mode" = test ]; then
+  ONNX_VENV=${SORTWISE_CACHE:-$HOME/.cache/sortwise}/onnx-venv
+  if ! cmp -s tests/onnx_requirements.txt "$ONNX_VENV/requirements.txt" \
+    || ! "$ONNX_VENV/bin/python" -c 'import onnxruntime, numpy, PIL' 2>/dev/null; then
+    say "python venv $ONNX_VENV: $(grep -v '^#' tests/onnx_requirements.txt | tr '\n' ' ')"
+    python3 -m venv --clear "$ONNX_VENV"
+    "$ONNX_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r tests/onnx_requirements.txt
+    cp tests/onnx_requirements.txt "$ONNX_VENV/requirements.txt"
+  fi
 fi

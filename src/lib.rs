@@ -26,6 +26,7 @@ pub mod infer;
 pub mod kernels;
 pub mod metrics;
 pub mod model_file;
+pub mod onnx;
 mod parallel;
 pub mod preprocess;
 pub mod session;

@@ -3,6 +3,7 @@
 
 mod doctor;
 mod evaluate;
+mod export;
 mod folders;
 mod train;
 
@@ -62,6 +63,8 @@ enum Command {
     Doctor(Box<doctor::DoctorArgs>),
     /// Why the model decided: class activation maps of one photo, and one drawn over it (PNG).
     Explain(evaluate::ExplainArgs),
+    /// Export a model with its backbone as one file that runs anywhere (`--format onnx`).
+    Export(export::ExportArgs),
 }
 
 #[derive(Args)]
@@ -267,6 +270,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => evaluate::eval(args).map(|v| (v, false)),
         Command::Doctor(args) => doctor::doctor(args).map(|v| (v, false)),
         Command::Explain(args) => evaluate::explain(args).map(|v| (v, false)),
+        Command::Export(args) => export::export(args).map(|v| (v, false)),
         Command::Predict(args) => match evaluate::predict(args) {
             // Predict prints its own JSON lines as it goes.
             Ok(failed) => return if failed { 1 } else { 0 },

@@ -9,6 +9,7 @@
 //! JS cannot trip the `RefCell`, and a failure part way leaves the session as it was.
 
 mod model;
+mod onnx;
 mod predict;
 mod shared;
 mod training;
