@@ -171,6 +171,10 @@ const STRINGS = {
     testDrop: 'Drop a photo here to test it',
 
     exportModel: 'Export model (.sortwise)',
+    exportOnnx: 'Export → ONNX (runs anywhere)',
+    onnxExporting: 'Writing the ONNX file (backbone and head)…',
+    onnxExported: 'ONNX file written ({mb} MB): it runs in onnxruntime with the preprocessing in its metadata.',
+    onnxFailed: 'The ONNX file could not be written',
     importModel: 'Import model',
     exportProject: 'Export project (.zip)',
     importProject: 'Import project (.zip)',
@@ -428,6 +432,10 @@ const STRINGS = {
     testDrop: '把照片拖到这里进行测试',
 
     exportModel: '导出模型（.sortwise）',
+    exportOnnx: '导出 → ONNX（随处可运行）',
+    onnxExporting: '正在写入 ONNX 文件（主干网络和分类头）…',
+    onnxExported: 'ONNX 文件已写入（{mb} MB）：可在 onnxruntime 中运行，预处理方式见其元数据。',
+    onnxFailed: '无法写入 ONNX 文件',
     importModel: '导入模型',
     exportProject: '导出项目（.zip）',
     importProject: '导入项目（.zip）',

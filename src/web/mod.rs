@@ -16,6 +16,7 @@ use crate::dataset::validate_label;
 use crate::device::Backend;
 use crate::doctor;
 use crate::model_file::Model;
+use crate::onnx::{Dtype, ExportOptions};
 use crate::preprocess;
 use crate::session::{self, AddOutcome, Session, SharedSession, Split};
 use crate::trainer::{Progress, TrainConfig};
@@ -431,6 +432,26 @@ impl Trainer {
             &Uint8Array::from(shared.bytes.as_slice()),
         )?;
         Ok(out)
+    }
+
+    /// `exportOnnx({dtype: 'f32' | 'f16'})`: the trained model with its backbone as one ONNX
+    /// file (`crate::onnx`; the same bytes as `sortwise export --format onnx` but for the
+    /// producer), for onnxruntime anywhere.
+    #[wasm_bindgen(js_name = exportOnnx)]
+    pub fn export_onnx(&self, opts: JsValue) -> Promise {
+        let dtype = match get(&opts, "dtype").as_string().as_deref() {
+            Some("f16") => Dtype::F16,
+            _ => Dtype::F32,
+        };
+        let options = ExportOptions {
+            dtype,
+            producer_version: format!("{} (browser)", env!("CARGO_PKG_VERSION")),
+        };
+        let export = self.session.get().export_onnx(&options);
+        future_to_promise(async move {
+            let bytes = export.map_err(js_err)?.await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
     }
 
     /// The trained model as a `.sortwise` file (same format as the CLI's).

@@ -492,6 +492,43 @@ async function run(page, context, origin) {
   log(`exported ${dl.suggestedFilename()} (${modelSize} bytes)`);
   check(modelSize > 0, 'exported model is empty');
 
+  // ---- ONNX export: the same classifier in onnxruntime (issue 34) ----
+  // On a PNG, which both sides decode to the same pixels (JPEG decoders differ by a few levels);
+  // onnxruntime gets the preprocessing the file's metadata documents, done in Pillow/numpy by
+  // tests/onnx_check.py's functions, in the venv scripts/setup.sh makes.
+  const [odl] = await Promise.all([page.waitForEvent('download'), page.click('#export-onnx')]);
+  const onnxPath = join(ART, 'model.onnx');
+  await odl.saveAs(onnxPath);
+  check(/\.onnx$/.test(odl.suggestedFilename()) && !(await errorText(page)), `ONNX export: ${odl.suggestedFilename()} ${await errorText(page)}`);
+  const py = process.env.SORTWISE_ONNX_PYTHON || join(process.env.SORTWISE_CACHE || join(process.env.HOME, '.cache/sortwise'), 'onnx-venv/bin/python');
+  check(existsSync(py), `no Python with onnxruntime at ${py} (bash scripts/setup.sh test makes it)`);
+  const pngPath = join(ART, 'held.png');
+  const runPy = (code, ...args) => new Promise((res, rej) => {
+    const p = spawn(py, ['-c', code, ...args], { cwd: ROOT });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('close', (code2) => (code2 === 0 ? res(out) : rej(new Error(`python: ${err}`))));
+  });
+  await runPy('import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").save(sys.argv[2])', held.path ?? join(DATA, 'val', 'glass', held.name), pngPath);
+  await page.setInputFiles('#test-input', { name: 'held.png', mimeType: 'image/png', buffer: readFileSync(pngPath) });
+  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.probs?.length && !document.getElementById('test-label').hidden, null, { timeout: 60000 });
+  const pagePrediction = await page.evaluate(() => window.sortwiseDebug.state.prediction);
+  const ort = JSON.parse(await runPy(`
+import json, sys
+sys.path.insert(0, "tests")
+import onnx_check as oc, onnxruntime as ort
+s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+meta = s.get_modelmeta().custom_metadata_map
+x = oc.preprocess(oc.load_rgb(sys.argv[2]), json.loads(meta["preprocessing"]))
+print(json.dumps({"labels": json.loads(meta["labels"]), "probs": s.run(None, {"input": x})[0][0].tolist()}))
+`, onnxPath, pngPath));
+  const pageP = Object.fromEntries(pagePrediction.probs.map((q) => [q.label, q.p]));
+  const worst = Math.max(...ort.labels.map((l, i) => Math.abs(ort.probs[i] - pageP[l])));
+  log(`ONNX export: ${odl.suggestedFilename()} (${statSync(onnxPath).size} bytes), onnxruntime against the page on a PNG: max |Δp| ${worst.toExponential(2)}`);
+  check(ort.labels.length === Object.keys(pageP).length && worst <= 1e-4, `onnxruntime's probabilities differ from the page's by ${worst}: ${JSON.stringify(ort)} vs ${JSON.stringify(pageP)}`);
+
   // ---- reload: the project comes back from IndexedDB ----
   await page.evaluate(() => window.sortwiseDebug.save());
   t = Date.now();

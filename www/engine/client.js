@@ -375,6 +375,15 @@ export class Sortwise {
     return this.#run('exportModel', []);
   }
 
+  /**
+   * The trained model with its backbone as one ONNX file (`{dtype: 'f32' | 'f16'}`): input
+   * `[N, 3, 224, 224]` normalised, output the calibrated probabilities, labels and preprocessing
+   * in its metadata (README, "Export to ONNX").
+   */
+  async exportOnnx(opts = {}) {
+    return this.#run('exportOnnx', [opts]);
+  }
+
   /** Load a `.sortwise` model made for this backbone; the current model stays if it is refused. */
   async importModel(bytes) {
     const copy = new Uint8Array(bytes);

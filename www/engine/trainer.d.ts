@@ -316,6 +316,8 @@ export class Trainer {
   importModel(bytes: Uint8Array): string[];
   /** The trained model as a `.sortwise` file (safetensors; `producer` metadata names the sortwise version). */
   exportModel(): Uint8Array;
+  /** The trained model with its backbone as one ONNX file: input `[N, 3, 224, 224]` normalised, output `probs` (calibrated), labels and preprocessing in its metadata. */
+  exportOnnx(opts?: { dtype?: 'f32' | 'f16' }): Promise<Uint8Array>;
   /** The trained model as the bytes of a link (no fine-tuned stage; `sharedModel` reads them back). */
   shareModel(): SharedModel;
   free(): void;
@@ -343,6 +345,10 @@ export interface Rules {
   train: Required<Omit<TrainOptions, 'augment'>>;
   /** The heatmaps' colour map, low to high: six RGB stops. */
   heatmapColors: Array<[number, number, number]>;
+  /** Augmented views per image by default (`augment`), for head-only training: 0. */
+  defaultAugment: number;
+  /** The CLI's default with `finetuneLast` (a trainable stage sees more than one view): 2. */
+  finetuneAugment: number;
   /** Every setting a shell may pass and the values the engine takes (`TRAIN_SETTINGS`, then `augment` and `threshold`). */
   settings: Setting[];
 }

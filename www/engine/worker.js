@@ -239,6 +239,10 @@ const ops = {
     const bytes = need().exportModel();
     return { value: bytes, transfer: [bytes.buffer] };
   },
+  async exportOnnx(opts) {
+    const bytes = await need().exportOnnx(opts ?? {});
+    return { value: bytes, transfer: [bytes.buffer] };
+  },
   importModel: (bytes) => need().importModel(bytes),
   // The model as the bytes of a link (src/share.rs), and such bytes back as a `.sortwise` file.
   shareModel() {

@@ -5,7 +5,7 @@
 import { t, getLang } from '../i18n.js';
 import { autosaveProject, exportProject, importProject, persistStorage, undoReplace, QuotaError } from '../persist.js';
 import { $, download, onFilePicked, stamp } from './dom.js';
-import { clearError, setNotice, showError } from './status.js';
+import { clearError, setNotice, showError, status } from './status.js';
 
 let project = null;
 let autosave = null;
@@ -82,6 +82,28 @@ export function exportModel() {
   download(project.model, `sortwise-${project.arch}-${stamp()}.sortwise`);
 }
 
+/**
+ * The model with its backbone as one ONNX file (the engine writes it: src/onnx/), for onnxruntime
+ * on a Raspberry Pi, a server or another page; in the queue, so it never overlaps training.
+ */
+async function exportOnnx() {
+  clearError();
+  if (!project.model) { showError('modelNone'); return; }
+  const button = $('export-onnx');
+  button.disabled = true;
+  status(t('onnxExporting'));
+  try {
+    const bytes = await project.serial(() => project.sw.exportOnnx());
+    download(bytes, `sortwise-${project.arch}-${stamp()}.onnx`);
+    status(t('onnxExported', { mb: (bytes.byteLength / 1048576).toFixed(1) }));
+  } catch (e) {
+    status('');
+    showError('onnxFailed', e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function importModel(file) {
   clearError();
   await project.importModel(new Uint8Array(await file.arrayBuffer()));
@@ -111,6 +133,7 @@ async function newProject() {
 
 export function bindSave() {
   $('export-model').addEventListener('click', exportModel);
+  $('export-onnx').addEventListener('click', exportOnnx);
   onFilePicked($('import-model'), importModel);
   $('export-project').addEventListener('click', saveProject);
   onFilePicked($('import-project'), loadProject);
