@@ -40,6 +40,13 @@ const TRAIN_SETTINGS = ['epochs', 'lr', 'optimizer', 'valSplit', 'balance', 'lab
 // progress bar still moves every few photos.
 const ADD_BATCH = 8;
 
+// A long add asks for a save this often (after the engine batch that passes it), so that a reload
+// in the middle keeps what was embedded: the autosave (persist.js) writes 300 ms after it is asked,
+// unless asked again meanwhile, so the interval must stay above that. A reload then loses at most
+// the photos of the last ~0.5-0.8 s (bench/zip5000.mjs measures it). A short add is saved once, at
+// its end.
+const SAVE_EVERY_MS = 500;
+
 export class Project extends EventTarget {
   constructor({ device = 'auto' } = {}) {
     super();
@@ -65,6 +72,7 @@ export class Project extends EventTarget {
     // keeps a backup only of a project with photos or a model (its older backup would come back).
     this.intakeUndo = null;
     this.addJob = { total: 0, done: 0, running: false };
+    this.saveEveryMs = SAVE_EVERY_MS; // how often a long add asks for a save
     this.queue = Promise.resolve();
     this.flushers = [];
   }
@@ -194,40 +202,81 @@ export class Project extends EventTarget {
     this.emit('embed-progress', { shown: job.running, done: job.done, total: job.total, text: t('embedding', { done: job.done, total: job.total }) });
   }
 
-  /** Adds `items` ([{label, name, file|bytes}]), embedded a few at a time with a progress bar. */
-  addImages(items, { intake = false } = {}) {
-    items = items.filter(Boolean);
+  /**
+   * Adds `items` ([{label, name, file|bytes}]), embedded a few at a time with a progress bar.
+   * `items` may also be an async iterable of such arrays (a zip read as it is inflated, see
+   * ui/intake.js), with `count` the photos it is expected to hold (for the progress bar; the bar
+   * is corrected when fewer arrive). Each photo's bytes (or File) are let go once its batch is
+   * embedded: the item's `bytes` and `file` are set to null, as the engine's thumbnail is all the
+   * page keeps. A long add asks for a save (`save`) every `saveEveryMs`, so that a reload in the
+   * middle keeps the photos embedded so far.
+   */
+  addImages(items, { intake = false, count = null } = {}) {
+    const stream = !Array.isArray(items);
+    if (!stream) items = items.filter(Boolean);
     if (!intake) this.forgetIntakeUndo();
-    if (!items.length) return Promise.resolve();
+    const expected = stream ? Math.max(0, count ?? 0) : items.length;
+    if (!stream && !items.length) return Promise.resolve();
     const job = this.addJob;
-    job.total += items.length;
+    job.total += expected;
     job.running = true;
     this.#addProgress();
     return this.serial(async () => {
       const advance = (n) => { job.done += n; this.#addProgress(); };
       const names = new Map(); // an item's label -> the engine's answer (a name or an Error)
       let batch = []; // [{item, label}] admitted, same class, not yet embedded
-      const flush = async () => {
-        const group = batch;
-        batch = [];
-        if (!group.length) return;
+      let pending = 0; // photos admitted and not added yet: `batch`, and the batch in the engine
+      let inEngine = null; // the batch the engine embeds now, until its results are in the project
+      let lastSave = Date.now();
+      let seen = 0; // items met (a stream's may fall short of `count`)
+      const embed = async (group) => {
         try {
           await this.#addBatch(group);
         } catch (e) {
           for (const { item } of group) this.skip(item.name, `msg:${e.message}`);
         } finally {
+          for (const { item } of group) { item.bytes = null; item.file = null; }
+          pending -= group.length;
           advance(group.length);
         }
       };
+      // A batch goes to the engine as soon as it is full, while the one before is still being
+      // embedded: the engine's queue (engine/client.js) starts it the moment that one ends, so the
+      // engine never waits for the page to handle the results (thumbnails, progress, saves).
+      const flush = async () => {
+        const group = batch;
+        batch = [];
+        if (!group.length) return;
+        const next = embed(group);
+        await inEngine;
+        inEngine = next;
+        if (Date.now() - lastSave >= this.saveEveryMs) {
+          lastSave = Date.now();
+          this.emit('save');
+        }
+      };
+      const add = async (item) => {
+        seen += 1;
+        if (stream && seen > expected) job.total += 1; // more than announced: counted as they come
+        const label = await this.#admit(item, pending, names);
+        if (!label) { item.bytes = null; item.file = null; advance(1); return; }
+        if (batch.length && (batch[0].label !== label || batch.length >= ADD_BATCH)) await flush();
+        batch.push({ item, label });
+        pending += 1;
+      };
       try {
-        for (const item of items) {
-          const label = await this.#admit(item, batch.length, names);
-          if (!label) { advance(1); continue; }
-          if (batch.length && (batch[0].label !== label || batch.length >= ADD_BATCH)) await flush();
-          batch.push({ item, label });
+        if (stream) {
+          for await (const chunk of items) {
+            for (const item of chunk) if (item) await add(item);
+          }
+        } else {
+          for (const item of items) await add(item);
         }
         await flush();
       } finally {
+        await inEngine;
+        // a stream that held fewer photos than announced: the bar's total drops to what came
+        if (stream && seen < expected) { job.total -= expected - seen; this.#addProgress(); }
         if (job.done >= job.total) {
           job.running = false;
           job.done = 0;
@@ -398,18 +447,23 @@ export class Project extends EventTarget {
    * Adds `items`, the photos of a drop or a picked zip/folder. When every class is empty (the fresh
    * page's four presets, say) and all photos come with their class folder, those folders replace the
    * empty classes instead of landing beside them, with an Undo (the `intake-undo` event).
+   * `items` may be an async iterable of arrays of photos (zips read as they are inflated: see
+   * `addImages`), with `count` the photos it announces and `labelled` whether all come with a class.
    */
-  async addClassFolders(items, { loose = false } = {}) {
+  async addClassFolders(items, { loose = false, count = null, labelled = null } = {}) {
     this.forgetIntakeUndo();
-    const replace = !loose && items.length > 0 && items.every((it) => it.label)
+    const stream = !Array.isArray(items);
+    const n = stream ? count ?? 0 : items.length;
+    const allLabelled = stream ? Boolean(labelled) : items.every((it) => it.label);
+    const replace = !loose && n > 0 && allLabelled
       && this.classes.length > 0 && this.totalImages() === 0 && !this.addJob.running
       && this.classes.every((c) => !c.keys.length);
-    if (!replace) { await this.addImages(items); return; }
+    if (!replace) { await this.addImages(items, { count }); return; }
     const prev = { labels: this.classes.map((c) => c.label), active: this.activeLabel };
     this.classes = [];
     this.activeLabel = null;
     this.emit('classes');
-    await this.addImages(items, { intake: true });
+    await this.addImages(items, { intake: true, count });
     if (!this.classes.length) {
       // nothing of it could be added: the empty classes come back as they were
       this.#setClasses(prev.labels);

@@ -106,3 +106,82 @@ test('class folders replace a fresh page\'s empty classes, with an undo that bri
   assert.equal(p.images.size, 0);
   assert.equal(undo.at(-1), null);
 });
+
+test('a stream of photo batches (a zip read as it is inflated): embedded as it comes, each photo let go once embedded', async () => {
+  const { p, events } = project();
+  p.saveEveryMs = 0; // a save asked for after every engine batch
+  const chunks = [];
+  const held = []; // photos met so far whose bytes are still held, each time the next chunk is asked for
+  let k = 0;
+  async function* stream() {
+    for (let c = 0; c < 4; c += 1) {
+      held.push(chunks.flat().filter((it) => it.bytes).length);
+      const chunk = Array.from({ length: 10 }, () => photo(k % 25 < 20 ? 'metal' : 'glass', `${k++}.jpg`));
+      chunks.push(chunk);
+      yield chunk;
+    }
+  }
+  const progress = [];
+  p.addEventListener('embed-progress', (ev) => progress.push([ev.detail.done, ev.detail.total]));
+  // 50 announced, 40 come (10 did not inflate, say): the bar's total follows
+  await p.addImages(stream(), { count: 50 });
+  assert.deepEqual(p.classes.map((c) => [c.label, c.keys.length]), [['metal', 35], ['glass', 5]]);
+  // engine batches stay full across the chunks' edges
+  assert.deepEqual(p.sw.calls.map((c) => c.slice(1)), [['metal', 8], ['metal', 8], ['metal', 4], ['glass', 5], ['metal', 8], ['metal', 7]]);
+  // when a chunk is asked for, the photos before it are embedded and let go, but for the batch in
+  // the engine and the one being filled
+  assert.ok(held.every((n) => n < 16), `photos still held: ${held}`);
+  assert.ok(chunks.flat().every((it) => it.bytes === null));
+  assert.equal(progress[0][1], 50);
+  assert.deepEqual(progress.at(-2), [40, 40]);
+  assert.equal(p.addJob.running, false);
+  // a save asked for during the add (here after each engine batch), not only at the end
+  const kinds = events.map(([type]) => type);
+  assert.ok(kinds.indexOf('save') < kinds.lastIndexOf('stored'), 'a save before the last photo was stored');
+  assert.equal(kinds.at(-1), 'save');
+});
+
+test('a short add asks for one save, at its end', async () => {
+  const { p, events } = project();
+  await p.addImages(Array.from({ length: 20 }, (_, i) => photo('a', `${i}.jpg`)));
+  assert.equal(events.filter(([type]) => type === 'save').length, 1);
+  assert.equal(events.at(-1)[0], 'save');
+});
+
+test('a labelled stream replaces a fresh page\'s empty classes, as class folders do', async () => {
+  const { p } = project();
+  p.classes = [{ label: 'x', keys: [] }];
+  async function* stream() { yield [photo('cats', 'c.jpg')]; yield [photo('dogs', 'd.jpg')]; }
+  await p.addClassFolders(stream(), { count: 2, labelled: true });
+  assert.deepEqual(p.classes.map((c) => c.label), ['cats', 'dogs']);
+  assert.deepEqual(p.intakeUndo, { labels: ['x'], active: null });
+  // one with photos outside any folder lands beside the classes
+  async function* loose() { yield [photo('cats', 'c2.jpg'), { label: null, name: 'top.jpg', bytes: new Uint8Array([1]) }]; }
+  await p.addClassFolders(loose(), { count: 2, labelled: false });
+  assert.deepEqual(p.classes.map((c) => [c.label, c.keys.length]), [['cats', 2], ['dogs', 1]]);
+});
+
+test('the next batch goes to the engine before the last one\'s results are in; the limit counts both', async () => {
+  const { p } = project();
+  const calls = [];
+  p.sw.addImages = (label, list) => new Promise((resolve) => {
+    calls.push({ label, n: list.length, resolve: () => resolve(list.map((_, i) => ({ id: calls.length * 100 + i, thumbnail: new Uint8Array([1]), embedding: new Float32Array(4) }))) });
+  });
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+  // 5,000 photos at most: 4,985 there, 20 dropped -> 15 added, 5 skipped
+  for (let i = 0; i < 4985; i += 1) p.images.set(-1 - i, {});
+  const skipped = [];
+  p.addEventListener('skipped', (ev) => skipped.push(ev.detail.reason));
+  const done = p.addImages(Array.from({ length: 20 }, (_, i) => photo('a', `${i}.jpg`)));
+  await tick();
+  assert.equal(calls.length, 2, 'the second batch is handed over while the first is in the engine');
+  assert.equal(p.images.size, 4985);
+  calls[0].resolve();
+  await tick();
+  assert.equal(p.images.size, 4993);
+  calls[1].resolve();
+  await done;
+  assert.deepEqual(calls.map((c) => c.n), [8, 7]);
+  assert.equal(p.images.size, 5000);
+  assert.deepEqual(skipped, Array(5).fill('skipTooMany'));
+});

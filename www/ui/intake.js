@@ -4,7 +4,7 @@
 
 import { t } from '../i18n.js';
 import { LIMITS } from '../project.js';
-import { datasetFromZipFile, isImageName, ZipError } from '../project-zip.js';
+import { streamDatasetZip, isImageName, ZipError } from '../project-zip.js';
 import { Camera } from '../camera.js';
 import { $, el } from './dom.js';
 import { showError, status, setNotice } from './status.js';
@@ -99,19 +99,72 @@ function itemsFromPaths(files, target) {
   return items;
 }
 
-/** The add items of a zip of class folders (a refused zip is listed as skipped: no items). */
-async function zipItems(file, target) {
-  if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return []; }
-  let data;
-  try {
-    data = await datasetFromZipFile(file);
-  } catch (e) {
+/**
+ * A zip of class folders, opened (its directory read and checked, nothing inflated yet):
+ * `{count, labelled, batches, close}` where `batches` yields its photos as add items a batch at a time,
+ * as the zip worker inflates them (project-zip.js `streamDatasetZip`); `target` is the class of
+ * the photos outside any folder. Entries refused are listed as skipped as they are met; a zip
+ * refused whole is listed and gives nothing (null), one found crafted while being read stops there.
+ */
+async function openZip(file, target) {
+  if (file.size > 2 * 1024 * 1024 * 1024) { addSkipped(file.name, 'skipTooBig', { n: 2048 }); return null; }
+  const refused = (e) => {
     if (e instanceof ZipError) addSkipped(file.name, e.code, e.params);
     else addSkipped(file.name, `msg:${e.message}`);
-    return [];
+  };
+  let zip;
+  try {
+    zip = await streamDatasetZip(file);
+  } catch (e) {
+    refused(e);
+    return null;
   }
-  for (const s of data.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
-  return data.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
+  for (const s of zip.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
+  async function* batches() {
+    try {
+      for await (const b of zip.batches) {
+        for (const s of b.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
+        yield b.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
+      }
+    } catch (e) {
+      refused(e);
+    } finally {
+      zip.close();
+    }
+  }
+  return { count: zip.count, labelled: target != null || zip.unlabelled === 0, batches: batches(), close: zip.close };
+}
+
+/**
+ * The photos of `items` (an array) then of each opened zip, as one stream of arrays for
+ * project.addClassFolders, with its count and whether every photo has a class.
+ */
+function intakeStream(items, zips) {
+  async function* all() {
+    try {
+      if (items.length) yield items;
+      for (const z of zips) yield* z.batches;
+    } finally {
+      for (const z of zips) z.close(); // the zip readers not read to the end, when the add stopped early
+    }
+  }
+  return {
+    stream: all(),
+    count: items.length + zips.reduce((n, z) => n + z.count, 0),
+    labelled: items.every((it) => it.label) && zips.every((z) => z.labelled),
+  };
+}
+
+/** Adds a drop's or a picker's photos and zips (`addClassFolders`): zips are read as they are embedded. */
+async function addIntake(items, zipFiles, target, opts = {}) {
+  const zips = [];
+  for (const f of zipFiles) {
+    const z = await openZip(f, target);
+    if (z) zips.push(z);
+  }
+  if (!zips.length) { await project.addClassFolders(items, opts); return; }
+  const { stream, count, labelled } = intakeStream(items, zips);
+  await project.addClassFolders(stream, { ...opts, count, labelled });
 }
 
 async function handleDrop(ev) {
@@ -149,9 +202,8 @@ async function handleDrop(ev) {
   const loose = paths.filter((p) => p.loose);
   const nested = paths.filter((p) => !p.loose);
   const items = [...itemsFromPaths(loose, fallback), ...itemsFromPaths(nested, target)];
-  for (const z of zips) items.push(...await zipItems(z, target));
   // onto a card, or loose photos: they go to that class, nothing is replaced
-  await project.addClassFolders(items, { loose: target != null || loose.length > 0 });
+  await addIntake(items, zips, target, { loose: target != null || loose.length > 0 });
 }
 
 function bindDragDrop() {
@@ -191,7 +243,7 @@ function bindDragDrop() {
   $('zip-input').addEventListener('change', (ev) => {
     const f = ev.target.files[0];
     ev.target.value = '';
-    if (f) zipItems(f, null).then((items) => project.addClassFolders(items)).catch((e) => showError('addFailed', e));
+    if (f) addIntake([], [f], null).catch((e) => showError('addFailed', e));
   });
   $('folder-input').addEventListener('change', (ev) => {
     const files = [...ev.target.files];
