@@ -89,6 +89,26 @@ const ops = {
     }
     return { batch: files.length, warmupMs: warm, ms, medianMs: median(ms), imgPerS: (1000 * files.length) / median(ms), memory: mem() };
   },
+  // `addImages` over consecutive groups of `batch` photos of `urls` (all fetched first; each group
+  // one class, as the page sends them), with each photo's thumbnail and embedding read back as
+  // www/engine/worker.js does, the first `warmup` groups untimed: the engine's own
+  // sustained throughput on those photos (bench/zip5000.mjs compares a page's zip drop with it).
+  async embedStream({ urls, batch = 8, warmup = 1 }) {
+    const files = await Promise.all(urls.map(bytes));
+    const ms = [];
+    let timed = 0;
+    for (let i = 0, g = 0; i < files.length; i += batch, g += 1) {
+      const group = files.slice(i, i + batch);
+      const t = now();
+      const r = await trainer.addImages(`c${Math.floor(i / batch) % 4}`, group);
+      const refused = r.find((x) => typeof x === 'string');
+      if (refused) throw new Error(`a photo was refused: ${refused}`);
+      for (const id of r) { trainer.thumbnail(id); trainer.embedding(id); } // what www/engine/worker.js hands back
+      if (g >= warmup) { ms.push(now() - t); timed += group.length; }
+    }
+    const total = ms.reduce((a, b) => a + b, 0);
+    return { batch, photos: timed, ms, medianMs: median(ms), imgPerS: (1000 * timed) / total, memory: mem() };
+  },
   // Head training on `n` synthetic cached embeddings, after dropping every image added so far.
   async head({ n = 1000, classes = 4, epochs = 100 }) {
     for (const l of trainer.labels()) trainer.removeClass(l);
