@@ -65,7 +65,7 @@ const STRINGS = {
     zipTooManyEntries: 'more than {n} entries',
     zipTooLarge: 'more than {n} MB uncompressed',
     zipUnsafe: 'unsafe path',
-    zipBroken: 'not a readable zip file',
+    zipBroken: 'not a readable zip file ({detail})',
     pasteNoTarget: 'Add a class first, then paste.',
     addFailed: 'Adding images failed',
 
@@ -326,7 +326,7 @@ const STRINGS = {
     zipTooManyEntries: '条目超过 {n} 个',
     zipTooLarge: '解压后超过 {n} MB',
     zipUnsafe: '不安全的路径',
-    zipBroken: '无法读取的 zip 文件',
+    zipBroken: '无法读取的 zip 文件（{detail}）',
     pasteNoTarget: '请先添加类别，再粘贴。',
     addFailed: '添加图片失败',
 
