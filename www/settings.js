@@ -6,8 +6,10 @@
 
 import { RULES } from './engine/rules.js';
 
-// The page's own defaults for the session's settings; the training defaults are `rules.train`.
-export const PAGE_DEFAULTS = { augment: 0, threshold: 0.6 };
+// Defaults of the session's settings; the training defaults are `rules.train`. Augmented views:
+// the engine's head-only default, also with fine-tuning (the CLI's 2 views for a trainable stage
+// would triple the embedding time and fill the browser's stage-input cap 3× sooner).
+export const PAGE_DEFAULTS = { augment: RULES.defaultAugment, threshold: 0.6 };
 
 function fits(setting, v) {
   if (v === null) return setting.optional;
