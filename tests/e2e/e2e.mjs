@@ -512,8 +512,12 @@ async function run(page, context, origin) {
     p.on('close', (code2) => (code2 === 0 ? res(out) : rej(new Error(`python: ${err}`))));
   });
   await runPy('import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").save(sys.argv[2])', held.path ?? join(DATA, 'val', 'glass', held.name), pngPath);
+  // The webcam was switched off above, but a frame in flight may still be answered: let it land,
+  // then clear, so that the prediction read is the PNG's own.
+  await page.waitForTimeout(1000);
+  await page.evaluate(() => window.sortwiseDebug.clearPrediction());
   await page.setInputFiles('#test-input', { name: 'held.png', mimeType: 'image/png', buffer: readFileSync(pngPath) });
-  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.probs?.length && !document.getElementById('test-label').hidden, null, { timeout: 60000 });
+  await page.waitForFunction(() => window.sortwiseDebug.state.prediction?.probs?.length, null, { timeout: 60000 });
   const pagePrediction = await page.evaluate(() => window.sortwiseDebug.state.prediction);
   const ort = JSON.parse(await runPy(`
 import json, sys
