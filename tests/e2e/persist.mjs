@@ -88,6 +88,17 @@ const INIT = `(() => {
       return out;
     } finally { db.close(); }
   };
+  // Rewrites the stored 'project' record with edit(record) in one transaction, as another
+  // (older or newer) page could have left it.
+  window.__editStoredProject = async (edit) => {
+    const db = await new Promise((res, rej) => { const r = indexedDB.open('sortwise'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+    try {
+      const tx = db.transaction('meta', 'readwrite');
+      const meta = tx.objectStore('meta');
+      meta.get('project').onsuccess = (ev) => { meta.put(edit(ev.target.result), 'project'); };
+      await new Promise((res, rej) => { tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
+    } finally { db.close(); }
+  };
   window.__stateSnapshot = async () => {
     const r = window.sortwiseDebug.records();
     const out = { meta: { project: await canon(r.project) }, images: {} };
@@ -317,17 +328,7 @@ async function restoreTrap(page, s0) {
 
 /** 8: a save from a newer page is neither read nor touched. */
 async function newerVersion(page, s0) {
-  await page.evaluate(() => new Promise((res, rej) => {
-    const r = indexedDB.open('sortwise');
-    r.onsuccess = () => {
-      const db = r.result;
-      const tx = db.transaction('meta', 'readwrite');
-      const st = tx.objectStore('meta');
-      st.get('project').onsuccess = (ev) => { st.put({ ...ev.target.result, version: 99 }, 'project'); };
-      tx.oncomplete = () => { db.close(); res(); };
-      tx.onabort = () => rej(tx.error);
-    };
-  }));
+  await page.evaluate(() => window.__editStoredProject((p) => ({ ...p, version: 99 })));
   const s99 = await dbSnapshot(page);
   await page.reload();
   await waitReady(page);
@@ -339,16 +340,7 @@ async function newerVersion(page, s0) {
   await tabSwitch(page);
   sameRecords(await dbSnapshot(page), s99, 'a newer save after an edit and a tab switch');
   // put the version back (as the newer page would have left it) for the next scenario
-  await page.evaluate(() => new Promise((res) => {
-    const r = indexedDB.open('sortwise');
-    r.onsuccess = () => {
-      const db = r.result;
-      const tx = db.transaction('meta', 'readwrite');
-      const st = tx.objectStore('meta');
-      st.get('project').onsuccess = (ev) => { st.put({ ...ev.target.result, version: 2 }, 'project'); };
-      tx.oncomplete = () => { db.close(); res(); };
-    };
-  }));
+  await page.evaluate(() => window.__editStoredProject((p) => ({ ...p, version: 2 })));
   return reloadIntact(page, s0, 'newer version');
 }
 
@@ -612,14 +604,7 @@ async function craftedProjects(page) {
 
   // a stored setting the engine refuses (as an older page wrote it): reset, said, and the page starts
   const stored = await dbSnapshot(page);
-  await page.evaluate(async () => {
-    const db = await new Promise((res, rej) => { const r = indexedDB.open('sortwise'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
-    const tx = db.transaction('meta', 'readwrite');
-    const meta = tx.objectStore('meta');
-    await new Promise((res) => { meta.get('project').onsuccess = (ev) => { const p = ev.target.result; p.settings = { ...p.settings, augment: 1.5, epochs: 'many' }; meta.put(p, 'project'); res(); }; });
-    await new Promise((res, rej) => { tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
-    db.close();
-  });
+  await page.evaluate(() => window.__editStoredProject((p) => ({ ...p, settings: { ...p.settings, augment: 1.5, epochs: 'many' } })));
   await page.reload();
   await waitReady(page);
   await waitIdle(page);
@@ -645,14 +630,7 @@ async function craftedProjects(page) {
   log('a failed start, then "Start with default settings": started, every record kept');
 
   // a class name saved before the label rule refused text-direction marks: renamed, and it loads
-  await page.evaluate(async () => {
-    const db = await new Promise((res, rej) => { const r = indexedDB.open('sortwise'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
-    const tx = db.transaction('meta', 'readwrite');
-    const meta = tx.objectStore('meta');
-    meta.get('project').onsuccess = (ev) => { const p = ev.target.result; p.classes[0].label += '\u200F'; meta.put(p, 'project'); };
-    await new Promise((res, rej) => { tx.oncomplete = res; tx.onabort = () => rej(tx.error); });
-    db.close();
-  });
+  await page.evaluate(() => window.__editStoredProject((p) => { p.classes[0].label += '\u200F'; return p; }));
   const marked = await dbSnapshot(page);
   await page.reload();
   await waitReady(page);
