@@ -7,6 +7,7 @@
 # DIR/
 #   index.html, *.js, style.css     the page (www/)
 #   engine/, ui/                    its modules (www/engine/ imports the pkg*/ builds from ../ not ../../)
+#   scratch/sortwise.js             the TurboWarp extension (docs/SCRATCH.md)
 #   pkg/, pkg-cpu/, pkg-cpu-relaxed/  the three wasm builds (scripts/wasm_pkg.sh)
 #   weights/                        the backbones scripts/weights.sh prepared, with manifest.json
 #   vendor/                         uPlot, fflate and qrcode-generator (scripts/vendor.sh)
@@ -15,7 +16,8 @@
 #   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff, for hosts that
 #                                   read it (Netlify, Cloudflare Pages); elsewhere sw.js adds them
 #   .nojekyll                       GitHub Pages: serve the folder as is
-#   package.json, engine/*.d.ts, example/  the developer package (`Sortwise`, `Trainer`, typed)
+#   package.json, engine/*.d.ts, example/  the developer package (`Sortwise`, `loadClassifier`,
+#                                   `Trainer`, typed); example/p5/ classifies a webcam in p5.js
 #   CHANGELOG.md
 #
 # Every URL in it is relative; the script refuses to finish if one of the page's files still
@@ -39,7 +41,8 @@ fi
 
 need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
   pkg-cpu-relaxed/sortwise.js pkg-cpu-relaxed/sortwise_bg.wasm
-  www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js)
+  www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js
+  www/vendor/p5.min.js)
 for f in "${need[@]}"; do
   [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
 done
@@ -56,6 +59,8 @@ mkdir -p "$STAGE"/{pkg,pkg-cpu,pkg-cpu-relaxed,weights,vendor,icons,example,engi
 cp www/*.html www/*.js www/*.css www/manifest*.json "$STAGE/"
 cp www/engine/*.js www/engine/*.d.ts "$STAGE/engine/"
 cp www/ui/*.js "$STAGE/ui/"
+mkdir -p "$STAGE/scratch"
+cp www/scratch/*.js "$STAGE/scratch/"
 cp www/vendor/* "$STAGE/vendor/"
 cp www/weights/manifest.json "$STAGE/weights/"
 for w in $weights; do
@@ -85,7 +90,7 @@ bad=$(python3 - "$STAGE" <<'PY'
 import os, re, sys
 stage = os.path.abspath(sys.argv[1])
 pat = re.compile(r"""(['"`(])((?:\.\./)+|/(?:www|pkg|pkg-cpu|pkg-cpu-relaxed|weights|vendor|icons)/)""")
-for sub in ("", "engine", "ui"):
+for sub in ("", "engine", "ui", "scratch"):
     d = os.path.join(stage, sub)
     for f in sorted(os.listdir(d)):
         if not re.search(r"\.(js|html)$", f) and not (sub == "" and re.match(r"manifest.*\.json$", f)):
@@ -125,18 +130,20 @@ cat >"$STAGE/package.json" <<EOF
   "type": "module",
   "sideEffects": false,
   "exports": {
-    ".": { "types": "./engine/client.d.ts", "default": "./engine/client.js" },
+    ".": { "types": "./engine/index.d.ts", "default": "./engine/index.js" },
     "./trainer": { "types": "./engine/trainer.d.ts", "default": "./pkg/sortwise.js" },
     "./trainer-cpu": { "types": "./engine/trainer-cpu.d.ts", "default": "./pkg-cpu/sortwise.js" },
     "./trainer-cpu-relaxed": { "types": "./engine/trainer-cpu.d.ts", "default": "./pkg-cpu-relaxed/sortwise.js" },
     "./package.json": "./package.json"
   },
-  "types": "./engine/client.d.ts",
-  "files": ["engine/", "pkg/", "pkg-cpu/", "pkg-cpu-relaxed/", "CHANGELOG.md"]
+  "types": "./engine/index.d.ts",
+  "files": ["engine/", "pkg/", "pkg-cpu/", "pkg-cpu-relaxed/", "share-link.js", "vendor/fflate.js", "vendor/qrcode.js", "CHANGELOG.md"]
 }
 EOF
 cp CHANGELOG.md "$STAGE/"
 cp examples/typed/index.html examples/typed/example.js "$STAGE/example/"
+mkdir -p "$STAGE/example/p5"
+cp examples/p5/index.html examples/p5/sketch.js "$STAGE/example/p5/"
 
 rm -rf "$DIR"
 mv "$STAGE" "$DIR"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator) from node_modules/ into www/vendor/, so the page
+# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
 # serves them itself (no CDN at run time). Installs the pinned versions (package-lock.json) first
 # when node_modules/ is missing. Idempotent.
 set -euo pipefail
@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 if [ ! -f node_modules/uplot/package.json ] || [ ! -f node_modules/fflate/package.json ] \
    || [ ! -f node_modules/playwright-core/package.json ] || [ ! -f node_modules/puppeteer-core/package.json ] \
    || [ ! -f node_modules/selenium-webdriver/package.json ] || [ ! -f node_modules/typescript/package.json ] \
-   || [ ! -f node_modules/qrcode-generator/package.json ] || [ ! -f node_modules/jsqr/package.json ]; then
+   || [ ! -f node_modules/qrcode-generator/package.json ] || [ ! -f node_modules/jsqr/package.json ] \
+   || [ ! -f node_modules/p5/package.json ]; then
   echo "vendor: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -31,4 +32,7 @@ cp node_modules/fflate/esm/browser.js www/vendor/fflate.js
 cp node_modules/fflate/LICENSE www/vendor/fflate.LICENSE
 # MIT; the package ships no LICENSE file, its notice is the head of qrcode.mjs itself.
 cp node_modules/qrcode-generator/dist/qrcode.mjs www/vendor/qrcode.js
+# p5.js for the p5 example (examples/p5/, dist/example/p5/); the page itself never loads it.
+cp node_modules/p5/lib/p5.min.js www/vendor/p5.min.js
+cp node_modules/p5/license.txt www/vendor/p5.LICENSE
 echo "vendor: www/vendor/ ready ($(ls www/vendor | wc -l) files)" >&2

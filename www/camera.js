@@ -56,14 +56,12 @@ export class Camera {
   }
 
   /** Draws the current frame scaled so that its short side is `short` pixels. */
-  draw(short = 256) {
+  draw(short = FRAME_SHORT_SIDE) {
     const v = this.video;
     const w = v.videoWidth;
     const h = v.videoHeight;
     if (!w || !h) return null;
-    const s = Math.min(1, short / Math.min(w, h));
-    const cw = Math.max(1, Math.round(w * s));
-    const ch = Math.max(1, Math.round(h * s));
+    const [cw, ch] = frameSize(w, h, short);
     this.canvas.width = cw;
     this.canvas.height = ch;
     const ctx = this.canvas.getContext('2d', { willReadFrequently: true });
@@ -71,7 +69,7 @@ export class Camera {
     return ctx;
   }
 
-  frameImageData(short = 256) {
+  frameImageData(short = FRAME_SHORT_SIDE) {
     const ctx = this.draw(short);
     return ctx ? ctx.getImageData(0, 0, this.canvas.width, this.canvas.height) : null;
   }

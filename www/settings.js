@@ -4,12 +4,13 @@
 // is one the engine takes; a stored value the engine refused would stop every later start.
 // No DOM here.
 
+import { DEFAULT_THRESHOLD } from './engine/classifier.js';
 import { RULES } from './engine/rules.js';
 
 // Defaults of the session's settings; the training defaults are `rules.train`. Augmented views:
 // the engine's head-only default, also with fine-tuning (the CLI's 2 views for a trainable stage
 // would triple the embedding time and fill the browser's stage-input cap 3× sooner).
-export const PAGE_DEFAULTS = { augment: RULES.defaultAugment, threshold: 0.6 };
+export const PAGE_DEFAULTS = { augment: RULES.defaultAugment, threshold: DEFAULT_THRESHOLD };
 
 function fits(setting, v) {
   if (v === null) return setting.optional;

@@ -15,7 +15,7 @@
 // here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v9';
+const CACHE = 'sortwise-app-v10';
 // Where the pkg*/ builds sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -52,6 +52,9 @@ const SHELL = [
   './camera.js',
   './charts.js',
   './engine/client.js',
+  './engine/classifier.js',
+  './engine/frame.js',
+  './engine/spawn.js',
   './engine/builds.js',
   './engine/device-choice.js',
   './engine/worker.js',

@@ -4,7 +4,7 @@
 // makes (its package.json `exports` and .d.ts files). The @ts-expect-error lines must stay errors:
 // they fail the check if a type widens to `any`.
 
-import { Sortwise, type SortwiseStatus, type TrainReport, type AddImagesResult } from 'sortwise';
+import { Sortwise, loadClassifier, type SortwiseStatus, type TrainReport, type AddImagesResult } from 'sortwise';
 import init, { Trainer, rules, validateLabel, type TrainProgress, type TrainOptions, type Prediction } from 'sortwise/trainer';
 import initCpu, { Trainer as CpuTrainer, initThreadPool } from 'sortwise/trainer-cpu';
 
@@ -118,4 +118,18 @@ export async function mistakes(weights: Uint8Array, sw: Sortwise, t: Trainer): P
     // @ts-expect-error: phases are 'train' | 'features' | 'finetune'
     if (p.phase === 'embed') console.log(p);
   });
+}
+
+// A trained classifier from a share link, on a webcam: predict only, in the engine's worker.
+export async function classifyCamera(link: string, video: HTMLVideoElement): Promise<string> {
+  const classifier = await loadClassifier(link, { device: 'cpu', threshold: 0.7 });
+  const p = await classifier.classify(video);
+  if (p === null) return 'no frame yet';
+  const top: number = p.probs[0].p;
+  // @ts-expect-error: classify takes an image, not a link
+  await classifier.classify(link);
+  // @ts-expect-error: labels are strings
+  const first: number = classifier.labels[0];
+  classifier.close();
+  return `${p.unsure ? 'unsure' : p.label} ${(p.confidence * 100).toFixed(0)}% (${top}, ${first})`;
 }

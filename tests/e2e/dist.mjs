@@ -12,6 +12,12 @@
 //    is predicted; the exported model's `producer` names the package.json version;
 //  - the installed app (start_url ./?launch=app) opens on the Test step when there is a model;
 //  - the package's example page (dist/example/) trains and predicts with the package;
+//  - loadClassifier: the p5.js example (dist/example/p5/) classifies the fake webcam with the
+//    page's share link; the exported .sortwise file predicts the held-out photos as the page did,
+//    the link the same classes, and what is not a classifier is refused with a reason;
+//  - the Scratch extension (dist/scratch/sortwise.js) under a stand-in of TurboWarp's unsandboxed
+//    extension API: its blocks classify camera frames as loadClassifier does, and keep a
+//    classifier when a bad link is loaded after it;
 //  - the second visit works offline: the server is stopped, the page reloads with its project,
 //    model and threads, and predicts;
 //  - every request stays on the origin and under the sub-path (every URL in dist/ is relative);
@@ -129,7 +135,8 @@ try {
   // A persistent profile: Chromium does not install apps from an incognito (newContext) profile.
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+    // The fake camera: the p5.js example classifies a webcam.
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
     locale: 'en-US', serviceWorkers: 'allow', acceptDownloads: true, viewport: { width: 1280, height: 900 },
   });
   browser = context;
@@ -246,6 +253,124 @@ try {
   log(`example page: ${exLog.trim().split('\n').join(' | ')}`);
   check(/trained on 8 photos/.test(exLog) && (await ex.evaluate(() => document.body.dataset.prediction)) === 'metal', `example page: ${exLog}`);
   await ex.close();
+
+  // ---- loadClassifier: the share link in the p5.js example on the (fake) webcam; the exported
+  // file and the link on the held-out photos, as the page predicted them ----
+  await page.click('#share-model');
+  await page.waitForFunction(() => document.getElementById('share-dialog').open && document.body.dataset.share, null, { timeout: 60000 });
+  const shareLink = (await state(page)).share.link;
+  await page.keyboard.press('Escape');
+  check(shareLink.startsWith(base) && /#m=/.test(shareLink), `the share link: ${shareLink.slice(0, 120)}`);
+  // The exported file, as a host would serve it beside the site (dist/ itself stays as built).
+  await context.route(`${base}test-model.sortwise`, (route) => route.fulfill({ status: 200, contentType: 'application/octet-stream', body: model }));
+  const sketch = await context.newPage();
+  sketch.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR (p5 example): ${e.message}`); });
+  await sketch.goto(`${base}example/p5/${new URL(shareLink).hash}`);
+  await sketch.waitForFunction(() => document.body.dataset.ready, null, { timeout: 300000 });
+  check((await sketch.evaluate(() => document.body.dataset.ready)) === '1', `the p5 example did not load the link: ${await sketch.locator('#status').textContent()}`);
+  await sketch.waitForFunction(() => document.body.dataset.label, null, { timeout: 120000 });
+  const cam = await sketch.evaluate(() => ({ r: window.sortwiseExample.result, labels: window.sortwiseExample.classifier.labels, p5: window.p5?.VERSION, canvas: document.querySelectorAll('#sketch canvas').length }));
+  const camSum = cam.r.probs.reduce((a, x) => a + x.p, 0);
+  log(`p5 ${cam.p5} example, webcam: ${cam.r.label} ${cam.r.confidence.toFixed(3)} (classes ${cam.labels.join(', ')})`);
+  check(cam.labels.join() === 'glass,metal' && cam.canvas === 1 && cam.r.probs.length === 2 && Math.abs(camSum - 1) < 1e-4
+    && [...cam.labels, 'unsure'].includes(cam.r.label) && cam.r.confidence === cam.r.probs[0].p, `the p5 example's webcam prediction: ${JSON.stringify(cam)}`);
+  const api = await sketch.evaluate(async ({ heldPhotos, fileUrl }) => {
+    const { loadClassifier } = await import(new URL('../../engine/index.js', window.location.href).href);
+    const file = await loadClassifier(fileUrl, { device: 'cpu', threshold: 0 });
+    const link = window.sortwiseExample.classifier;
+    const out = [];
+    for (const b64 of heldPhotos) {
+      const blob = new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' });
+      const img = new Image();
+      img.src = URL.createObjectURL(blob);
+      await img.decode();
+      out.push({ file: await file.classify(blob), img: await file.classify(img), link: await link.classify(blob, { threshold: 0 }) });
+    }
+    const refusals = [];
+    for (const bad of [new Uint8Array([1, 2, 3]), new Blob(['not a model']), new URL('../../no/such.sortwise', window.location.href).href, '#m=!!']) {
+      refusals.push(await loadClassifier(bad, { device: 'cpu' }).then(() => 'loaded', (e) => e.message));
+    }
+    file.close();
+    return { out, labels: file.labels, refusals };
+  }, { heldPhotos: held.map((h) => h.buffer.toString('base64')), fileUrl: `${base}test-model.sortwise` });
+  const maxProbDiff = (a, b) => Math.max(...a.probs.map((x) => Math.abs(x.p - b.probs.find((y) => y.label === x.label).p)));
+  const fromPage = labels.map((l) => l.split(/\s/)[0]);
+  // The page shows the confidence to 0.1%.
+  const pct = labels.map((l) => Number(l.match(/([\d.]+)%/)?.[1]));
+  const sameFile = api.out.filter((o, i) => o.file.label === fromPage[i] && Math.abs(o.file.confidence * 100 - pct[i]) <= 0.051).length;
+  const imgDiff = Math.max(...api.out.map((o) => maxProbDiff(o.file, o.img)));
+  const sameLink = api.out.filter((o, i) => o.link.label === fromPage[i] && Math.abs(o.link.confidence - o.file.confidence) < 0.05).length;
+  log(`loadClassifier on the held-out photos: the file ${api.out.map((o) => `${o.file.label} ${o.file.confidence.toFixed(3)}`).join(', ')}; `
+    + `as the page: ${sameFile}/8 (file), ${sameLink}/8 (link); <img> against the photo's bytes max |Δp| ${imgDiff.toExponential(1)}; refused: ${api.refusals.join(' | ')}`);
+  check(api.labels.join() === 'glass,metal' && sameFile === held.length, `the exported file through loadClassifier predicts as the page: ${JSON.stringify(api.out.map((o) => o.file))} against ${labels.join(', ')}`);
+  check(sameLink >= held.length - 1, `the share link through loadClassifier predicts as the page on ${sameLink} of ${held.length}`);
+  check(imgDiff < 0.05, `an <img> and its photo's bytes differ by ${imgDiff}`);
+  check(api.refusals.every((m) => m !== 'loaded' && m.length > 10), `what is not a classifier is refused with a reason: ${api.refusals.join(' | ')}`);
+
+  // ---- the Scratch extension (scratch/sortwise.js), loaded as TurboWarp loads an unsandboxed
+  // one (a <script> by URL, with the global Scratch API), under a stand-in of that API whose
+  // camera (Scratch's video provider) hands out the held-out photos as 480×360 frames ----
+  const scratch = await sketch.evaluate(async ({ heldPhotos, link, extUrl }) => {
+    let frame = null;
+    let enabled = 0;
+    const registered = new Promise((resolve) => {
+      window.Scratch = {
+        ArgumentType: { STRING: 'string', NUMBER: 'number' },
+        BlockType: { COMMAND: 'command', REPORTER: 'reporter', HAT: 'hat', BOOLEAN: 'Boolean' },
+        extensions: { unsandboxed: true, register: resolve },
+        vm: { runtime: { ioDevices: { video: {
+          get videoReady() { return enabled > 0; },
+          enableVideo() { enabled += 1; return Promise.resolve(); },
+          getFrame({ format, dimensions, mirror }) { return format === 'image-data' && dimensions.join() === '480,360' && mirror === false ? frame : null; },
+        } } } },
+      };
+    });
+    const script = document.createElement('script');
+    script.src = extUrl;
+    document.body.append(script);
+    const ext = await registered;
+    const info = ext.getInfo();
+    const before = { label: ext.label(), menu: ext.classMenu(), confidence: ext.confidenceOf({ CLASS: 'glass' }) };
+    await ext.classifyCamera(); // before any classifier: says so, and does not throw
+    const early = ext.problem();
+    await ext.loadClassifier({ LINK: link });
+    const direct = window.sortwiseExample.classifier; // the same link, through the package
+    const out = [];
+    for (const b64 of heldPhotos) {
+      const img = new Image();
+      img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
+      await img.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = 480;
+      canvas.height = 360;
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(img, 0, 0, 480, 360);
+      frame = ctx.getImageData(0, 0, 480, 360);
+      await ext.classifyCamera();
+      const label = ext.label();
+      const other = direct.labels.find((l) => l !== label);
+      out.push({
+        label, glass: ext.confidenceOf({ CLASS: 'glass' }), metal: ext.confidenceOf({ CLASS: 'metal' }),
+        hat: ext.whenLabelBecomes({ CLASS: label }), hatOther: ext.whenLabelBecomes({ CLASS: other }),
+        direct: await direct.classify(frame),
+      });
+    }
+    await ext.loadClassifier({ LINK: 'https://example.invalid/#m=!!' });
+    return { id: info.id, opcodes: info.blocks.map((b) => `${b.blockType}:${b.opcode}`), before, early, out, menu: ext.classMenu(), problem: ext.problem(), enabled, stillLabel: ext.label() };
+  }, { heldPhotos: held.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${base}scratch/sortwise.js` });
+  const pctOf = (r, l) => Math.round(r.probs.find((x) => x.label === l).p * 1000) / 10;
+  const blocksAsPackage = scratch.out.filter((o) => o.label === (o.direct.unsure ? 'unsure' : o.direct.label)
+    && o.glass === pctOf(o.direct, 'glass') && o.metal === pctOf(o.direct, 'metal') && o.hat && !o.hatOther).length;
+  const scratchAsPage = scratch.out.filter((o, i) => o.direct.probs[0].label === fromPage[i]).length;
+  log(`Scratch extension (stand-in API): blocks ${scratch.opcodes.join(', ')}; camera frames ${scratch.out.map((o) => `${o.label} ${o.glass}/${o.metal}`).join(', ')}; `
+    + `as the package ${blocksAsPackage}/8, top class as the page ${scratchAsPage}/8; a bad link: "${scratch.problem}"`);
+  check(scratch.id === 'sortwise' && scratch.opcodes.join() === 'command:loadClassifier,command:classifyCamera,reporter:label,reporter:confidenceOf,hat:whenLabelBecomes,reporter:problem', `the extension's blocks: ${scratch.opcodes}`);
+  check(scratch.before.label === '' && scratch.before.confidence === 0 && scratch.before.menu.join() === '(load a classifier first)' && /load a classifier first/.test(scratch.early), `before a classifier: ${JSON.stringify(scratch.before)} "${scratch.early}"`);
+  check(blocksAsPackage === held.length, `the blocks report what loadClassifier says of the same frames: ${JSON.stringify(scratch.out)}`);
+  check(scratchAsPage >= held.length - 1, `the camera frames' top class is the page's on ${scratchAsPage} of ${held.length}`);
+  check(scratch.enabled === 1, `Scratch's camera is turned on once (${scratch.enabled})`);
+  check(/did not load/.test(scratch.problem) && scratch.menu.join() === 'glass,metal,unsure' && scratch.stillLabel === scratch.out.at(-1).label, `a bad link keeps the loaded classifier and says why: ${JSON.stringify(scratch)}`);
+  await sketch.close();
 
   // ---- second visit offline: the server is gone ----
   await stopServer();

@@ -10,6 +10,7 @@
 // images that had pixels from them.
 
 import { chooseDevice } from './device-choice.js';
+import { engineWorker } from './spawn.js';
 import { backboneEntry, weightsUrl } from './weights.js';
 
 const here = import.meta.url;
@@ -136,7 +137,7 @@ export class Sortwise {
   // A fresh worker and its trainer. Past POOL_DEADLINE_MS at the thread pool step the worker is
   // ended and the call rejects with `stalled`, for #start to try again.
   async #launch(args) {
-    const worker = new Worker(new URL('./worker.js', here), { type: 'module', name: 'sortwise' });
+    const worker = engineWorker(new URL('./worker.js', here), 'sortwise');
     this.#worker = worker;
     let timer = null;
     const stalled = () => {

@@ -7,6 +7,8 @@
 // Without WebGPU or with a software adapter (SwiftShader, llvmpipe: measured ~50x slower than
 // the CPU path) nothing is measured: the worker's own `auto` picks the CPU and says why.
 
+import { engineWorker } from './spawn.js';
+
 const STORE = 'sortwise.deviceVerdicts.v1';
 // A candidate is given up once its batch has taken this many times the best one's.
 const ABANDON_FACTOR = 3;
@@ -74,7 +76,7 @@ export function describe(v, cached) {
  */
 function timeCandidate(workerUrl, args, { limitMs = Infinity, onStatus } = {}) {
   return new Promise((resolve) => {
-    const worker = new Worker(workerUrl, { type: 'module', name: `sortwise-measure-${args.device}` });
+    const worker = engineWorker(workerUrl, `sortwise-measure-${args.device}`);
     let timer = null;
     const done = (r) => {
       clearTimeout(timer);

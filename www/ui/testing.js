@@ -136,7 +136,7 @@ async function startLive() {
   const tick = async () => {
     if (!testCam.running) return;
     if (!liveInFlight && !document.hidden && !project.training) {
-      const frame = testCam.frameImageData(256);
+      const frame = testCam.frameImageData();
       if (frame) {
         liveInFlight = true;
         try {
