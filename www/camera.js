@@ -1,6 +1,8 @@
 // A small webcam wrapper: start/stop a <video> on the front or rear camera, grab frames as JPEG bytes
 // (for training images) or as ImageData (for live prediction).
 
+import { FRAME_SHORT_SIDE, frameSize } from './engine/frame.js';
+
 export class Camera {
   constructor(video) {
     this.video = video;
