@@ -20,6 +20,7 @@ import { bindResults, renderResults } from './ui/results.js';
 import { bindTesting, clearPrediction, relabelLive, renderTestState, rerenderPrediction, shownPrediction } from './ui/testing.js';
 import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersistent } from './ui/save.js';
 import { bindShare, rerenderShare, shareState } from './ui/share.js';
+import { bindDeviceOut, deviceOutState, rerenderDeviceOut } from './ui/device-out.js';
 import { openShared, rerenderShared, sharedState } from './ui/shared-view.js';
 import { readLink } from './share-link.js';
 
@@ -48,7 +49,9 @@ function bindUi() {
   bindTesting(project);
   bindSave(project);
   bindShare(project);
+  bindDeviceOut(project);
   onLangChange(() => {
+    rerenderDeviceOut();
     rerenderShare();
     rerenderShared();
     renderDevice(project.sw);
@@ -252,6 +255,7 @@ window.sortwiseDebug = {
       cameraPending: cameraPending(),
       startSteps: p.startSteps ?? [],
       engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
+      deviceOut: deviceOutState(),
       prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs, heatmap: prediction.heatmap },
     };
   },

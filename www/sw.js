@@ -44,6 +44,8 @@ const SHELL = [
   './ui/doctor.js',
   './ui/share.js',
   './ui/shared-view.js',
+  './ui/device-out.js',
+  './device-out.js',
   './share-link.js',
   './links-store.js',
   './i18n.js',

@@ -74,6 +74,8 @@ async function predict(input) {
   lastInput = input;
   renderPrediction(r);
   renderHeatmap();
+  // "Send predictions to a device" (ui/device-out.js) sends what is shown.
+  project.emit('prediction', { prediction: r });
 }
 
 /** The shown prediction's map of its best class over the photo or the live video, or nothing. */
