@@ -57,6 +57,7 @@ const SHELL = [
   './engine/classifier.js',
   './engine/frame.js',
   './engine/spawn.js',
+  './engine/operations.js',
   './engine/builds.js',
   './engine/device-choice.js',
   './engine/worker.js',

@@ -1,6 +1,7 @@
 // Types of engine/client.js, the package's main export (`import { Sortwise } from 'sortwise'`):
 // the wasm Trainer run in a module Web Worker, every method async. The option, progress and result
-// types are the Trainer's (trainer.d.ts). Keep in step with client.js and worker.js.
+// types are the Trainer's (trainer.d.ts). Its methods are engine/operations.js's list, checked by
+// tests/js/operations.test.mjs.
 
 import type {
   Arch, Backend, DeviceChoice, DiagnoseOptions, Diagnosis, Explanation, Fit, Prediction, PredictOptions, Rules, SharedModel, TrainOptions, TrainProgress, TrainReport,
@@ -170,7 +171,15 @@ export class Sortwise {
   rules(): Promise<Rules>;
   /** The trimmed name, or rejects with the engine's reason (empty, too long, control characters). */
   validateLabel(name: string): Promise<string>;
+  /** Any engine operation by name (engine/operations.js), as its method would be called. */
+  call<K extends OperationName>(op: K, ...args: Parameters<Sortwise[K]>): ReturnType<Sortwise[K]>;
   /** Test hook: destroy the WebGPU device, as a driver reset would; how many there were. */
   debugLoseDevice(): Promise<number>;
   terminate(): void;
 }
+
+/** The engine's operations (engine/operations.js; tests/js/operations.test.mjs keeps this in step). */
+export type OperationName =
+  | 'addImage' | 'addImages' | 'addEmbedding' | 'removeImage' | 'renameClass' | 'removeClass' | 'labels' | 'counts'
+  | 'train' | 'diagnose' | 'predict' | 'predictPixels' | 'explain' | 'explainPixels'
+  | 'exportModel' | 'exportOnnx' | 'importModel' | 'shareModel' | 'rules' | 'validateLabel' | 'sharedModel';

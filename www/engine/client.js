@@ -10,6 +10,7 @@
 // images that had pixels from them.
 
 import { chooseDevice } from './device-choice.js';
+import { OPERATIONS } from './operations.js';
 import { engineWorker } from './spawn.js';
 import { backboneEntry, weightsUrl } from './weights.js';
 
@@ -322,14 +323,6 @@ export class Sortwise {
     return n;
   }
 
-  labels() {
-    return this.#run('labels', []);
-  }
-
-  counts() {
-    return this.#run('counts', []);
-  }
-
   /** Train a new head; `onProgress(p)` after every epoch. `cancel()` rejects it with 'cancelled'. */
   async train(opts = {}, onProgress) {
     const report = await this.#run('train', [opts], { onProgress });
@@ -342,26 +335,6 @@ export class Sortwise {
     this.#worker?.postMessage({ op: 'cancel' });
   }
 
-  predict(bytes, opts = {}) {
-    return this.#run('predict', [bytes, opts]);
-  }
-
-  /** `image`: an ImageData (or `{data, width, height}` of RGBA bytes), e.g. a webcam frame. */
-  predictPixels(image, opts = {}) {
-    const { data, width, height } = image;
-    return this.#run('predictPixels', [{ data, width, height }, opts]);
-  }
-
-  /** The prediction and every class's activation map (`heatmap`), from one forward pass. */
-  explain(bytes, opts = {}) {
-    return this.#run('explain', [bytes, opts]);
-  }
-
-  explainPixels(image, opts = {}) {
-    const { data, width, height } = image;
-    return this.#run('explainPixels', [{ data, width, height }, opts]);
-  }
-
   /** The data's check-up (duplicates, leaks, likely label errors, per-class advice), in this client's ids. */
   async diagnose(opts = {}, onProgress) {
     const d = await this.#run('diagnose', [opts], { onProgress });
@@ -372,19 +345,6 @@ export class Sortwise {
     return d;
   }
 
-  async exportModel() {
-    return this.#run('exportModel', []);
-  }
-
-  /**
-   * The trained model with its backbone as one ONNX file (`{dtype: 'f32' | 'f16'}`): input
-   * `[N, 3, 224, 224]` normalised, output the calibrated probabilities, labels and preprocessing
-   * in its metadata (README, "Export to ONNX").
-   */
-  async exportOnnx(opts = {}) {
-    return this.#run('exportOnnx', [opts]);
-  }
-
   /** Load a `.sortwise` model made for this backbone; the current model stays if it is refused. */
   async importModel(bytes) {
     const copy = new Uint8Array(bytes);
@@ -393,18 +353,22 @@ export class Sortwise {
     return { labels };
   }
 
-  /**
-   * The trained model as the bytes of a link: `{bytes, precision: 'int4'|'int8'|'f16',
-   * agreement, n}`, the smallest precision whose head picks the full head's class on at least 99%
-   * of the `n` validation photos (`agreement`). Rejects for a model with a fine-tuned stage.
-   */
-  async shareModel() {
-    return this.#run('shareModel', []);
-  }
-
   /** The `.sortwise` file that a link's bytes stand for (for `importModel`); rejects damaged bytes. */
   sharedModel(bytes) {
     return this.#ask('sharedModel', [new Uint8Array(bytes)]);
+  }
+
+  /**
+   * Any engine operation by name (engine/operations.js), with its arguments; a progress callback
+   * goes last for the operations that report (train, diagnose). Queued behind the running call
+   * unless the operation reads no session state. The named methods are this with what the client
+   * keeps (ids, the model, the rules) added.
+   */
+  call(op, ...args) {
+    const spec = OPERATIONS[op];
+    if (!spec) return Promise.reject(new Error(`unknown operation ${op}`));
+    const onProgress = spec.progress && typeof args.at(-1) === 'function' ? args.pop() : undefined;
+    return spec.unqueued ? this.#ask(op, args) : this.#run(op, args, { onProgress });
   }
 
   /**
@@ -449,4 +413,15 @@ export class Sortwise {
     this.#worker?.terminate();
     this.#failAll(new Error('the trainer was closed'));
   }
+}
+
+// Every operation the client adds nothing to is a method that only calls it (named as the
+// operation, for stack traces and `Sortwise.prototype`).
+for (const op of Object.keys(OPERATIONS)) {
+  if (Object.hasOwn(Sortwise.prototype, op)) continue;
+  Object.defineProperty(Sortwise.prototype, op, {
+    value: { [op](...args) { return this.call(op, ...args); } }[op],
+    writable: true,
+    configurable: true,
+  });
 }

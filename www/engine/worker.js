@@ -5,6 +5,7 @@
 // (a trap), and the client starts a fresh worker. client.js is the other side.
 
 import { threadedBuilds } from './builds.js';
+import { OPERATIONS } from './operations.js';
 import { loadWeights } from './weights.js';
 
 // Three wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before any is
@@ -189,7 +190,26 @@ function reporting(id) {
   };
 }
 
-const ops = {
+// A request for operation `name` (operations.js), forwarded to the Trainer or the module as it is.
+function forward(name, { module, progress, pixels, transfer, array }) {
+  return async function operation(...args) {
+    const target = module ? engineModule() : need();
+    if (pixels) {
+      const [{ data, width, height }, ...rest] = args;
+      args = [new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, ...rest];
+    }
+    // `this.id` is the request id, for tagging progress messages.
+    if (progress) args = [args[0], reporting(this.id)];
+    const value = await target[name](...args);
+    if (array) return [...value];
+    if (transfer) return { value, transfer: [(transfer === 'self' ? value : value[transfer]).buffer] };
+    return value;
+  };
+}
+
+const ops = Object.fromEntries(Object.entries(OPERATIONS).filter(([, spec]) => !spec.worker).map(([name, spec]) => [name, forward(name, spec)]));
+
+Object.assign(ops, {
   async create({ arch, weightsUrl, sha256, device, augment, fit, finetune, noThreads }) {
     await loadEngine(device, noThreads);
     startStep('weights');
@@ -200,8 +220,13 @@ const ops = {
     startStep('trainer');
     trainer?.free();
     trainer = await Trainer.create({ arch, weights, device, augment, fit, finetune: Boolean(finetune) });
-    return { arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason };
+    // Which wasm package runs and on how many threads (the device badge).
+    return {
+      arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason + engine.note,
+      threads: trainer.threads ?? 1, wasmPackage: engine.name,
+    };
   },
+  // Each image's id, and its thumbnail and embedding for the page to keep.
   async addImage(label, bytes) {
     const t = need();
     const id = await t.addImage(label, bytes);
@@ -221,42 +246,6 @@ const ops = {
     });
     return { value, transfer };
   },
-  addEmbedding: (label, embedding, thumbnail) => need().addEmbedding(label, embedding, thumbnail ?? undefined),
-  removeImage: (id) => need().removeImage(id),
-  renameClass: (from, to) => need().renameClass(from, to),
-  removeClass: (label) => need().removeClass(label),
-  labels: () => need().labels(),
-  counts: () => [...need().counts()],
-  // `this.id` is the request id, for tagging progress messages.
-  train(opts) { return need().train(opts, reporting(this.id)); },
-  predict: (bytes, opts) => need().predict(bytes, opts),
-  predictPixels: ({ data, width, height }, opts) => need().predictPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
-  explain: (bytes, opts) => need().explain(bytes, opts),
-  explainPixels: ({ data, width, height }, opts) => need().explainPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height, opts),
-  // The data's check-up; like train, it reports progress and can be cancelled.
-  diagnose(opts) { return need().diagnose(opts, reporting(this.id)); },
-  exportModel() {
-    const bytes = need().exportModel();
-    return { value: bytes, transfer: [bytes.buffer] };
-  },
-  async exportOnnx(opts) {
-    const bytes = await need().exportOnnx(opts ?? {});
-    return { value: bytes, transfer: [bytes.buffer] };
-  },
-  importModel: (bytes) => need().importModel(bytes),
-  // The model as the bytes of a link (src/share.rs), and such bytes back as a `.sortwise` file.
-  shareModel() {
-    const out = need().shareModel();
-    return { value: out, transfer: [out.bytes.buffer] };
-  },
-  sharedModel(bytes) {
-    const file = engineModule().sharedModel(bytes);
-    return { value: file, transfer: [file.buffer] };
-  },
-  // The engine's limits and training defaults, and its check of a class name (the trimmed name,
-  // or the engine's reason): the page takes both from here instead of keeping copies.
-  rules: () => engineModule().rules(),
-  validateLabel: (name) => engineModule().validateLabel(name),
   // One candidate of the `auto` device choice (device-choice.js), in a worker of its own that the
   // client throws away afterwards, so the loser's memory and GPU device go with it. A warm-up
   // pass (shader compilation, JIT) is timed apart from the batch that decides.
@@ -290,14 +279,7 @@ const ops = {
     for (const d of gpuDevices) d.destroy();
     return gpuDevices.length;
   },
-};
-
-// create's answer also says which wasm package runs and on how many threads (the device badge).
-const createTrainer = ops.create;
-ops.create = async function create(opts) {
-  const info = await createTrainer.call(this, opts);
-  return { ...info, backendReason: info.backendReason + engine.note, threads: trainer.threads ?? 1, wasmPackage: engine.name };
-};
+});
 
 function message(err) {
   if (err instanceof Error) return err.message || String(err);
