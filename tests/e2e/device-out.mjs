@@ -9,7 +9,8 @@
 //  - a board unplugged mid-stream (writes fail) is let go with a reason and the buttons come
 //    back; closing the browser's chooser is no error; a browser without either API (Firefox,
 //    Safari) gets disabled buttons and a note saying which browsers have them;
-//  - the classify view a share link opens sends its predictions too.
+//  - the classify view a share link opens sends its predictions too;
+//  - and, on the way, a photo dropped on the Test step is predicted, not added to a class.
 //
 //   node tests/e2e/device-out.mjs
 
@@ -115,6 +116,18 @@ async function main() {
     await page.click('#train-btn');
     await page.waitForFunction(() => window.sortwiseDebug.state.hasModel && !window.sortwiseDebug.state.training, null, { timeout: 300000 });
     log(`trained: ${(await state(page)).modelLabels.join(', ')}`);
+    // A photo dropped on the Test step is predicted (ui/testing.js takes the drop), not added to a class.
+    await page.evaluate(() => window.sortwiseDebug.clearPrediction());
+    const dropped = files('val', 'metal', 1)[0];
+    await page.evaluate(({ b64, name }) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/jpeg' }));
+      document.body.classList.add('dragging'); // as a drag over the page leaves it
+      document.getElementById('test-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, { b64: dropped.buffer.toString('base64'), name: dropped.name });
+    await page.waitForFunction(() => window.sortwiseDebug.state.prediction, null, { timeout: 60000 });
+    const afterDrop = await page.evaluate(() => ({ classes: window.sortwiseDebug.state.classes, dragging: document.body.classList.contains('dragging'), img: document.getElementById('test-img').alt }));
+    check(afterDrop.classes.every((c) => c.count === 6) && !afterDrop.dragging && afterDrop.img === dropped.name, `a photo dropped on the Test step: ${JSON.stringify(afterDrop)}`);
     // The buttons before any device: enabled, nothing sent, nothing said.
     const idle = await page.evaluate(() => ({ usb: document.getElementById('device-usb').disabled, ble: document.getElementById('device-ble').disabled, stop: document.getElementById('device-stop').hidden, text: document.getElementById('device-status').textContent, dev: window.__device }));
     check(!idle.usb && !idle.ble && idle.stop && idle.text === '' && idle.dev.opened === null, `before a click: ${JSON.stringify(idle)}`);

@@ -8,7 +8,6 @@ import { streamDatasetZip, isImageName, ZipError } from '../project-zip.js';
 import { Camera } from '../camera.js';
 import { $, el } from './dom.js';
 import { showError, status, setNotice } from './status.js';
-import { predictFile } from './testing.js';
 
 let project = null;
 
@@ -172,11 +171,6 @@ async function handleDrop(ev) {
   if (!dt) return;
   const cardEl = ev.target.closest?.('.class-card');
   const target = cardEl ? cardEl.dataset.label : null;
-  if (ev.target.closest?.('#test-drop')) {
-    const f = [...dt.files].find((x) => x.type.startsWith('image/') || isImageName(x.name));
-    if (f) predictFile(f);
-    return;
-  }
   const entries = [...(dt.items || [])].filter((i) => i.kind === 'file').map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
   const plainFiles = [...dt.files];
   const paths = [];
@@ -225,11 +219,13 @@ function bindDragDrop() {
     ev.target.closest?.('.class-card')?.classList.add('drop-target');
   });
   document.addEventListener('drop', (ev) => {
+    // A view that takes a drop itself cancels it first (a test photo on the Test step, ui/testing.js).
+    const taken = ev.defaultPrevented;
     ev.preventDefault();
     depth = 0;
     overlay(false);
     clearTargets();
-    handleDrop(ev).catch((e) => showError('addFailed', e));
+    if (!taken) handleDrop(ev).catch((e) => showError('addFailed', e));
   });
   document.addEventListener('paste', (ev) => {
     if (ev.target.closest?.('input, textarea')) return;

@@ -4,6 +4,7 @@
 
 import { t, formatPct } from '../i18n.js';
 import { Camera } from '../camera.js';
+import { isImageName } from '../project-zip.js';
 import { $, el, onFilePicked } from './dom.js';
 import { drawHeatmap, legendGradient } from './heatmap.js';
 import { clearError, showError } from './status.js';
@@ -182,6 +183,13 @@ export function bindTesting(p) {
   window.addEventListener('resize', renderHeatmap);
   $('threshold').addEventListener('input', (ev) => onThreshold(Number(ev.target.value)));
   onFilePicked($('test-input'), predictFile);
+  // A photo dropped on the Test step is a test photo: taken here, before the page-wide drop
+  // (ui/intake.js) would add it to a class.
+  $('test-drop').addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    const f = [...(ev.dataTransfer?.files || [])].find((x) => x.type.startsWith('image/') || isImageName(x.name));
+    if (f) predictFile(f).catch((e) => showError('testFailed', e));
+  });
   $('test-live').addEventListener('click', () => (testCam?.running ? stopLive() : startLive()));
   project.addEventListener('model', () => { renderTestState(); rerenderPrediction(); });
   project.addEventListener('cleared', resetTest);
