@@ -4,7 +4,7 @@
 //! the page gives.
 //!
 //! - Input `input`: float `[N, 3, 224, 224]`, the normalised photo (the preprocessing is in the
-//!   file's metadata, `preprocessing`, and in the README's "Export to ONNX").
+//!   file's metadata, `preprocessing`, and in docs/CLI.md, "Export to ONNX").
 //! - Output `probs`: float `[N, classes]` = `Softmax(logits / T)`, classes in the order of the
 //!   metadata's `labels`.
 //! - Nodes: `Conv` (with bias; depthwise as `group`), `Relu`, `Clip(0, 6)` for ReLU6, `MaxPool`,

@@ -160,7 +160,7 @@ export class Sortwise {
   /** The data's check-up: duplicates, leaks, likely label errors, per-class advice (ids are this client's). */
   diagnose(opts?: DiagnoseOptions, onProgress?: (p: TrainProgress) => void): Promise<Diagnosis>;
   exportModel(): Promise<Uint8Array>;
-  /** The trained model with its backbone as one ONNX file (onnxruntime anywhere; README "Export to ONNX"). */
+  /** The trained model with its backbone as one ONNX file (onnxruntime anywhere; docs/CLI.md "Export to ONNX"). */
   exportOnnx(opts?: { dtype?: 'f32' | 'f16' }): Promise<Uint8Array>;
   importModel(bytes: Uint8Array | ArrayBuffer): Promise<{ labels: string[] }>;
   /** The trained model as the bytes of a link; rejects for a model with a fine-tuned stage. */
