@@ -5,7 +5,7 @@
 
 The manifest (written by tests/onnx.rs) lists cases: an .onnx file, the tolerance, and photos with
 the probabilities sortwise itself computed for them. For each case this script reads the model's
-metadata, preprocesses every photo the way the metadata and the README document it -- in numpy
+metadata, preprocesses every photo the way the metadata and docs/CLI.md ("Export to ONNX") document it -- in numpy
 and Pillow only, never with sortwise's code -- runs the model on onnxruntime's CPU provider, and
 compares. It prints one line per case and, last, a JSON summary; it exits 1 when a case is off.
 

@@ -13,7 +13,7 @@
 // as the full model's, but one at most) and the project is still the saved one → second visit offline where the engine's service worker controls the page.
 // Files are built inside the page and handed over with a `change` event, the same in every driver.
 // Every request must stay on the origin. Writes artifacts/engines.json: engine × feature as measured
-// (the README's table). Exit code 0 on success, 1 on failure.
+// (docs/BROWSERS.md's table). Exit code 0 on success, 1 on failure.
 
 import { zipSync } from 'fflate';
 import { spawn } from 'node:child_process';
@@ -271,7 +271,7 @@ async function flow(name, server) {
     Object.assign(result, env, { engine: name, wasm: env.engine, startSeconds: (Date.now() - t) / 1000 });
     log(`${name}: started in ${result.startSeconds}s — ${JSON.stringify(env)}`);
     check(env.pageLang === 'en' || env.pageLang === 'zh-CN', `${name}: page language ${env.pageLang} for tag ${env.language}`);
-    // The documented fallbacks (README, "Browsers"): each asserted as measured.
+    // The documented fallbacks (docs/BROWSERS.md): each asserted as measured.
     if (!env.webgpu) check(env.backend === 'cpu', `${name}: no WebGPU, yet backend ${env.backend}`);
     // Relaxed SIMD as measured: Chromium 156 and Firefox ESR 153 have it, WebKitGTK 2.50 has not.
     const relaxed = name !== 'webkit';
@@ -419,7 +419,7 @@ async function flow(name, server) {
       log(`${name}: second visit offline works`);
     } else {
       result.offline = false;
-      log(`${name}: no service worker controls the page here: the offline visit is not available (README table)`);
+      log(`${name}: no service worker controls the page here: the offline visit is not available (docs/BROWSERS.md table)`);
     }
     result.poolStalls = poolStalls.length;
     return result;
