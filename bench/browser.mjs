@@ -23,6 +23,10 @@
 //      Chromium (bench/ort-worker.js; bench/ort.sh exports the models and installs it), on the
 //      pool's thread count after pkg-cpu/ and on 1 thread after pkg/; sortwise's runs then also
 //      time `addImages` of the 8 photos at once (`embed8`). Results in `ort`.
+//      BEFORE=dir: a folder of earlier builds under the same names (dir/pkg-cpu/, ...), each run
+//      right after the same build's run on the same arch and round, for a before/after in one
+//      run (such runs have `before: true`, `pkg` dir/name and `build` the name; ORT does not run
+//      after them; bench/ort_report.py adds their table).
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -48,6 +52,7 @@ const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
 const ORT = process.env.ORT === '1';
 const ORT_DIST = '/bench/.cache/ort/node_modules/onnxruntime-web/dist/';
 const ORT_RUNS = Number(process.env.ORT_RUNS || 3);
+const BEFORE = process.env.BEFORE;
 const T0 = Date.now();
 const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 
@@ -169,17 +174,21 @@ try {
       log(`FAILED ${run.device} ${run.arch} ${name}: ${e.message}`);
     }
   };
-  const cpuPlan = (pkg) => [
-    { pkg, device: 'cpu', arch: 'efficientnet_lite0', embed: N_EMBED, batchProbe: true, drop: true },
-    { pkg, device: 'cpu', arch: 'resnet18', embed: N_EMBED, drop: true },
-    { pkg, device: 'cpu', arch: 'resnet50', embed: Math.max(2, N_EMBED >> 1) },
-  ];
+  const cpuPlan = (build, before = false) => {
+    const pkg = before ? `${BEFORE}/${build}` : build;
+    return [
+      { pkg, build, before, device: 'cpu', arch: 'efficientnet_lite0', embed: N_EMBED, batchProbe: true, drop: true },
+      { pkg, build, before, device: 'cpu', arch: 'resnet18', embed: N_EMBED, drop: true },
+      { pkg, build, before, device: 'cpu', arch: 'resnet50', embed: Math.max(2, N_EMBED >> 1) },
+    ];
+  };
+  const hasBefore = (build) => BEFORE && existsSync(join(ROOT, BEFORE, build, 'sortwise_bg.wasm'));
   // The builds alternate arch by arch, so that the two measurements compared sit close in time on
   // a shared machine; pkg/ first: bench/report.py reads the first run of each device and arch.
   // ROUNDS repeats the CPU plan (the report takes the median over rounds).
   const cpuRuns = [];
   for (let round = 1; round <= ROUNDS; round += 1) {
-    const perPkg = BUILDS.filter((p) => pkgs.includes(p)).map(cpuPlan);
+    const perPkg = BUILDS.filter((p) => pkgs.includes(p)).flatMap((b) => (hasBefore(b) ? [cpuPlan(b), cpuPlan(b, true)] : [cpuPlan(b)]));
     for (let i = 0; i < (perPkg[0]?.length ?? 0); i += 1) for (const list of perPkg) cpuRuns.push({ ...list[i], round });
   }
   const plan = cpuRuns;
@@ -187,8 +196,10 @@ try {
   if (GPU && pkgs.includes('pkg')) plan.push({ pkg: 'pkg', device: 'webgpu', arch: 'efficientnet_lite0', embed: GPU_EMBED, epochs: GPU_EPOCHS, predictN: 1 });
   const only = process.env.ONLY?.split(',');
   for (const p of plan) {
-    if (only && !only.includes(`${p.device}:${p.arch}`) && !only.includes(`${p.pkg}:${p.device}:${p.arch}`)) continue;
+    const build = p.build ?? p.pkg;
+    if (only && !only.includes(`${p.device}:${p.arch}`) && !only.includes(`${build}:${p.device}:${p.arch}`)) continue;
     const run = { pkg: p.pkg, device: p.device, arch: p.arch, round: p.round ?? 1 };
+    if (p.before) Object.assign(run, { build, before: true });
     out.runs.push(run);
     log(`--- ${p.pkg} ${p.device} ${p.arch}`);
     await restart();
@@ -213,9 +224,9 @@ try {
       });
     }
     await call('free');
-    if (ORT && p.device === 'cpu') {
+    if (ORT && p.device === 'cpu' && !p.before) {
       // The threaded builds against ORT on as many threads; pkg/ (single-threaded) against ORT on one.
-      const threads = p.pkg !== 'pkg' ? run.init?.threads ?? THREADS ?? 2 : 1;
+      const threads = build !== 'pkg' ? run.init?.threads ?? THREADS ?? 2 : 1;
       const o = { arch: p.arch, next: p.pkg, round: p.round ?? 1, threads };
       out.ort.push(o);
       log(`--- onnxruntime-web wasm ${p.arch}, ${threads} thread(s)`);

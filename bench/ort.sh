@@ -12,6 +12,8 @@
 # test builds both). Writes bench/.cache/ort-run.json and prints the table (bench/ort_report.py).
 # Env: ROUNDS (default 2), ORT_RUNS (timed batches a run, default 3), N_DROP (default 200: the
 # "200 photos dropped → trained" figure of Lite0 and ResNet-18).
+# BEFORE=dir (earlier builds under the same names, e.g. bench/.cache/before/pkg-cpu/): each
+# build is also run from there, right after it, and the report adds a before/after table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-/root/.venvs/ref/bin/python}

@@ -17,8 +17,8 @@ use crate::parallel::par_rows;
 /// `pool.forward(x)`, on this module's kernel when `x` is a plain CPU f32 tensor and the pool
 /// has no dilation or ceil mode (burn's pool runs otherwise).
 ///
-/// NaN inputs are not propagated as burn's pool does (`f32::max` prefers the number); the
-/// backbone's inputs are decoded pixels.
+/// NaN inputs are not propagated as burn's pool does (a NaN may or may not win its window);
+/// the backbone's inputs are decoded pixels.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let Some(p) = Pool::for_cpu(pool, &x) else {
         return pool.forward(x);
@@ -105,14 +105,14 @@ impl Pool {
             span.copy_from_slice(&input[y0 * w..][..w]);
             for y in y0 + 1..y1 {
                 for (m, &v) in span.iter_mut().zip(&input[y * w..][..w]) {
-                    *m = m.max(v);
+                    *m = super::max(v, *m);
                 }
             }
             for (ox, o) in out.iter_mut().enumerate() {
                 let x0 = ox * self.stride[1];
                 *o = rows[x0..x0 + kw]
                     .iter()
-                    .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    .fold(f32::NEG_INFINITY, |m, &v| super::max(v, m));
             }
         }
     }

@@ -546,13 +546,23 @@ pub mod simd128 {
         }
 
         // The microkernels carry the features their `mul_add` needs, so that it inlines.
+        //
+        // sortwise patch: 8×4 microkernels (two packs of rows, 8 accumulators) not rolled out
+        // (unroll 1), where upstream has 12×4 rolled out twice. V8's optimising compiler
+        // schedules the unrolled body's pure SIMD operations freely and allocates 15 xmm
+        // registers on x86-64: 12 accumulators with both steps' operands did not fit, and its
+        // hot loop moved about 20 vectors to and from the stack per 48 multiplies and adds. 8
+        // accumulators, 2 row packs and 4 broadcasts fit. In Chromium on an Intel Xeon a ResNet-50
+        // batch of 8 ran 1.35× faster on one thread and 1.24-1.32× on two (with sortwise's own
+        // compare-and-select max; docs/BENCHMARKS.md, 2026-12-06). 12×4 rolled out once, and (an
+        // earlier try) 8×4 rolled out twice, were slower.
         #[cfg(not(feature = "relaxed-simd"))]
         macro_rules! ukr {
-            ($($t:tt)*) => { microkernel!(["simd128"], 2, $($t)*); };
+            ($($t:tt)*) => { microkernel!(["simd128"], 1, $($t)*); };
         }
         #[cfg(feature = "relaxed-simd")]
         macro_rules! ukr {
-            ($($t:tt)*) => { microkernel!(["simd128,relaxed-simd"], 2, $($t)*); };
+            ($($t:tt)*) => { microkernel!(["simd128,relaxed-simd"], 1, $($t)*); };
         }
 
         ukr!(x1x1, 1, 1);
@@ -565,15 +575,9 @@ pub mod simd128 {
         ukr!(x2x3, 2, 3);
         ukr!(x2x4, 2, 4);
 
-        ukr!(x3x1, 3, 1);
-        ukr!(x3x2, 3, 2);
-        ukr!(x3x3, 3, 3);
-        ukr!(x3x4, 3, 4);
-
         microkernel_fn_array! {
             [x1x1, x1x2, x1x3, x1x4,],
             [x2x1, x2x2, x2x3, x2x4,],
-            [x3x1, x3x2, x3x3, x3x4,],
         }
 
         pub const H_M: usize = 0;
