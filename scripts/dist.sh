@@ -13,7 +13,8 @@
 #   vendor/                         uPlot, fflate and qrcode-generator (scripts/vendor.sh)
 #   sw.js                           offline + cross-origin isolation + security headers
 #   manifest.json, manifest.zh-CN.json, icons/   installable web app (icons: scripts/icons.py)
-#   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff, for hosts that
+#   _headers                        COOP/COEP, CSP with frame-ancestors, nosniff (and CORS for the
+#                                   files the Scratch extension loads from TurboWarp), for hosts that
 #                                   read it (Netlify, Cloudflare Pages); elsewhere sw.js adds them
 #   .nojekyll                       GitHub Pages: serve the folder as is
 #   package.json, engine/*.d.ts, example/  the developer package (`Sortwise`, `loadClassifier`,
@@ -117,6 +118,12 @@ cat >"$STAGE/_headers" <<EOF
   X-Content-Type-Options: nosniff
   Referrer-Policy: no-referrer
 EOF
+# The Scratch extension (scratch/sortwise.js) runs in TurboWarp's page, another origin, and
+# imports the engine, its wasm and the backbone from here: those may be read by any origin (they
+# are public files; GitHub Pages sends this header for everything).
+for p in '/engine/*' '/pkg/*' '/pkg-cpu/*' '/pkg-cpu-relaxed/*' '/weights/*' '/vendor/*' '/scratch/*' '/share-link.js'; do
+  printf '%s\n  Access-Control-Allow-Origin: *\n' "$p" >>"$STAGE/_headers"
+done
 : >"$STAGE/.nojekyll"
 
 # The developer package: the site root is the package (the client, engine/client.js, finds
