@@ -17,7 +17,8 @@
 //    the link the same classes, and what is not a classifier is refused with a reason;
 //  - the Scratch extension (dist/scratch/sortwise.js) under a stand-in of TurboWarp's unsandboxed
 //    extension API: its blocks classify camera frames as loadClassifier does, and keep a
-//    classifier when a bad link is loaded after it;
+//    classifier when a bad link is loaded after it; loaded from another origin (a stand-in
+//    editor page, dist/ served with CORS), it answers the same, its worker started from a blob:;
 //  - the second visit works offline: the server is stopped, the page reloads with its project,
 //    model and threads, and predicts;
 //  - every request stays on the origin and under the sub-path (every URL in dist/ is relative);
@@ -28,9 +29,10 @@
 
 import { zipSync } from 'fflate';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { DATA, ROOT, freePort } from './serve.mjs';
 
@@ -121,7 +123,90 @@ async function predict(page, file) {
   return (await page.locator('#test-label').textContent()).trim();
 }
 
+/**
+ * In a page: the Scratch extension at `extUrl`, loaded as TurboWarp loads an unsandboxed one (a
+ * <script> by URL with the global Scratch API), under a stand-in of that API whose camera
+ * (Scratch's video provider) hands out `heldPhotos` as 480×360 frames; the blocks' answers.
+ */
+async function scratchInPage({ heldPhotos, link, extUrl }) {
+  let frame = null;
+  let enabled = 0;
+  const registered = new Promise((resolve) => {
+    window.Scratch = {
+      ArgumentType: { STRING: 'string', NUMBER: 'number' },
+      BlockType: { COMMAND: 'command', REPORTER: 'reporter', HAT: 'hat', BOOLEAN: 'Boolean' },
+      extensions: { unsandboxed: true, register: resolve },
+      vm: { runtime: { ioDevices: { video: {
+        get videoReady() { return enabled > 0; },
+        enableVideo() { enabled += 1; return Promise.resolve(); },
+        getFrame({ format, dimensions, mirror }) { return format === 'image-data' && dimensions.join() === '480,360' && mirror === false ? frame : null; },
+      } } } },
+    };
+  });
+  const script = document.createElement('script');
+  script.src = extUrl;
+  document.body.append(script);
+  const ext = await registered;
+  const info = ext.getInfo();
+  const before = { label: ext.label(), menu: ext.classMenu(), confidence: ext.confidenceOf({ CLASS: 'glass' }) };
+  await ext.classifyCamera(); // before any classifier: says so, and does not throw
+  const early = ext.problem();
+  await ext.loadClassifier({ LINK: link });
+  // the same link through the package, where the page has it (the p5 example)
+  const direct = window.sortwiseExample?.classifier;
+  const out = [];
+  for (const b64 of heldPhotos) {
+    const img = new Image();
+    img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = 480;
+    canvas.height = 360;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0, 480, 360);
+    frame = ctx.getImageData(0, 0, 480, 360);
+    await ext.classifyCamera();
+    const label = ext.label();
+    const other = ext.classMenu().find((l) => l !== label && l !== 'unsure');
+    out.push({
+      label, glass: ext.confidenceOf({ CLASS: 'glass' }), metal: ext.confidenceOf({ CLASS: 'metal' }),
+      hat: ext.whenLabelBecomes({ CLASS: label }), hatOther: ext.whenLabelBecomes({ CLASS: other }),
+      direct: direct ? await direct.classify(frame) : null,
+    });
+  }
+  await ext.loadClassifier({ LINK: 'https://example.invalid/#m=!!' });
+  return { id: info.id, opcodes: info.blocks.map((b) => `${b.blockType}:${b.opcode}`), before, early, out, menu: ext.classMenu(), problem: ext.problem(), enabled, stillLabel: ext.label() };
+}
+
+/**
+ * A stand-in for TurboWarp's editor page (`host`) and a static host of `dir` that sends
+ * `Access-Control-Allow-Origin: *` as GitHub Pages does (`site`): two loopback origins.
+ */
+async function corsServers(dir) {
+  const types = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html' };
+  const site = createServer((req, res) => {
+    const path = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const cors = { 'access-control-allow-origin': '*' };
+    if (!path.startsWith(`${dir}/`) || !existsSync(path) || !statSync(path).isFile()) { res.writeHead(404, cors); res.end(); return; }
+    res.writeHead(200, { ...cors, 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+    createReadStream(path).pipe(res);
+  });
+  const host = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><meta charset="utf-8"><title>TurboWarp stand-in</title><body></body>');
+  });
+  const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () => r(server.address().port)));
+  const [sitePort, hostPort] = [await listen(site), await listen(host)];
+  return {
+    site: `http://127.0.0.1:${sitePort}`,
+    host: `http://localhost:${hostPort}`,
+    stop: () => Promise.all([site, host].map((x) => new Promise((r) => { x.closeAllConnections?.(); x.close(r); }))),
+  };
+}
+
 let failed = false;
+// Origins a test started on purpose besides the site's (the cross-origin Scratch case).
+const foreign = [];
 const requests = [];
 const pageErrors = [];
 let browser;
@@ -310,54 +395,7 @@ try {
   // ---- the Scratch extension (scratch/sortwise.js), loaded as TurboWarp loads an unsandboxed
   // one (a <script> by URL, with the global Scratch API), under a stand-in of that API whose
   // camera (Scratch's video provider) hands out the held-out photos as 480×360 frames ----
-  const scratch = await sketch.evaluate(async ({ heldPhotos, link, extUrl }) => {
-    let frame = null;
-    let enabled = 0;
-    const registered = new Promise((resolve) => {
-      window.Scratch = {
-        ArgumentType: { STRING: 'string', NUMBER: 'number' },
-        BlockType: { COMMAND: 'command', REPORTER: 'reporter', HAT: 'hat', BOOLEAN: 'Boolean' },
-        extensions: { unsandboxed: true, register: resolve },
-        vm: { runtime: { ioDevices: { video: {
-          get videoReady() { return enabled > 0; },
-          enableVideo() { enabled += 1; return Promise.resolve(); },
-          getFrame({ format, dimensions, mirror }) { return format === 'image-data' && dimensions.join() === '480,360' && mirror === false ? frame : null; },
-        } } } },
-      };
-    });
-    const script = document.createElement('script');
-    script.src = extUrl;
-    document.body.append(script);
-    const ext = await registered;
-    const info = ext.getInfo();
-    const before = { label: ext.label(), menu: ext.classMenu(), confidence: ext.confidenceOf({ CLASS: 'glass' }) };
-    await ext.classifyCamera(); // before any classifier: says so, and does not throw
-    const early = ext.problem();
-    await ext.loadClassifier({ LINK: link });
-    const direct = window.sortwiseExample.classifier; // the same link, through the package
-    const out = [];
-    for (const b64 of heldPhotos) {
-      const img = new Image();
-      img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
-      await img.decode();
-      const canvas = document.createElement('canvas');
-      canvas.width = 480;
-      canvas.height = 360;
-      const ctx = canvas.getContext('2d');
-      ctx.drawImage(img, 0, 0, 480, 360);
-      frame = ctx.getImageData(0, 0, 480, 360);
-      await ext.classifyCamera();
-      const label = ext.label();
-      const other = direct.labels.find((l) => l !== label);
-      out.push({
-        label, glass: ext.confidenceOf({ CLASS: 'glass' }), metal: ext.confidenceOf({ CLASS: 'metal' }),
-        hat: ext.whenLabelBecomes({ CLASS: label }), hatOther: ext.whenLabelBecomes({ CLASS: other }),
-        direct: await direct.classify(frame),
-      });
-    }
-    await ext.loadClassifier({ LINK: 'https://example.invalid/#m=!!' });
-    return { id: info.id, opcodes: info.blocks.map((b) => `${b.blockType}:${b.opcode}`), before, early, out, menu: ext.classMenu(), problem: ext.problem(), enabled, stillLabel: ext.label() };
-  }, { heldPhotos: held.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${base}scratch/sortwise.js` });
+  const scratch = await sketch.evaluate(scratchInPage, { heldPhotos: held.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${base}scratch/sortwise.js` });
   const pctOf = (r, l) => Math.round(r.probs.find((x) => x.label === l).p * 1000) / 10;
   const blocksAsPackage = scratch.out.filter((o) => o.label === (o.direct.unsure ? 'unsure' : o.direct.label)
     && o.glass === pctOf(o.direct, 'glass') && o.metal === pctOf(o.direct, 'metal') && o.hat && !o.hatOther).length;
@@ -371,6 +409,26 @@ try {
   check(scratch.enabled === 1, `Scratch's camera is turned on once (${scratch.enabled})`);
   check(/did not load/.test(scratch.problem) && scratch.menu.join() === 'glass,metal,unsure' && scratch.stillLabel === scratch.out.at(-1).label, `a bad link keeps the loaded classifier and says why: ${JSON.stringify(scratch)}`);
   await sketch.close();
+
+  // ---- the same extension from another origin, as turbowarp.org loads it from a school's site:
+  // a stand-in editor page (not cross-origin isolated) on one origin, dist/ on another with the
+  // CORS header GitHub Pages sends; the engine's worker then starts through a blob: module
+  // (engine/spawn.js), and without isolation runs pkg/ on one thread ----
+  const cors = await corsServers(DIST);
+  foreign.push(cors.host, cors.site);
+  try {
+    const tw = await context.newPage();
+    tw.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR (TurboWarp stand-in): ${e.message}`); });
+    await tw.goto(`${cors.host}/editor`);
+    const far = await tw.evaluate(scratchInPage, { heldPhotos: held.slice(0, 3).map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${cors.site}/scratch/sortwise.js` });
+    const isolated = await tw.evaluate(() => self.crossOriginIsolated);
+    await tw.close();
+    log(`Scratch extension from another origin (${cors.host} loading ${cors.site}/scratch/sortwise.js, isolated ${isolated}): ${far.out.map((o) => `${o.label} ${o.glass}/${o.metal}`).join(', ')}; "${far.problem}"`);
+    check(!isolated && far.out.length === 3 && far.out.every((o, i) => o.label === scratch.out[i].label && Math.abs(o.glass - scratch.out[i].glass) <= 0.1),
+      `the extension from another origin answers as from its own: ${JSON.stringify(far.out)} against ${JSON.stringify(scratch.out.slice(0, 3))}; problem "${far.problem}"`);
+  } finally {
+    await cors.stop();
+  }
 
   // ---- second visit offline: the server is gone ----
   await stopServer();
@@ -400,7 +458,7 @@ try {
   rmSync(profile, { recursive: true, force: true });
 }
 
-const outside = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith(base));
+const outside = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith(base) && !foreign.some((f) => u.startsWith(f)));
 log(`${requests.length} requests, ${outside.length} outside ${base}`);
 if (!failed && outside.length) { failed = true; log(`FAILED: requests outside the site: ${[...new Set(outside)].slice(0, 10).join(', ')}`); }
 if (!failed && pageErrors.length) { failed = true; log(`FAILED: page errors: ${pageErrors.join(' | ')}`); }
