@@ -1,0 +1,99 @@
+"""The tables of bench/litert.sh: sortwise against ONNX Runtime Web and LiteRT.js, from
+bench/litert.mjs's JSON, and the numerical check of the .tflite conversions (bench/litert_check.py's
+JSON and the browser check in the run's JSON).
+
+Per thread count, per arch and batch: images/s of each engine, the median over rounds (each
+round's figure in parentheses), and the ratios of the medians sortwise / LiteRT.js and
+sortwise / ORT-web (≥ 1.00: sortwise is faster), and LiteRT.js / ORT-web.
+
+  python3 bench/litert_report.py bench/.cache/litert-run.json bench/.cache/litert-check.json "CPU model name"
+"""
+
+import json
+import statistics
+import sys
+
+ARCHS = ("resnet18", "resnet50", "efficientnet_lite0")
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=2):
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def ratio(a, b):
+    return f"**{a / b:.2f}×**" if a and b else "—"
+
+
+def main():
+    run = json.load(open(sys.argv[1]))
+    check = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {"models": {}}
+    cpu = sys.argv[3] if len(sys.argv) > 3 else "?"
+    threads = run.get("threads")
+    batches = sorted({r["batch"] for r in run["sortwise"] + run["ort"] + run["litert"]}, reverse=True)
+    archs = [a for a in ARCHS if any(r["arch"] == a for r in run["sortwise"] + run["ort"] + run["litert"])]
+    summary = {"cpu": cpu, "chromium": run.get("chromium"), "threads": threads, "rounds": run.get("rounds"), "tables": {}}
+
+    def cell(rows):
+        vals = [r["imgPerS"] for r in sorted(rows, key=lambda r: r["round"])]
+        m = median(vals)
+        return m, (f"{fmt(m)} ({', '.join(fmt(v) for v in vals)})" if vals else "—")
+
+    def pick(engine, arch, batch, t, pkg=None):
+        return [r for r in run[engine] if r["arch"] == arch and r["batch"] == batch and r["threads"] == t
+                and (pkg is None or r.get("pkg") == pkg)]
+
+    print(f"Processor: {cpu} ({threads} cores as Chromium reports them); Chromium {run.get('chromium')}; "
+          f"{run.get('rounds')} rounds; images/s: median of the rounds (each round's figure); "
+          f"ratios of the medians. Run took {fmt(run.get('seconds'), 0)} s.")
+    for t, builds in ((threads, ("pkg-cpu-relaxed", "pkg-cpu")), (1, ("pkg", "pkg-cpu-relaxed"))):
+        label = {"pkg-cpu-relaxed": "`pkg-cpu-relaxed/`" + (" (pool of 1)" if t == 1 else ""), "pkg-cpu": "`pkg-cpu/`", "pkg": "`pkg/`"}
+        print(f"\n{t} thread{'s' if t != 1 else ''}:\n")
+        head = ["backbone", "batch"] + [f"sortwise {label[b]}" for b in builds] + ["ORT-web 1.30 wasm", "LiteRT.js 2.5.3 wasm"]
+        for b in builds:
+            head += [f"{label[b]} / LiteRT.js", f"{label[b]} / ORT-web"]
+        head.append("LiteRT.js / ORT-web")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for arch in archs:
+            for batch in batches:
+                sw = {b: cell(pick("sortwise", arch, batch, t, b)) for b in builds}
+                o, l = cell(pick("ort", arch, batch, t)), cell(pick("litert", arch, batch, t))
+                row = [arch, str(batch)] + [sw[b][1] for b in builds] + [o[1], l[1]]
+                for b in builds:
+                    row += [ratio(sw[b][0], l[0]), ratio(sw[b][0], o[0])]
+                row.append(ratio(l[0], o[0]))
+                print("| " + " | ".join(row) + " |")
+                summary["tables"][f"{arch} b{batch} {t}t"] = {
+                    **{f"sortwise {b}": sw[b][0] for b in builds}, "ort": o[0], "litert": l[0],
+                    **{f"{b} / litert": (sw[b][0] / l[0]) if sw[b][0] and l[0] else None for b in builds},
+                    **{f"{b} / ort": (sw[b][0] / o[0]) if sw[b][0] and o[0] else None for b in builds},
+                }
+    wasm = sorted({r.get("wasm") for r in run["litert"] if r.get("wasm")})
+    print(f"\nLiteRT.js wasm files: {', '.join(wasm) or '—'}; page crossOriginIsolated: {run.get('crossOriginIsolated')}")
+
+    print("\nThe conversions: largest |difference| of the features on one random input (uniform in [-1, 1], seeded), "
+          "largest |feature| for scale\n")
+    print(f"| backbone | .tflite (LiteRT interpreter, Python) vs ONNX (onnxruntime {check.get('onnxruntime', '?')}), batch 8 | same, batch 1 "
+          f"| LiteRT.js in Chromium vs ONNX, batch 1, {threads} threads | same, 1 thread | max abs ONNX feature (batch 1) |")
+    print("|---|---|---|---|---|---|")
+    for arch in archs:
+        m = check["models"].get(arch, {})
+        c = run.get("check", {})
+        e = lambda d: "—" if d is None else f"{d:.2g}"
+        print(f"| {arch} | {e(m.get('b8', {}).get('max_abs_diff'))} | {e(m.get('b1', {}).get('max_abs_diff'))} "
+              f"| {e(c.get(f'{arch} {threads}t', {}).get('maxAbsDiff'))} | {e(c.get(f'{arch} 1t', {}).get('maxAbsDiff'))} "
+              f"| {e(m.get('b1', {}).get('max_abs_onnx'))} |")
+    summary["check"] = {"python": check["models"], "browser": run.get("check")}
+    if run.get("errors"):
+        print("\nerrors: " + "; ".join(run["errors"]))
+    summary["errors"] = run.get("errors", [])
+    print("\n" + json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
