@@ -53,16 +53,8 @@ sed 's#from "@litertjs/wasm-utils"#from "./node_modules/@litertjs/wasm-utils/dis
 grep -q '"@litertjs/wasm-utils"' "$LRT/core.mjs" && { echo "litert.sh: $LRT/core.mjs still imports @litertjs/wasm-utils" >&2; exit 1; }
 cp bench/litert-worker.js "$LRT/worker.js"
 
-# What bench/ort.sh sets up (the ONNX files, sortwise's ResNet weights).
-if [ ! -f "$CACHE/onnx/efficientnet_lite0.onnx" ] || [ ! -f "$CACHE/onnx/resnet50-random.pth" ]; then
-  mkdir -p "$CACHE/onnx"
-  "$PY" bench/ort_export.py "$CACHE/onnx" > "$CACHE/onnx/export.json"
-fi
-for arch in resnet18 resnet50; do
-  if [ ! -f "$CACHE/$arch-random.safetensors" ] || [ "$CACHE/onnx/$arch-random.pth" -nt "$CACHE/$arch-random.safetensors" ]; then
-    "$BIN" convert --arch "$arch" --input "$CACHE/onnx/$arch-random.pth" --output "$CACHE/$arch-random.safetensors" --dtype f16 >/dev/null
-  fi
-done
+# The ONNX files and sortwise's ResNet weights, as bench/ort.sh makes them.
+source bench/models.sh
 
 # onnx2tf: ONNX (NCHW, dynamic batch) -> NHWC float32 .tflite, batch fixed with -ois (-b is ignored).
 VENV=$CACHE/onnx2tf-venv

@@ -10,19 +10,9 @@ sortwise / ORT-web (≥ 1.00: sortwise is faster), and LiteRT.js / ORT-web.
 """
 
 import json
-import statistics
 import sys
 
-ARCHS = ("resnet18", "resnet50", "efficientnet_lite0")
-
-
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def fmt(x, digits=2):
-    return "—" if x is None else f"{x:.{digits}f}"
+from ort_report import ARCHS, fmt, median
 
 
 def ratio(a, b):

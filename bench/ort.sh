@@ -29,15 +29,7 @@ if [ ! -f "$CACHE/ort/node_modules/onnxruntime-web/package.json" ] \
   [ -f "$CACHE/ort/package.json" ] || echo '{"private": true}' > "$CACHE/ort/package.json"
   npm install --prefix "$CACHE/ort" --no-audit --no-fund --loglevel=error --save-exact "onnxruntime-web@$ORT_VERSION"
 fi
-if [ ! -f "$CACHE/onnx/efficientnet_lite0.onnx" ] || [ ! -f "$CACHE/onnx/resnet50-random.pth" ]; then
-  mkdir -p "$CACHE/onnx"
-  "$PY" bench/ort_export.py "$CACHE/onnx" > "$CACHE/onnx/export.json"
-fi
-for arch in resnet18 resnet50; do
-  if [ ! -f "$CACHE/$arch-random.safetensors" ] || [ "$CACHE/onnx/$arch-random.pth" -nt "$CACHE/$arch-random.safetensors" ]; then
-    "$BIN" convert --arch "$arch" --input "$CACHE/onnx/$arch-random.pth" --output "$CACHE/$arch-random.safetensors" --dtype f16 >/dev/null
-  fi
-done
+source bench/models.sh
 lscpu | sed -n 's/^Model name: *//p' | head -1 > "$CACHE/ort-cpu.txt"
 ORT=1 GPU=0 ROUNDS=${ROUNDS:-2} N_DROP=${N_DROP:-200} node bench/browser.mjs > "$CACHE/ort-run.json"
 python3 bench/ort_report.py "$CACHE/ort-run.json" "$(cat "$CACHE/ort-cpu.txt")"
