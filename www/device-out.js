@@ -5,9 +5,9 @@
 // one line per `minIntervalMs`, so a board's program reads a short, calm stream. No DOM here:
 // ui/device-out.js draws the buttons, and the tests fake `navigator.serial` / `navigator.bluetooth`.
 //
-// Which browsers have them (2026): Web Serial in Chrome, Edge and Opera on computers (not on
-// Android, iOS, Firefox or Safari); Web Bluetooth in Chrome, Edge and Opera on computers and in
-// Chrome on Android (not on iOS, Firefox or Safari). Both need a secure page (https, localhost)
+// Which browsers have them (2026): Web Serial in Chrome, Edge and Opera on computers and in
+// Firefox (ESR 153 has it; not on Android, iOS or Safari); Web Bluetooth in Chrome, Edge and
+// Opera on computers and in Chrome on Android (not in Firefox, on iOS or in Safari). Both need a secure page (https, localhost)
 // and a click: the browser asks the user which device, the page never picks one itself.
 
 /** The micro:bit's UART service and the characteristic a client writes to (micro:bit "RX"). */
