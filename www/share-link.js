@@ -126,6 +126,11 @@ export function readLink(hash) {
   return inflate(m[1] === 'm' ? fromBase64Url(text) : fromDigits(text));
 }
 
+/** Whether `bytes` start as a shared model's do (a `.sortwise` file does not). */
+export function isShareBytes(bytes) {
+  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
 /**
  * What the page needs before it can start an engine for a shared model: `{arch, precision,
  * classes}` from the bytes' header (src/share.rs `encode`: magic, precision, arch, fit, hash,
@@ -133,7 +138,7 @@ export function readLink(hash) {
  */
 export function linkInfo(bytes) {
   const cut = () => new Error('this is not a sortwise classifier link');
-  if (bytes.length < 8 || MAGIC.some((b, i) => bytes[i] !== b)) throw cut();
+  if (bytes.length < 8 || !isShareBytes(bytes)) throw cut();
   const precision = PRECISIONS[bytes[4]];
   const len = bytes[5] | (bytes[6] << 8);
   if (!precision || bytes.length < 7 + len) throw cut();

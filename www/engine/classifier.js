@@ -11,13 +11,11 @@
 
 import { Sortwise } from './client.js';
 import { frameSize } from './frame.js';
-import { linkInfo, readLink } from '../share-link.js';
+import { isShareBytes, linkInfo, readLink } from '../share-link.js';
 
 /** The "unsure" threshold the page starts with (its Test step's slider); `classify` uses it too. */
 export const DEFAULT_THRESHOLD = 0.6;
 
-/** What a share link's bytes start with (src/share.rs MAGIC), to tell them from a `.sortwise` file. */
-const SHARE_MAGIC = [0x53, 0x57, 0x73, 0x31];
 /** A `.sortwise` file's header is a few hundred bytes of JSON; past this it is not one. */
 const MAX_HEADER = 1 << 20;
 
@@ -44,8 +42,6 @@ export function modelArch(bytes) {
   if (typeof meta?.arch !== 'string') throw refused('it names no backbone');
   return meta.arch;
 }
-
-const isShare = (bytes) => bytes.length >= 4 && SHARE_MAGIC.every((b, i) => bytes[i] === b);
 
 async function fetchBytes(url) {
   const res = await fetch(url);
@@ -74,7 +70,7 @@ async function readSource(source) {
   } else {
     throw new TypeError('loadClassifier takes a share link, the URL of a .sortwise file, a File or Blob, or bytes');
   }
-  if (isShare(bytes)) return { kind: 'link', bytes, arch: linkInfo(bytes).arch };
+  if (isShareBytes(bytes)) return { kind: 'link', bytes, arch: linkInfo(bytes).arch };
   return { kind: 'file', bytes, arch: modelArch(bytes) };
 }
 
