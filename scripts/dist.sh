@@ -43,7 +43,7 @@ fi
 need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
   pkg-cpu-relaxed/sortwise.js pkg-cpu-relaxed/sortwise_bg.wasm
   www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js
-  www/vendor/p5.min.js)
+  www/vendor/p5.min.js www/vendor/jsqr.js)
 for f in "${need[@]}"; do
   [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
 done
@@ -60,8 +60,9 @@ mkdir -p "$STAGE"/{pkg,pkg-cpu,pkg-cpu-relaxed,weights,vendor,icons,example,engi
 cp www/*.html www/*.js www/*.css www/manifest*.json "$STAGE/"
 cp www/engine/*.js www/engine/*.d.ts "$STAGE/engine/"
 cp www/ui/*.js "$STAGE/ui/"
-mkdir -p "$STAGE/scratch"
+mkdir -p "$STAGE/scratch" "$STAGE/collect"
 cp www/scratch/*.js "$STAGE/scratch/"
+cp www/collect/*.js "$STAGE/collect/"
 cp www/vendor/* "$STAGE/vendor/"
 cp www/weights/manifest.json "$STAGE/weights/"
 for w in $weights; do

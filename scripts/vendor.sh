@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
+# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator, jsQR; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
 # serves them itself (no CDN at run time). Installs the pinned versions (package-lock.json) first
 # when node_modules/ is missing. Idempotent.
 set -euo pipefail
@@ -32,6 +32,17 @@ cp node_modules/fflate/esm/browser.js www/vendor/fflate.js
 cp node_modules/fflate/LICENSE www/vendor/fflate.LICENSE
 # MIT; the package ships no LICENSE file, its notice is the head of qrcode.mjs itself.
 cp node_modules/qrcode-generator/dist/qrcode.mjs www/vendor/qrcode.js
+# jsQR (Apache-2.0) reads a phone's answer code where the browser has no BarcodeDetector
+# (www/qr-scan.js). Its dist is a UMD bundle: given a CommonJS `module`, it fills it in, and
+# the module's default export is that.
+{ echo "// jsQR $(node -p "require('./node_modules/jsqr/package.json').version"), dist/jsQR.js wrapped as an ES module by scripts/vendor.sh."
+  echo "const module = { exports: {} };"
+  echo "const exports = module.exports;"
+  cat node_modules/jsqr/dist/jsQR.js
+  echo
+  echo "export default module.exports.default ?? module.exports;"
+} > www/vendor/jsqr.js
+cp node_modules/jsqr/LICENSE www/vendor/jsqr.LICENSE
 # p5.js for the p5 example (examples/p5/, dist/example/p5/); the page itself never loads it.
 cp node_modules/p5/lib/p5.min.js www/vendor/p5.min.js
 cp node_modules/p5/license.txt www/vendor/p5.LICENSE

@@ -21,6 +21,7 @@ import { bindTesting, clearPrediction, relabelLive, renderTestState, rerenderPre
 import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersistent } from './ui/save.js';
 import { bindShare, rerenderShare, shareState } from './ui/share.js';
 import { bindDeviceOut, deviceOutState, rerenderDeviceOut } from './ui/device-out.js';
+import { bindCollect, collectState, rerenderCollect } from './ui/collect.js';
 import { openShared, rerenderShared, sharedState } from './ui/shared-view.js';
 import { readLink } from './share-link.js';
 
@@ -50,7 +51,9 @@ function bindUi() {
   bindSave(project);
   bindShare(project);
   bindDeviceOut(project);
+  bindCollect(project);
   onLangChange(() => {
+    rerenderCollect();
     rerenderDeviceOut();
     rerenderShare();
     rerenderShared();
@@ -256,6 +259,7 @@ window.sortwiseDebug = {
       startSteps: p.startSteps ?? [],
       engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
       deviceOut: deviceOutState(),
+      collect: collectState(),
       prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs, heatmap: prediction.heatmap },
     };
   },

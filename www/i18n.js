@@ -2,6 +2,8 @@
 // current language ({name} placeholders are replaced, as text); elements with data-i18n="key" get
 // their textContent set, data-i18n-aria / data-i18n-title / data-i18n-placeholder set attributes.
 
+import { COLLECT_STRINGS } from './i18n-collect.js';
+
 const STRINGS = {
   en: {
     tagline: 'Train an image classifier in this tab, on your own photos.',
@@ -544,6 +546,7 @@ const STRINGS = {
 };
 
 export const LANGS = ['en', 'zh-CN'];
+for (const l of LANGS) Object.assign(STRINGS[l], COLLECT_STRINGS[l]);
 let lang = 'en';
 const listeners = [];
 

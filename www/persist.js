@@ -196,7 +196,8 @@ export function snapshot(project) {
       const rec = project.images.get(key);
       // Bytes, not a Blob: Safari's private windows and WebKit's ephemeral sessions refuse Blobs
       // in IndexedDB ("Error preparing Blob/File data to be stored in object store").
-      return rec ? { key, label: rec.label, thumb: rec.thumb, emb: rec.emb } : null;
+      if (!rec) return null;
+      return { key, label: rec.label, thumb: rec.thumb, emb: rec.emb, ...(rec.from ? { from: rec.from } : {}) };
     },
   };
 }
@@ -227,7 +228,7 @@ export async function restore(project, autosave, { saved, nextKey, migrate }) {
   const meta = saved.project;
   const classes = (meta.classes || []).map((c) => ({
     label: c.label,
-    images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb })),
+    images: (c.keys || []).map((k) => saved.images.get(k)).filter(Boolean).map((r) => ({ key: r.key, thumb: r.thumb, emb: r.emb, from: checkedFrom(r.from) })),
   }));
   for (const c of classes) {
     // Saves before bytes were stored directly hold a Blob.
@@ -269,6 +270,12 @@ export async function restore(project, autosave, { saved, nextKey, migrate }) {
     autosave.markModel();
   }
   return records.length;
+}
+
+// A stored photo's sender (merge.js), as the page made it; anything else is dropped, not trusted.
+function checkedFrom(f) {
+  if (!f || typeof f !== 'object' || typeof f.id !== 'string' || typeof f.name !== 'string' || typeof f.batch !== 'string') return undefined;
+  return { id: f.id.slice(0, 40), name: f.name.slice(0, 80), batch: f.batch.slice(0, 40), at: Number.isFinite(f.at) ? f.at : 0 };
 }
 
 // What a stored class name becomes when the engine's label rule, stricter than the page that

@@ -115,10 +115,10 @@ export async function loadInto(project, sw, classes, sameArch, progressKey, arch
       for (const im of c.images) {
         if (sameArch) {
           const id = await sw.addEmbedding(c.label, im.emb.slice(), im.thumb.slice());
-          out.push({ label: c.label, id, thumb: im.thumb, emb: im.emb, key: im.key });
+          out.push({ label: c.label, id, thumb: im.thumb, emb: im.emb, key: im.key, from: im.from });
         } else {
           const r = await sw.addImage(c.label, im.thumb.slice());
-          out.push({ label: c.label, id: r.id, thumb: im.thumb, emb: r.embedding, key: im.key });
+          out.push({ label: c.label, id: r.id, thumb: im.thumb, emb: r.embedding, key: im.key, from: im.from });
         }
         done += 1;
         if (done % 8 === 0 || done === total) show();

@@ -11,6 +11,7 @@
 //   stale, training {on}, model, history {history}, settings, cleared, replaced {report}
 //   engine {sw}, engine-status {phase, ...}, arch-kept {arch}, embed-progress {shown, done, total, text}
 //   status {text, progress}, error {key, error, params}
+//   images-removed {keys}: photos removed together (a contribution undone, merge.js)
 //   for persist.js: stored {key}, dropped {key}, model-stored, replace-all {keys}, save
 
 import { t } from './i18n.js';
@@ -56,7 +57,9 @@ export class Project extends EventTarget {
     this.sw = null; // the engine (engine/client.js's Sortwise)
     this.rules = RULES; // the engine's rules(): limits, training defaults, setting ranges
     this.classes = []; // [{label, keys: [imageKey...]}]
-    this.images = new Map(); // key -> {key, label, thumb: Uint8Array, emb: Float32Array, id, url}
+    // key -> {key, label, thumb: Uint8Array, emb: Float32Array, id, url, from}; `from`: who sent a
+    // photo from their phone ({id, name, batch, at}, merge.js), absent for the project's own
+    this.images = new Map();
     this.idToKey = new Map();
     this.nextKey = 1;
     this.settings = { ...PAGE_DEFAULTS };
@@ -170,8 +173,8 @@ export class Project extends EventTarget {
     this.emit('active', { label });
   }
 
-  addRecord(label, id, thumb, emb, key = this.nextKey++) {
-    const rec = { key, label, thumb, emb, id, url: null };
+  addRecord(label, id, thumb, emb, key = this.nextKey++, from = null) {
+    const rec = { key, label, thumb, emb, id, url: null, ...(from ? { from } : {}) };
     this.images.set(key, rec);
     this.idToKey.set(id, key);
     this.classOf(label).keys.push(key);
@@ -330,7 +333,7 @@ export class Project extends EventTarget {
     let added = 0;
     results.forEach((r, k) => {
       if (r.error !== undefined) { this.skip(ready[k].item.name, `msg:${r.error}`); return; }
-      this.emit('image-added', { rec: this.addRecord(label, r.id, r.thumbnail, r.embedding) });
+      this.emit('image-added', { rec: this.addRecord(label, r.id, r.thumbnail, r.embedding, undefined, ready[k].item.from) });
       added += 1;
     });
     if (added) this.markStale();
@@ -347,6 +350,29 @@ export class Project extends EventTarget {
       this.markStale();
       this.emit('image-removed', { key, label: rec.label });
       this.emit('save');
+    });
+  }
+
+  /** Removes the photos of `keys` in one go (one save, one stale mark); resolves to how many. */
+  removeImages(keys) {
+    return this.serial(async () => {
+      let removed = 0;
+      for (const key of keys) {
+        const rec = this.images.get(key);
+        if (!rec) continue;
+        try {
+          await this.sw.removeImage(rec.id);
+        } catch (e) { this.fail('addFailed', e); break; }
+        this.dropRecord(key);
+        removed += 1;
+      }
+      if (removed) {
+        this.markStale();
+        this.emit('images-removed', { keys });
+        this.emit('classes');
+      }
+      this.emit('save');
+      return removed;
     });
   }
 
@@ -551,7 +577,7 @@ export class Project extends EventTarget {
     for (const r of records) {
       const key = keepKeys && r.key != null ? r.key : this.nextKey++;
       if (keepKeys) this.nextKey = Math.max(this.nextKey, key + 1);
-      this.addRecord(r.label, r.id, r.thumb, r.emb, key);
+      this.addRecord(r.label, r.id, r.thumb, r.emb, key, r.from);
     }
     if (settings) this.settings = this.withDefaults(settings);
     this.setModel(model, modelLabels, report);

@@ -15,7 +15,7 @@
 // here and is kept.
 // main.js starts the page only once this worker controls it, so that download is seen here.
 
-const CACHE = 'sortwise-app-v10';
+const CACHE = 'sortwise-app-v11';
 // Where the pkg*/ builds sit relative to this file: beside www/ in the repository; in the folder
 // `./run dist` makes, next to this file (scripts/dist.sh rewrites this line, and checks it did).
 const PKG_ROOT = '../';
@@ -45,6 +45,18 @@ const SHELL = [
   './ui/share.js',
   './ui/shared-view.js',
   './ui/device-out.js',
+  './ui/collect.js',
+  './ui/qr.js',
+  './collect.html',
+  './collect/main.js',
+  './collect/photos.js',
+  './collect/live.js',
+  './collect-link.js',
+  './contribution.js',
+  './merge.js',
+  './peer.js',
+  './qr-scan.js',
+  './i18n-collect.js',
   './device-out.js',
   './share-link.js',
   './links-store.js',
@@ -69,6 +81,7 @@ const SHELL = [
   './vendor/uPlot.min.css',
   './vendor/fflate.js',
   './vendor/qrcode.js',
+  './vendor/jsqr.js',
   './manifest.json',
   './manifest.zh-CN.json',
   './icons/icon.svg',

@@ -6,6 +6,7 @@ import { t } from '../i18n.js';
 import { LIMITS } from '../project.js';
 import { streamDatasetZip, isImageName, ZipError } from '../project-zip.js';
 import { Camera } from '../camera.js';
+import { isContributionZip, mergeContributionFiles } from './collect.js';
 import { $, el } from './dom.js';
 import { showError, status, setNotice } from './status.js';
 
@@ -156,8 +157,17 @@ function intakeStream(items, zips) {
 
 /** Adds a drop's or a picker's photos and zips (`addClassFolders`): zips are read as they are embedded. */
 async function addIntake(items, zipFiles, target, opts = {}) {
+  // A phone's contribution (its manifest says who took it) is merged by class name, never as
+  // class folders that could replace the project's empty classes.
+  const datasets = [];
+  const contributions = [];
+  for (const f of zipFiles) (await isContributionZip(f) ? contributions : datasets).push(f);
+  if (contributions.length) {
+    await mergeContributionFiles(contributions);
+    if (!items.length && !datasets.length) return;
+  }
   const zips = [];
-  for (const f of zipFiles) {
+  for (const f of datasets) {
     const z = await openZip(f, target);
     if (z) zips.push(z);
   }

@@ -6,6 +6,7 @@ import { t, formatPct, getLang } from '../i18n.js';
 import { forgetLink, keptLinks } from '../links-store.js';
 import { makeLink, pageBase, qrCapacity, qrCode } from '../share-link.js';
 import { exportModel } from './save.js';
+import { drawQr } from './qr.js';
 import { $, el, download, stamp } from './dom.js';
 import { clearError, showError, status } from './status.js';
 
@@ -13,20 +14,6 @@ let project = null;
 let current = null; // what the dialog shows: {link, code, deflated, shared} or {refused}
 
 const PRECISION_KEYS = { int4: 'sharePrecisionInt4', int8: 'sharePrecisionInt8', f16: 'sharePrecisionF16' };
-
-/** Draws `code` on `canvas`, with the quiet zone of 4 modules a reader needs. */
-function drawQr(canvas, code) {
-  const n = code.getModuleCount();
-  const cell = Math.max(2, Math.floor(720 / (n + 8)));
-  canvas.width = canvas.height = (n + 8) * cell;
-  const g = canvas.getContext('2d');
-  g.fillStyle = '#fff';
-  g.fillRect(0, 0, canvas.width, canvas.height);
-  g.fillStyle = '#000';
-  for (let r = 0; r < n; r += 1) {
-    for (let c = 0; c < n; c += 1) if (code.isDark(r, c)) g.fillRect((c + 4) * cell, (r + 4) * cell, cell, cell);
-  }
-}
 
 function renderDialog() {
   if (!current) return;

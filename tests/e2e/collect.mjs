@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+// Collecting from phones (issue 33), in Chromium on localhost with the real engine: the teacher's
+// page and a phone (mobile emulation, 360×740, touch; its fake camera plays a trashnet-mini photo
+// from a Y4M file made here) in two browser contexts.
+// - Live: the teacher opens "Collect from phones"; the phone opens the collect link from the
+//   panel, names itself, taps Connect; its answer QR code is screenshotted and read by the
+//   teacher's page through "Read a code from a photo" (the decoder the page uses on camera
+//   frames). Three photos × two classes taken on the phone arrive in the teacher's classes as
+//   they are taken, with their sender in the roster (connected), and the teacher trains on them.
+// - By file: the phone's "Send as a file" download is one of three contribution zips dropped at
+//   once; photos of a class the project lacks wait as an offer (accepted here); a damaged
+//   contribution is refused whole; undoing every merge and removing a contributor leave the
+//   project record by record as it was before the drop.
+//
+//   node tests/e2e/collect.mjs
+
+import { chromium } from 'playwright-core';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DATA, ROOT, serveRepo } from './serve.mjs';
+import { packContribution, newContributorId } from '../../www/contribution.js';
+
+const T0 = Date.now();
+const log = (...a) => console.log(`[collect ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+const failures = [];
+const check = (cond, msg) => { if (!cond) { failures.push(msg); log(`FAIL: ${msg}`); } else log(`ok: ${msg}`); };
+const SHOTS = join(ROOT, 'artifacts/screenshots');
+mkdirSync(SHOTS, { recursive: true });
+const tmp = mkdtempSync(join(tmpdir(), 'sortwise-collect-'));
+const photo = (cls, i = 0) => new Uint8Array(readFileSync(join(DATA, 'train', cls, readdirSync(join(DATA, 'train', cls)).sort()[i])));
+
+const server = await serveRepo('/www/index.html');
+let browser = null;
+try {
+  // The fake camera's video: a Y4M (raw YUV 4:2:0) of a glass photo, decoded by Chromium itself.
+  const y4m = join(tmp, 'camera.y4m');
+  {
+    const b = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+    const p = await b.newPage();
+    await p.goto(`${server.base}/tests/e2e/harness.html`);
+    const frame = await p.evaluate(async (jpeg) => {
+      const bmp = await createImageBitmap(new Blob([new Uint8Array(jpeg)], { type: 'image/jpeg' }));
+      const w = 640;
+      const h = 480;
+      const c = new OffscreenCanvas(w, h);
+      const g = c.getContext('2d');
+      g.drawImage(bmp, 0, 0, w, h);
+      const d = g.getImageData(0, 0, w, h).data;
+      const y = new Uint8Array(w * h);
+      const u = new Uint8Array((w / 2) * (h / 2));
+      const v = new Uint8Array((w / 2) * (h / 2));
+      for (let i = 0; i < w * h; i += 1) y[i] = Math.round(0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]);
+      for (let r = 0; r < h / 2; r += 1) {
+        for (let q = 0; q < w / 2; q += 1) {
+          const i = 4 * ((2 * r) * w + 2 * q);
+          u[r * (w / 2) + q] = Math.round(128 - 0.168736 * d[i] - 0.331264 * d[i + 1] + 0.5 * d[i + 2]);
+          v[r * (w / 2) + q] = Math.round(128 + 0.5 * d[i] - 0.418688 * d[i + 1] - 0.081312 * d[i + 2]);
+        }
+      }
+      return [...y, ...u, ...v];
+    }, [...photo('glass', 0)]);
+    await b.close();
+    const head = Buffer.from('YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n');
+    const frames = [];
+    for (let i = 0; i < 5; i += 1) frames.push(Buffer.from('FRAME\n'), Buffer.from(frame));
+    writeFileSync(y4m, Buffer.concat([head, ...frames]));
+  }
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`],
+  });
+  const errors = [];
+  const watch = (page, who) => {
+    page.on('pageerror', (e) => { errors.push(`${who}: ${e.message}`); log(`${who} page error:`, e.message); });
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log(`${who} console ${m.type()}:`, m.text()); });
+  };
+
+  // ---- the teacher's page: two classes, the collect panel ----------------------------------
+  const teacherCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const teacher = await teacherCtx.newPage();
+  watch(teacher, 'teacher');
+  await teacher.goto(`${server.base}/www/?device=cpu`);
+  await teacher.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300000 });
+  await teacher.selectOption('#preset', 'empty');
+  await teacher.click('#apply-preset');
+  for (const label of ['glass', 'paper']) {
+    await teacher.fill('#new-class', label);
+    await teacher.press('#new-class', 'Enter');
+  }
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.classes.length === 2);
+  await teacher.click('#collect-open');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect?.offer, null, { timeout: 30000 });
+  const link = await teacher.evaluate(() => window.sortwiseDebug.state.collect.link);
+  check(/\/www\/collect\.html#c=/.test(link), `the panel shows the collect link (${link.length} characters)`);
+  const session = await teacher.evaluate(() => window.sortwiseDebug.state.collect.session);
+
+  // ---- the phone: the collect view from the link -------------------------------------------
+  const phoneCtx = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, acceptDownloads: true });
+  const phone = await phoneCtx.newPage();
+  watch(phone, 'phone');
+  const tScan = Date.now();
+  await phone.goto(link);
+  await phone.waitForFunction(() => document.body.dataset.ready === '1' && window.sortwiseCollect.state.camera, null, { timeout: 30000 });
+  const ps = await phone.evaluate(() => window.sortwiseCollect.state);
+  check(JSON.stringify(ps.labels) === '["glass","paper"]' && ps.session === session, `the phone has the project's classes and session: ${JSON.stringify(ps.labels)} ${ps.session}`);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+  check(overflow <= 0, `the collect view fits a 360 px phone (overflow ${overflow} px)`);
+  await phone.fill('#collect-name', 'Ana');
+  await phone.press('#collect-name', 'Tab');
+  await phone.tap('#collect-live');
+  await phone.waitForFunction(() => !document.getElementById('collect-answer').hidden, null, { timeout: 30000 });
+  const shot = join(tmp, 'answer.png');
+  await phone.locator('#collect-answer-qr').screenshot({ path: shot });
+  await phone.screenshot({ path: join(SHOTS, 'collect-phone-360.png') });
+  // the teacher's page reads the phone's code from the screenshot, with the page's own decoder
+  await teacher.setInputFiles('#collect-scan-file', shot);
+  await phone.waitForFunction(() => window.sortwiseCollect.state.live === 'collectLiveOn', null, { timeout: 30000 });
+  const connectMs = Date.now() - tScan;
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Ana' && r.connected === true), null, { timeout: 10000 })
+    .catch(async (e) => { log('teacher collect state:', JSON.stringify(await teacher.evaluate(() => window.sortwiseDebug.state.collect)), await teacher.locator('#collect-scan-state').textContent()); throw e; });
+  check(true, `paired through the QR codes: scan to connected in ${(connectMs / 1000).toFixed(1)} s`);
+
+  // three photos in each class, tapped on the phone, arrive as they are taken
+  const tSend = Date.now();
+  for (const label of ['glass', 'paper']) {
+    await phone.tap(`#collect-chips [data-label="${label}"]`);
+    for (let i = 0; i < 3; i += 1) {
+      await phone.tap('#collect-shoot');
+      await phone.waitForFunction((n) => window.sortwiseCollect.state.photos.length === n, (label === 'glass' ? 0 : 3) + i + 1);
+    }
+  }
+  await teacher.waitForFunction(() => JSON.stringify(window.sortwiseDebug.state.classes) === '[{"label":"glass","count":3},{"label":"paper","count":3}]', null, { timeout: 60000 });
+  const sendMs = Date.now() - tSend;
+  await phone.waitForFunction(() => window.sortwiseCollect.state.photos.every((p) => p.sent), null, { timeout: 10000 });
+  const sizes = await phone.evaluate(() => window.sortwiseCollect.state.photos.map((p) => p.bytes));
+  check(true, `6 photos taken and received in ${(sendMs / 1000).toFixed(1)} s; each ${Math.min(...sizes)}-${Math.max(...sizes)} bytes`);
+  const roster = await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster);
+  check(roster.length === 1 && roster[0].name === 'Ana' && roster[0].total === 6 && roster[0].perClass.glass === 3 && roster[0].perClass.paper === 3,
+    `the roster: ${JSON.stringify(roster)}`);
+  const provenance = await teacher.evaluate(() => window.sortwiseDebug.records().images.map((r) => r.from?.name ?? null));
+  check(provenance.length === 6 && provenance.every((n) => n === 'Ana'), `every photo records its sender: ${JSON.stringify(provenance)}`);
+  await teacher.screenshot({ path: join(SHOTS, 'collect-teacher.png'), fullPage: false });
+
+  // the teacher trains on them
+  await teacher.click('#train-btn');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.hasModel && !window.sortwiseDebug.state.training, null, { timeout: 300000 });
+  const trained = await teacher.evaluate(() => window.sortwiseDebug.state.modelLabels);
+  check(JSON.stringify(trained) === '["glass","paper"]', `trained on the phone's photos: ${JSON.stringify(trained)}`);
+
+  // ---- by file: a second phone, not connected, sends its photos as a file ------------------
+  const phone2Ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, acceptDownloads: true });
+  const phone2 = await phone2Ctx.newPage();
+  watch(phone2, 'phone 2');
+  await phone2.goto(link);
+  await phone2.waitForFunction(() => document.body.dataset.ready === '1' && window.sortwiseCollect.state.camera, null, { timeout: 30000 });
+  await phone2.fill('#collect-name', 'Eve');
+  await phone2.press('#collect-name', 'Tab');
+  await phone2.tap('#collect-chips [data-label="paper"]');
+  await phone2.tap('#collect-shoot');
+  await phone2.tap('#collect-shoot');
+  await phone2.waitForFunction(() => window.sortwiseCollect.state.photos.length === 2);
+  const [dl] = await Promise.all([phone2.waitForEvent('download', { timeout: 30000 }), phone2.tap('#collect-file')]);
+  const phoneFile = readFileSync(await dl.path());
+  await phone2.waitForFunction(() => window.sortwiseCollect.state.photos.every((p) => p.sent));
+  check(/^sortwise-[A-Z0-9]{6}-Eve-.*\.zip$/.test(dl.suggestedFilename()), `the phone's "Send as a file" downloads ${dl.suggestedFilename()} (${phoneFile.length} bytes) where it cannot share, and marks its photos sent`);
+  // the phone's store is its own: the project database on that phone was never opened
+  const dbs = await phone2.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  check(JSON.stringify(dbs) === '["sortwise-collect"]', `the collect view keeps photos in a database of its own: ${JSON.stringify(dbs)}`);
+
+  await teacher.evaluate(() => window.sortwiseDebug.idle());
+  const before = await teacher.evaluate(async () => {
+    await window.sortwiseDebug.idle();
+    const r = window.sortwiseDebug.records();
+    return JSON.stringify(r.images.map((im) => [im.key, im.label, im.thumb.length, Array.from(im.emb.slice(0, 4)), im.from?.batch ?? null]));
+  });
+  const bob = { id: newContributorId(), name: 'Bob' };
+  const cai = { id: newContributorId(), name: 'Cai' };
+  const zips = [
+    packContribution({ session, contributor: bob, photos: [0, 1].map((i) => ({ label: 'glass', bytes: photo('glass', 3 + i), taken: Date.now() })) }),
+    packContribution({ session, contributor: cai, photos: [{ label: 'paper', bytes: photo('paper', 5) }, { label: 'plastic', bytes: photo('plastic', 0) }, { label: 'plastic', bytes: photo('plastic', 1) }] }),
+  ];
+  const damaged = packContribution({ session, contributor: { id: newContributorId(), name: 'Dan' }, photos: [{ label: 'glass', bytes: photo('glass', 6) }] });
+  damaged[200] ^= 0xff; // inside the stored photo: its CRC fails
+  const files = [phoneFile, ...zips, damaged].map((b, i) => [Buffer.from(b).toString('base64'), `contribution-${i}.zip`]);
+  await teacher.evaluate((list) => {
+    const dt = new DataTransfer();
+    for (const [data, name] of list) dt.items.add(new File([Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0))], name, { type: 'application/zip' }));
+    document.getElementById('data-h').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, files);
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.offers.length === 1 && window.sortwiseDebug.state.skipped.some((s) => /contribution-3/.test(s.name)), null, { timeout: 60000 });
+  await teacher.evaluate(() => window.sortwiseDebug.idle());
+  const st = await teacher.evaluate(() => window.sortwiseDebug.state);
+  const count = (l) => st.classes.find((c) => c.label === l)?.count;
+  check(count('glass') === 5 && count('paper') === 6 && !st.classes.some((c) => c.label === 'plastic'),
+    `three contributions dropped at once merge by class name, no class created: ${JSON.stringify(st.classes)}`);
+  check(st.collect.offers[0].label === 'plastic' && st.collect.offers[0].n === 2 && st.collect.offers[0].name === 'Cai', `photos for a class the project lacks wait as an offer: ${JSON.stringify(st.collect.offers)}`);
+  const damagedSkip = st.skipped.find((s) => /contribution-3/.test(s.name));
+  check(Boolean(damagedSkip), `the damaged contribution is refused whole: ${damagedSkip?.reason}`);
+  check(['Ana', 'Eve', 'Bob', 'Cai'].every((n) => st.collect.roster.some((r) => r.name === n)), `the roster lists every sender: ${st.collect.roster.map((r) => `${r.name}:${r.total}`).join(' ')}`);
+  await teacher.click('#collect-offers [data-action="accept"]');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.classes.find((c) => c.label === 'plastic')?.count === 2, null, { timeout: 60000 });
+  check(true, 'the offered class is added with its two photos when the teacher accepts it');
+
+  // undo every merge of the drop (newest first), and the accepted offer: the project is as before
+  const merges = await teacher.evaluate(() => window.sortwiseDebug.state.collect.merges.filter((m) => m.name !== 'Ana'));
+  for (const m of merges) {
+    await teacher.click(`#collect-merges [data-batch="${m.batch}"] [data-action="undo"]`);
+    await teacher.evaluate(() => window.sortwiseDebug.idle());
+  }
+  await teacher.evaluate(async () => { await window.sortwiseDebug.idle(); });
+  const after = await teacher.evaluate(async () => {
+    await window.sortwiseDebug.idle();
+    const r = window.sortwiseDebug.records();
+    return JSON.stringify(r.images.map((im) => [im.key, im.label, im.thumb.length, Array.from(im.emb.slice(0, 4)), im.from?.batch ?? null]));
+  });
+  check(after === before, `undoing the drop's merges leaves the photos record by record as before (${JSON.parse(after).length} records)`);
+  // removing one contributor takes all their photos
+  await teacher.click('#collect-roster [data-contributor] [data-action="remove"]');
+  await teacher.waitForFunction(() => !window.sortwiseDebug.records().images.some((r) => r.from?.name === 'Ana'), null, { timeout: 60000 });
+  check(true, 'removing a contributor removes their photos in one action');
+  check(errors.length === 0, `no uncaught page errors (${errors.length})`);
+} catch (e) {
+  failures.push(e.stack || String(e));
+  log('ERROR', e.stack || e);
+} finally {
+  await browser?.close();
+  server.stop();
+  rmSync(tmp, { recursive: true, force: true });
+}
+if (failures.length) {
+  console.error(`collect: ${failures.length} failure(s)`);
+  process.exit(1);
+}
+log('collect: all checks passed');

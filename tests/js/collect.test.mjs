@@ -1,0 +1,204 @@
+// Collecting from phones (issue 33), the parts without a browser: the collect link, the
+// contribution zip (pack → read, and crafted ones refused whole), and the photo protocol between
+// a phone and the teacher's page over a stand-in data channel: whole batches only, a cut batch
+// dropped, a malformed message closing the channel.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { zipSync, strToU8, deflateSync } from '../../www/vendor/fflate.js';
+import { toBase64Url } from '../../www/share-link.js';
+import { makeCollectLink, readCollectLink, newSessionCode, COLLECT_LIMITS } from '../../www/collect-link.js';
+import { packContribution, readContribution, isContributionZip, newContributorId, cleanName, MANIFEST, CONTRIBUTION_LIMITS } from '../../www/contribution.js';
+import { PhotoSender, PhotoReceiver, CHUNK, readAnswerCode, answerCode, packSdp, unpackSdp } from '../../www/peer.js';
+
+const DATA = process.env.SORTWISE_DATA || new URL('../../../shared/data/trashnet-mini', import.meta.url).pathname;
+const jpegs = (cls, n) => readdirSync(join(DATA, 'train', cls)).sort().slice(0, n).map((f) => new Uint8Array(readFileSync(join(DATA, 'train', cls, f))));
+
+test('a collect link carries the session, the class names and the offer, and refuses damage', () => {
+  const session = newSessionCode();
+  assert.match(session, /^[A-HJ-NP-Z2-9]{6}$/);
+  const labels = ['可回收物 Recyclable', 'glass', 'a/b'];
+  const link = makeCollectLink('https://school.example/sortwise/', { session, labels, offer: 'abc_-9' });
+  assert.ok(link.startsWith('https://school.example/sortwise/collect.html#c='));
+  const got = readCollectLink(new URL(link).hash);
+  assert.deepEqual(got, { session, labels, offer: 'abc_-9' });
+  assert.equal(readCollectLink(''), null);
+  assert.equal(readCollectLink('#m=abc'), null);
+  assert.throws(() => readCollectLink('#c='), /cut short/);
+  assert.throws(() => readCollectLink('#c=!!!'), /./);
+  assert.throws(() => readCollectLink(`${new URL(link).hash.slice(0, 20)}`), /damaged/);
+  // a deflate bomb in the fragment: refused before it unpacks past the limit
+  const bomb = toBase64Url(deflateSync(strToU8(JSON.stringify({ v: 1, s: session, l: ['x'], pad: ' '.repeat(10 * 1024 * 1024) }))));
+  assert.ok(bomb.length < 20000);
+  assert.throws(() => readCollectLink(`#c=${bomb}`), /more than any project sends/);
+  assert.throws(() => makeCollectLink('https://x/', { session: 'short', labels }), /session/);
+  assert.throws(() => makeCollectLink('https://x/', { session, labels: [] }), /class list/);
+  assert.throws(() => makeCollectLink('https://x/', { session, labels: ['x'.repeat(COLLECT_LIMITS.maxLabelChars + 1)] }), /class name/);
+});
+
+test('a contribution zip packs and reads back photo by photo; names are cleaned', async () => {
+  const glass = jpegs('glass', 3);
+  const paper = jpegs('paper', 2);
+  const contributor = { id: newContributorId(), name: ' Ana\u202e\u200b ' };
+  const photos = [...glass.map((bytes, i) => ({ label: 'glass', bytes, taken: 1000 + i })), ...paper.map((bytes) => ({ label: 'paper / 纸', bytes, taken: 2000 }))];
+  const zip = packContribution({ session: 'ABCDEF', contributor, photos });
+  const blob = new Blob([zip]);
+  assert.equal(await isContributionZip(blob), true);
+  assert.equal(await isContributionZip(new Blob([zipSync({ 'glass/a.jpg': glass[0] })])), false);
+  assert.equal(await isContributionZip(new Blob([new Uint8Array(100)])), false);
+  const c = await readContribution(blob);
+  assert.equal(c.kind, 'photos');
+  assert.equal(c.session, 'ABCDEF');
+  assert.deepEqual(c.contributor, { id: contributor.id, name: 'Ana' });
+  assert.equal(c.photos.length, 5);
+  c.photos.forEach((p, i) => {
+    assert.equal(p.label, photos[i].label);
+    assert.deepEqual(p.bytes, photos[i].bytes);
+    assert.equal(p.taken, photos[i].taken);
+  });
+  // the folder of a class whose name has a slash stays one folder
+  assert.ok(c.photos[3].name.startsWith('paper _ 纸/'), c.photos[3].name);
+  assert.equal(cleanName('x'.repeat(100)).length, CONTRIBUTION_LIMITS.maxNameChars);
+});
+
+test('a crafted contribution is refused whole, with the reason', async () => {
+  const jpg = jpegs('metal', 1)[0];
+  const good = { format: 'sortwise-contribution', version: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12', name: 'x' }, photos: [{ file: 'metal/1.jpg', label: 'metal' }] };
+  const make = (manifest, files = { 'metal/1.jpg': jpg }) => new Blob([zipSync({ ...files, [MANIFEST]: strToU8(typeof manifest === 'string' ? manifest : JSON.stringify(manifest)) })]);
+  assert.equal((await readContribution(make(good))).photos.length, 1);
+  const cases = [
+    [make('{not json'), /not valid JSON/],
+    [make({ ...good, format: 'other' }), /not a sortwise contribution/],
+    [make({ ...good, version: 2 }), /version 2/],
+    [make({ ...good, kind: 'bomb' }), /unknown kind/],
+    [make({ ...good, session: '../../x' }), /session code/],
+    [make({ ...good, contributor: { id: 'x', name: 'a' } }), /contributor id/],
+    [make({ ...good, contributor: null }), /contributor id/],
+    [make({ ...good, photos: {} }), /photo list/],
+    [make({ ...good, photos: [{ file: 'metal/2.jpg', label: 'metal' }] }), /missing/],
+    [make({ ...good, photos: [good.photos[0], good.photos[0]] }), /listed twice/],
+    [make({ ...good, photos: [{ file: 'metal/1.jpg', label: '' }] }), /the class of/],
+    [make({ ...good, photos: [{ file: 'metal/1.jpg', label: 'x'.repeat(101) }] }), /the class of/],
+    [make({ ...good, photos: [{ file: 'metal/1.jpg', label: 'metal', taken: -1 }] }), /the time of/],
+    [make({ ...good, photos: Array.from({ length: CONTRIBUTION_LIMITS.maxPhotos + 1 }, (_, i) => ({ file: `m/${i}.jpg`, label: 'm' })) }), /more than 1000 photos/],
+    [new Blob([zipSync({ 'metal/1.jpg': jpg })]), /missing or could not be read/],
+  ];
+  for (const [blob, want] of cases) await assert.rejects(readContribution(blob), want);
+  // a photo whose bytes fail their CRC: the photo is missing, so the whole file is refused
+  const zip = zipSync({ 'metal/1.jpg': [jpg, { level: 0 }], [MANIFEST]: strToU8(JSON.stringify(good)) });
+  const at = zip.indexOf(0xff, 40); // inside the stored JPEG
+  zip[at + 10] ^= 0xff;
+  await assert.rejects(readContribution(new Blob([zip])), /missing/);
+});
+
+test('pairing codes: SDP packs and unpacks, an answer code names its session', () => {
+  const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n'.repeat(5);
+  assert.equal(unpackSdp(packSdp(sdp)), sdp);
+  assert.throws(() => unpackSdp(packSdp('hello')), /not a connection offer/);
+  assert.throws(() => unpackSdp(packSdp('v=0'.padEnd(20000, 'x'))), /more than/);
+  const code = answerCode('ABCDEF', 'xyz_-');
+  assert.deepEqual(readAnswerCode(code), { session: 'ABCDEF', answer: 'xyz_-' });
+  assert.equal(readAnswerCode('https://example.com'), null);
+  assert.equal(readAnswerCode('sortwise-answer:abc:xyz'), null);
+});
+
+/** Two ends of a reliable, ordered data channel, in one process. */
+function channelPair() {
+  const make = () => {
+    const ch = new EventTarget();
+    ch.readyState = 'open';
+    ch.bufferedAmount = 0;
+    ch.sent = 0;
+    ch.close = () => {
+      for (const c of [a, b]) {
+        if (c.readyState === 'closed') continue;
+        c.readyState = 'closed';
+        queueMicrotask(() => c.dispatchEvent(new Event('close')));
+      }
+    };
+    return ch;
+  };
+  const a = make();
+  const b = make();
+  const wire = (from, to) => {
+    from.send = (data) => {
+      if (from.readyState !== 'open') throw new Error('closed');
+      from.sent += 1;
+      if (from.cutAfter != null && from.sent > from.cutAfter) { from.close(); return; }
+      const copy = typeof data === 'string' ? data : data.slice().buffer;
+      queueMicrotask(() => { if (to.readyState === 'open') to.dispatchEvent(Object.assign(new Event('message'), { data: copy })); });
+    };
+  };
+  wire(a, b);
+  wire(b, a);
+  return [a, b];
+}
+
+function pairUp({ cutAfter = null, onBatch } = {}) {
+  const [phoneEnd, teacherEnd] = channelPair();
+  phoneEnd.cutAfter = cutAfter;
+  const merged = [];
+  const events = [];
+  const contributor = { id: 'abcdefgh12', name: 'Ben' };
+  new PhotoReceiver(teacherEnd, {
+    session: 'ABCDEF',
+    onHello: (c) => events.push(['hello', c.name]),
+    onBatch: onBatch ?? (async (c) => { merged.push(c); return { added: c.photos.length, offered: 0 }; }),
+    onClose: () => events.push(['close']),
+    now: () => 0,
+  });
+  const sender = new PhotoSender(phoneEnd, { session: 'ABCDEF', contributor: () => contributor });
+  return { sender, merged, events, phoneEnd, teacherEnd };
+}
+
+test('photos cross the channel in whole, checked batches with their sender', async () => {
+  const { sender, merged, events } = pairUp();
+  sender.hello();
+  const big = new Uint8Array(CHUNK * 2 + 5).map((_, i) => i * 7);
+  const photos = [...jpegs('glass', 6), big, ...jpegs('paper', 3)].map((bytes, i) => ({ id: i + 1, label: i < 6 ? 'glass' : 'paper', bytes, taken: i }));
+  const acked = await sender.send(photos);
+  assert.deepEqual(acked, photos.map((p) => p.id));
+  assert.deepEqual(events, [['hello', 'Ben']]);
+  assert.equal(merged.length, 2); // batches of 8
+  const got = merged.flatMap((c) => c.photos);
+  assert.equal(got.length, 10);
+  got.forEach((p, i) => { assert.equal(p.label, photos[i].label); assert.deepEqual(p.bytes, photos[i].bytes); });
+  assert.deepEqual(merged[0].contributor, { id: 'abcdefgh12', name: 'Ben' });
+});
+
+test('a batch cut mid-transfer is dropped whole; the phone keeps it unacknowledged', async () => {
+  // hello + batch header + 3 of the 8 photos' chunks, then the link dies
+  const { sender, merged, events } = pairUp({ cutAfter: 5 });
+  sender.hello();
+  const photos = jpegs('metal', 8).map((bytes, i) => ({ id: i + 1, label: 'metal', bytes }));
+  await assert.rejects(sender.send(photos), /closed/);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(merged.length, 0);
+  assert.deepEqual(events.at(-1), ['close']);
+});
+
+test('the teacher refuses what a phone running the page never sends', async () => {
+  const bad = [
+    (ch) => ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 1, crc: 0 }] })), // before hello
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'OTHER1', contributor: { id: 'abcdefgh12' } })); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(new Uint8Array(4)); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 3e9, crc: 0 }] })); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 2, crc: 0 }] })); ch.send(new Uint8Array(3)); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 2, crc: 12345 }] })); ch.send(new Uint8Array(2)); },
+    (ch) => ch.send('{"t":'),
+  ];
+  for (const [i, attack] of bad.entries()) {
+    const { merged, events, phoneEnd } = pairUp();
+    attack(phoneEnd);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(merged.length, 0, `case ${i}`);
+    assert.deepEqual(events.at(-1), ['close'], `case ${i}: closed`);
+  }
+});
+
+test('a batch the page refuses is answered, not acknowledged', async () => {
+  const { sender } = pairUp({ onBatch: async () => { throw new Error('engine busy'); } });
+  sender.hello();
+  await assert.rejects(sender.send(jpegs('plastic', 1).map((bytes) => ({ id: 1, label: 'plastic', bytes }))), /engine busy/);
+});

@@ -1,0 +1,87 @@
+// The link a phone opens to collect photos for a project (no DOM here): the class names, a
+// session code and, for a live connection, the teacher's WebRTC offer, deflated into the
+// fragment of `collect.html`, which browsers never send to a server. The phone reads it as
+// untrusted text: it only shows the names, and the teacher's page checks whatever comes back.
+
+import { Inflate, deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
+import { fromBase64Url, toBase64Url } from './share-link.js';
+
+export const COLLECT_LIMITS = {
+  maxClasses: 100,
+  maxLabelChars: 100,
+  maxOfferChars: 6000,
+  // what a link's fragment may unpack to: 100 long class names and an offer fit in a fraction
+  maxJsonBytes: 64 * 1024,
+};
+
+const SESSION = /^[A-Z0-9]{6}$/;
+// No 0/O or 1/I: the code is read aloud and typed in a classroom.
+const SESSION_CHARS = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+
+export function newSessionCode() {
+  const r = crypto.getRandomValues(new Uint8Array(6));
+  return [...r].map((b) => SESSION_CHARS[b % SESSION_CHARS.length]).join('');
+}
+
+export function isSessionCode(s) { return typeof s === 'string' && SESSION.test(s); }
+
+function inflateBounded(bytes, max) {
+  const parts = [];
+  let total = 0;
+  const inf = new Inflate((chunk) => {
+    total += chunk.length;
+    if (total > max) throw new Error('the collect link holds more than any project sends');
+    parts.push(chunk);
+  });
+  try {
+    for (let i = 0; i < bytes.length || i === 0; i += 1024) inf.push(bytes.subarray(i, i + 1024), i + 1024 >= bytes.length);
+  } catch (e) {
+    if (/more than any/.test(e.message)) throw e;
+    throw new Error('the collect link is damaged');
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+/** `{session, labels, offer}` checked as the phone takes it; throws Error saying what is wrong. */
+export function checkCollect(json) {
+  const bad = (why) => { throw new Error(`the collect link is damaged (${why})`); };
+  if (!json || typeof json !== 'object' || Array.isArray(json)) bad('not an object');
+  if (json.v !== 1) bad(`version ${json.v}`);
+  if (!isSessionCode(json.s)) bad('no session code');
+  if (!Array.isArray(json.l) || !json.l.length || json.l.length > COLLECT_LIMITS.maxClasses) bad('no class list');
+  const labels = [];
+  for (const l of json.l) {
+    if (typeof l !== 'string' || !l.trim() || [...l].length > COLLECT_LIMITS.maxLabelChars) bad('a class name');
+    if (!labels.includes(l)) labels.push(l);
+  }
+  let offer = null;
+  if (json.o != null) {
+    if (typeof json.o !== 'string' || !json.o || json.o.length > COLLECT_LIMITS.maxOfferChars || !/^[A-Za-z0-9_-]+$/.test(json.o)) bad('the connection offer');
+    offer = json.o;
+  }
+  return { session: json.s, labels, offer };
+}
+
+/** The collect page's address for `base` (the page's folder, ending in `/`). */
+export function makeCollectLink(base, { session, labels, offer = null }) {
+  const json = { v: 1, s: session, l: labels, ...(offer ? { o: offer } : {}) };
+  checkCollect(json);
+  return `${base}collect.html#c=${toBase64Url(deflateSync(strToU8(JSON.stringify(json)), { level: 9 }))}`;
+}
+
+/** The collect request in a fragment (`location.hash`): null when there is none; throws when damaged. */
+export function readCollectLink(hash) {
+  const m = /^#?c=(.*)$/s.exec(hash || '');
+  if (!m) return null;
+  if (!m[1]) throw new Error('the collect link is cut short');
+  let json;
+  try {
+    json = JSON.parse(strFromU8(inflateBounded(fromBase64Url(m[1]), COLLECT_LIMITS.maxJsonBytes)));
+  } catch (e) {
+    throw new Error(/collect link/.test(e.message) ? e.message : 'the collect link is damaged');
+  }
+  return checkCollect(json);
+}

@@ -1,0 +1,58 @@
+// The phone's live connection to the teacher's page (peer.js): the answer to the teacher's offer
+// shown as a QR code for the teacher's camera, then every unsent photo sent as it is taken, each
+// marked sent only once the teacher's page acknowledged it.
+
+import { t } from '../i18n.js';
+import { answerCode, answerOffer, opened, PhotoSender } from '../peer.js';
+import { qrFor, drawQr } from '../ui/qr.js';
+import { $ } from '../ui/dom.js';
+import { markSent } from './photos.js';
+
+/**
+ * Starts answering `request.offer`; returns `{state, send, hello}`: `send()` sends what is
+ * pending (photos taken meanwhile included), `hello()` sends the contributor's name again.
+ */
+export function startLive({ request, contributor, pending, onSent, say, fail }) {
+  const live = { state: 'answering', answer: null, sender: null, sending: false, again: false };
+  const show = (key, params) => { live.state = key; $('collect-live-state').textContent = t(key, params); };
+  live.send = async () => {
+    if (!live.sender) return;
+    if (live.sending) { live.again = true; return; }
+    live.sending = true;
+    try {
+      do {
+        live.again = false;
+        const photos = pending();
+        if (!photos.length) break;
+        const ids = await live.sender.send(photos);
+        await markSent(ids);
+        await onSent();
+        say(t('collectLiveSent', { n: ids.length }));
+      } while (live.again);
+    } catch (e) {
+      show('collectLiveLost', { reason: e.message });
+    } finally {
+      live.sending = false;
+    }
+  };
+  live.hello = () => { try { live.sender?.hello(); } catch { /* closed: the state says so */ } };
+  (async () => {
+    show('collectLiveAnswering');
+    const { pc, channel, answer } = await answerOffer(request.offer);
+    live.answer = answerCode(request.session, answer);
+    const code = qrFor(live.answer);
+    if (!code) throw new Error('the answer does not fit a QR code');
+    drawQr($('collect-answer-qr'), code, 320);
+    $('collect-answer').hidden = false;
+    show('collectLiveShow');
+    const ch = await opened(await channel, 10 * 60 * 1000);
+    $('collect-answer').hidden = true;
+    live.sender = new PhotoSender(ch, { session: request.session, contributor });
+    live.sender.hello();
+    show('collectLiveOn');
+    ch.addEventListener('close', () => { show('collectLiveLost', { reason: t('collectLiveClosed') }); live.sender = null; });
+    pc.addEventListener('connectionstatechange', () => { if (pc.connectionState === 'failed') show('collectLiveLost', { reason: pc.connectionState }); });
+    await live.send();
+  })().catch((e) => { show('collectLiveLost', { reason: e.message }); fail(e); });
+  return live;
+}

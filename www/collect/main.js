@@ -1,0 +1,210 @@
+// The phone's collect view (collect.html, opened from the QR code of the teacher's "Collect from
+// phones"): the camera first, a chip per class, tap for a photo or hold for several, the counts,
+// undo, and two ways to send: a file through the phone's share sheet (or a download), or live to
+// the teacher's page over WebRTC (live.js). No engine runs here; photos are scaled to what the
+// engine reads (engine/frame.js) and kept in this phone's own store (photos.js) until sent.
+
+import { t, setLang, defaultLang, onLangChange, applyI18n } from '../i18n.js';
+import { readCollectLink } from '../collect-link.js';
+import { newContributorId, cleanName, packContribution } from '../contribution.js';
+import { Camera } from '../camera.js';
+import { FRAME_SHORT_SIDE } from '../engine/frame.js';
+import { $, el, download, stamp } from '../ui/dom.js';
+import { addPhoto, deletePhoto, deleteSent, markSent, photosOf } from './photos.js';
+import { startLive } from './live.js';
+
+const ID_KEY = 'sortwise.collect.id';
+const NAME_KEY = 'sortwise.collect.name';
+// Holding the button takes a photo this often (as the page's own hold-to-record does).
+const BURST_MS = 250;
+const HOLD_MS = 350;
+
+const state = { request: null, active: null, photos: [], taken: [], camera: null, live: null, sending: false };
+
+function stored(key, make) {
+  try {
+    let v = localStorage.getItem(key);
+    if (v == null && make) { v = make(); localStorage.setItem(key, v); }
+    return v;
+  } catch { return make ? make() : null; }
+}
+
+function contributor() {
+  return { id: stored(ID_KEY, newContributorId), name: cleanName($('collect-name').value) };
+}
+
+function say(text) { $('status-text').textContent = text || ''; }
+function fail(e) {
+  $('collect-error').textContent = e?.message || String(e);
+  $('collect-error').hidden = false;
+}
+
+function render() {
+  const { labels } = state.request;
+  const count = (label, pred = () => true) => state.photos.filter((p) => p.label === label && pred(p)).length;
+  $('collect-chips').replaceChildren(...labels.map((label) => el('button', {
+    type: 'button',
+    class: `chip${label === state.active ? ' active' : ''}`,
+    role: 'radio',
+    aria: { checked: String(label === state.active) },
+    dataset: { label },
+    onclick: () => { state.active = label; render(); },
+  }, el('span', { class: 'chip-label', text: label }), el('span', { class: 'chip-count', text: String(count(label)) }))));
+  const unsent = state.photos.filter((p) => !p.sent).length;
+  const sent = state.photos.length - unsent;
+  $('collect-counts').textContent = state.photos.length
+    ? t('collectCounts', { total: state.photos.length, unsent, sent })
+    : t('collectNone');
+  $('collect-undo').disabled = !state.taken.length;
+  $('collect-shoot').disabled = !state.camera?.running || !state.active;
+  $('collect-file').disabled = !unsent || state.sending;
+  $('collect-clear').hidden = !sent;
+}
+
+async function reload() {
+  state.photos = await photosOf(state.request.session);
+  render();
+}
+
+async function shoot() {
+  if (!state.camera?.running || !state.active) return;
+  const bytes = await state.camera.frameJpeg(FRAME_SHORT_SIDE);
+  if (!bytes) return;
+  const rec = { session: state.request.session, kind: 'photos', label: state.active, bytes, taken: Date.now() };
+  const id = await addPhoto(rec);
+  state.taken.push(id);
+  state.photos.push({ ...rec, id, sent: false });
+  render();
+  state.live?.send();
+}
+
+function bindShoot() {
+  const b = $('collect-shoot');
+  let timer = null;
+  let holdTimer = null;
+  const stop = () => { clearTimeout(holdTimer); clearInterval(timer); holdTimer = null; timer = null; b.classList.remove('recording'); };
+  b.addEventListener('pointerdown', (ev) => {
+    ev.preventDefault();
+    b.setPointerCapture?.(ev.pointerId);
+    shoot().catch(fail);
+    holdTimer = setTimeout(() => { b.classList.add('recording'); timer = setInterval(() => shoot().catch(fail), BURST_MS); }, HOLD_MS);
+  });
+  for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) b.addEventListener(type, stop);
+  b.addEventListener('keydown', (ev) => { if ((ev.key === ' ' || ev.key === 'Enter') && !ev.repeat) { ev.preventDefault(); shoot().catch(fail); } });
+}
+
+async function startCamera() {
+  state.camera ??= new Camera($('collect-video'));
+  try {
+    await state.camera.start();
+    $('collect-start-camera').hidden = true;
+  } catch (e) {
+    $('collect-start-camera').hidden = false;
+    fail(e);
+  }
+  render();
+}
+
+/** The unsent photos as one contribution file, to the share sheet or downloaded. */
+async function sendFile() {
+  const unsent = state.photos.filter((p) => !p.sent);
+  if (!unsent.length) return;
+  state.sending = true;
+  render();
+  try {
+    const who = contributor();
+    const bytes = packContribution({ session: state.request.session, contributor: who, photos: unsent });
+    const name = `sortwise-${state.request.session}-${(who.name || 'photos').replace(/[^\p{L}\p{N}_-]+/gu, '-')}-${stamp()}.zip`;
+    const file = new File([bytes], name, { type: 'application/zip' });
+    let shared = false;
+    if (navigator.canShare?.({ files: [file] })) {
+      try {
+        await navigator.share({ files: [file], title: t('collectShareTitle') });
+        shared = true;
+      } catch (e) {
+        if (e?.name === 'AbortError') return; // the user closed the share sheet: nothing was sent
+        // the share sheet failed: fall back to a download
+      }
+    }
+    if (!shared) download(bytes, name, 'application/zip');
+    await markSent(unsent.map((p) => p.id));
+    say(t('collectFileDone', { n: unsent.length }));
+    await reload();
+  } catch (e) {
+    fail(e);
+  } finally {
+    state.sending = false;
+    render();
+  }
+}
+
+function bind() {
+  $('collect-name').value = stored(NAME_KEY) ?? '';
+  $('collect-name').addEventListener('change', () => {
+    try { localStorage.setItem(NAME_KEY, cleanName($('collect-name').value)); } catch { /* storage off */ }
+    state.live?.hello();
+  });
+  $('collect-start-camera').addEventListener('click', startCamera);
+  $('collect-switch').addEventListener('click', () => state.camera?.switch().catch(fail));
+  $('collect-undo').addEventListener('click', async () => {
+    const id = state.taken.pop();
+    if (id == null) return;
+    const p = state.photos.find((x) => x.id === id);
+    if (p?.sent) { say(t('collectUndoSent')); render(); return; }
+    await deletePhoto(id);
+    await reload();
+  });
+  $('collect-file').addEventListener('click', sendFile);
+  $('collect-clear').addEventListener('click', async () => {
+    const n = await deleteSent(state.request.session);
+    say(t('collectCleared', { n }));
+    await reload();
+  });
+  for (const b of document.querySelectorAll('[data-lang]')) b.addEventListener('click', () => setLang(b.dataset.lang));
+  onLangChange(render);
+  bindShoot();
+}
+
+async function start() {
+  setLang(defaultLang());
+  applyI18n(document);
+  if ('serviceWorker' in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register('sw.js', { scope: './' }).catch(() => {}); // offline next time
+  }
+  try {
+    state.request = readCollectLink(location.hash);
+    if (!state.request) throw new Error(t('collectNoLink'));
+  } catch (e) {
+    fail(e);
+    document.body.dataset.ready = 'error';
+    return;
+  }
+  state.active = state.request.labels[0];
+  $('collect-view').hidden = false;
+  bind();
+  await reload();
+  if (state.request.offer) {
+    $('collect-live').hidden = false;
+    $('collect-live').addEventListener('click', () => {
+      state.live ??= startLive({ request: state.request, contributor, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });
+    });
+  }
+  startCamera();
+  document.body.dataset.ready = '1';
+}
+
+// For the tests: what the view holds.
+window.sortwiseCollect = {
+  get state() {
+    return {
+      labels: state.request?.labels ?? null,
+      session: state.request?.session ?? null,
+      active: state.active,
+      photos: state.photos.map((p) => ({ label: p.label, sent: p.sent, bytes: p.bytes.byteLength })),
+      camera: Boolean(state.camera?.running),
+      live: state.live?.state ?? null,
+    };
+  },
+};
+
+start().catch(fail);

@@ -1,0 +1,241 @@
+// Step 1's "Collect from phones" (issue 33): the collect link and its QR code (class names,
+// session code, and a WebRTC offer for the next phone), reading a phone's answer code from the
+// camera or a photo of it, the live connections (peer.js), contributions dropped as files, the
+// roster of who sent what with undo and removal, and the photos waiting for a class the project
+// lacks (merge.js holds them).
+
+import { t } from '../i18n.js';
+import { isSessionCode, makeCollectLink, newSessionCode } from '../collect-link.js';
+import { isContributionZip, readContribution } from '../contribution.js';
+import { Merger } from '../merge.js';
+import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, rtcConfig } from '../peer.js';
+import { imageDataOf, readQr } from '../qr-scan.js';
+import { Camera } from '../camera.js';
+import { drawQr, qrFor } from './qr.js';
+import { $, el, onFilePicked } from './dom.js';
+import { showError, status } from './status.js';
+
+const SESSION_KEY = 'sortwise.collect.session';
+const SCAN_MS = 300;
+
+let project = null;
+let merger = null;
+let code = null; // the session code
+let pending = null; // {pc, channel, offer}: the offer the QR code shows now
+let preparing = null;
+let scanCam = null;
+let scanTimer = null;
+const connections = new Set(); // open RTCPeerConnections, closed with the page
+
+export { isContributionZip };
+
+function sessionCode() {
+  if (code) return code;
+  try { code = localStorage.getItem(SESSION_KEY); } catch { /* storage off */ }
+  if (!isSessionCode(code)) {
+    code = newSessionCode();
+    try { localStorage.setItem(SESSION_KEY, code); } catch { /* kept for this visit */ }
+  }
+  return code;
+}
+
+const isOpen = () => !$('collect-panel').hidden;
+
+function collectLink() {
+  const labels = project.classes.map((c) => c.label);
+  if (!labels.length) return null;
+  return makeCollectLink(new URL('./', location.href).href, { session: sessionCode(), labels, offer: pending?.offer ?? null });
+}
+
+function renderLink() {
+  if (!isOpen()) return;
+  $('collect-session').textContent = sessionCode();
+  const link = collectLink();
+  $('collect-noclasses').hidden = Boolean(link);
+  $('collect-pair').hidden = !link;
+  if (!link) return;
+  $('collect-link').value = link;
+  const qr = qrFor(link);
+  if (qr) drawQr($('collect-qr'), qr, 480);
+  $('collect-qr').hidden = !qr;
+}
+
+/** A fresh offer for the next phone (one connection per offer). */
+function prepareOffer() {
+  if (preparing) return preparing;
+  if (typeof RTCPeerConnection !== 'function') return Promise.resolve(); // file only
+  $('collect-scan-state').textContent = t('collectPreparing');
+  preparing = makeOffer(rtcConfig()).then((p) => {
+    pending = p;
+    $('collect-scan-state').textContent = '';
+    renderLink();
+  }).catch((e) => {
+    $('collect-scan-state').textContent = e.message;
+  }).finally(() => { preparing = null; });
+  return preparing;
+}
+
+/** A phone's answer code, read from the camera or a photo: connects it and shows the next offer. */
+async function acceptCode(text) {
+  const a = readAnswerCode(text);
+  if (!a) { $('collect-scan-state').textContent = t('collectNotAnswer'); return false; }
+  if (a.session !== sessionCode()) { $('collect-scan-state').textContent = t('collectOtherSession', { session: a.session }); return false; }
+  await (preparing ?? Promise.resolve());
+  const p = pending;
+  if (!p) return false;
+  pending = null;
+  try {
+    await acceptAnswer(p.pc, a.answer);
+  } catch (e) {
+    p.pc.close();
+    $('collect-scan-state').textContent = e.message;
+    prepareOffer();
+    return false;
+  }
+  connections.add(p.pc);
+  let who = null;
+  new PhotoReceiver(p.channel, {
+    session: sessionCode(),
+    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); },
+    onBatch: (c) => merger.merge(c),
+    onClose: () => { connections.delete(p.pc); if (who) merger.setLive(who.id, who.name, false); },
+  });
+  prepareOffer();
+  try {
+    await opened(p.channel);
+    $('collect-scan-state').textContent = t('collectPaired');
+  } catch (e) {
+    $('collect-scan-state').textContent = e.message;
+  }
+  return true;
+}
+
+function stopScan() {
+  clearInterval(scanTimer);
+  scanTimer = null;
+  scanCam?.stop();
+  $('collect-scan').textContent = t('collectScan');
+}
+
+async function toggleScan() {
+  if (scanTimer) { stopScan(); return; }
+  scanCam ??= new Camera($('collect-scan-video'));
+  try {
+    await scanCam.start('user');
+  } catch (e) { showError('camError', e); return; }
+  $('collect-scan').textContent = t('collectScanStop');
+  $('collect-scan-state').textContent = t('collectScanning');
+  let busy = false;
+  scanTimer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const img = scanCam.frameImageData(720);
+      const text = img && await readQr(img);
+      if (text && await acceptCode(text)) stopScan();
+    } finally { busy = false; }
+  }, SCAN_MS);
+}
+
+async function scanPhoto(file) {
+  try {
+    const text = await readQr(await imageDataOf(file));
+    if (!text) { $('collect-scan-state').textContent = t('collectNoCode'); return; }
+    await acceptCode(text);
+  } catch (e) { showError('addFailed', e); }
+}
+
+function renderOffers() {
+  $('collect-offers').replaceChildren(...merger.offers.map((o) => el('div', { class: 'notice collect-offer', dataset: { offer: o.id, label: o.label } },
+    el('span', { text: t('collectOffer', { name: o.contributor.name, n: o.photos.length, label: o.label }) }),
+    el('button', { type: 'button', class: 'small', dataset: { action: 'accept' }, text: t('collectOfferAdd'), onclick: () => merger.acceptOffer(o.id) }),
+    el('button', { type: 'button', class: 'small', dataset: { action: 'discard' }, text: t('collectOfferDiscard'), onclick: () => merger.discardOffer(o.id) }))));
+}
+
+function renderRoster() {
+  const rows = merger.roster();
+  $('collect-roster-empty').hidden = rows.length > 0;
+  $('collect-roster').replaceChildren(...rows.map((r) => {
+    const perClass = Object.entries(r.perClass).map(([label, n]) => `${label}: ${n}`).join(' · ');
+    const state = r.connected == null ? t('collectByFile') : t(r.connected ? 'collectConnected' : 'collectDisconnected');
+    return el('li', { class: 'collect-row', dataset: { contributor: r.id } },
+      el('strong', { text: r.name }),
+      el('span', { class: 'collect-state', dataset: { connected: String(r.connected) }, text: state }),
+      el('span', { class: 'collect-perclass', text: `${r.total} · ${perClass}` }),
+      r.total ? el('button', { type: 'button', class: 'small', dataset: { action: 'remove' }, text: t('collectRemove'), onclick: () => merger.removeContributor(r.id) }) : null);
+  }));
+  const merges = merger.merges().slice(0, 5);
+  $('collect-merges-h').hidden = !merges.length;
+  $('collect-merges').replaceChildren(...merges.map((m) => el('li', { dataset: { batch: m.batch } },
+    el('span', { text: t('collectMergeRow', { name: m.name, n: m.count }) }),
+    el('button', { type: 'button', class: 'small', dataset: { action: 'undo' }, text: t('collectUndoMerge'), onclick: () => merger.undo(m.batch) }))));
+}
+
+let renderQueued = false;
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    if (!isOpen()) return;
+    renderOffers();
+    renderRoster();
+  });
+}
+
+export function rerenderCollect() { renderLink(); render(); }
+
+function openPanel() {
+  $('collect-panel').hidden = false;
+  sessionCode();
+  renderLink();
+  render();
+  if (!pending) prepareOffer();
+}
+
+function closePanel() {
+  stopScan();
+  $('collect-panel').hidden = true;
+}
+
+/** Contribution zips (dropped or picked): each read whole and checked, then merged, one by one. */
+export async function mergeContributionFiles(files) {
+  openPanel();
+  for (const f of files) {
+    let c;
+    try {
+      c = await readContribution(f);
+    } catch (e) {
+      project.skip(f.name, `msg:${e.message}`);
+      continue;
+    }
+    await merger.merge(c);
+  }
+}
+
+/** For the tests: the panel's state. */
+export function collectState() {
+  return merger && {
+    session: code,
+    link: isOpen() ? $('collect-link').value : null,
+    offer: Boolean(pending),
+    roster: merger.roster().map(({ id, name, total, perClass, connected }) => ({ id, name, total, perClass, connected })),
+    merges: merger.merges(),
+    offers: merger.offers.map((o) => ({ id: o.id, label: o.label, name: o.contributor.name, n: o.photos.length })),
+  };
+}
+
+export function bindCollect(p) {
+  project = p;
+  merger = new Merger(project);
+  $('collect-open').addEventListener('click', () => (isOpen() ? closePanel() : openPanel()));
+  $('collect-close').addEventListener('click', closePanel);
+  $('collect-copy').addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText($('collect-link').value); status(t('collectCopied')); } catch (e) { showError('addFailed', e); }
+  });
+  $('collect-scan').addEventListener('click', () => toggleScan().catch((e) => showError('camError', e)));
+  onFilePicked($('collect-scan-file'), scanPhoto);
+  for (const type of ['contributions', 'image-added', 'classes', 'replaced']) project.addEventListener(type, render);
+  for (const type of ['classes', 'renamed', 'replaced']) project.addEventListener(type, renderLink);
+  window.addEventListener('pagehide', () => { for (const pc of connections) pc.close(); });
+}
