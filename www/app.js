@@ -22,6 +22,7 @@ import { bindSave, createAutosave, renderSaveStatus, showShelved, storagePersist
 import { bindShare, rerenderShare, shareState } from './ui/share.js';
 import { bindDeviceOut, deviceOutState, rerenderDeviceOut } from './ui/device-out.js';
 import { bindCollect, collectState, rerenderCollect } from './ui/collect.js';
+import { correctionsState, rerenderCorrections } from './ui/corrections.js';
 import { openShared, rerenderShared, sharedState } from './ui/shared-view.js';
 import { readLink } from './share-link.js';
 
@@ -54,6 +55,7 @@ function bindUi() {
   bindCollect(project);
   onLangChange(() => {
     rerenderCollect();
+    rerenderCorrections();
     rerenderDeviceOut();
     rerenderShare();
     rerenderShared();
@@ -260,6 +262,7 @@ window.sortwiseDebug = {
       engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
       deviceOut: deviceOutState(),
       collect: collectState(),
+      corrections: correctionsState(),
       prediction: prediction && { label: prediction.label, confidence: prediction.confidence, unsure: prediction.unsure, probs: prediction.probs, heatmap: prediction.heatmap },
     };
   },

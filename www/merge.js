@@ -15,7 +15,9 @@ const newBatch = () => [...crypto.getRandomValues(new Uint8Array(8))].map((b) =>
 export class Merger {
   constructor(project) {
     this.project = project;
-    this.offers = []; // [{id, label, contributor, photos}]: photos for a class the project lacks
+    // [{id, label, correction, contributor, photos}]: photos for a class the project lacks, and
+    // corrections from a shared classifier's users (reviewed even for a class it has)
+    this.offers = [];
     this.live = new Map(); // contributor id -> {name, connected} (peer.js connections)
     project.addEventListener('replaced', () => this.changed());
     project.addEventListener('images-removed', () => this.changed());
@@ -97,16 +99,18 @@ export class Merger {
       const label = names.get(ph.label);
       if (label == null) { refused += 1; p.skip(`${from.name}: ${ph.name}`, 'contribBadClass'); continue; }
       const item = { label, name: `${from.name}: ${ph.name}`, bytes: ph.bytes, from };
-      if (p.classOf(label)) known.push(item);
+      // A correction is reviewed before it joins a class, even one the project has.
+      if (p.classOf(label) && c.kind !== 'corrections') known.push(item);
       else {
         if (!unknown.has(label)) unknown.set(label, []);
         unknown.get(label).push(item);
       }
     }
     for (const [label, items] of unknown) {
-      const same = this.offers.find((o) => o.label === label && o.contributor.id === from.id);
+      const correction = c.kind === 'corrections';
+      const same = this.offers.find((o) => o.label === label && o.contributor.id === from.id && o.correction === correction);
       if (same) same.photos.push(...items);
-      else this.offers.push({ id: newBatch(), label, contributor: { id: from.id, name: from.name }, photos: items });
+      else this.offers.push({ id: newBatch(), label, correction, contributor: { id: from.id, name: from.name }, photos: items });
     }
     const before = this.keysOf((f) => f.batch === batch).length;
     if (known.length) await p.addImages(known);
@@ -122,10 +126,10 @@ export class Merger {
     const o = this.offers.find((x) => x.id === id);
     if (!o) return;
     this.offers = this.offers.filter((x) => x !== o);
-    try {
-      await this.project.addClass(o.label);
-    } catch (e) {
-      if (!this.project.classOf(o.label)) { this.project.fail('addFailed', e); this.changed(); return; }
+    if (!this.project.classOf(o.label)) {
+      try {
+        await this.project.addClass(o.label);
+      } catch (e) { this.project.fail('addFailed', e); this.changed(); return; }
     }
     const from = { ...o.photos[0].from, batch: newBatch(), at: Date.now() };
     await this.project.addImages(o.photos.map((it) => ({ ...it, from })));

@@ -47,6 +47,7 @@ const SHELL = [
   './ui/device-out.js',
   './ui/collect.js',
   './ui/qr.js',
+  './ui/corrections.js',
   './collect.html',
   './collect/main.js',
   './collect/photos.js',

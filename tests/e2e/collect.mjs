@@ -220,6 +220,43 @@ try {
   await teacher.click('#collect-roster [data-contributor] [data-action="remove"]');
   await teacher.waitForFunction(() => !window.sortwiseDebug.records().images.some((r) => r.from?.name === 'Ana'), null, { timeout: 60000 });
   check(true, 'removing a contributor removes their photos in one action');
+
+  // ---- corrections: a user of the shared classifier says a photo is another class -----------
+  await teacher.click('#share-model');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.share?.link, null, { timeout: 60000 });
+  const shareLink = await teacher.evaluate(() => window.sortwiseDebug.state.share.link);
+  await teacher.keyboard.press('Escape');
+  const residentCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, acceptDownloads: true });
+  const resident = await residentCtx.newPage();
+  watch(resident, 'resident');
+  await resident.goto(shareLink);
+  await resident.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300000 });
+  const wrongPhoto = join(tmp, 'wrong.jpg');
+  writeFileSync(wrongPhoto, photo('paper', 9));
+  await resident.setInputFiles('#test-input', wrongPhoto);
+  await resident.waitForFunction(() => window.sortwiseDebug.state.prediction && window.sortwiseDebug.state.corrections?.shown, null, { timeout: 60000 });
+  const said = await resident.evaluate(() => window.sortwiseDebug.state.prediction.label);
+  const right = said === 'glass' ? 'paper' : 'glass';
+  await resident.selectOption('#correct-class', right);
+  await resident.tap('#correct-keep');
+  await resident.waitForFunction(() => window.sortwiseDebug.state.corrections.pending.length === 1);
+  await resident.fill('#correct-name', 'Resident 12');
+  const [cdl] = await Promise.all([resident.waitForEvent('download', { timeout: 30000 }), resident.tap('#correct-send')]);
+  const correctionFile = readFileSync(await cdl.path());
+  const dbsResident = await resident.evaluate(async () => (await indexedDB.databases()).map((d) => d.name).sort());
+  check(dbsResident.includes('sortwise-collect') && !dbsResident.includes('sortwise'), `the classify view keeps corrections in the collect store, never a project's: ${JSON.stringify(dbsResident)}`);
+  const beforeCount = await teacher.evaluate((l) => window.sortwiseDebug.state.classes.find((c) => c.label === l)?.count ?? 0, right);
+  await teacher.evaluate(([data]) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0))], 'corrections.zip', { type: 'application/zip' }));
+    document.getElementById('data-h').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [correctionFile.toString('base64')]);
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.offers.some((o) => o.correction), null, { timeout: 30000 });
+  const queued = await teacher.evaluate(() => window.sortwiseDebug.state.collect.offers.find((o) => o.correction));
+  check(queued.label === right && queued.n === 1 && queued.name === 'Resident 12', `the correction waits in the maintainer's queue, not in the class: ${JSON.stringify(queued)}`);
+  await teacher.click(`#collect-offers [data-correction="true"] [data-action="accept"]`);
+  await teacher.waitForFunction(([l, n]) => window.sortwiseDebug.state.classes.find((c) => c.label === l)?.count === n + 1, [right, beforeCount], { timeout: 60000 });
+  check(true, `accepted into "${right}" (${beforeCount} → ${beforeCount + 1} photos); retraining is the Train button`);
   check(errors.length === 0, `no uncaught page errors (${errors.length})`);
 } catch (e) {
   failures.push(e.stack || String(e));

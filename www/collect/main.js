@@ -9,7 +9,7 @@ import { readCollectLink } from '../collect-link.js';
 import { newContributorId, cleanName, packContribution } from '../contribution.js';
 import { Camera } from '../camera.js';
 import { FRAME_SHORT_SIDE } from '../engine/frame.js';
-import { $, el, download, stamp } from '../ui/dom.js';
+import { $, el, shareOrDownload, stamp } from '../ui/dom.js';
 import { addPhoto, deletePhoto, deleteSent, markSent, photosOf } from './photos.js';
 import { startLive } from './live.js';
 
@@ -115,18 +115,7 @@ async function sendFile() {
     const who = contributor();
     const bytes = packContribution({ session: state.request.session, contributor: who, photos: unsent });
     const name = `sortwise-${state.request.session}-${(who.name || 'photos').replace(/[^\p{L}\p{N}_-]+/gu, '-')}-${stamp()}.zip`;
-    const file = new File([bytes], name, { type: 'application/zip' });
-    let shared = false;
-    if (navigator.canShare?.({ files: [file] })) {
-      try {
-        await navigator.share({ files: [file], title: t('collectShareTitle') });
-        shared = true;
-      } catch (e) {
-        if (e?.name === 'AbortError') return; // the user closed the share sheet: nothing was sent
-        // the share sheet failed: fall back to a download
-      }
-    }
-    if (!shared) download(bytes, name, 'application/zip');
+    if (!(await shareOrDownload(bytes, name, 'application/zip', t('collectShareTitle')))) return; // share sheet closed: nothing sent
     await markSent(unsent.map((p) => p.id));
     say(t('collectFileDone', { n: unsent.length }));
     await reload();

@@ -146,9 +146,9 @@ async function scanPhoto(file) {
 }
 
 function renderOffers() {
-  $('collect-offers').replaceChildren(...merger.offers.map((o) => el('div', { class: 'notice collect-offer', dataset: { offer: o.id, label: o.label } },
-    el('span', { text: t('collectOffer', { name: o.contributor.name, n: o.photos.length, label: o.label }) }),
-    el('button', { type: 'button', class: 'small', dataset: { action: 'accept' }, text: t('collectOfferAdd'), onclick: () => merger.acceptOffer(o.id) }),
+  $('collect-offers').replaceChildren(...merger.offers.map((o) => el('div', { class: 'notice collect-offer', dataset: { offer: o.id, label: o.label, correction: String(o.correction) } },
+    el('span', { text: t(o.correction ? 'collectCorrection' : 'collectOffer', { name: o.contributor.name, n: o.photos.length, label: o.label }) }),
+    el('button', { type: 'button', class: 'small', dataset: { action: 'accept' }, text: o.correction && project.classOf(o.label) ? t('collectCorrectionAccept', { label: o.label }) : t('collectOfferAdd'), onclick: () => merger.acceptOffer(o.id) }),
     el('button', { type: 'button', class: 'small', dataset: { action: 'discard' }, text: t('collectOfferDiscard'), onclick: () => merger.discardOffer(o.id) }))));
 }
 
@@ -221,7 +221,7 @@ export function collectState() {
     offer: Boolean(pending),
     roster: merger.roster().map(({ id, name, total, perClass, connected }) => ({ id, name, total, perClass, connected })),
     merges: merger.merges(),
-    offers: merger.offers.map((o) => ({ id: o.id, label: o.label, name: o.contributor.name, n: o.photos.length })),
+    offers: merger.offers.map((o) => ({ id: o.id, label: o.label, name: o.contributor.name, n: o.photos.length, correction: o.correction })),
   };
 }
 

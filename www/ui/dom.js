@@ -32,6 +32,26 @@ export function download(bytes, name, type = 'application/octet-stream') {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+/**
+ * `bytes` as a file to the phone's share sheet (Web Share with files: AirDrop, Nearby Share,
+ * mail) where the browser has one, else downloaded. Resolves to false when the user closed the
+ * share sheet (nothing was sent), true otherwise.
+ */
+export async function shareOrDownload(bytes, name, type, title) {
+  const file = new File([bytes], name, { type });
+  if (navigator.canShare?.({ files: [file] })) {
+    try {
+      await navigator.share({ files: [file], title });
+      return true;
+    } catch (e) {
+      if (e?.name === 'AbortError') return false;
+      // the share sheet failed: downloaded instead
+    }
+  }
+  download(bytes, name, type);
+  return true;
+}
+
 /** A file input's picked file, handed to `fn`; the input is cleared so the same file can be picked again. */
 export function onFilePicked(input, fn) {
   input.addEventListener('change', (ev) => {

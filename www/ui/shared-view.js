@@ -7,6 +7,7 @@ import { t } from '../i18n.js';
 import { keepLink } from '../links-store.js';
 import { startEngine } from '../project-engine.js';
 import { linkInfo, pageBase } from '../share-link.js';
+import { bindCorrections } from './corrections.js';
 import { $, el } from './dom.js';
 import { showError, status } from './status.js';
 
@@ -67,6 +68,7 @@ export async function openShared(project, bytes, linkError) {
       status(t('sharedKeptStatus'));
     } catch (e) { showError('sharedKeepFailed', e); }
   };
+  await bindCorrections(project, bytes).catch((e) => console.warn('[sortwise] corrections unavailable:', e));
   document.getElementById('test-section').scrollIntoView({ block: 'start' });
   $('test-live').focus({ preventScroll: true });
   return true;

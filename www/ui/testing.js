@@ -75,8 +75,9 @@ async function predict(input) {
   lastInput = input;
   renderPrediction(r);
   renderHeatmap();
-  // "Send predictions to a device" (ui/device-out.js) sends what is shown.
-  project.emit('prediction', { prediction: r });
+  // "Send predictions to a device" (ui/device-out.js) sends what is shown; a shared link's
+  // "Wrong?" (ui/corrections.js) keeps the photo or frame it is of.
+  project.emit('prediction', { prediction: r, input });
 }
 
 /** The shown prediction's map of its best class over the photo or the live video, or nothing. */
