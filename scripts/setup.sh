@@ -28,6 +28,8 @@ if [ "$mode" = test ]; then
   [ -x /usr/bin/firefox-esr ] || apt_pkgs+=(firefox-esr)
   [ -x /usr/bin/WebKitWebDriver ] || apt_pkgs+=(webkit2gtk-driver)
   command -v xvfb-run >/dev/null || apt_pkgs+=(xvfb xauth)
+  # coturn: the school's TURN server in tests/e2e/collect.mjs (the relay-only case)
+  command -v turnserver >/dev/null || apt_pkgs+=(coturn)
   # CJK glyphs for the zh-CN page in the end-to-end screenshots.
   fc-list 2>/dev/null | grep -i wqy >/dev/null || apt_pkgs+=(fonts-wqy-zenhei)
   # The venv for the ONNX export check (below); Debian's python3 needs python3-venv for it.

@@ -1,5 +1,6 @@
 // The link a phone opens to collect photos for a project (no DOM here): the class names, a
-// session code and, for a live connection, the teacher's WebRTC offer, deflated into the
+// session code and, for a live connection, the teacher's WebRTC offer (with the school's own
+// ICE servers where the teacher set them: the phone must use the same), deflated into the
 // fragment of `collect.html`, which browsers never send to a server. The phone reads it as
 // untrusted text: it only shows the names, and the teacher's page checks whatever comes back.
 
@@ -57,17 +58,43 @@ export function checkCollect(json) {
     if (typeof l !== 'string' || !l.trim() || [...l].length > COLLECT_LIMITS.maxLabelChars) bad('a class name');
     if (!labels.includes(l)) labels.push(l);
   }
+  const ice = checkIceServers(json.i ?? []);
+  if (json.r != null && typeof json.r !== 'boolean') bad('the relay setting');
   let offer = null;
   if (json.o != null) {
     if (typeof json.o !== 'string' || !json.o || json.o.length > COLLECT_LIMITS.maxOfferChars || !/^[A-Za-z0-9_-]+$/.test(json.o)) bad('the connection offer');
     offer = json.o;
   }
-  return { session: json.s, labels, offer };
+  return { session: json.s, labels, offer, ice, relayOnly: json.r === true };
+}
+
+/**
+ * A school's own ICE servers (STUN/TURN, RTCIceServer's form), checked: at most 4, each a
+ * stun:, turn: or turns: URL with an optional username and credential. Throws on anything else.
+ */
+export function checkIceServers(list) {
+  const bad = (why) => { throw new Error(`the ICE servers are not usable (${why})`); };
+  if (!Array.isArray(list) || list.length > 4) bad('at most 4');
+  return list.map((s) => {
+    if (!s || typeof s !== 'object' || typeof s.urls !== 'string' || !/^(stun|turns?):[^\s]{1,200}$/.test(s.urls)) bad('a stun:, turn: or turns: address');
+    for (const k of ['username', 'credential']) if (s[k] != null && (typeof s[k] !== 'string' || s[k].length > 128)) bad(k);
+    if (s.urls.startsWith('turn') && (s.username == null || s.credential == null)) bad('a TURN server needs a user name and a password');
+    return { urls: s.urls, ...(s.username != null ? { username: s.username, credential: s.credential } : {}) };
+  });
+}
+
+/** ICE servers from the page's text field: one a line, `turn:host:3478 user password` or `stun:host:3478`. */
+export function parseIceServers(text) {
+  const list = String(text ?? '').split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const [urls, username, credential] = l.split(/\s+/);
+    return { urls, ...(username != null ? { username, credential: credential ?? '' } : {}) };
+  });
+  return checkIceServers(list);
 }
 
 /** The collect page's address for `base` (the page's folder, ending in `/`). */
-export function makeCollectLink(base, { session, labels, offer = null }) {
-  const json = { v: 1, s: session, l: labels, ...(offer ? { o: offer } : {}) };
+export function makeCollectLink(base, { session, labels, offer = null, ice = [], relayOnly = false }) {
+  const json = { v: 1, s: session, l: labels, ...(offer ? { o: offer } : {}), ...(ice.length ? { i: ice } : {}), ...(relayOnly ? { r: true } : {}) };
   checkCollect(json);
   return `${base}collect.html#c=${toBase64Url(deflateSync(strToU8(JSON.stringify(json)), { level: 9 }))}`;
 }

@@ -33,7 +33,7 @@ export class Merger {
   }
 
   /**
-   * Who sent photos: [{id, name, total, perClass: {label: n}, connected}] by first arrival, plus
+   * Who sent photos: [{id, name, total, perClass: {label: n}, connected, via}] by first arrival, plus
    * those connected live who sent nothing yet.
    */
   roster() {
@@ -42,14 +42,14 @@ export class Merger {
       const f = rec.from;
       if (!f) continue;
       let r = byId.get(f.id);
-      if (!r) { r = { id: f.id, name: f.name, total: 0, perClass: {}, first: f.at, connected: null }; byId.set(f.id, r); }
+      if (!r) { r = { id: f.id, name: f.name, total: 0, perClass: {}, first: f.at, connected: null, via: null }; byId.set(f.id, r); }
       r.total += 1;
       r.perClass[rec.label] = (r.perClass[rec.label] ?? 0) + 1;
       r.first = Math.min(r.first, f.at);
     }
     for (const [id, l] of this.live) {
       if (!byId.has(id)) byId.set(id, { id, name: l.name, total: 0, perClass: {}, first: Infinity, connected: null });
-      byId.get(id).connected = l.connected;
+      Object.assign(byId.get(id), { connected: l.connected, via: l.via });
     }
     return [...byId.values()].sort((a, b) => a.first - b.first);
   }
@@ -67,9 +67,9 @@ export class Merger {
     return [...byBatch.values()].sort((a, b) => b.at - a.at);
   }
 
-  /** A live contributor's state changed (peer.js). */
-  setLive(id, name, connected) {
-    this.live.set(id, { name, connected });
+  /** A live contributor's state changed (peer.js); `via`: how the connection runs (peer.js routeOf). */
+  setLive(id, name, connected, via = this.live.get(id)?.via ?? null) {
+    this.live.set(id, { name, connected, via });
     this.changed();
   }
 

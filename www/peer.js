@@ -114,6 +114,24 @@ export function opened(channel, ms = 30000) {
   });
 }
 
+/**
+ * How a connected `pc` carries its data: 'relay' (through a TURN server), 'srflx'/'prflx' (a
+ * STUN-found address) or 'host' (directly on the local network); null when not known.
+ */
+export async function routeOf(pc) {
+  try {
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+    });
+    if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.state === 'succeeded' && (r.nominated || r.selected)) pair ??= r; });
+    return pair ? stats.get(pair.localCandidateId)?.candidateType ?? null : null;
+  } catch {
+    return null;
+  }
+}
+
 // ---- the photo protocol ------------------------------------------------------------------------
 
 const json = (m) => JSON.stringify(m);

@@ -11,6 +11,10 @@
 //   once; photos of a class the project lacks wait as an offer (accepted here); a damaged
 //   contribution is refused whole; undoing every merge and removing a contributor leave the
 //   project record by record as it was before the drop.
+// - Corrections: a resident opens the teacher's share link, says a photo is another class, sends
+//   the file; it waits in the teacher's queue and is accepted into that class.
+// - A network that keeps devices apart: coturn (apt) on localhost as the school's TURN server,
+//   `iceTransportPolicy: 'relay'`: a third phone connects through it, its photo arrives.
 //
 //   node tests/e2e/collect.mjs
 
@@ -18,7 +22,8 @@ import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DATA, ROOT, serveRepo } from './serve.mjs';
+import { spawn } from 'node:child_process';
+import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
 import { packContribution, newContributorId } from '../../www/contribution.js';
 
 const T0 = Date.now();
@@ -32,6 +37,7 @@ const photo = (cls, i = 0) => new Uint8Array(readFileSync(join(DATA, 'train', cl
 
 const server = await serveRepo('/www/index.html');
 let browser = null;
+let turn = null; // coturn, for the relay case
 try {
   // The fake camera's video: a Y4M (raw YUV 4:2:0) of a glass photo, decoded by Chromium itself.
   const y4m = join(tmp, 'camera.y4m');
@@ -257,11 +263,52 @@ try {
   await teacher.click(`#collect-offers [data-correction="true"] [data-action="accept"]`);
   await teacher.waitForFunction(([l, n]) => window.sortwiseDebug.state.classes.find((c) => c.label === l)?.count === n + 1, [right, beforeCount], { timeout: 60000 });
   check(true, `accepted into "${right}" (${beforeCount} → ${beforeCount + 1} photos); retraining is the Train button`);
+
+  // ---- a network that keeps devices apart: the school's TURN server (coturn), relay only -----
+  const turnPort = await freePort();
+  turn = spawn('turnserver', ['-n', '--listening-ip=127.0.0.1', `--listening-port=${turnPort}`, '--relay-ip=127.0.0.1',
+    '--lt-cred-mech', '--user=class:secret', '--realm=sortwise', '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers',
+    `--min-port=${turnPort + 1}`, `--max-port=${turnPort + 200}`, '--log-file=stdout', '--simple-log', '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let turnLog = '';
+  turn.stdout.on('data', (d) => { turnLog += d; });
+  turn.stderr.on('data', (d) => { turnLog += d; });
+  await new Promise((r) => setTimeout(r, 500));
+  await teacher.click('.collect-network summary');
+  await teacher.fill('#collect-ice', `turn:127.0.0.1:${turnPort} class secret`);
+  await teacher.check('#collect-relay');
+  await teacher.click('#collect-ice-apply');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.offer && window.sortwiseDebug.state.collect.network.relayOnly, null, { timeout: 30000 })
+    .catch(async (e) => { log('teacher:', JSON.stringify(await teacher.evaluate(() => window.sortwiseDebug.state.collect)), await teacher.locator('#collect-ice-state').textContent(), await teacher.locator('#collect-scan-state').textContent(), turnLog.slice(-2000)); throw e; });
+  const relayLink = await teacher.evaluate(() => window.sortwiseDebug.state.collect.link);
+  const fayCtx = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  const fay = await fayCtx.newPage();
+  watch(fay, 'phone 3');
+  const tRelay = Date.now();
+  await fay.goto(relayLink);
+  await fay.waitForFunction(() => document.body.dataset.ready === '1' && window.sortwiseCollect.state.camera, null, { timeout: 30000 });
+  await fay.fill('#collect-name', 'Fay');
+  await fay.press('#collect-name', 'Tab');
+  await fay.tap('#collect-live');
+  await fay.waitForFunction(() => !document.getElementById('collect-answer').hidden, null, { timeout: 30000 });
+  await fay.locator('#collect-answer-qr').screenshot({ path: shot });
+  await teacher.setInputFiles('#collect-scan-file', shot);
+  await fay.waitForFunction(() => window.sortwiseCollect.state.live === 'collectLiveOn', null, { timeout: 30000 })
+    .catch(async (e) => { log('phone 3:', await fay.locator('#collect-live-state').textContent(), 'teacher:', await teacher.locator('#collect-scan-state').textContent(), '\ncoturn:', turnLog.slice(-3000)); throw e; });
+  const relayMs = Date.now() - tRelay;
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Fay' && r.via), null, { timeout: 10000 });
+  const fayRow = await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster.find((r) => r.name === 'Fay'));
+  check(fayRow.via === 'relay', `relay only: the phone connects through coturn (${fayRow.via}), scan to connected ${(relayMs / 1000).toFixed(1)} s`);
+  await fay.tap('#collect-chips [data-label="paper"]');
+  await fay.tap('#collect-shoot');
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.find((r) => r.name === 'Fay')?.total === 1, null, { timeout: 30000 });
+  const allocations = (turnLog.match(/ALLOCATE processed, success/g) || []).length;
+  check(allocations >= 2, `both ends allocated a relay on coturn (${allocations} allocations logged), and the photo arrived through it`);
   check(errors.length === 0, `no uncaught page errors (${errors.length})`);
 } catch (e) {
   failures.push(e.stack || String(e));
   log('ERROR', e.stack || e);
 } finally {
+  turn?.kill();
   await browser?.close();
   server.stop();
   rmSync(tmp, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipSync, strToU8, deflateSync } from '../../www/vendor/fflate.js';
 import { toBase64Url } from '../../www/share-link.js';
-import { makeCollectLink, readCollectLink, newSessionCode, COLLECT_LIMITS } from '../../www/collect-link.js';
+import { makeCollectLink, readCollectLink, newSessionCode, parseIceServers, COLLECT_LIMITS } from '../../www/collect-link.js';
 import { packContribution, readContribution, isContributionZip, newContributorId, cleanName, MANIFEST, CONTRIBUTION_LIMITS } from '../../www/contribution.js';
 import { PhotoSender, PhotoReceiver, CHUNK, readAnswerCode, answerCode, packSdp, unpackSdp } from '../../www/peer.js';
 
@@ -22,7 +22,16 @@ test('a collect link carries the session, the class names and the offer, and ref
   const link = makeCollectLink('https://school.example/sortwise/', { session, labels, offer: 'abc_-9' });
   assert.ok(link.startsWith('https://school.example/sortwise/collect.html#c='));
   const got = readCollectLink(new URL(link).hash);
-  assert.deepEqual(got, { session, labels, offer: 'abc_-9' });
+  assert.deepEqual(got, { session, labels, offer: 'abc_-9', ice: [], relayOnly: false });
+  // the school's TURN server travels with the offer: the phone must use the same
+  const ice = [{ urls: 'turn:turn.school.example:3478', username: 'class', credential: 's3cret' }];
+  const relayed = readCollectLink(new URL(makeCollectLink('https://x/', { session, labels, offer: 'o', ice, relayOnly: true })).hash);
+  assert.deepEqual([relayed.ice, relayed.relayOnly], [ice, true]);
+  assert.deepEqual(parseIceServers('turn:h:3478 u p\n\n  stun:h:3478  '), [{ urls: 'turn:h:3478', username: 'u', credential: 'p' }, { urls: 'stun:h:3478' }]);
+  assert.deepEqual(parseIceServers(''), []);
+  for (const bad of ['http://evil.example', 'turn:h:3478', 'stun:a\nstun:b\nstun:c\nstun:d\nstun:e', `turn:h u ${'p'.repeat(200)}`]) {
+    assert.throws(() => parseIceServers(bad), /ICE servers/, bad);
+  }
   assert.equal(readCollectLink(''), null);
   assert.equal(readCollectLink('#m=abc'), null);
   assert.throws(() => readCollectLink('#c='), /cut short/);

@@ -3,7 +3,7 @@
 // marked sent only once the teacher's page acknowledged it.
 
 import { t } from '../i18n.js';
-import { answerCode, answerOffer, opened, PhotoSender } from '../peer.js';
+import { answerCode, answerOffer, opened, PhotoSender, rtcConfig } from '../peer.js';
 import { qrFor, drawQr } from '../ui/qr.js';
 import { $ } from '../ui/dom.js';
 import { markSent } from './photos.js';
@@ -38,11 +38,16 @@ export function startLive({ request, contributor, pending, onSent, say, fail }) 
   live.hello = () => { try { live.sender?.hello(); } catch { /* closed: the state says so */ } };
   (async () => {
     show('collectLiveAnswering');
-    const { pc, channel, answer } = await answerOffer(request.offer);
+    const { pc, channel, answer } = await answerOffer(request.offer, rtcConfig({ iceServers: request.ice, relayOnly: request.relayOnly }));
     live.answer = answerCode(request.session, answer);
     const code = qrFor(live.answer);
     if (!code) throw new Error('the answer does not fit a QR code');
-    drawQr($('collect-answer-qr'), code, 320);
+    // Drawn at the screen's own pixels, shown at whole device pixels per module: a code scaled
+    // by a fraction blurs its modules, and a camera then misreads a dense one.
+    const canvas = $('collect-answer-qr');
+    const dpr = window.devicePixelRatio || 1;
+    drawQr(canvas, code, Math.min(window.innerWidth - 32, 320) * dpr);
+    canvas.style.width = `${canvas.width / dpr}px`;
     $('collect-answer').hidden = false;
     show('collectLiveShow');
     const ch = await opened(await channel, 10 * 60 * 1000);

@@ -5,10 +5,10 @@
 // lacks (merge.js holds them).
 
 import { t } from '../i18n.js';
-import { isSessionCode, makeCollectLink, newSessionCode } from '../collect-link.js';
+import { isSessionCode, makeCollectLink, newSessionCode, parseIceServers } from '../collect-link.js';
 import { isContributionZip, readContribution } from '../contribution.js';
 import { Merger } from '../merge.js';
-import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, rtcConfig } from '../peer.js';
+import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, routeOf, rtcConfig } from '../peer.js';
 import { imageDataOf, readQr } from '../qr-scan.js';
 import { Camera } from '../camera.js';
 import { drawQr, qrFor } from './qr.js';
@@ -16,11 +16,13 @@ import { $, el, onFilePicked } from './dom.js';
 import { showError, status } from './status.js';
 
 const SESSION_KEY = 'sortwise.collect.session';
+const ICE_KEY = 'sortwise.collect.ice';
 const SCAN_MS = 300;
 
 let project = null;
 let merger = null;
 let code = null; // the session code
+let network = { text: '', ice: [], relayOnly: false }; // the school's own ICE servers (none by default)
 let pending = null; // {pc, channel, offer}: the offer the QR code shows now
 let preparing = null;
 let scanCam = null;
@@ -44,7 +46,7 @@ const isOpen = () => !$('collect-panel').hidden;
 function collectLink() {
   const labels = project.classes.map((c) => c.label);
   if (!labels.length) return null;
-  return makeCollectLink(new URL('./', location.href).href, { session: sessionCode(), labels, offer: pending?.offer ?? null });
+  return makeCollectLink(new URL('./', location.href).href, { session: sessionCode(), labels, offer: pending?.offer ?? null, ice: network.ice, relayOnly: network.relayOnly });
 }
 
 function renderLink() {
@@ -65,7 +67,7 @@ function prepareOffer() {
   if (preparing) return preparing;
   if (typeof RTCPeerConnection !== 'function') return Promise.resolve(); // file only
   $('collect-scan-state').textContent = t('collectPreparing');
-  preparing = makeOffer(rtcConfig()).then((p) => {
+  preparing = makeOffer(rtcConfig({ iceServers: network.ice, relayOnly: network.relayOnly })).then((p) => {
     pending = p;
     $('collect-scan-state').textContent = '';
     renderLink();
@@ -96,7 +98,7 @@ async function acceptCode(text) {
   let who = null;
   new PhotoReceiver(p.channel, {
     session: sessionCode(),
-    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); },
+    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); routeOf(p.pc).then((via) => merger.setLive(c.id, c.name, true, via)); },
     onBatch: (c) => merger.merge(c),
     onClose: () => { connections.delete(p.pc); if (who) merger.setLive(who.id, who.name, false); },
   });
@@ -157,7 +159,8 @@ function renderRoster() {
   $('collect-roster-empty').hidden = rows.length > 0;
   $('collect-roster').replaceChildren(...rows.map((r) => {
     const perClass = Object.entries(r.perClass).map(([label, n]) => `${label}: ${n}`).join(' · ');
-    const state = r.connected == null ? t('collectByFile') : t(r.connected ? 'collectConnected' : 'collectDisconnected');
+    let state = r.connected == null ? t('collectByFile') : t(r.connected ? 'collectConnected' : 'collectDisconnected');
+    if (r.connected && r.via) state += ` (${t(r.via === 'relay' ? 'collectViaRelay' : 'collectViaDirect')})`;
     return el('li', { class: 'collect-row', dataset: { contributor: r.id } },
       el('strong', { text: r.name }),
       el('span', { class: 'collect-state', dataset: { connected: String(r.connected) }, text: state }),
@@ -198,6 +201,33 @@ function closePanel() {
   $('collect-panel').hidden = true;
 }
 
+function loadNetwork() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(ICE_KEY) || 'null');
+    if (saved) network = { text: String(saved.text ?? ''), ice: parseIceServers(saved.text), relayOnly: saved.relayOnly === true };
+  } catch { network = { text: '', ice: [], relayOnly: false }; } // unusable: none, as by default
+  $('collect-ice').value = network.text;
+  $('collect-relay').checked = network.relayOnly;
+}
+
+/** The school's ICE servers from the form: a new offer (and link) that uses them. */
+function applyNetwork() {
+  const text = $('collect-ice').value;
+  const relayOnly = $('collect-relay').checked;
+  let ice;
+  try {
+    ice = parseIceServers(text);
+    if (relayOnly && !ice.some((s) => s.urls.startsWith('turn'))) throw new Error(t('collectRelayNeedsTurn'));
+  } catch (e) { $('collect-ice-state').textContent = e.message; return; }
+  network = { text, ice, relayOnly };
+  try { localStorage.setItem(ICE_KEY, JSON.stringify({ text, relayOnly })); } catch { /* for this visit */ }
+  $('collect-ice-state').textContent = t('collectIceSaved', { n: ice.length });
+  pending?.pc.close();
+  pending = null;
+  renderLink();
+  prepareOffer();
+}
+
 /** Contribution zips (dropped or picked): each read whole and checked, then merged, one by one. */
 export async function mergeContributionFiles(files) {
   openPanel();
@@ -219,7 +249,8 @@ export function collectState() {
     session: code,
     link: isOpen() ? $('collect-link').value : null,
     offer: Boolean(pending),
-    roster: merger.roster().map(({ id, name, total, perClass, connected }) => ({ id, name, total, perClass, connected })),
+    roster: merger.roster().map(({ id, name, total, perClass, connected, via }) => ({ id, name, total, perClass, connected, via })),
+    network: { ice: network.ice.map((s) => s.urls), relayOnly: network.relayOnly },
     merges: merger.merges(),
     offers: merger.offers.map((o) => ({ id: o.id, label: o.label, name: o.contributor.name, n: o.photos.length, correction: o.correction })),
   };
@@ -235,6 +266,8 @@ export function bindCollect(p) {
   });
   $('collect-scan').addEventListener('click', () => toggleScan().catch((e) => showError('camError', e)));
   onFilePicked($('collect-scan-file'), scanPhoto);
+  $('collect-ice-apply').addEventListener('click', applyNetwork);
+  loadNetwork();
   for (const type of ['contributions', 'image-added', 'classes', 'replaced']) project.addEventListener(type, render);
   for (const type of ['classes', 'renamed', 'replaced']) project.addEventListener(type, renderLink);
   window.addEventListener('pagehide', () => { for (const pc of connections) pc.close(); });
