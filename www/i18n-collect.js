@@ -74,6 +74,8 @@ export const COLLECT_STRINGS = {
     collectIceApply: 'Use these servers',
     collectIceSaved: '{n} servers in use: phones scan the new code.',
     collectRelayNeedsTurn: 'only through a TURN server needs a turn: line',
+    doctorTwoSenders: 'from {a} and {b}',
+    doctorYou: 'you',
     collectCorrection: '{name} says {n} photos are "{label}" (the classifier said otherwise).',
     collectCorrectionAccept: 'Add to "{label}"',
 
@@ -160,6 +162,8 @@ export const COLLECT_STRINGS = {
     collectIceApply: '使用这些服务器',
     collectIceSaved: '正在使用 {n} 个服务器：请手机扫描新的二维码。',
     collectRelayNeedsTurn: '“只经由 TURN 服务器”需要一行 turn: 地址',
+    doctorTwoSenders: '分别来自 {a} 和 {b}',
+    doctorYou: '你',
     collectCorrection: '{name} 指出 {n} 张照片应为“{label}”（分类器给出的是别的类别）。',
     collectCorrectionAccept: '加入“{label}”',
 

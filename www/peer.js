@@ -118,7 +118,17 @@ export function opened(channel, ms = 30000) {
  * How a connected `pc` carries its data: 'relay' (through a TURN server), 'srflx'/'prflx' (a
  * STUN-found address) or 'host' (directly on the local network); null when not known.
  */
-export async function routeOf(pc) {
+export async function routeOf(pc, tries = 10) {
+  for (let i = 0; i < tries; i += 1) {
+    const route = await selectedRoute(pc);
+    if (route) return route;
+    // the selected pair shows in the stats a moment after the channel opens
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return null;
+}
+
+async function selectedRoute(pc) {
   try {
     const stats = await pc.getStats();
     let pair = null;

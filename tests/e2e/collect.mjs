@@ -171,6 +171,13 @@ try {
   const phoneFile = readFileSync(await dl.path());
   await phone2.waitForFunction(() => window.sortwiseCollect.state.photos.every((p) => p.sent));
   check(/^sortwise-[A-Z0-9]{6}-Eve-.*\.zip$/.test(dl.suggestedFilename()), `the phone's "Send as a file" downloads ${dl.suggestedFilename()} (${phoneFile.length} bytes) where it cannot share, and marks its photos sent`);
+  // offline after the first visit: the service worker serves the collect view and its modules
+  await phone2Ctx.setOffline(true);
+  await phone2.reload();
+  await phone2.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 30000 });
+  const offline = await phone2.evaluate(() => ({ sw: Boolean(navigator.serviceWorker.controller), photos: window.sortwiseCollect.state.photos.length, labels: window.sortwiseCollect.state.labels }));
+  check(offline.sw && offline.photos === 2 && offline.labels.length === 2, `the collect view opens offline on its second visit, its photos still there: ${JSON.stringify(offline)}`);
+  await phone2Ctx.setOffline(false);
   // the phone's store is its own: the project database on that phone was never opened
   const dbs = await phone2.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
   check(JSON.stringify(dbs) === '["sortwise-collect"]', `the collect view keeps photos in a database of its own: ${JSON.stringify(dbs)}`);
@@ -205,6 +212,11 @@ try {
   const damagedSkip = st.skipped.find((s) => /contribution-3/.test(s.name));
   check(Boolean(damagedSkip), `the damaged contribution is refused whole: ${damagedSkip?.reason}`);
   check(['Ana', 'Eve', 'Bob', 'Cai'].every((n) => st.collect.roster.some((r) => r.name === n)), `the roster lists every sender: ${st.collect.roster.map((r) => `${r.name}:${r.total}`).join(' ')}`);
+  // the data doctor flags near duplicates sent by two people (the fake camera films one photo)
+  await teacher.click('#doctor-run');
+  await teacher.waitForFunction(() => document.querySelector('#doctor-out [data-senders="two"]'), null, { timeout: 120000 });
+  const twoSenders = await teacher.locator('#doctor-out [data-senders="two"]').first().textContent();
+  check(/Ana/.test(twoSenders) && /Eve/.test(twoSenders), `the data doctor flags duplicates across contributors: "${twoSenders}"`);
   await teacher.click('#collect-offers [data-action="accept"]');
   await teacher.waitForFunction(() => window.sortwiseDebug.state.classes.find((c) => c.label === 'plastic')?.count === 2, null, { timeout: 60000 });
   check(true, 'the offered class is added with its two photos when the teacher accepts it');

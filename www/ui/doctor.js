@@ -47,6 +47,16 @@ function section(titleKey, items, emptyKey) {
     items.length ? list : el('p', { class: 'empty', text: t(emptyKey) }));
 }
 
+// Near duplicates from two senders (merge.js's `from`; the project's own photos are "you"):
+// one phone's photos arriving again from another, or a class shot twice, is worth a look.
+function acrossSenders(p) {
+  const from = (id) => project.images.get(project.idToKey.get(id))?.from ?? null;
+  const a = from(p.a);
+  const b = from(p.b);
+  if ((!a && !b) || a?.id === b?.id) return null;
+  return el('span', { class: 'doctor-flag', dataset: { senders: 'two' }, text: t('doctorTwoSenders', { a: a?.name ?? t('doctorYou'), b: b?.name ?? t('doctorYou') }) });
+}
+
 function render(d) {
   last = d;
   const pairs = d.pairs.filter((p) => photo(p.a) && photo(p.b)).map((p) => {
@@ -54,7 +64,8 @@ function render(d) {
       el('span', { text: formatPct(p.similarity) }),
       ...(p.identical ? [flag('doctorIdentical', false)] : []),
       ...(p.conflict ? [flag('doctorConflict', true)] : []),
-      ...(p.leak ? [flag('doctorLeak', true)] : []));
+      ...(p.leak ? [flag('doctorLeak', true)] : []),
+      acrossSenders(p));
     li.append(removeButton(p.b, li));
     return li;
   });
