@@ -20,8 +20,9 @@ export const CONTRIBUTION_LIMITS = {
   maxLabelChars: 100,
   maxManifestBytes: 1024 * 1024,
   // photos a second, per contributor, on a live connection (peer.js): a phone taking a burst
-  // sends ~4 a second; more is a flood
-  maxRate: 10,
+  // takes 4 a second, and one catching up after a lost connection sends what it kept; the
+  // teacher's engine embeds ~25 a second on 2 cores (docs/BENCHMARKS.md), so more is a flood
+  maxRate: 20,
 };
 
 const ID = /^[A-Za-z0-9_-]{8,40}$/;

@@ -10,6 +10,7 @@
 //   phone   {t: 'batch', n, photos: [{label, size, crc, taken}]}, then each photo's bytes in
 //           chunks of at most CHUNK bytes
 //   teacher {t: 'ack', n, added, offered} once the batch is merged, or {t: 'nack', n, reason}
+// At most WINDOW batches await their answer: the next crosses while the last is embedded.
 // A batch is merged only once every byte arrived and every photo's size and CRC-32 match: a
 // channel cut mid-batch leaves the project as it was, and the phone still holds those photos
 // (sent only once acknowledged), so it sends them again on the next connection.
@@ -20,8 +21,9 @@ import { crc32 } from './project-zip.js';
 import { CONTRIBUTION_LIMITS, cleanName } from './contribution.js';
 
 export const CHUNK = 16 * 1024;
-/** Photos a phone sends in one batch (each acknowledged before the next). */
+/** Photos a phone sends in one batch, and how many batches may await their acknowledgement. */
 export const BATCH = 8;
+export const WINDOW = 2;
 /** A photo as the phone makes it is ~10-30 KB (256 px on its short side); this is a ceiling. */
 export const MAX_PHOTO_BYTES = 2 * 1024 * 1024;
 const MAX_SDP = 16 * 1024;
@@ -148,27 +150,31 @@ const json = (m) => JSON.stringify(m);
 
 /**
  * The phone's end. `send(photos)` ([{id, label, bytes, taken}]) sends them in batches of BATCH,
- * each acknowledged before the next; resolves to the ids acknowledged (all of `photos`, or those
- * before the connection failed).
+ * at most WINDOW batches unacknowledged (the next one crosses while the teacher's page embeds the
+ * last); resolves to the ids acknowledged, in order (all of `photos`; it rejects when the
+ * connection fails or a batch is refused, and the photos after the last acknowledged stay unsent).
  */
 export class PhotoSender {
   constructor(channel, { session, contributor }) {
     this.channel = channel;
     this.session = session;
     this.contributor = contributor;
-    this.waiting = null; // {n, resolve, reject}
+    this.waiting = new Map(); // batch number -> {resolve, reject}
     this.n = 0;
     channel.addEventListener('message', (ev) => this.#onMessage(ev.data));
-    channel.addEventListener('close', () => this.waiting?.reject(new Error('the connection closed')));
+    channel.addEventListener('close', () => {
+      for (const w of this.waiting.values()) w.reject(new Error('the connection closed'));
+      this.waiting.clear();
+    });
   }
 
   #onMessage(data) {
     if (typeof data !== 'string') return;
     let m;
     try { m = JSON.parse(data); } catch { return; }
-    const w = this.waiting;
-    if (!w || m.n !== w.n) return;
-    this.waiting = null;
+    const w = this.waiting.get(m.n);
+    if (!w) return;
+    this.waiting.delete(m.n);
     if (m.t === 'ack') w.resolve(m);
     else w.reject(new Error(m.reason || 'the teacher\'s page refused the photos'));
   }
@@ -187,25 +193,37 @@ export class PhotoSender {
     await new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true }));
   }
 
+  async #sendBatch(batch) {
+    this.n += 1;
+    const n = this.n;
+    const ack = new Promise((resolve, reject) => { this.waiting.set(n, { resolve, reject }); });
+    ack.catch(() => {}); // awaited by send(); a close while the bytes go out must not go unhandled
+    this.channel.send(json({ t: 'batch', n, photos: batch.map((p) => ({ label: p.label, size: p.bytes.byteLength, crc: crc32(p.bytes), taken: p.taken ?? null })) }));
+    for (const p of batch) {
+      for (let o = 0; o < p.bytes.byteLength; o += CHUNK) {
+        await this.#drain();
+        if (this.channel.readyState !== 'open') throw new Error('the connection closed');
+        this.channel.send(p.bytes.slice(o, o + CHUNK));
+      }
+    }
+    return { ack }; // wrapped: an async function returning the promise itself would wait for it
+  }
+
   async send(photos) {
     const done = [];
+    const inFlight = []; // [{ack, ids}]
+    const settle = async () => {
+      const { ack, ids } = inFlight.shift();
+      await ack;
+      done.push(...ids);
+    };
     for (let i = 0; i < photos.length; i += BATCH) {
       const batch = photos.slice(i, i + BATCH);
-      this.n += 1;
-      const n = this.n;
-      const ack = new Promise((resolve, reject) => { this.waiting = { n, resolve, reject }; });
-      ack.catch(() => {}); // awaited below; a close while the bytes go out must not go unhandled
-      this.channel.send(json({ t: 'batch', n, photos: batch.map((p) => ({ label: p.label, size: p.bytes.byteLength, crc: crc32(p.bytes), taken: p.taken ?? null })) }));
-      for (const p of batch) {
-        for (let o = 0; o < p.bytes.byteLength; o += CHUNK) {
-          await this.#drain();
-          if (this.channel.readyState !== 'open') throw new Error('the connection closed');
-          this.channel.send(p.bytes.slice(o, o + CHUNK));
-        }
-      }
-      await ack;
-      done.push(...batch.map((p) => p.id));
+      if (inFlight.length >= WINDOW) await settle();
+      const { ack } = await this.#sendBatch(batch);
+      inFlight.push({ ack, ids: batch.map((p) => p.id) });
     }
+    while (inFlight.length) await settle();
     return done;
   }
 }
@@ -217,13 +235,13 @@ export class PhotoSender {
  * (a phone running this page never sends it); a batch cut short is dropped whole.
  */
 export class PhotoReceiver {
-  constructor(channel, { session, onHello, onBatch, onClose, now = () => Date.now() }) {
+  constructor(channel, { session, onHello, onBatch, onClose, now = () => Date.now(), maxRate = CONTRIBUTION_LIMITS.maxRate }) {
+    this.maxRate = maxRate;
     this.channel = channel;
     this.session = session;
     this.onBatch = onBatch;
     this.contributor = null;
     this.batch = null; // {n, photos, bytes: [Uint8Array], index, got}
-    this.chain = Promise.resolve();
     this.now = now;
     this.recent = []; // arrival times of this contributor's photos, for the rate cap
     channel.addEventListener('message', (ev) => {
@@ -279,7 +297,9 @@ export class PhotoReceiver {
     b.got = 0;
     if (b.index < b.photos.length) return;
     this.batch = null;
-    this.chain = this.chain.then(() => this.#merge(b));
+    // Not chained: the project's own queue keeps merges in order, and the next batch goes to it
+    // while this one is embedded.
+    this.#merge(b);
   }
 
   async #merge(b) {
@@ -288,7 +308,7 @@ export class PhotoReceiver {
     }
     // The rate cap: a phone flooding photos waits (the channel is ordered, so it simply slows
     // down); at most maxRate photos a second are merged from one contributor.
-    const rate = CONTRIBUTION_LIMITS.maxRate;
+    const rate = this.maxRate;
     this.recent = this.recent.filter((t) => this.now() - t < 1000);
     if (this.recent.length + b.photos.length > rate) {
       await new Promise((r) => setTimeout(r, 1000 - (this.now() - this.recent[0] || 0)));

@@ -69,8 +69,12 @@ async function reload() {
 async function shoot() {
   if (!state.camera?.running || !state.active) return;
   const bytes = await state.camera.frameJpeg(FRAME_SHORT_SIDE);
-  if (!bytes) return;
-  const rec = { session: state.request.session, kind: 'photos', label: state.active, bytes, taken: Date.now() };
+  if (bytes) await keep(state.active, bytes);
+}
+
+/** A photo of `label` kept in this phone's store, shown, and sent when connected. */
+async function keep(label, bytes) {
+  const rec = { session: state.request.session, kind: 'photos', label, bytes, taken: Date.now() };
   const id = await addPhoto(rec);
   state.taken.push(id);
   state.photos.push({ ...rec, id, sent: false });
@@ -182,8 +186,10 @@ async function start() {
   document.body.dataset.ready = '1';
 }
 
-// For the tests: what the view holds.
+// For the tests and bench/collect.mjs: what the view holds, and a photo kept as a camera shot is
+// (`keep(label, jpegBytes)`: stored, counted, sent when connected).
 window.sortwiseCollect = {
+  keep: (label, bytes) => keep(label, new Uint8Array(bytes)),
   get state() {
     return {
       labels: state.request?.labels ?? null,
