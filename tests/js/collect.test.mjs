@@ -104,10 +104,27 @@ test('a crafted contribution is refused whole, with the reason', async () => {
 test('pairing codes: SDP packs and unpacks, an answer code names its session', () => {
   const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n'.repeat(5);
   assert.equal(unpackSdp(packSdp(sdp)), sdp);
+  // Chromium's answer, as it was: what a data channel does not need is left out
+  const answer = ['v=0', 'o=- 906 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', 'a=extmap-allow-mixed', 'a=msid-semantic: WMS',
+    'm=application 56347 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 192.0.2.2',
+    'a=candidate:1778882900 1 udp 2122194687 192.0.2.2 56347 typ host generation 0 network-id 1',
+    'a=candidate:2707511476 1 udp 2122265343 fd00::2 36175 typ host generation 0 network-id 2 network-cost 10',
+    'a=ice-ufrag:kQpf', 'a=ice-pwd:LeuusCVR6dPdfCgo7WtOnuAt', 'a=ice-options:trickle', 'a=fingerprint:sha-256 EE:32:7A:DF', 'a=setup:active', 'a=mid:0', 'a=sctp-port:5000', 'a=max-message-size:262144', ''].join('\r\n');
+  const min = unpackSdp(packSdp(answer));
+  assert.equal(min, ['v=0', 'o=- 906 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0',
+    'm=application 56347 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 192.0.2.2',
+    'a=candidate:1778882900 1 udp 2122194687 192.0.2.2 56347 typ host',
+    'a=candidate:2707511476 1 udp 2122265343 fd00::2 36175 typ host',
+    'a=ice-ufrag:kQpf', 'a=ice-pwd:LeuusCVR6dPdfCgo7WtOnuAt', 'a=fingerprint:sha-256 EE:32:7A:DF', 'a=setup:active', 'a=mid:0', 'a=sctp-port:5000', 'a=max-message-size:262144', ''].join('\r\n'));
   assert.throws(() => unpackSdp(packSdp('hello')), /not a connection offer/);
   assert.throws(() => unpackSdp(packSdp('v=0'.padEnd(20000, 'x'))), /more than/);
-  const code = answerCode('ABCDEF', 'xyz_-');
-  assert.deepEqual(readAnswerCode(code), { session: 'ABCDEF', answer: 'xyz_-' });
+  const packed = packSdp(answer);
+  const code = answerCode('ABCDEF', packed);
+  assert.match(code.base, /^sortwise-answer:ABCDEF:n$/);
+  assert.match(code.digits, /^[0-9]+$/);
+  assert.deepEqual(readAnswerCode(code.base + code.digits), { session: 'ABCDEF', answer: packed });
+  assert.deepEqual(readAnswerCode('sortwise-answer:ABCDEF:xyz_-'), { session: 'ABCDEF', answer: 'xyz_-' });
+  assert.equal(readAnswerCode('sortwise-answer:ABCDEF:n1'), null);
   assert.equal(readAnswerCode('https://example.com'), null);
   assert.equal(readAnswerCode('sortwise-answer:abc:xyz'), null);
 });

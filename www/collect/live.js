@@ -4,7 +4,8 @@
 
 import { t } from '../i18n.js';
 import { answerCode, answerOffer, opened, PhotoSender, rtcConfig } from '../peer.js';
-import { qrFor, drawQr } from '../ui/qr.js';
+import { qrCode } from '../share-link.js';
+import { drawQr } from '../ui/qr.js';
 import { $ } from '../ui/dom.js';
 import { markSent } from './photos.js';
 
@@ -40,7 +41,7 @@ export function startLive({ request, contributor, pending, onSent, say, fail }) 
     show('collectLiveAnswering');
     const { pc, channel, answer } = await answerOffer(request.offer, rtcConfig({ iceServers: request.ice, relayOnly: request.relayOnly }));
     live.answer = answerCode(request.session, answer);
-    const code = qrFor(live.answer);
+    const code = qrCode(live.answer);
     if (!code) throw new Error('the answer does not fit a QR code');
     // Drawn at the screen's own pixels, shown at whole device pixels per module: a code scaled
     // by a fraction blurs its modules, and a camera then misreads a dense one.
