@@ -176,7 +176,9 @@ async function start() {
   $('collect-view').hidden = false;
   bind();
   await reload();
-  if (state.request.offer) {
+  // Live needs WebRTC: a browser without it (WebKitGTK built without a WebRTC backend) is offered
+  // the file only, as the teacher's page is (ui/collect.js).
+  if (state.request.offer && typeof RTCPeerConnection === 'function') {
     $('collect-live').hidden = false;
     $('collect-live').addEventListener('click', () => {
       state.live ??= startLive({ request: state.request, contributor, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });
