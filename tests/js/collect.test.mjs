@@ -213,6 +213,10 @@ test('the teacher refuses what a phone running the page never sends', async () =
     (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 2, crc: 0 }] })); ch.send(new Uint8Array(3)); },
     (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [{ label: 'x', size: 2, crc: 12345 }] })); ch.send(new Uint8Array(2)); },
     (ch) => ch.send('{"t":'),
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: Array.from({ length: 9 }, () => ({ label: 'x', size: 1, crc: 0 })) })); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'batch', n: 1, photos: [] })); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'zzzzzzzz99' } })); },
+    (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'delete-everything' })); },
   ];
   for (const [i, attack] of bad.entries()) {
     const { merged, events, phoneEnd } = pairUp();
