@@ -155,6 +155,51 @@ try {
   const trained = await teacher.evaluate(() => window.sortwiseDebug.state.modelLabels);
   check(JSON.stringify(trained) === '["glass","paper"]', `trained on the phone's photos: ${JSON.stringify(trained)}`);
 
+  // ---- a transfer killed mid-batch: the project stays record by record as it was -------------
+  const snapshot = () => teacher.evaluate(async () => {
+    await window.sortwiseDebug.idle();
+    const r = window.sortwiseDebug.records();
+    return JSON.stringify({ classes: r.project.classes, images: r.images.map((im) => [im.key, im.label, im.thumb.length, Array.from(im.emb.slice(0, 4)), im.from ?? null]) });
+  });
+  const beforeCut = await snapshot();
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.offer, null, { timeout: 30000 });
+  const cutLink = await teacher.evaluate(() => window.sortwiseDebug.state.collect.link);
+  const cutPage = await (await browser.newContext()).newPage();
+  watch(cutPage, 'cut phone');
+  await cutPage.goto(`${server.base}/tests/e2e/harness.html`);
+  // a phone of its own making: pairs as the collect view does, then sends one batch's header and
+  // a third of its bytes, and dies (its connection closed, as a phone walking out of the Wi-Fi)
+  const cutCode = await cutPage.evaluate(async (link) => {
+    const { readCollectLink } = await import('/www/collect-link.js');
+    const peer = await import('/www/peer.js');
+    const { qrCode } = await import('/www/share-link.js');
+    const { drawQr } = await import('/www/ui/qr.js');
+    const req = readCollectLink(new URL(link).hash);
+    const { pc, channel, answer } = await peer.answerOffer(req.offer);
+    window.cut = { pc, channel, session: req.session };
+    const canvas = document.createElement('canvas');
+    drawQr(canvas, qrCode(peer.answerCode(req.session, answer)), 600);
+    return canvas.toDataURL('image/png').split(',')[1];
+  }, cutLink);
+  writeFileSync(join(tmp, 'cut.png'), Buffer.from(cutCode, 'base64'));
+  await teacher.setInputFiles('#collect-scan-file', join(tmp, 'cut.png'));
+  const sentBytes = await cutPage.evaluate(async (jpeg) => {
+    const peer = await import('/www/peer.js');
+    const { crc32 } = await import('/www/project-zip.js');
+    const ch = await peer.opened(await window.cut.channel);
+    ch.send(JSON.stringify({ t: 'hello', v: 1, session: window.cut.session, contributor: { id: 'cutcutcut1', name: 'Cut' } }));
+    const bytes = new Uint8Array(jpeg);
+    ch.send(JSON.stringify({ t: 'batch', n: 1, photos: Array.from({ length: 8 }, () => ({ label: 'glass', size: bytes.length, crc: crc32(bytes), taken: 0 })) }));
+    let sent = 0;
+    for (let i = 0; i < 3; i += 1) for (let o = 0; o < bytes.length; o += peer.CHUNK) { ch.send(bytes.slice(o, o + peer.CHUNK)); sent += Math.min(peer.CHUNK, bytes.length - o); }
+    await new Promise((r) => setTimeout(r, 300));
+    window.cut.pc.close();
+    return sent;
+  }, [...photo('glass', 8)]);
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Cut' && r.connected === false), null, { timeout: 30000 });
+  const afterCut = await snapshot();
+  check(afterCut === beforeCut, `a phone cut off after 3 of a batch's 8 photos (${sentBytes} bytes) leaves the project record by record as it was`);
+
   // ---- by file: a second phone, not connected, sends its photos as a file ------------------
   const phone2Ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, acceptDownloads: true });
   const phone2 = await phone2Ctx.newPage();
