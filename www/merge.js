@@ -12,6 +12,8 @@ import { CONTRIBUTION_LIMITS } from './contribution.js';
 
 const newBatch = () => [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
 
+export { newBatch };
+
 export class Merger {
   constructor(project) {
     this.project = project;
@@ -62,6 +64,7 @@ export class Merger {
       if (!f) continue;
       const m = byBatch.get(f.batch) ?? { batch: f.batch, name: f.name, count: 0, at: f.at };
       m.count += 1;
+      m.at = Math.max(m.at, f.at);
       byBatch.set(f.batch, m);
     }
     return [...byBatch.values()].sort((a, b) => b.at - a.at);
@@ -74,13 +77,13 @@ export class Merger {
   }
 
   /**
-   * Merges `c` (contribution.js `readContribution`'s answer). Resolves to `{batch, added,
+   * Merges `c` (contribution.js `readContribution`'s answer); `batch` names the merge for its
+   * undo (a live connection passes one for all it sends: one undo per phone). Resolves to `{batch, added,
    * offered, capped, refused}`: photos added to existing classes, held as offers for classes
    * the project lacks, over the contributor's cap, and with a class name the engine refuses.
    */
-  async merge(c) {
+  async merge(c, { batch = newBatch() } = {}) {
     const p = this.project;
-    const batch = newBatch();
     const at = Date.now();
     const from = { id: c.contributor.id, name: c.contributor.name, batch, at };
     const room = Math.max(0, CONTRIBUTION_LIMITS.maxPhotos - this.keysOf((f) => f.id === from.id).length);

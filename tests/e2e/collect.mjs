@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
 import { packContribution, newContributorId } from '../../www/contribution.js';
+import { collectQr } from '../../www/collect-link.js';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[collect ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -147,7 +148,7 @@ try {
     `the roster: ${JSON.stringify(roster)}`);
   const provenance = await teacher.evaluate(() => window.sortwiseDebug.records().images.map((r) => r.from?.name ?? null));
   check(provenance.length === 6 && provenance.every((n) => n === 'Ana'), `every photo records its sender: ${JSON.stringify(provenance)}`);
-  await teacher.screenshot({ path: join(SHOTS, 'collect-teacher.png'), fullPage: false });
+  await teacher.locator('#collect-panel').screenshot({ path: join(SHOTS, 'collect-panel.png') });
 
   // the teacher trains on them
   await teacher.click('#train-btn');
@@ -175,6 +176,9 @@ try {
     const { qrCode } = await import('/www/share-link.js');
     const { drawQr } = await import('/www/ui/qr.js');
     const req = readCollectLink(new URL(link).hash);
+    // the collect view runs the camera; a page with camera access offers its real addresses,
+    // one without only mDNS names (which this sandbox resolves now and then)
+    (await navigator.mediaDevices.getUserMedia({ video: true })).getTracks().forEach((tr) => tr.stop());
     const { pc, channel, answer } = await peer.answerOffer(req.offer);
     window.cut = { pc, channel, session: req.session };
     const canvas = document.createElement('canvas');
@@ -196,7 +200,8 @@ try {
     window.cut.pc.close();
     return sent;
   }, [...photo('glass', 8)]);
-  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Cut' && r.connected === false), null, { timeout: 30000 });
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Cut' && r.connected === false), null, { timeout: 30000 })
+    .catch(async (e) => { log('teacher:', await teacher.locator('#collect-scan-state').textContent(), JSON.stringify(await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster))); throw e; });
   const afterCut = await snapshot();
   check(afterCut === beforeCut, `a phone cut off after 3 of a batch's 8 photos (${sentBytes} bytes) leaves the project record by record as it was`);
 
@@ -204,7 +209,9 @@ try {
   const phone2Ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true, acceptDownloads: true });
   const phone2 = await phone2Ctx.newPage();
   watch(phone2, 'phone 2');
-  await phone2.goto(link);
+  // this phone opens what the panel's QR code holds (the #d= digits), as a camera app would
+  const qr = collectQr(link);
+  await phone2.goto(qr.base + qr.digits);
   await phone2.waitForFunction(() => document.body.dataset.ready === '1' && window.sortwiseCollect.state.camera, null, { timeout: 30000 });
   await phone2.fill('#collect-name', 'Eve');
   await phone2.press('#collect-name', 'Tab');
@@ -352,7 +359,8 @@ try {
   await fay.waitForFunction(() => window.sortwiseCollect.state.live === 'collectLiveOn', null, { timeout: 30000 })
     .catch(async (e) => { log('phone 3:', await fay.locator('#collect-live-state').textContent(), 'teacher:', await teacher.locator('#collect-scan-state').textContent(), '\ncoturn:', turnLog.slice(-3000)); throw e; });
   const relayMs = Date.now() - tRelay;
-  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Fay' && r.via), null, { timeout: 10000 });
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Fay' && r.via), null, { timeout: 20000 })
+    .catch(async (e) => { log('teacher roster:', JSON.stringify(await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster))); throw e; });
   const fayRow = await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster.find((r) => r.name === 'Fay'));
   check(fayRow.via === 'relay', `relay only: the phone connects through coturn (${fayRow.via}), scan to connected ${(relayMs / 1000).toFixed(1)} s`);
   await fay.tap('#collect-chips [data-label="paper"]');

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipSync, strToU8, deflateSync } from '../../www/vendor/fflate.js';
 import { toBase64Url } from '../../www/share-link.js';
-import { makeCollectLink, readCollectLink, newSessionCode, parseIceServers, COLLECT_LIMITS } from '../../www/collect-link.js';
+import { collectQr, makeCollectLink, readCollectLink, newSessionCode, parseIceServers, COLLECT_LIMITS } from '../../www/collect-link.js';
 import { packContribution, readContribution, isContributionZip, newContributorId, cleanName, MANIFEST, CONTRIBUTION_LIMITS } from '../../www/contribution.js';
 import { PhotoSender, PhotoReceiver, CHUNK, readAnswerCode, answerCode, packSdp, unpackSdp } from '../../www/peer.js';
 
@@ -32,6 +32,11 @@ test('a collect link carries the session, the class names and the offer, and ref
   for (const bad of ['http://evil.example', 'turn:h:3478', 'stun:a\nstun:b\nstun:c\nstun:d\nstun:e', `turn:h u ${'p'.repeat(200)}`]) {
     assert.throws(() => parseIceServers(bad), /ICE servers/, bad);
   }
+  // the QR code's spelling: the same bytes as digits
+  const qr = collectQr(link);
+  assert.equal(qr.base, 'https://school.example/sortwise/collect.html#d=');
+  assert.deepEqual(readCollectLink(`#d=${qr.digits}`), got);
+  assert.throws(() => readCollectLink('#d=12'), /damaged/);
   assert.equal(readCollectLink(''), null);
   assert.equal(readCollectLink('#m=abc'), null);
   assert.throws(() => readCollectLink('#c='), /cut short/);

@@ -32,3 +32,21 @@ test('defaultLang takes the first supported tag and falls back to English', (t) 
   Object.defineProperty(globalThis, 'navigator', { get() { throw new Error('no navigator'); }, configurable: true });
   assert.equal(defaultLang(), 'en');
 });
+
+test('the collect strings exist in both languages, and every key the collect page names is one', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { COLLECT_STRINGS } = await import('../../www/i18n-collect.js');
+  const en = Object.keys(COLLECT_STRINGS.en).sort();
+  assert.deepEqual(Object.keys(COLLECT_STRINGS['zh-CN']).sort(), en);
+  for (const l of ['en', 'zh-CN']) {
+    for (const [k, v] of Object.entries(COLLECT_STRINGS[l])) {
+      const want = (COLLECT_STRINGS.en[k].match(/\{\w+\}/g) || []).sort();
+      assert.deepEqual((v.match(/\{\w+\}/g) || []).sort(), want, `${l} ${k}: the same placeholders`);
+    }
+  }
+  const { t } = await import('../../www/i18n.js');
+  const html = readFileSync(new URL('../../www/collect.html', import.meta.url), 'utf8');
+  for (const [, key] of html.matchAll(/data-i18n(?:-aria|-placeholder|-title)?="([^"]+)"/g)) {
+    assert.notEqual(t(key), key, `collect.html names ${key}, which has no string`);
+  }
+});

@@ -5,13 +5,14 @@
 // lacks (merge.js holds them).
 
 import { t } from '../i18n.js';
-import { isSessionCode, makeCollectLink, newSessionCode, parseIceServers } from '../collect-link.js';
+import { collectQr, isSessionCode, makeCollectLink, newSessionCode, parseIceServers } from '../collect-link.js';
+import { qrCode } from '../share-link.js';
 import { isContributionZip, readContribution } from '../contribution.js';
-import { Merger } from '../merge.js';
+import { Merger, newBatch } from '../merge.js';
 import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, routeOf, rtcConfig } from '../peer.js';
 import { imageDataOf, readQr } from '../qr-scan.js';
 import { Camera } from '../camera.js';
-import { drawQr, qrFor } from './qr.js';
+import { drawQr } from './qr.js';
 import { $, el, onFilePicked } from './dom.js';
 import { showError, status } from './status.js';
 
@@ -57,8 +58,8 @@ function renderLink() {
   $('collect-pair').hidden = !link;
   if (!link) return;
   $('collect-link').value = link;
-  const qr = qrFor(link);
-  if (qr) drawQr($('collect-qr'), qr, 480);
+  const qr = qrCode(collectQr(link));
+  if (qr) drawQr($('collect-qr'), qr, 720);
   $('collect-qr').hidden = !qr;
 }
 
@@ -96,10 +97,16 @@ async function acceptCode(text) {
   }
   connections.add(p.pc);
   let who = null;
+  // How the phone is connected, once the browser's stats say (asked again while they do not)
+  const showRoute = () => {
+    if (!who || merger.live.get(who.id)?.via) return;
+    routeOf(p.pc).then((via) => { if (via && who && p.pc.connectionState !== 'closed') merger.setLive(who.id, who.name, true, via); });
+  };
+  const batch = newBatch(); // everything this phone sends on this connection: one undo
   new PhotoReceiver(p.channel, {
     session: sessionCode(),
-    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); routeOf(p.pc).then((via) => merger.setLive(c.id, c.name, true, via)); },
-    onBatch: (c) => merger.merge(c),
+    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); showRoute(); },
+    onBatch: (c) => { showRoute(); return merger.merge(c, { batch }); },
     onClose: () => { connections.delete(p.pc); if (who) merger.setLive(who.id, who.name, false); },
   });
   prepareOffer();

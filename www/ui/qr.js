@@ -1,20 +1,5 @@
-// Drawing QR codes (qrcode-generator, vendored): the share dialog's link, the collect link, a
-// phone's answer.
-
-import { qrcode } from '../vendor/qrcode.js';
-
-/** The QR code of `text` in byte mode, at level M when it fits and L when only L does; null when neither. */
-export function qrFor(text) {
-  for (const level of ['M', 'L']) {
-    const code = qrcode(0, level);
-    code.addData(text, 'Byte');
-    try {
-      code.make();
-      return code;
-    } catch { /* too large at this level */ }
-  }
-  return null;
-}
+// Drawing a QR code (share-link.js's `qrCode`, from vendored qrcode-generator) on a canvas: the
+// share dialog's link, the collect link, a phone's answer.
 
 /** Draws `code` on `canvas` about `size` px wide, with the quiet zone of 4 modules a reader needs. */
 export function drawQr(canvas, code, size = 720) {
