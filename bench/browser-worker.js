@@ -103,7 +103,8 @@ const ops = {
       const r = await trainer.addImages(`c${Math.floor(i / batch) % 4}`, group);
       const refused = r.find((x) => typeof x === 'string');
       if (refused) throw new Error(`a photo was refused: ${refused}`);
-      for (const id of r) { trainer.thumbnail(id); trainer.embedding(id); } // what www/engine/worker.js hands back
+      // what www/engine/worker.js hands back (a build before takeThumbnail: thumbnail)
+      for (const id of r) { (trainer.takeThumbnail ?? trainer.thumbnail).call(trainer, id); trainer.embedding(id); }
       if (g >= warmup) { ms.push(now() - t); timed += group.length; }
     }
     const total = ms.reduce((a, b) => a + b, 0);

@@ -126,6 +126,11 @@ fn photos_train_predict_and_survive_export() {
             .thumbnail(*a)
             .is_some_and(|t| t.starts_with(&[0xFF, 0xD8]))
     );
+    // Taken, the thumbnail is the caller's: the session keeps no copy, the image stays.
+    let taken = s.get_mut().take_thumbnail(*b).expect("a thumbnail to take");
+    assert!(taken.starts_with(&[0xFF, 0xD8]));
+    assert!(s.get().thumbnail(*b).is_none() && s.get_mut().take_thumbnail(*b).is_none());
+    assert!(s.get().embedding(*b).is_some());
     assert!(s.get_mut().remove_image(*a) && s.get_mut().remove_image(*b));
     assert!(!s.get_mut().remove_image(*a));
     assert!(s.get().thumbnail(*a).is_none());

@@ -114,7 +114,8 @@ export async function loadInto(project, sw, classes, sameArch, progressKey, arch
     for (const c of classes) {
       for (const im of c.images) {
         if (sameArch) {
-          const id = await sw.addEmbedding(c.label, im.emb.slice(), im.thumb.slice());
+          // no thumbnail: the project keeps it; the engine's copy would only double it
+          const id = await sw.addEmbedding(c.label, im.emb.slice());
           out.push({ label: c.label, id, thumb: im.thumb, emb: im.emb, key: im.key, from: im.from });
         } else {
           const r = await sw.addImage(c.label, im.thumb.slice());

@@ -259,6 +259,14 @@ impl Trainer {
         self.session.get().thumbnail(id).map(Uint8Array::from)
     }
 
+    /// The JPEG UI copy of image `id`, handed over: `thumbnail(id)` has none afterwards. The
+    /// page's worker takes each one, since the page keeps the thumbnails itself.
+    #[wasm_bindgen(js_name = takeThumbnail)]
+    pub fn take_thumbnail(&self, id: u32) -> Option<Uint8Array> {
+        let t = self.session.get_mut().take_thumbnail(id)?;
+        Some(Uint8Array::from(t.as_slice()))
+    }
+
     /// Rename a class; a trained model's label follows.
     #[wasm_bindgen(js_name = renameClass)]
     pub fn rename_class(&self, old: String, new: String) -> Result<(), JsValue> {

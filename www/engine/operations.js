@@ -44,7 +44,8 @@ export const OPERATIONS = Object.freeze({
 });
 
 // `worker`: the worker answers with more than the Trainer's method does (addImage and addImages
-// also hand back each image's thumbnail and embedding, read with `thumbnail(id)` / `embedding(id)`).
+// also hand back each image's thumbnail and embedding, read with `takeThumbnail(id)` (the page
+// keeps it; the trainer then does not) / `embedding(id)`).
 
 /** The worker's own requests, not the Trainer's: start one, time a device, a test hook. */
 export const WORKER_REQUESTS = Object.freeze(['create', 'measure', 'debugLoseDevice']);
@@ -53,4 +54,4 @@ export const WORKER_REQUESTS = Object.freeze(['create', 'measure', 'debugLoseDev
  * What else the Trainer has, none of it a request: its getters (copied into the client by
  * `create`), the per-image reads the worker makes for addImage(s), and wasm-bindgen's `free`.
  */
-export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'embedding', 'thumbnail', 'free']);
+export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'embedding', 'thumbnail', 'takeThumbnail', 'free']);

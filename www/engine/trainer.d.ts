@@ -295,6 +295,8 @@ export class Trainer {
   embedding(id: number): Float32Array | undefined;
   /** Its JPEG UI copy (shorter side at most 256 px). */
   thumbnail(id: number): Uint8Array | undefined;
+  /** Its JPEG UI copy, handed over: the trainer keeps it no longer (`thumbnail(id)` is then undefined). */
+  takeThumbnail(id: number): Uint8Array | undefined;
   renameClass(from: string, to: string): void;
   /** How many images went with it. */
   removeClass(label: string): number;

@@ -226,11 +226,12 @@ Object.assign(ops, {
       threads: trainer.threads ?? 1, wasmPackage: engine.name,
     };
   },
-  // Each image's id, and its thumbnail and embedding for the page to keep.
+  // Each image's id, and its thumbnail and embedding for the page to keep. The thumbnail is
+  // taken: the page keeps it, and the trainer's copy would double what 5,000 photos hold.
   async addImage(label, bytes) {
     const t = need();
     const id = await t.addImage(label, bytes);
-    const thumbnail = t.thumbnail(id);
+    const thumbnail = t.takeThumbnail(id);
     const embedding = t.embedding(id);
     return { value: { id, thumbnail, embedding }, transfer: [thumbnail.buffer, embedding.buffer] };
   },
@@ -239,7 +240,7 @@ Object.assign(ops, {
     const transfer = [];
     const value = (await t.addImages(label, list)).map((r) => {
       if (typeof r === 'string') return { error: r };
-      const thumbnail = t.thumbnail(r);
+      const thumbnail = t.takeThumbnail(r);
       const embedding = t.embedding(r);
       transfer.push(thumbnail.buffer, embedding.buffer);
       return { id: r, thumbnail, embedding };
