@@ -479,7 +479,7 @@ ${out.reload ? `| a reload at ${out.reload.reloadAt} photos: photos restored | $
 At the drop's peak, by process type (count: RSS, PSS): ${Object.entries(phase('drop').atPeak).map(([k, v]) => `${k} ${v}`).join('; ')}.
 Photos skipped: ${d.skipped}; autosaves during the drop: ${d.autosaves}. The page holds per photo a ${(d.held.thumbBytes / d.held.images / 1024).toFixed(1)} KB
 thumbnail and a ${(d.held.embBytes / d.held.images / 1024).toFixed(1)} KB embedding (${mbs(d.held.thumbBytes + d.held.embBytes)} for the ${d.held.images}); the engine's wasm memory
-keeps its own copy of both. Chromium's CPU time during the drop, by thread: ${d.cpuSeconds.slice(0, 5).map(([k, v]) => `${k} ${v} s`).join(', ')}. Peak sum of RSS over the whole run, engine runs and
+keeps the embedding (its training data), not the thumbnail (the page takes it: Trainer.takeThumbnail). Chromium's CPU time during the drop, by thread: ${d.cpuSeconds.slice(0, 5).map(([k, v]) => `${k} ${v} s`).join(', ')}. Peak sum of RSS over the whole run, engine runs and
 reload included: ${mbs(out.memory.peakRss)}.
 `;
   console.error(section);
