@@ -268,6 +268,7 @@ export class PhotoReceiver {
     this.batch = null; // {n, photos, bytes: [Uint8Array], index, got}
     this.now = now;
     this.recent = []; // arrival times of this contributor's photos, for the rate cap
+    this.merging = 0; // batches received whole and not answered yet
     channel.addEventListener('message', (ev) => {
       try {
         this.#onMessage(ev.data, onHello);
@@ -300,6 +301,9 @@ export class PhotoReceiver {
       if (m.t === 'batch') {
         if (!this.contributor) throw new Error('photos before the phone said who it is');
         if (this.batch) throw new Error('a batch before the last one ended');
+        // The phone keeps at most WINDOW batches unanswered: one that sends more is flooding,
+        // and would queue photos in this page faster than they are merged.
+        if (this.merging >= WINDOW) throw new Error('more batches than the phone may have unanswered');
         if (!Number.isInteger(m.n) || !Array.isArray(m.photos) || !m.photos.length || m.photos.length > BATCH) throw new Error('a malformed batch');
         for (const p of m.photos) {
           if (!p || typeof p.label !== 'string' || !Number.isInteger(p.size) || p.size < 1 || p.size > MAX_PHOTO_BYTES || !Number.isInteger(p.crc)) throw new Error('a malformed photo');
@@ -323,7 +327,8 @@ export class PhotoReceiver {
     this.batch = null;
     // Not chained: the project's own queue keeps merges in order, and the next batch goes to it
     // while this one is embedded.
-    this.#merge(b);
+    this.merging += 1;
+    this.#merge(b).finally(() => { this.merging -= 1; });
   }
 
   async #merge(b) {

@@ -223,6 +223,23 @@ test('the teacher refuses what a phone running the page never sends', async () =
     (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'zzzzzzzz99' } })); },
     (ch) => { ch.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } })); ch.send(JSON.stringify({ t: 'delete-everything' })); },
   ];
+  // a phone that does not wait for its answers: the third unanswered batch closes the channel
+  {
+    let release;
+    const held = new Promise((r) => { release = r; });
+    const { merged, events, phoneEnd } = pairUp({ onBatch: async (c) => { merged.push(c); await held; return { added: 1, offered: 0 }; } });
+    const one = new Uint8Array([1, 2, 3]);
+    const { crc32 } = await import('../../www/project-zip.js');
+    phoneEnd.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } }));
+    for (let n = 1; n <= 3; n += 1) {
+      phoneEnd.send(JSON.stringify({ t: 'batch', n, photos: [{ label: 'x', size: 3, crc: crc32(one) }] }));
+      phoneEnd.send(one);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(merged.length, 2, 'two batches taken, the third refused');
+    assert.deepEqual(events.at(-1), ['close']);
+    release();
+  }
   for (const [i, attack] of bad.entries()) {
     const { merged, events, phoneEnd } = pairUp();
     attack(phoneEnd);
