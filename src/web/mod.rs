@@ -263,8 +263,10 @@ impl Trainer {
     /// page's worker takes each one, since the page keeps the thumbnails itself.
     #[wasm_bindgen(js_name = takeThumbnail)]
     pub fn take_thumbnail(&self, id: u32) -> Option<Uint8Array> {
-        let t = self.session.get_mut().take_thumbnail(id)?;
-        Some(Uint8Array::from(t.as_slice()))
+        self.session
+            .get_mut()
+            .take_thumbnail(id)
+            .map(|t| Uint8Array::from(t.as_slice()))
     }
 
     /// Rename a class; a trained model's label follows.
