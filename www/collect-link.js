@@ -4,8 +4,8 @@
 // fragment of `collect.html`, which browsers never send to a server. The phone reads it as
 // untrusted text: it only shows the names, and the teacher's page checks whatever comes back.
 
-import { Inflate, deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
-import { fromBase64Url, fromDigits, toBase64Url, toDigits } from './share-link.js';
+import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
+import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
 
 export const COLLECT_LIMITS = {
   maxClasses: 100,
@@ -25,26 +25,6 @@ export function newSessionCode() {
 }
 
 export function isSessionCode(s) { return typeof s === 'string' && SESSION.test(s); }
-
-function inflateBounded(bytes, max) {
-  const parts = [];
-  let total = 0;
-  const inf = new Inflate((chunk) => {
-    total += chunk.length;
-    if (total > max) throw new Error('the collect link holds more than any project sends');
-    parts.push(chunk);
-  });
-  try {
-    for (let i = 0; i < bytes.length || i === 0; i += 1024) inf.push(bytes.subarray(i, i + 1024), i + 1024 >= bytes.length);
-  } catch (e) {
-    if (/more than any/.test(e.message)) throw e;
-    throw new Error('the collect link is damaged');
-  }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
 
 /** `{session, labels, offer}` checked as the phone takes it; throws Error saying what is wrong. */
 export function checkCollect(json) {
@@ -117,7 +97,10 @@ export function readCollectLink(hash) {
   let json;
   try {
     const packed = m[1] === 'c' ? fromBase64Url(m[2]) : fromDigits(m[2]);
-    json = JSON.parse(strFromU8(inflateBounded(packed, COLLECT_LIMITS.maxJsonBytes)));
+    json = JSON.parse(strFromU8(inflateAtMost(packed, COLLECT_LIMITS.maxJsonBytes, {
+      tooLarge: 'the collect link holds more than any project sends',
+      damaged: 'the collect link is damaged',
+    })));
   } catch (e) {
     throw new Error(/collect link/.test(e.message) ? e.message : 'the collect link is damaged');
   }

@@ -15,8 +15,8 @@
 // channel cut mid-batch leaves the project as it was, and the phone still holds those photos
 // (sent only once acknowledged), so it sends them again on the next connection.
 
-import { Inflate, deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
-import { fromBase64Url, fromDigits, toBase64Url, toDigits } from './share-link.js';
+import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
+import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
 import { crc32 } from './project-zip.js';
 import { CONTRIBUTION_LIMITS, cleanName } from './contribution.js';
 
@@ -48,21 +48,12 @@ export function minimalSdp(sdp) {
 export function packSdp(sdp) { return toBase64Url(deflateSync(strToU8(minimalSdp(sdp)), { level: 9 })); }
 
 export function unpackSdp(text) {
-  const parts = [];
-  let total = 0;
-  const inf = new Inflate((chunk) => {
-    total += chunk.length;
-    if (total > MAX_SDP) throw new Error('the code holds more than a connection offer');
-    parts.push(chunk);
-  });
+  let bytes;
   try {
-    inf.push(fromBase64Url(text), true);
+    bytes = inflateAtMost(fromBase64Url(text), MAX_SDP, { tooLarge: 'the code holds more than a connection offer', damaged: 'the code is damaged' });
   } catch (e) {
-    throw new Error(/more than/.test(e.message) ? e.message : 'the code is damaged');
+    throw new Error(/more than a connection/.test(e.message) ? e.message : 'the code is damaged');
   }
-  const bytes = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) { bytes.set(p, o); o += p.length; }
   const sdp = strFromU8(bytes);
   if (!sdp.startsWith('v=0')) throw new Error('the code is not a connection offer');
   return sdp;

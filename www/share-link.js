@@ -76,29 +76,37 @@ export function fromDigits(text) {
 }
 
 /**
- * Raw deflate of `bytes`, refusing to grow past `MAX_BYTES`: a link can be a deflate bomb, so
- * it is fed in slices that cannot unpack to more than ~1 MB each before the count is checked.
+ * Raw deflate of `bytes`, refusing to grow past `max` bytes: whatever a fragment or a code holds
+ * can be a deflate bomb, so it is fed in slices that cannot unpack to more than ~1 MB each before
+ * the count is checked. Throws Error(`tooLarge`) past `max`, Error(`damaged`) when it does not
+ * unpack. The collect link (collect-link.js) and a phone's answer (peer.js) use it too.
  */
-function inflate(bytes) {
+export function inflateAtMost(bytes, max, { tooLarge, damaged }) {
   const parts = [];
   let total = 0;
+  const big = new Error(tooLarge);
   const inf = new Inflate((chunk) => {
     total += chunk.length;
-    if (total > MAX_BYTES) throw new Error('the link holds more than any sortwise model');
+    if (total > max) throw big;
     parts.push(chunk);
   });
   try {
     const SLICE = 1024;
     for (let i = 0; i < bytes.length || i === 0; i += SLICE) inf.push(bytes.subarray(i, i + SLICE), i + SLICE >= bytes.length);
   } catch (e) {
-    if (/more than any/.test(e.message)) throw e;
-    throw new Error('the link is damaged (its model does not unpack)');
+    if (e === big) throw e;
+    throw new Error(damaged);
   }
   const out = new Uint8Array(total);
   let o = 0;
   for (const p of parts) { out.set(p, o); o += p.length; }
   return out;
 }
+
+const inflate = (bytes) => inflateAtMost(bytes, MAX_BYTES, {
+  tooLarge: 'the link holds more than any sortwise model',
+  damaged: 'the link is damaged (its model does not unpack)',
+});
 
 /**
  * The link to the page at `base` (its address without a fragment) for the engine's share

@@ -52,6 +52,7 @@ const SHELL = [
   './collect/main.js',
   './collect/photos.js',
   './collect/live.js',
+  './collect/identity.js',
   './collect-link.js',
   './contribution.js',
   './merge.js',

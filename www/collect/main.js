@@ -6,32 +6,21 @@
 
 import { t, setLang, defaultLang, onLangChange, applyI18n } from '../i18n.js';
 import { readCollectLink } from '../collect-link.js';
-import { newContributorId, cleanName, packContribution } from '../contribution.js';
+import { packContribution } from '../contribution.js';
+import { contributor, saveName, savedName } from './identity.js';
 import { Camera } from '../camera.js';
 import { FRAME_SHORT_SIDE } from '../engine/frame.js';
 import { $, el, shareOrDownload, stamp } from '../ui/dom.js';
 import { addPhoto, deletePhoto, deleteSent, markSent, photosOf } from './photos.js';
 import { startLive } from './live.js';
 
-const ID_KEY = 'sortwise.collect.id';
-const NAME_KEY = 'sortwise.collect.name';
 // Holding the button takes a photo this often (as the page's own hold-to-record does).
 const BURST_MS = 250;
 const HOLD_MS = 350;
 
 const state = { request: null, active: null, photos: [], taken: [], camera: null, live: null, sending: false };
 
-function stored(key, make) {
-  try {
-    let v = localStorage.getItem(key);
-    if (v == null && make) { v = make(); localStorage.setItem(key, v); }
-    return v;
-  } catch { return make ? make() : null; }
-}
-
-function contributor() {
-  return { id: stored(ID_KEY, newContributorId), name: cleanName($('collect-name').value) };
-}
+function who() { return contributor($('collect-name').value); }
 
 function say(text) { $('status-text').textContent = text || ''; }
 function fail(e) {
@@ -116,9 +105,9 @@ async function sendFile() {
   state.sending = true;
   render();
   try {
-    const who = contributor();
-    const bytes = packContribution({ session: state.request.session, contributor: who, photos: unsent });
-    const name = `sortwise-${state.request.session}-${(who.name || 'photos').replace(/[^\p{L}\p{N}_-]+/gu, '-')}-${stamp()}.zip`;
+    const sender = who();
+    const bytes = packContribution({ session: state.request.session, contributor: sender, photos: unsent });
+    const name = `sortwise-${state.request.session}-${(sender.name || 'photos').replace(/[^\p{L}\p{N}_-]+/gu, '-')}-${stamp()}.zip`;
     if (!(await shareOrDownload(bytes, name, 'application/zip', t('collectShareTitle')))) return; // share sheet closed: nothing sent
     await markSent(unsent.map((p) => p.id));
     say(t('collectFileDone', { n: unsent.length }));
@@ -132,9 +121,9 @@ async function sendFile() {
 }
 
 function bind() {
-  $('collect-name').value = stored(NAME_KEY) ?? '';
+  $('collect-name').value = savedName();
   $('collect-name').addEventListener('change', () => {
-    try { localStorage.setItem(NAME_KEY, cleanName($('collect-name').value)); } catch { /* storage off */ }
+    saveName($('collect-name').value);
     state.live?.hello();
   });
   $('collect-start-camera').addEventListener('click', startCamera);
@@ -181,7 +170,7 @@ async function start() {
   if (state.request.offer && typeof RTCPeerConnection === 'function') {
     $('collect-live').hidden = false;
     $('collect-live').addEventListener('click', () => {
-      state.live ??= startLive({ request: state.request, contributor, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });
+      state.live ??= startLive({ request: state.request, contributor: who, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });
     });
   }
   startCamera();

@@ -5,28 +5,19 @@
 // queues for review (merge.js).
 
 import { t } from '../i18n.js';
-import { cleanName, newContributorId, packContribution } from '../contribution.js';
+import { packContribution } from '../contribution.js';
+import { contributor as sender, saveName, savedName } from '../collect/identity.js';
 import { addPhoto, markSent, photosOf } from '../collect/photos.js';
 import { FRAME_SHORT_SIDE, frameSize } from '../engine/frame.js';
 import { $, el, shareOrDownload, stamp } from './dom.js';
 import { showError, status } from './status.js';
 
 const KIND = 'corrections';
-const ID_KEY = 'sortwise.collect.id';
-const NAME_KEY = 'sortwise.collect.name';
 
 let project = null;
 let linkKey = null; // which classifier the corrections are for: a digest of its link's bytes
 let last = null; // {input, prediction}: what is shown
 let pending = []; // this classifier's corrections not sent yet
-
-function stored(key, make) {
-  try {
-    let v = localStorage.getItem(key);
-    if (v == null && make) { v = make(); localStorage.setItem(key, v); }
-    return v;
-  } catch { return make ? make() : null; }
-}
 
 /** A camera frame (ImageData) or a photo's bytes as JPEG bytes the engine reads alike. */
 async function jpegOf(input) {
@@ -71,8 +62,8 @@ async function keep() {
 async function send() {
   if (!pending.length) return;
   try {
-    try { localStorage.setItem(NAME_KEY, cleanName($('correct-name').value)); } catch { /* storage off */ }
-    const contributor = { id: stored(ID_KEY, newContributorId), name: cleanName($('correct-name').value) };
+    saveName($('correct-name').value);
+    const contributor = sender($('correct-name').value);
     const bytes = packContribution({ kind: KIND, contributor, photos: pending });
     const name = `sortwise-corrections-${(contributor.name || 'user').replace(/[^\p{L}\p{N}_-]+/gu, '-')}-${stamp()}.zip`;
     if (!(await shareOrDownload(bytes, name, 'application/zip', t('correctShareTitle')))) return;
@@ -89,7 +80,7 @@ export async function bindCorrections(p, bytes) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   linkKey = `link:${[...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
   try { pending = (await photosOf(linkKey, KIND)).filter((r) => !r.sent); } catch { pending = []; }
-  $('correct-name').value = stored(NAME_KEY) ?? '';
+  $('correct-name').value = savedName();
   project.addEventListener('prediction', (ev) => {
     last = ev.detail.input ? { input: ev.detail.input, prediction: ev.detail.prediction } : null;
     render();
