@@ -20,7 +20,8 @@ export class Merger {
     // [{id, label, correction, contributor, photos}]: photos for a class the project lacks, and
     // corrections from a shared classifier's users (reviewed even for a class it has)
     this.offers = [];
-    this.live = new Map(); // contributor id -> {name, connected} (peer.js connections)
+    this.live = new Map(); // contributor id -> {name, connected, via} (peer.js connections)
+    this.inFlight = new Map(); // contributor id -> photos being added now
     project.addEventListener('replaced', () => this.changed());
     project.addEventListener('images-removed', () => this.changed());
   }
@@ -86,10 +87,24 @@ export class Merger {
     const p = this.project;
     const at = Date.now();
     const from = { id: c.contributor.id, name: c.contributor.name, batch, at };
-    const room = Math.max(0, CONTRIBUTION_LIMITS.maxPhotos - this.keysOf((f) => f.id === from.id).length);
+    // Merges of one phone may overlap (a live connection's next batch arrives while the last is
+    // embedded): what is on its way counts toward the cap too.
+    const inFlight = this.inFlight.get(from.id) ?? 0;
+    const room = Math.max(0, CONTRIBUTION_LIMITS.maxPhotos - this.keysOf((f) => f.id === from.id).length - inFlight);
     const photos = c.photos.slice(0, room);
+    // reserved at once, before anything is awaited: an overlapping merge sees these places taken
+    this.inFlight.set(from.id, inFlight + photos.length);
+    try {
+      return await this.#mergeWithin(c, from, batch, photos);
+    } finally {
+      this.inFlight.set(from.id, (this.inFlight.get(from.id) ?? 0) - photos.length);
+    }
+  }
+
+  async #mergeWithin(c, from, batch, photos) {
+    const p = this.project;
     const capped = c.photos.length - photos.length;
-    for (const ph of c.photos.slice(room)) p.skip(`${from.name}: ${ph.name}`, 'contribCap', { n: CONTRIBUTION_LIMITS.maxPhotos });
+    for (const ph of c.photos.slice(photos.length)) p.skip(`${from.name}: ${ph.name}`, 'contribCap', { n: CONTRIBUTION_LIMITS.maxPhotos });
     const names = new Map(); // label as sent -> the engine's name, or null when refused
     for (const ph of photos) {
       if (names.has(ph.label)) continue;
@@ -115,9 +130,10 @@ export class Merger {
       if (same) same.photos.push(...items);
       else this.offers.push({ id: newBatch(), label, correction, contributor: { id: from.id, name: from.name }, photos: items });
     }
-    const before = this.keysOf((f) => f.batch === batch).length;
     if (known.length) await p.addImages(known);
-    const added = this.keysOf((f) => f.batch === batch).length - before;
+    // this merge's own records: `from` is this call's object (a batch id may span several merges)
+    let added = 0;
+    for (const rec of p.images.values()) if (rec.from === from) added += 1;
     this.changed();
     const offered = [...unknown.values()].reduce((n, x) => n + x.length, 0);
     p.say(t('contribMerged', { name: from.name, added, offered }));
