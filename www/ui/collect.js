@@ -70,7 +70,8 @@ function prepareOffer() {
   $('collect-scan-state').textContent = t('collectPreparing');
   preparing = makeOffer(rtcConfig({ iceServers: network.ice, relayOnly: network.relayOnly })).then((p) => {
     pending = p;
-    $('collect-scan-state').textContent = '';
+    // "Preparing" goes; a message said meanwhile ("Phone connected") stays
+    if ($('collect-scan-state').textContent === t('collectPreparing')) $('collect-scan-state').textContent = '';
     renderLink();
   }).catch((e) => {
     $('collect-scan-state').textContent = e.message;
