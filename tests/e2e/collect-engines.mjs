@@ -23,39 +23,30 @@
 //   node tests/e2e/collect-engines.mjs [firefox] [webkit]      (default: both)
 
 import { chromium } from 'playwright-core';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, freePort, serveRepo } from './serve.mjs';
+import { Failure, keepPageLog, launchFirefox, launchWebKit, sleep, waitForEvery } from './drivers.mjs';
+import { ROOT, serveRepo } from './serve.mjs';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[collect-engines ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const secs = (t) => Math.round((Date.now() - t) / 100) / 10;
-class Failure extends Error {}
 const check = (cond, msg) => { if (!cond) throw new Failure(msg); log(`ok: ${msg}`); };
 const tmp = mkdtempSync(join(tmpdir(), 'sortwise-collect-engines-'));
 const SHOTS = join(ROOT, 'artifacts/screenshots');
 mkdirSync(SHOTS, { recursive: true });
-const MINIBROWSER = process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 const LIBWEBKIT = '/usr/lib/x86_64-linux-gnu/libwebkit2gtk-4.1.so.0';
 
 // ---- phone drivers: open, evaluate, click, type, element screenshot, page screenshot, close ----
 
 async function firefoxPhone(pageLog) {
-  const { default: puppeteer } = await import('puppeteer-core');
-  const browser = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-    headless: true,
-    // Firefox's fake camera (a generated test pattern) and no permission prompt.
-    extraPrefsFirefox: { 'media.navigator.streams.fake': true, 'media.navigator.permission.disabled': true },
-  });
+  // Firefox's fake camera (a generated test pattern) and no permission prompt.
+  const browser = await launchFirefox({ 'media.navigator.streams.fake': true, 'media.navigator.permission.disabled': true });
   const page = await browser.newPage();
   await page.setViewport({ width: 360, height: 740 });
-  page.on('console', (m) => pageLog.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => pageLog.push(`pageerror: ${e.message || e}`));
+  keepPageLog(page, pageLog);
   return {
     version: await browser.version(),
     open: (url) => page.goto(url),
@@ -69,48 +60,24 @@ async function firefoxPhone(pageLog) {
 }
 
 async function webkitPhone(pageLog) {
-  const { Builder, By, Key } = await import('selenium-webdriver');
-  const port = await freePort();
-  const wd = spawn('xvfb-run', ['-a', process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver', `--port=${port}`], { detached: true, stdio: 'ignore' });
-  const stop = () => { try { process.kill(-wd.pid, 'SIGTERM'); } catch { /* gone */ } };
-  const caps = {
-    browserName: 'MiniBrowser',
-    'webkitgtk:browserOptions': {
-      binary: MINIBROWSER,
-      // WebKitSettings as MiniBrowser's options: WebRTC, getUserMedia, and mock capture devices
-      // (a generated camera; automation mode grants the permission).
-      args: ['--automation', '--enable-webrtc=true', '--enable-media-stream=true', '--enable-mock-capture-devices=true'],
-    },
-  };
-  let driver = null;
-  for (let i = 0; i < 50 && !driver; i += 1) {
-    try {
-      driver = await new Builder().withCapabilities(caps).usingServer(`http://127.0.0.1:${port}`).build();
-    } catch (e) {
-      if (i === 49) { stop(); throw e; }
-      await sleep(200);
-    }
-  }
-  await driver.manage().setTimeouts({ script: 60000, pageLoad: 60000 });
+  const { By, Key } = await import('selenium-webdriver');
+  const w = await launchWebKit({
+    // WebKitSettings as MiniBrowser's options: WebRTC, getUserMedia, and mock capture devices
+    // (a generated camera; automation mode grants the permission).
+    args: ['--enable-webrtc=true', '--enable-media-stream=true', '--enable-mock-capture-devices=true'],
+    timeouts: { script: 60000, pageLoad: 60000 },
+  });
+  const { driver } = w;
   const caps2 = await driver.getCapabilities();
   const d = {
     version: `${caps2.get('browserName')} ${caps2.get('browserVersion')}`,
-    open: (url) => driver.get(url),
-    async eval(fn, arg) {
-      const r = await driver.executeAsyncScript(
-        `const done = arguments[arguments.length - 1];
-         Promise.resolve().then(() => (${fn.toString()})(arguments[0]))
-           .then((v) => done({ ok: true, v: v === undefined ? null : v }), (e) => done({ ok: false, e: String((e && e.stack) || e) }));`,
-        arg ?? null,
-      );
-      if (!r.ok) throw new Error(r.e);
-      return r.v;
-    },
+    open: w.open,
+    eval: w.eval,
     click: async (sel) => (await driver.findElement(By.css(sel))).click(),
     type: async (sel, text) => (await driver.findElement(By.css(sel))).sendKeys(text, Key.TAB),
     shot: async (sel) => Buffer.from(await (await driver.findElement(By.css(sel))).takeScreenshot(), 'base64'),
-    pageShot: async (path) => writeFileSync(path, Buffer.from(await driver.takeScreenshot(), 'base64')),
-    async close() { try { await driver.quit(); } finally { stop(); } },
+    pageShot: w.screenshot,
+    close: w.close,
   };
   // WebDriver classic has no console log: the page's errors are read from the page when shown.
   d.pageLog = pageLog;
@@ -153,17 +120,7 @@ function webkitBuild() {
   };
 }
 
-async function waitFor(d, fn, arg, { timeout = 30000, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    let v = null;
-    let error = null;
-    try { v = await d.eval(fn, arg); } catch (e) { error = e; /* navigating */ }
-    if (v) return v;
-    if (Date.now() > end) throw new Failure(`timed out waiting for ${what}${error ? ` (the page's last answer: ${String(error.message || error).split('\n')[0]})` : ''}`);
-    await sleep(200);
-  }
-}
+const waitFor = waitForEvery(200, { timeout: 30000 });
 
 // ---- in-page steps (self-contained: serialised for WebDriver) ----
 

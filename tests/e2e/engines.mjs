@@ -16,18 +16,16 @@
 // (docs/BROWSERS.md's table). Exit code 0 on success, 1 on failure.
 
 import { zipSync } from 'fflate';
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
+import { Failure, keepPageLog, launchFirefox, launchWebKit, waitForEvery } from './drivers.mjs';
+import { DATA, ROOT, serveRepo } from './serve.mjs';
 
 const CLASSES = ['glass', 'metal', 'paper', 'plastic'];
 const PER_CLASS = Number(process.env.SORTWISE_ENGINES_PER_CLASS || 20);
 const T0 = Date.now();
 const log = (...a) => console.log(`[engines ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-class Failure extends Error {}
 const check = (cond, msg) => { if (!cond) throw new Failure(msg); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pageLog = [];
 const poolStalls = [];
 
@@ -59,8 +57,7 @@ function pageDriver(browser, page, requestSource = page) {
   const requests = [];
   requestSource.on('request', (r) => requests.push(r.url()));
   // Shown when a step fails: what the page said on its way there.
-  page.on('console', (m) => pageLog.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => pageLog.push(`pageerror: ${e.message || e}`));
+  keepPageLog(page, pageLog);
   return {
     requests,
     open: (url) => page.goto(url),
@@ -72,59 +69,23 @@ function pageDriver(browser, page, requestSource = page) {
 }
 
 async function firefoxDriver() {
-  const { default: puppeteer } = await import('puppeteer-core');
-  const browser = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-    headless: true,
-  });
+  const browser = await launchFirefox();
   return pageDriver(browser, await browser.newPage());
 }
 
 async function webkitDriver() {
-  const { Builder } = await import('selenium-webdriver');
-  const port = await freePort();
   // LANG=C.UTF-8, as on many lab and kiosk images: WebKit then reports the language tag `C`.
   const env = { ...process.env, LANG: 'C.UTF-8' };
   delete env.LC_ALL;
   delete env.LANGUAGE;
-  const wd = spawn('xvfb-run', ['-a', process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver', `--port=${port}`], { env, detached: true, stdio: 'ignore' });
-  const stop = () => { try { process.kill(-wd.pid, 'SIGTERM'); } catch { /* gone */ } };
-  const caps = {
-    browserName: 'MiniBrowser',
-    'webkitgtk:browserOptions': {
-      binary: process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser',
-      args: ['--automation'],
-    },
-  };
-  let driver = null;
-  for (let i = 0; i < 50 && !driver; i += 1) {
-    try {
-      driver = await new Builder().withCapabilities(caps).usingServer(`http://127.0.0.1:${port}`).build();
-    } catch (e) {
-      if (i === 49) { stop(); throw e; }
-      await sleep(200);
-    }
-  }
-  await driver.manage().setTimeouts({ script: 600000, pageLoad: 120000 });
+  const w = await launchWebKit({ env, timeouts: { script: 600000, pageLoad: 120000 } });
   return {
     requests: null, // WebDriver classic has no network log: the page's own Resource Timing is read instead
-    open: (url) => driver.get(url),
-    async eval(fn, arg) {
-      const r = await driver.executeAsyncScript(
-        `const done = arguments[arguments.length - 1];
-         Promise.resolve().then(() => (${fn.toString()})(arguments[0]))
-           .then((v) => done({ ok: true, v: v === undefined ? null : v }), (e) => done({ ok: false, e: String((e && e.stack) || e) }));`,
-        arg ?? null,
-      );
-      if (!r.ok) throw new Error(r.e);
-      return r.v;
-    },
-    reload: () => driver.navigate().refresh(),
-    screenshot: async (path) => writeFileSync(path, Buffer.from(await driver.takeScreenshot(), 'base64')),
-    async close() {
-      try { await driver.quit(); } finally { stop(); }
-    },
+    open: w.open,
+    eval: w.eval,
+    reload: () => w.driver.navigate().refresh(),
+    screenshot: w.screenshot,
+    close: w.close,
   };
 }
 
@@ -132,17 +93,7 @@ const DRIVERS = { chromium: chromiumDriver, firefox: firefoxDriver, webkit: webk
 
 // ---- in-page steps (self-contained functions: they are serialised for WebDriver) ----
 
-async function waitFor(d, fn, arg, { timeout = 240000, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    let v = null;
-    let error = null;
-    try { v = await d.eval(fn, arg); } catch (e) { error = e; /* navigating */ }
-    if (v) return v;
-    if (Date.now() > end) throw new Failure(`timed out waiting for ${what}${error ? ` (the page's last answer: ${String(error.message || error).split('\n')[0]})` : ''}`);
-    await sleep(250);
-  }
-}
+const waitFor = waitForEvery(250, { timeout: 240000 });
 
 // What a page that never started shows: where it stopped.
 const startState = () => ({
