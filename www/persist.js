@@ -9,7 +9,7 @@
 // stays off for the life of the page.
 
 import { loadBackup, loadProject, saveProject, swapBackup, SAVE_VERSION, QuotaError } from './store.js';
-import { exportProjectZip, importProjectZip } from './project-zip.js';
+import { checkedFrom, exportProjectZip, importProjectZip } from './project-zip.js';
 import { LIMITS } from './project.js';
 import { createEngine, loadInto, progressKeyFor } from './project-engine.js';
 import { t } from './i18n.js';
@@ -272,12 +272,6 @@ export async function restore(project, autosave, { saved, nextKey, migrate }) {
   return records.length;
 }
 
-// A stored photo's sender (merge.js), as the page made it; anything else is dropped, not trusted.
-function checkedFrom(f) {
-  if (!f || typeof f !== 'object' || typeof f.id !== 'string' || typeof f.name !== 'string' || typeof f.batch !== 'string') return undefined;
-  return { id: f.id.slice(0, 40), name: f.name.slice(0, 80), batch: f.batch.slice(0, 40), at: Number.isFinite(f.at) ? f.at : 0 };
-}
-
 // What a stored class name becomes when the engine's label rule, stricter than the page that
 // saved it, refuses it (a text-direction control, an invisible character): those characters are
 // dropped, and a name left empty or taken gets a number. Renamed in place, so that a saved
@@ -396,7 +390,7 @@ export async function savedProjectZips() {
         if (!r?.emb) continue;
         // Saves before bytes were stored directly hold a Blob.
         const thumb = r.thumb instanceof Blob ? new Uint8Array(await r.thumb.arrayBuffer()) : new Uint8Array(r.thumb);
-        images.push({ key: r.key, thumb, emb: r.emb });
+        images.push({ key: r.key, thumb, emb: r.emb, from: checkedFrom(r.from) });
       }
       classes.push({ label: c.label, images });
     }

@@ -467,7 +467,7 @@ export function exportProjectZip(project) {
       const emb = `embeddings/${id}.f32`;
       files[thumb] = [im.thumb, { level: 0 }];
       files[emb] = new Uint8Array(im.emb.buffer.slice(im.emb.byteOffset, im.emb.byteOffset + im.emb.byteLength));
-      images.push({ thumbnail: thumb, embedding: emb, length: im.emb.length });
+      images.push({ thumbnail: thumb, embedding: emb, length: im.emb.length, ...(im.from ? { from: im.from } : {}) });
     }
     classes.push({ label: c.label, images });
   }
@@ -493,6 +493,15 @@ export function exportProjectZip(project) {
 }
 
 function fail(msg) { throw new Error(msg); }
+
+/**
+ * A photo's sender as the page records it (merge.js: a phone's photos), from a saved or imported
+ * project: rebuilt from its fields when they have the page's types, else dropped (undefined).
+ */
+export function checkedFrom(f) {
+  if (!f || typeof f !== 'object' || typeof f.id !== 'string' || typeof f.name !== 'string' || typeof f.batch !== 'string') return undefined;
+  return { id: f.id.slice(0, 40), name: f.name.slice(0, 80), batch: f.batch.slice(0, 40), at: Number.isFinite(f.at) ? f.at : 0 };
+}
 
 const isNum = (x) => typeof x === 'number' && Number.isFinite(x);
 const isInt = (x, min = 0, max = Number.MAX_SAFE_INTEGER) => Number.isInteger(x) && x >= min && x <= max;
@@ -609,7 +618,7 @@ async function projectFromEntries(read, { maxClasses, maxImages, maxLabel }) {
       if (embLen === null) embLen = emb.length;
       if (emb.length !== embLen) fail(`${im.embedding}: ${emb.length} values, expected ${embLen}`);
       if (!emb.every(Number.isFinite)) fail(`${im.embedding}: contains NaN or infinity`);
-      images.push({ thumb, emb });
+      images.push({ thumb, emb, from: checkedFrom(im.from) });
     }
     classes.push({ label, images });
   }

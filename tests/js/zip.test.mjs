@@ -218,6 +218,18 @@ test('an exported project zip reads back through the project job', async () => {
   assert.deepEqual(p.model, bytes(6000, 9));
 });
 
+test('a project zip keeps each photo\'s sender; a malformed one is dropped, never trusted', async () => {
+  const project = sampleProject();
+  const from = { id: 'anaaaaaa01', name: 'Ana', batch: 'b1', at: 5 };
+  project.classes[0].images[1].from = from;
+  project.classes[1].images[0].from = { id: 7, name: ['x'], batch: 'b2' };
+  project.classes[1].images[1].from = { id: 'x'.repeat(500), name: 'Bob', batch: 'b3', at: 'soon' };
+  const p = await runJob('project', new Blob([exportProjectZip(project)]), PROJECT_LIMITS);
+  assert.deepEqual(p.classes[0].images.map((im) => im.from), [undefined, from, undefined]);
+  assert.equal(p.classes[1].images[0].from, undefined);
+  assert.deepEqual(p.classes[1].images[1].from, { id: 'x'.repeat(40), name: 'Bob', batch: 'b3', at: 0 });
+});
+
 // ---- bombs (issue 37) ---------------------------------------------------------------------------
 
 const GiB = 1024 * MB;
