@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator, jsQR; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
+# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator, jsQR, PeerJS; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
 # serves them itself (no CDN at run time). Installs the pinned versions (package-lock.json) first
 # when node_modules/ is missing. Idempotent.
 set -euo pipefail
@@ -8,7 +8,8 @@ if [ ! -f node_modules/uplot/package.json ] || [ ! -f node_modules/fflate/packag
    || [ ! -f node_modules/playwright-core/package.json ] || [ ! -f node_modules/puppeteer-core/package.json ] \
    || [ ! -f node_modules/selenium-webdriver/package.json ] || [ ! -f node_modules/typescript/package.json ] \
    || [ ! -f node_modules/qrcode-generator/package.json ] || [ ! -f node_modules/jsqr/package.json ] \
-   || [ ! -f node_modules/p5/package.json ]; then
+   || [ ! -f node_modules/p5/package.json ] || [ ! -f node_modules/peerjs/package.json ] \
+   || [ ! -f node_modules/peer/package.json ]; then
   echo "vendor: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -43,6 +44,15 @@ cp node_modules/qrcode-generator/dist/qrcode.mjs www/vendor/qrcode.js
   echo "export default module.exports.default ?? module.exports;"
 } > www/vendor/jsqr.js
 cp node_modules/jsqr/LICENSE www/vendor/jsqr.LICENSE
+# PeerJS's client (MIT), for a school's self-hosted PeerJS server (npm `peer`): a phone joins a
+# teacher's page with one scan (www/collect/peerjs.js loads it only then). Its browser build sets
+# window.peerjs; the module re-exports its Peer.
+{ echo "// PeerJS $(node -p "require('./node_modules/peerjs/package.json').version"), dist/peerjs.min.js as an ES module by scripts/vendor.sh."
+  sed "/sourceMappingURL/d" node_modules/peerjs/dist/peerjs.min.js
+  echo
+  echo "export const Peer = globalThis.peerjs.Peer;"
+} > www/vendor/peerjs.js
+cp node_modules/peerjs/LICENSE www/vendor/peerjs.LICENSE
 # p5.js for the p5 example (examples/p5/, dist/example/p5/); the page itself never loads it.
 cp node_modules/p5/lib/p5.min.js www/vendor/p5.min.js
 cp node_modules/p5/license.txt www/vendor/p5.LICENSE

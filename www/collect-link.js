@@ -1,11 +1,13 @@
 // The link a phone opens to collect photos for a project (no DOM here): the class names, a
 // session code and, for a live connection, the teacher's WebRTC offer (with the school's own
-// ICE servers where the teacher set them: the phone must use the same), deflated into the
+// ICE servers where the teacher set them: the phone must use the same) or the teacher's id on the
+// school's PeerJS server (peer-server.js), deflated into the
 // fragment of `collect.html`, which browsers never send to a server. The phone reads it as
 // untrusted text: it only shows the names, and the teacher's page checks whatever comes back.
 
 import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
 import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
+import { isPeerId, isPeerPath } from './peer-server.js';
 
 export const COLLECT_LIMITS = {
   maxClasses: 100,
@@ -40,12 +42,17 @@ export function checkCollect(json) {
   }
   const ice = checkIceServers(json.i ?? []);
   if (json.r != null && typeof json.r !== 'boolean') bad('the relay setting');
+  let peer = null;
+  if (json.p != null) {
+    if (typeof json.p !== 'object' || !isPeerPath(json.p.path) || !isPeerId(json.p.id)) bad('the PeerJS server');
+    peer = { path: json.p.path, id: json.p.id };
+  }
   let offer = null;
   if (json.o != null) {
     if (typeof json.o !== 'string' || !json.o || json.o.length > COLLECT_LIMITS.maxOfferChars || !/^[A-Za-z0-9_-]+$/.test(json.o)) bad('the connection offer');
     offer = json.o;
   }
-  return { session: json.s, labels, offer, ice, relayOnly: json.r === true };
+  return { session: json.s, labels, offer, ice, relayOnly: json.r === true, peer };
 }
 
 /**
@@ -73,8 +80,8 @@ export function parseIceServers(text) {
 }
 
 /** The collect page's address for `base` (the page's folder, ending in `/`). */
-export function makeCollectLink(base, { session, labels, offer = null, ice = [], relayOnly = false }) {
-  const json = { v: 1, s: session, l: labels, ...(offer ? { o: offer } : {}), ...(ice.length ? { i: ice } : {}), ...(relayOnly ? { r: true } : {}) };
+export function makeCollectLink(base, { session, labels, offer = null, ice = [], relayOnly = false, peer = null }) {
+  const json = { v: 1, s: session, l: labels, ...(offer ? { o: offer } : {}), ...(ice.length ? { i: ice } : {}), ...(relayOnly ? { r: true } : {}), ...(peer ? { p: peer } : {}) };
   checkCollect(json);
   return `${base}collect.html#c=${toBase64Url(deflateSync(strToU8(JSON.stringify(json)), { level: 9 }))}`;
 }

@@ -22,7 +22,13 @@ test('a collect link carries the session, the class names and the offer, and ref
   const link = makeCollectLink('https://school.example/sortwise/', { session, labels, offer: 'abc_-9' });
   assert.ok(link.startsWith('https://school.example/sortwise/collect.html#c='));
   const got = readCollectLink(new URL(link).hash);
-  assert.deepEqual(got, { session, labels, offer: 'abc_-9', ice: [], relayOnly: false });
+  assert.deepEqual(got, { session, labels, offer: 'abc_-9', ice: [], relayOnly: false, peer: null });
+  // a school's PeerJS server on the page's own site: its path and the teacher's id there
+  const peer = { path: '/peerjs', id: `sortwise-${session}-ab12cd` };
+  assert.deepEqual(readCollectLink(new URL(makeCollectLink('https://x/', { session, labels, peer })).hash).peer, peer);
+  for (const bad of [{ path: 'https://evil.example/peerjs', id: peer.id }, { path: '/peerjs', id: 'someone-else' }, { path: '//evil.example/x', id: peer.id }]) {
+    assert.throws(() => makeCollectLink('https://x/', { session, labels, peer: bad }), /PeerJS/, JSON.stringify(bad));
+  }
   // the school's TURN server travels with the offer: the phone must use the same
   const ice = [{ urls: 'turn:turn.school.example:3478', username: 'class', credential: 's3cret' }];
   const relayed = readCollectLink(new URL(makeCollectLink('https://x/', { session, labels, offer: 'o', ice, relayOnly: true })).hash);

@@ -1,9 +1,11 @@
-// The phone's live connection to the teacher's page (peer.js): the answer to the teacher's offer
-// shown as a QR code for the teacher's camera, then every unsent photo sent as it is taken, each
+// The phone's live connection to the teacher's page (peer.js): through the school's PeerJS server
+// when the link names one (peer-server.js, one scan), else the answer to the teacher's offer
+// shown as a QR code for the teacher's camera; then every unsent photo sent as it is taken, each
 // marked sent only once the teacher's page acknowledged it.
 
 import { t } from '../i18n.js';
 import { answerCode, answerOffer, opened, PhotoSender, rtcConfig } from '../peer.js';
+import { dial } from '../peer-server.js';
 import { qrCode } from '../share-link.js';
 import { drawQr } from '../ui/qr.js';
 import { $ } from '../ui/dom.js';
@@ -37,9 +39,30 @@ export function startLive({ request, contributor, pending, onSent, say, fail }) 
     }
   };
   live.hello = () => { try { live.sender?.hello(); } catch { /* closed: the state says so */ } };
+  const config = rtcConfig({ iceServers: request.ice, relayOnly: request.relayOnly });
+  const connected = (ch, pc) => {
+    live.sender = new PhotoSender(ch, { session: request.session, contributor });
+    live.sender.hello();
+    show('collectLiveOn');
+    ch.addEventListener('close', () => { show('collectLiveLost', { reason: t('collectLiveClosed') }); live.sender = null; });
+    pc?.addEventListener('connectionstatechange', () => { if (pc.connectionState === 'failed') show('collectLiveLost', { reason: pc.connectionState }); });
+    return live.send();
+  };
   (async () => {
+    // One scan: through the school's PeerJS server when the teacher set one; the two codes when
+    // it fails or there is none.
+    if (request.peer) {
+      show('collectLivePeer');
+      try {
+        const { channel, pc } = await dial(request.peer.path, request.peer.id, config);
+        await connected(channel, pc);
+        return;
+      } catch (e) {
+        if (!request.offer) throw e;
+      }
+    }
     show('collectLiveAnswering');
-    const { pc, channel, answer } = await answerOffer(request.offer, rtcConfig({ iceServers: request.ice, relayOnly: request.relayOnly }));
+    const { pc, channel, answer } = await answerOffer(request.offer, config);
     live.answer = answerCode(request.session, answer);
     const code = qrCode(live.answer);
     if (!code) throw new Error('the answer does not fit a QR code');
@@ -53,12 +76,7 @@ export function startLive({ request, contributor, pending, onSent, say, fail }) 
     show('collectLiveShow');
     const ch = await opened(await channel, 10 * 60 * 1000);
     $('collect-answer').hidden = true;
-    live.sender = new PhotoSender(ch, { session: request.session, contributor });
-    live.sender.hello();
-    show('collectLiveOn');
-    ch.addEventListener('close', () => { show('collectLiveLost', { reason: t('collectLiveClosed') }); live.sender = null; });
-    pc.addEventListener('connectionstatechange', () => { if (pc.connectionState === 'failed') show('collectLiveLost', { reason: pc.connectionState }); });
-    await live.send();
+    await connected(ch, pc);
   })().catch((e) => { show('collectLiveLost', { reason: e.message }); fail(e); });
   return live;
 }

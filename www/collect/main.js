@@ -167,7 +167,7 @@ async function start() {
   await reload();
   // Live needs WebRTC: a browser without it (WebKitGTK built without a WebRTC backend) is offered
   // the file only, as the teacher's page is (ui/collect.js).
-  if (state.request.offer && typeof RTCPeerConnection === 'function') {
+  if ((state.request.offer || state.request.peer) && typeof RTCPeerConnection === 'function') {
     $('collect-live').hidden = false;
     $('collect-live').addEventListener('click', () => {
       state.live ??= startLive({ request: state.request, contributor: who, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });

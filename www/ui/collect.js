@@ -1,6 +1,7 @@
 // Step 1's "Collect from phones" (issue 33): the collect link and its QR code (class names,
 // session code, and a WebRTC offer for the next phone), reading a phone's answer code from the
-// camera or a photo of it, the live connections (peer.js), contributions dropped as files, the
+// camera or a photo of it, or phones joining through the school's PeerJS server (peer-server.js),
+// the live connections (peer.js), contributions dropped as files, the
 // roster of who sent what with undo and removal, and the photos waiting for a class the project
 // lacks (merge.js holds them).
 
@@ -11,6 +12,7 @@ import { isContributionZip, readContribution } from '../contribution.js';
 import { Merger, newBatch } from '../merge.js';
 import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, routeOf, rtcConfig } from '../peer.js';
 import { imageDataOf, readQr } from '../qr-scan.js';
+import { isPeerPath, listen, peerIdFor } from '../peer-server.js';
 import { Camera } from '../camera.js';
 import { drawQr } from './qr.js';
 import { $, el, onFilePicked } from './dom.js';
@@ -23,7 +25,9 @@ const SCAN_MS = 300;
 let project = null;
 let merger = null;
 let code = null; // the session code
-let network = { text: '', ice: [], relayOnly: false }; // the school's own ICE servers (none by default)
+// the school's own ICE servers and PeerJS server path (none by default)
+let network = { text: '', ice: [], relayOnly: false, peerPath: '' };
+let peerServer = null; // {path, id, close}: this page listening on the school's PeerJS server
 let pending = null; // {pc, channel, offer}: the offer the QR code shows now
 let preparing = null;
 let scanCam = null;
@@ -47,7 +51,8 @@ const isOpen = () => !$('collect-panel').hidden;
 function collectLink() {
   const labels = project.classes.map((c) => c.label);
   if (!labels.length) return null;
-  return makeCollectLink(new URL('./', location.href).href, { session: sessionCode(), labels, offer: pending?.offer ?? null, ice: network.ice, relayOnly: network.relayOnly });
+  const peer = peerServer && { path: peerServer.path, id: peerServer.id };
+  return makeCollectLink(new URL('./', location.href).href, { session: sessionCode(), labels, offer: pending?.offer ?? null, ice: network.ice, relayOnly: network.relayOnly, peer });
 }
 
 function renderLink() {
@@ -79,6 +84,24 @@ function prepareOffer() {
   return preparing;
 }
 
+/** A phone's data channel (paired by codes or through the PeerJS server): its photos, merged. */
+function receive(channel, pc) {
+  connections.add(pc);
+  let who = null;
+  // How the phone is connected, once the browser's stats say (asked again while they do not)
+  const showRoute = () => {
+    if (!who || merger.live.get(who.id)?.via) return;
+    routeOf(pc).then((via) => { if (via && who && pc.connectionState !== 'closed') merger.setLive(who.id, who.name, true, via); });
+  };
+  const batch = newBatch(); // everything this phone sends on this connection: one undo
+  new PhotoReceiver(channel, {
+    session: sessionCode(),
+    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); showRoute(); },
+    onBatch: (c) => { showRoute(); return merger.merge(c, { batch }); },
+    onClose: () => { connections.delete(pc); if (who) merger.setLive(who.id, who.name, false); },
+  });
+}
+
 /** A phone's answer code, read from the camera or a photo: connects it and shows the next offer. */
 async function acceptCode(text) {
   const a = readAnswerCode(text);
@@ -96,20 +119,7 @@ async function acceptCode(text) {
     prepareOffer();
     return false;
   }
-  connections.add(p.pc);
-  let who = null;
-  // How the phone is connected, once the browser's stats say (asked again while they do not)
-  const showRoute = () => {
-    if (!who || merger.live.get(who.id)?.via) return;
-    routeOf(p.pc).then((via) => { if (via && who && p.pc.connectionState !== 'closed') merger.setLive(who.id, who.name, true, via); });
-  };
-  const batch = newBatch(); // everything this phone sends on this connection: one undo
-  new PhotoReceiver(p.channel, {
-    session: sessionCode(),
-    onHello: (c) => { who = c; merger.setLive(c.id, c.name, true); showRoute(); },
-    onBatch: (c) => { showRoute(); return merger.merge(c, { batch }); },
-    onClose: () => { connections.delete(p.pc); if (who) merger.setLive(who.id, who.name, false); },
-  });
+  receive(p.channel, p.pc);
   prepareOffer();
   try {
     await opened(p.channel);
@@ -202,6 +212,7 @@ function openPanel() {
   renderLink();
   render();
   if (!pending) prepareOffer();
+  if (network.peerPath && !peerServer) startPeerServer();
 }
 
 function closePanel() {
@@ -212,28 +223,51 @@ function closePanel() {
 function loadNetwork() {
   try {
     const saved = JSON.parse(localStorage.getItem(ICE_KEY) || 'null');
-    if (saved) network = { text: String(saved.text ?? ''), ice: parseIceServers(saved.text), relayOnly: saved.relayOnly === true };
-  } catch { network = { text: '', ice: [], relayOnly: false }; } // unusable: none, as by default
+    if (saved) {
+      const peerPath = isPeerPath(saved.peerPath) ? saved.peerPath : '';
+      network = { text: String(saved.text ?? ''), ice: parseIceServers(saved.text), relayOnly: saved.relayOnly === true, peerPath };
+    }
+  } catch { network = { text: '', ice: [], relayOnly: false, peerPath: '' }; } // unusable: none, as by default
   $('collect-ice').value = network.text;
   $('collect-relay').checked = network.relayOnly;
+  $('collect-peer-path').value = network.peerPath;
+}
+
+/** Listens on the school's PeerJS server (when one is set) for phones that join with one scan. */
+async function startPeerServer() {
+  peerServer?.close();
+  peerServer = null;
+  if (!network.peerPath || typeof RTCPeerConnection !== 'function') return;
+  const id = peerIdFor(sessionCode());
+  try {
+    const server = await listen(network.peerPath, id, rtcConfig({ iceServers: network.ice, relayOnly: network.relayOnly }), receive);
+    peerServer = { path: network.peerPath, id, close: server.close };
+    $('collect-ice-state').textContent = t('collectPeerOn');
+  } catch (e) {
+    $('collect-ice-state').textContent = t('collectPeerFailed', { reason: e.message });
+  }
+  renderLink();
 }
 
 /** The school's ICE servers from the form: a new offer (and link) that uses them. */
 function applyNetwork() {
   const text = $('collect-ice').value;
   const relayOnly = $('collect-relay').checked;
+  const peerPath = $('collect-peer-path').value.trim();
   let ice;
   try {
     ice = parseIceServers(text);
     if (relayOnly && !ice.some((s) => s.urls.startsWith('turn'))) throw new Error(t('collectRelayNeedsTurn'));
+    if (peerPath && !isPeerPath(peerPath)) throw new Error(t('collectPeerPathBad'));
   } catch (e) { $('collect-ice-state').textContent = e.message; return; }
-  network = { text, ice, relayOnly };
-  try { localStorage.setItem(ICE_KEY, JSON.stringify({ text, relayOnly })); } catch { /* for this visit */ }
+  network = { text, ice, relayOnly, peerPath };
+  try { localStorage.setItem(ICE_KEY, JSON.stringify({ text, relayOnly, peerPath })); } catch { /* for this visit */ }
   $('collect-ice-state').textContent = t('collectIceSaved', { n: ice.length });
   pending?.pc.close();
   pending = null;
   renderLink();
   prepareOffer();
+  startPeerServer();
 }
 
 /** Contribution zips (dropped or picked): each read whole and checked, then merged, one by one. */
@@ -258,7 +292,7 @@ export function collectState() {
     link: isOpen() ? $('collect-link').value : null,
     offer: Boolean(pending),
     roster: merger.roster().map(({ id, name, total, perClass, connected, via }) => ({ id, name, total, perClass, connected, via })),
-    network: { ice: network.ice.map((s) => s.urls), relayOnly: network.relayOnly },
+    network: { ice: network.ice.map((s) => s.urls), relayOnly: network.relayOnly, peer: peerServer && { path: peerServer.path, id: peerServer.id } },
     merges: merger.merges(),
     offers: merger.offers.map((o) => ({ id: o.id, label: o.label, name: o.contributor.name, n: o.photos.length, correction: o.correction })),
   };
@@ -278,5 +312,5 @@ export function bindCollect(p) {
   loadNetwork();
   for (const type of ['contributions', 'image-added', 'classes', 'replaced']) project.addEventListener(type, render);
   for (const type of ['classes', 'renamed', 'replaced']) project.addEventListener(type, renderLink);
-  window.addEventListener('pagehide', () => { for (const pc of connections) pc.close(); });
+  window.addEventListener('pagehide', () => { for (const pc of connections) pc.close(); peerServer?.close(); });
 }
