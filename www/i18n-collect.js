@@ -29,6 +29,7 @@ export const COLLECT_STRINGS = {
     collectLiveOn: 'Connected: photos go to the teacher as you take them.',
     collectLiveLost: 'Not connected ({reason}). Your photos are kept: send them as a file, or scan a new code.',
     collectLiveClosed: 'the teacher\'s page closed the connection',
+    collectCorrectionsToo: 'Also send my {n} corrections of a shared classifier to this teacher',
 
     collectOpen: 'Collect from phones',
     collectTitle: 'Collect from phones',
@@ -90,7 +91,7 @@ export const COLLECT_STRINGS = {
     correctCount: '{n} corrections kept on this device.',
     correctKept: 'Kept: this one is "{label}".',
     correctSend: 'Send the corrections',
-    correctHint: 'They go, as a file, only to whoever you send them to: the person who shared this classifier drops it on their sortwise page.',
+    correctHint: 'They go only to whoever you send them to: as a file, which the person who shared this classifier drops on their sortwise page, or live, when you scan their "Collect from phones" code and tick "Also send my corrections".',
     correctShareTitle: 'sortwise corrections',
     correctSent: '{n} corrections packed in a file.',
     correctFailed: 'The correction could not be kept',
@@ -122,6 +123,7 @@ export const COLLECT_STRINGS = {
     collectLiveOn: '已连接：拍下的照片会立即发给老师。',
     collectLiveLost: '未连接（{reason}）。照片已保留：可以打包成文件发送，或扫描新的二维码。',
     collectLiveClosed: '老师的页面关闭了连接',
+    collectCorrectionsToo: '同时把我对共享分类器的 {n} 条纠正发给这位老师',
 
     collectOpen: '从手机收集',
     collectTitle: '从手机收集',
@@ -183,7 +185,7 @@ export const COLLECT_STRINGS = {
     correctCount: '本设备已记下 {n} 条纠正。',
     correctKept: '已记下：这是“{label}”。',
     correctSend: '发送纠正',
-    correctHint: '纠正会打包成文件，只发给你选择的人：分享这个分类器的人把文件拖到他们的 sortwise 页面上即可。',
+    correctHint: '纠正只发给你选择的人：打包成文件，由分享这个分类器的人拖到他们的 sortwise 页面上；或者扫描他们“从手机收集”的二维码，并勾选“同时发送我的纠正”，实时发送。',
     correctShareTitle: 'sortwise 纠正',
     correctSent: '已将 {n} 条纠正打包成文件。',
     correctFailed: '无法记下这条纠正',

@@ -7,7 +7,8 @@
 // The protocol (`PhotoSender` on the phone, `PhotoReceiver` on the teacher's page), JSON text
 // messages and binary chunks, in order on one reliable channel:
 //   phone   {t: 'hello', v: 1, session, contributor: {id, name}}
-//   phone   {t: 'batch', n, photos: [{label, size, crc, taken}]}, then each photo's bytes in
+//   phone   {t: 'batch', n, kind?, photos: [{label, size, crc, taken, predicted?}]} (kind
+//           'corrections' for a shared classifier's corrections), then each photo's bytes in
 //           chunks of at most CHUNK bytes
 //   teacher {t: 'ack', n, added, offered} once the batch is merged, or {t: 'nack', n, reason}
 // At most WINDOW batches await their answer: the next crosses while the last is embedded.
@@ -164,7 +165,8 @@ async function selectedRoute(pc) {
 const json = (m) => JSON.stringify(m);
 
 /**
- * The phone's end. `send(photos)` ([{id, label, bytes, taken}]) sends them in batches of BATCH,
+ * The phone's end. `send(photos, {kind})` ([{id, label, bytes, taken, predicted?}]; `kind`
+ * 'photos', or 'corrections' of a shared classifier) sends them in batches of BATCH,
  * at most WINDOW batches unacknowledged (the next one crosses while the teacher's page embeds the
  * last); resolves to the ids acknowledged, in order (all of `photos`; it rejects when the
  * connection fails or a batch is refused, and the photos after the last acknowledged stay unsent).
@@ -208,12 +210,13 @@ export class PhotoSender {
     await new Promise((resolve) => ch.addEventListener('bufferedamountlow', resolve, { once: true }));
   }
 
-  async #sendBatch(batch) {
+  async #sendBatch(batch, kind) {
     this.n += 1;
     const n = this.n;
     const ack = new Promise((resolve, reject) => { this.waiting.set(n, { resolve, reject }); });
     ack.catch(() => {}); // awaited by send(); a close while the bytes go out must not go unhandled
-    this.channel.send(json({ t: 'batch', n, photos: batch.map((p) => ({ label: p.label, size: p.bytes.byteLength, crc: crc32(p.bytes), taken: p.taken ?? null })) }));
+    const photos = batch.map((p) => ({ label: p.label, size: p.bytes.byteLength, crc: crc32(p.bytes), taken: p.taken ?? null, ...(p.predicted != null ? { predicted: p.predicted } : {}) }));
+    this.channel.send(json({ t: 'batch', n, ...(kind !== 'photos' ? { kind } : {}), photos }));
     for (const p of batch) {
       for (let o = 0; o < p.bytes.byteLength; o += CHUNK) {
         await this.#drain();
@@ -224,7 +227,7 @@ export class PhotoSender {
     return { ack }; // wrapped: an async function returning the promise itself would wait for it
   }
 
-  async send(photos) {
+  async send(photos, { kind = 'photos' } = {}) {
     const done = [];
     const inFlight = []; // [{ack, ids}]
     const settle = async () => {
@@ -235,7 +238,7 @@ export class PhotoSender {
     for (let i = 0; i < photos.length; i += BATCH) {
       const batch = photos.slice(i, i + BATCH);
       if (inFlight.length >= WINDOW) await settle();
-      const { ack } = await this.#sendBatch(batch);
+      const { ack } = await this.#sendBatch(batch, kind);
       inFlight.push({ ack, ids: batch.map((p) => p.id) });
     }
     while (inFlight.length) await settle();
@@ -296,10 +299,13 @@ export class PhotoReceiver {
         // and would queue photos in this page faster than they are merged.
         if (this.merging >= WINDOW) throw new Error('more batches than the phone may have unanswered');
         if (!Number.isInteger(m.n) || !Array.isArray(m.photos) || !m.photos.length || m.photos.length > BATCH) throw new Error('a malformed batch');
+        const kind = m.kind ?? 'photos';
+        if (kind !== 'photos' && kind !== 'corrections') throw new Error('a batch of an unknown kind');
         for (const p of m.photos) {
           if (!p || typeof p.label !== 'string' || !Number.isInteger(p.size) || p.size < 1 || p.size > MAX_PHOTO_BYTES || !Number.isInteger(p.crc)) throw new Error('a malformed photo');
+          if (p.predicted != null && typeof p.predicted !== 'string') throw new Error('a malformed photo');
         }
-        this.batch = { n: m.n, photos: m.photos, bytes: m.photos.map((p) => new Uint8Array(p.size)), index: 0, got: 0 };
+        this.batch = { n: m.n, kind, photos: m.photos, bytes: m.photos.map((p) => new Uint8Array(p.size)), index: 0, got: 0 };
         return;
       }
       throw new Error(`an unknown message ${String(m.t).slice(0, 20)}`);
@@ -336,10 +342,10 @@ export class PhotoReceiver {
     }
     for (let i = 0; i < b.photos.length; i += 1) this.recent.push(this.now());
     const contribution = {
-      kind: 'photos',
+      kind: b.kind,
       session: this.session,
       contributor: this.contributor,
-      photos: b.photos.map((p, i) => ({ label: p.label, name: `live-${b.n}-${i + 1}.jpg`, bytes: b.bytes[i], taken: p.taken ?? null })),
+      photos: b.photos.map((p, i) => ({ label: p.label, name: `live-${b.n}-${i + 1}.jpg`, bytes: b.bytes[i], taken: p.taken ?? null, predicted: p.predicted ?? null })),
     };
     try {
       const r = await this.onBatch(contribution);

@@ -328,6 +328,30 @@ try {
   await teacher.waitForFunction(([l, n]) => window.sortwiseDebug.state.classes.find((c) => c.label === l)?.count === n + 1, [right, beforeCount], { timeout: 60000 });
   check(true, `accepted into "${right}" (${beforeCount} → ${beforeCount + 1} photos); retraining is the Train button`);
 
+  // the same way live: another correction, then the resident opens the maintainer's collect code,
+  // ticks "also send my corrections" and connects; it lands in the queue, not in a class
+  await resident.setInputFiles('#test-input', wrongPhoto);
+  await resident.waitForFunction(() => window.sortwiseDebug.state.prediction && window.sortwiseDebug.state.corrections?.shown, null, { timeout: 60000 });
+  await resident.selectOption('#correct-class', right);
+  await resident.tap('#correct-keep');
+  await resident.waitForFunction(() => window.sortwiseDebug.state.corrections.pending.length === 1);
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.offer, null, { timeout: 30000 });
+  const residentCollect = await residentCtx.newPage();
+  watch(residentCollect, 'resident collect');
+  await residentCollect.goto(await teacher.evaluate(() => window.sortwiseDebug.state.collect.link));
+  await residentCollect.waitForFunction(() => document.body.dataset.ready === '1' && window.sortwiseCollect.state.corrections === 1, null, { timeout: 30000 });
+  check(await residentCollect.locator('#collect-corrections').isVisible(), 'the collect view offers to send the correction kept from the classify view too');
+  await residentCollect.check('#collect-corrections-on');
+  await residentCollect.tap('#collect-live');
+  await residentCollect.waitForFunction(() => !document.getElementById('collect-answer').hidden, null, { timeout: 30000 });
+  await residentCollect.locator('#collect-answer-qr').screenshot({ path: join(tmp, 'resident.png') });
+  const queuedBefore = await teacher.evaluate(() => window.sortwiseDebug.state.collect.offers.filter((o) => o.correction).length);
+  await teacher.setInputFiles('#collect-scan-file', join(tmp, 'resident.png'));
+  await teacher.waitForFunction((n) => window.sortwiseDebug.state.collect.offers.filter((o) => o.correction).length > n, queuedBefore, { timeout: 30000 });
+  const live = await teacher.evaluate(() => window.sortwiseDebug.state.collect.offers.find((o) => o.correction));
+  await residentCollect.waitForFunction(() => window.sortwiseCollect.state.corrections === 0, null, { timeout: 10000 });
+  check(live.label === right && live.n === 1 && live.name === 'Resident 12', `a correction sent live reaches the maintainer's queue, and the phone marks it sent: ${JSON.stringify(live)}`);
+
   // ---- a network that keeps devices apart: the school's TURN server (coturn), relay only -----
   const turnPort = await freePort();
   turn = spawn('turnserver', ['-n', '--listening-ip=127.0.0.1', `--listening-port=${turnPort}`, '--relay-ip=127.0.0.1',

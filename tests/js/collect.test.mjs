@@ -255,6 +255,22 @@ test('the teacher refuses what a phone running the page never sends', async () =
   }
 });
 
+test('corrections cross the channel as their own kind, with the class the classifier said', async () => {
+  const { sender, merged } = pairUp();
+  sender.hello();
+  const photos = jpegs('glass', 2).map((bytes, i) => ({ id: i + 1, label: 'glass', bytes, predicted: 'paper' }));
+  assert.deepEqual(await sender.send(photos, { kind: 'corrections' }), [1, 2]);
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].kind, 'corrections');
+  assert.deepEqual(merged[0].photos.map((p) => [p.label, p.predicted]), [['glass', 'paper'], ['glass', 'paper']]);
+  // an unknown kind closes the connection
+  const bad = pairUp();
+  bad.phoneEnd.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } }));
+  bad.phoneEnd.send(JSON.stringify({ t: 'batch', n: 1, kind: 'settings', photos: [{ label: 'x', size: 1, crc: 0 }] }));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(bad.events.at(-1), ['close']);
+});
+
 test('a batch the page refuses is answered, not acknowledged', async () => {
   const { sender } = pairUp({ onBatch: async () => { throw new Error('engine busy'); } });
   sender.hello();

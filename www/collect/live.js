@@ -13,9 +13,10 @@ import { markSent } from './photos.js';
 
 /**
  * Starts answering `request.offer`; returns `{state, send, hello}`: `send()` sends what is
- * pending (photos taken meanwhile included), `hello()` sends the contributor's name again.
+ * pending (photos taken meanwhile included; then `corrections()`, those the user chose to send
+ * too), `hello()` sends the contributor's name again.
  */
-export function startLive({ request, contributor, pending, onSent, say, fail }) {
+export function startLive({ request, contributor, pending, corrections, onSent, say, fail }) {
   const live = { state: 'answering', answer: null, sender: null, sending: false, again: false };
   const show = (key, params) => { live.state = key; $('collect-live-state').textContent = t(key, params); };
   live.send = async () => {
@@ -26,8 +27,10 @@ export function startLive({ request, contributor, pending, onSent, say, fail }) 
       do {
         live.again = false;
         const photos = pending();
-        if (!photos.length) break;
-        const ids = await live.sender.send(photos);
+        const fixes = corrections?.() ?? [];
+        if (!photos.length && !fixes.length) break;
+        const ids = photos.length ? await live.sender.send(photos) : [];
+        if (fixes.length) ids.push(...await live.sender.send(fixes, { kind: 'corrections' }));
         await markSent(ids);
         await onSent();
         say(t('collectLiveSent', { n: ids.length }));

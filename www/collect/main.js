@@ -11,14 +11,14 @@ import { contributor, saveName, savedName } from './identity.js';
 import { Camera } from '../camera.js';
 import { FRAME_SHORT_SIDE } from '../engine/frame.js';
 import { $, el, shareOrDownload, stamp } from '../ui/dom.js';
-import { addPhoto, deletePhoto, deleteSent, markSent, photosOf } from './photos.js';
+import { addPhoto, deletePhoto, deleteSent, markSent, photosOf, unsentCorrections } from './photos.js';
 import { startLive } from './live.js';
 
 // Holding the button takes a photo this often (as the page's own hold-to-record does).
 const BURST_MS = 250;
 const HOLD_MS = 350;
 
-const state = { request: null, active: null, photos: [], taken: [], camera: null, live: null, sending: false };
+const state = { request: null, active: null, photos: [], corrections: [], taken: [], camera: null, live: null, sending: false };
 
 function who() { return contributor($('collect-name').value); }
 
@@ -48,10 +48,15 @@ function render() {
   $('collect-shoot').disabled = !state.camera?.running || !state.active;
   $('collect-file').disabled = !unsent || state.sending;
   $('collect-clear').hidden = !sent;
+  $('collect-corrections').hidden = !state.corrections.length || !state.request.offer && !state.request.peer;
+  $('collect-corrections-text').textContent = t('collectCorrectionsToo', { n: state.corrections.length });
 }
 
 async function reload() {
   state.photos = await photosOf(state.request.session);
+  // corrections kept from a shared classifier's classify view (ui/corrections.js): sent live to
+  // this teacher only when the user ticks the box
+  state.corrections = await unsentCorrections().catch(() => []);
   render();
 }
 
@@ -170,7 +175,15 @@ async function start() {
   if ((state.request.offer || state.request.peer) && typeof RTCPeerConnection === 'function') {
     $('collect-live').hidden = false;
     $('collect-live').addEventListener('click', () => {
-      state.live ??= startLive({ request: state.request, contributor: who, pending: () => state.photos.filter((p) => !p.sent), onSent: reload, say, fail });
+      state.live ??= startLive({
+        request: state.request,
+        contributor: who,
+        pending: () => state.photos.filter((p) => !p.sent),
+        corrections: () => ($('collect-corrections-on').checked ? state.corrections : []),
+        onSent: reload,
+        say,
+        fail,
+      });
     });
   }
   startCamera();
@@ -187,6 +200,7 @@ window.sortwiseCollect = {
       session: state.request?.session ?? null,
       active: state.active,
       photos: state.photos.map((p) => ({ label: p.label, sent: p.sent, bytes: p.bytes.byteLength })),
+      corrections: state.corrections.length,
       camera: Boolean(state.camera?.running),
       live: state.live?.state ?? null,
     };

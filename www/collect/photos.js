@@ -50,6 +50,12 @@ export async function photosOf(session, kind = 'photos') {
   return all.filter((r) => r.session === session && r.kind === kind);
 }
 
+/** The corrections of shared classifiers kept here and not sent yet (any link), oldest first. */
+export async function unsentCorrections() {
+  const all = await tx('readonly', (s) => s.getAll());
+  return all.filter((r) => r.kind === 'corrections' && !r.sent);
+}
+
 export function markSent(ids) {
   return tx('readwrite', (s) => {
     for (const id of ids) {
