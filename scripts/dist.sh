@@ -43,7 +43,7 @@ fi
 need=(pkg/sortwise.js pkg/sortwise_bg.wasm pkg-cpu/sortwise.js pkg-cpu/sortwise_bg.wasm
   pkg-cpu-relaxed/sortwise.js pkg-cpu-relaxed/sortwise_bg.wasm
   www/weights/manifest.json www/vendor/uPlot.esm.js www/vendor/uPlot.min.css www/vendor/fflate.js www/vendor/qrcode.js
-  www/vendor/p5.min.js www/vendor/jsqr.js www/vendor/peerjs.js)
+  www/vendor/p5.min.js www/vendor/barcode-detector.js www/vendor/zxing-exported.js www/vendor/zxing_reader.wasm www/vendor/peerjs.js)
 for f in "${need[@]}"; do
   [ -f "$f" ] || die "$f is missing: ./run dist builds it (or ./run serve)"
 done

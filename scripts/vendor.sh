@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator, jsQR, PeerJS; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
+# Copy the page's npm dependencies (uPlot, fflate, qrcode-generator, barcode-detector, PeerJS; p5 for the p5.js example) from node_modules/ into www/vendor/, so the page
 # serves them itself (no CDN at run time). Installs the pinned versions (package-lock.json) first
 # when node_modules/ is missing. Idempotent.
 set -euo pipefail
@@ -9,7 +9,7 @@ if [ ! -f node_modules/uplot/package.json ] || [ ! -f node_modules/fflate/packag
    || [ ! -f node_modules/selenium-webdriver/package.json ] || [ ! -f node_modules/typescript/package.json ] \
    || [ ! -f node_modules/qrcode-generator/package.json ] || [ ! -f node_modules/jsqr/package.json ] \
    || [ ! -f node_modules/p5/package.json ] || [ ! -f node_modules/peerjs/package.json ] \
-   || [ ! -f node_modules/peer/package.json ]; then
+   || [ ! -f node_modules/peer/package.json ] || [ ! -f node_modules/barcode-detector/package.json ]; then
   echo "vendor: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
@@ -33,17 +33,17 @@ cp node_modules/fflate/esm/browser.js www/vendor/fflate.js
 cp node_modules/fflate/LICENSE www/vendor/fflate.LICENSE
 # MIT; the package ships no LICENSE file, its notice is the head of qrcode.mjs itself.
 cp node_modules/qrcode-generator/dist/qrcode.mjs www/vendor/qrcode.js
-# jsQR (Apache-2.0) reads a phone's answer code where the browser has no BarcodeDetector
-# (www/qr-scan.js). Its dist is a UMD bundle: given a CommonJS `module`, it fills it in, and
-# the module's default export is that.
-{ echo "// jsQR $(node -p "require('./node_modules/jsqr/package.json').version"), dist/jsQR.js wrapped as an ES module by scripts/vendor.sh."
-  echo "const module = { exports: {} };"
-  echo "const exports = module.exports;"
-  cat node_modules/jsqr/dist/jsQR.js
-  echo
-  echo "export default module.exports.default ?? module.exports;"
-} > www/vendor/jsqr.js
-cp node_modules/jsqr/LICENSE www/vendor/jsqr.LICENSE
+# barcode-detector (MIT): the BarcodeDetector API over ZXing in wasm (zxing-wasm, MIT), for
+# reading a phone's answer code where the browser has no BarcodeDetector of its own
+# (www/qr-scan.js). Its ES build is two files (the second bundles zxing-wasm's glue); the wasm
+# is served from here (qr-scan.js points the module at it, never at the package's CDN default).
+cp node_modules/barcode-detector/dist/es/ponyfill.js www/vendor/barcode-detector.js
+cp node_modules/barcode-detector/dist/es/zxing-exported.js www/vendor/zxing-exported.js
+cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm www/vendor/zxing_reader.wasm
+cp node_modules/barcode-detector/LICENSE www/vendor/barcode-detector.LICENSE
+cp node_modules/zxing-wasm/LICENSE www/vendor/zxing-wasm.LICENSE
+grep -q '"./zxing-exported.js"' www/vendor/barcode-detector.js \
+  || { echo "vendor: barcode-detector's ponyfill no longer imports ./zxing-exported.js; re-check" >&2; exit 1; }
 # PeerJS's client (MIT), for a school's self-hosted PeerJS server (npm `peer`): a phone joins a
 # teacher's page with one scan (www/collect/peerjs.js loads it only then). Its browser build sets
 # window.peerjs; the module re-exports its Peer.

@@ -1,31 +1,31 @@
 // Reading a QR code (a phone's answer, peer.js) from a camera frame or a photo of the code: the
 // browser's BarcodeDetector where it reads QR codes (Chrome on Android and macOS, Safari), else
-// jsQR (vendored, pure JS), loaded only when needed.
+// the same API from barcode-detector (ZXing in wasm, vendored), loaded only when needed, its wasm
+// from this site (never the package's CDN default).
 
-let detector; // BarcodeDetector, null where the browser has none for QR codes, undefined until asked
+let detector = null; // a promise of a BarcodeDetector for QR codes, made once
 
 async function nativeDetector() {
-  if (detector !== undefined) return detector;
-  detector = null;
   try {
     if ('BarcodeDetector' in globalThis && (await globalThis.BarcodeDetector.getSupportedFormats()).includes('qr_code')) {
-      detector = new globalThis.BarcodeDetector({ formats: ['qr_code'] });
+      return new globalThis.BarcodeDetector({ formats: ['qr_code'] });
     }
-  } catch { /* unsupported here: jsQR reads it */ }
-  return detector;
+  } catch { /* unsupported here: the polyfill reads it */ }
+  return null;
+}
+
+async function polyfill() {
+  const m = await import('./vendor/barcode-detector.js');
+  const wasm = new URL('./vendor/zxing_reader.wasm', import.meta.url).href;
+  m.setZXingModuleOverrides({ locateFile: (path, prefix) => (path.endsWith('.wasm') ? wasm : prefix + path) });
+  return new m.BarcodeDetector({ formats: ['qr_code'] });
 }
 
 /** The text of the QR code in `image` (ImageData), or null when none is found. */
 export async function readQr(image) {
-  const d = await nativeDetector();
-  if (d) {
-    try {
-      const found = await d.detect(image);
-      return found[0]?.rawValue ?? null;
-    } catch { /* fall through to jsQR */ }
-  }
-  const { default: jsQR } = await import('./vendor/jsqr.js');
-  return jsQR(image.data, image.width, image.height, { inversionAttempts: 'attemptBoth' })?.data ?? null;
+  detector ??= nativeDetector().then((d) => d ?? polyfill());
+  const found = await (await detector).detect(image);
+  return found[0]?.rawValue ?? null;
 }
 
 /** The pixels of an image file (a photo or screenshot of a code), at most `max` px on its long side. */

@@ -86,6 +86,8 @@ try {
 
   // ---- the teacher's page: two classes, the collect panel ----------------------------------
   const teacherCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const requests = [];
+  teacherCtx.on('request', (r) => requests.push(r.url()));
   const teacher = await teacherCtx.newPage();
   watch(teacher, 'teacher');
   await teacher.goto(`${server.base}/www/?device=cpu`);
@@ -392,6 +394,9 @@ try {
   await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.find((r) => r.name === 'Fay')?.total === 1, null, { timeout: 30000 });
   const allocations = (turnLog.match(/ALLOCATE processed, success/g) || []).length;
   check(allocations >= 2, `both ends allocated a relay on coturn (${allocations} allocations logged), and the photo arrived through it`);
+  const away = requests.filter((u) => !u.startsWith(server.base) && !/^(data|blob):/.test(u));
+  check(away.length === 0, `every request of the teacher's page stays on its origin (${requests.length} requests${away.length ? `; away: ${away.slice(0, 3).join(' ')}` : ''})`);
+  check(requests.some((u) => u.endsWith('/www/vendor/zxing_reader.wasm')), 'Chromium on Linux has no BarcodeDetector: the codes were read by the vendored ZXing wasm, from this site');
   check(errors.length === 0, `no uncaught page errors (${errors.length})`);
 } catch (e) {
   failures.push(e.stack || String(e));
