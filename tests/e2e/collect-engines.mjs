@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Failure, keepPageLog, launchFirefox, launchWebKit, sleep, waitForEvery } from './drivers.mjs';
 import { ROOT, serveRepo } from './serve.mjs';
+import { openTeacher } from './collect-teacher.mjs';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[collect-engines ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -168,16 +169,7 @@ async function teacherPage(server) {
   const page = await ctx.newPage();
   page.on('pageerror', (e) => log('teacher page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log(`teacher console ${m.type()}:`, m.text()); });
-  await page.goto(`${server.base}/www/?device=cpu`);
-  await page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 120000 });
-  await page.selectOption('#preset', 'empty');
-  await page.click('#apply-preset');
-  for (const label of ['glass', 'paper']) {
-    await page.fill('#new-class', label);
-    await page.press('#new-class', 'Enter');
-  }
-  await page.waitForFunction(() => window.sortwiseDebug.state.classes.length === 2);
-  await page.click('#collect-open');
+  await openTeacher(page, server.base, undefined, { timeout: 120000 });
   return { browser, page, version: browser.version() };
 }
 

@@ -14,6 +14,7 @@ import express from 'express';
 import { ExpressPeerServer } from 'peer';
 import { chromium } from 'playwright-core';
 import { ROOT } from './serve.mjs';
+import { openTeacher } from './collect-teacher.mjs';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[collect-peer ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -43,16 +44,7 @@ try {
   };
   const teacher = await (await browser.newContext()).newPage();
   watch(teacher, 'teacher');
-  await teacher.goto(`${base}/www/?device=cpu`);
-  await teacher.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300000 });
-  await teacher.selectOption('#preset', 'empty');
-  await teacher.click('#apply-preset');
-  for (const label of ['glass', 'paper']) {
-    await teacher.fill('#new-class', label);
-    await teacher.press('#new-class', 'Enter');
-  }
-  await teacher.waitForFunction(() => window.sortwiseDebug.state.classes.length === 2);
-  await teacher.click('#collect-open');
+  await openTeacher(teacher, base);
   await teacher.click('.collect-network summary');
   await teacher.fill('#collect-peer-path', '/peerjs');
   await teacher.click('#collect-ice-apply');

@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
+import { openTeacher } from './collect-teacher.mjs';
 import { packContribution, newContributorId } from '../../www/contribution.js';
 import { collectQr } from '../../www/collect-link.js';
 
@@ -90,16 +91,7 @@ try {
   teacherCtx.on('request', (r) => requests.push(r.url()));
   const teacher = await teacherCtx.newPage();
   watch(teacher, 'teacher');
-  await teacher.goto(`${server.base}/www/?device=cpu`);
-  await teacher.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 300000 });
-  await teacher.selectOption('#preset', 'empty');
-  await teacher.click('#apply-preset');
-  for (const label of ['glass', 'paper']) {
-    await teacher.fill('#new-class', label);
-    await teacher.press('#new-class', 'Enter');
-  }
-  await teacher.waitForFunction(() => window.sortwiseDebug.state.classes.length === 2);
-  await teacher.click('#collect-open');
+  await openTeacher(teacher, server.base);
   await teacher.waitForFunction(() => window.sortwiseDebug.state.collect?.offer, null, { timeout: 30000 });
   const link = await teacher.evaluate(() => window.sortwiseDebug.state.collect.link);
   check(/\/www\/collect\.html#c=/.test(link), `the panel shows the collect link (${link.length} characters)`);
