@@ -276,3 +276,10 @@ test('a batch the page refuses is answered, not acknowledged', async () => {
   sender.hello();
   await assert.rejects(sender.send(jpegs('plastic', 1).map((bytes) => ({ id: 1, label: 'plastic', bytes }))), /engine busy/);
 });
+
+test('the collect page carries the same Content-Security-Policy as the main page (one policy, checked copies)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const csp = (f) => /<meta http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(readFileSync(new URL(`../../www/${f}`, import.meta.url), 'utf8'))?.[1];
+  assert.ok(csp('index.html'));
+  assert.equal(csp('collect.html'), csp('index.html'));
+});
