@@ -33,6 +33,7 @@ import { gzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
+import { ORT_DIST, WEIGHTS } from './paths.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
@@ -50,17 +51,10 @@ const ROUNDS = Number(process.env.ROUNDS || 1);
 // pkg-cpu/'s pool size; default navigator.hardwareConcurrency, as the page uses.
 const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
 const ORT = process.env.ORT === '1';
-const ORT_DIST = '/bench/.cache/ort/node_modules/onnxruntime-web/dist/';
 const ORT_RUNS = Number(process.env.ORT_RUNS || 3);
 const BEFORE = process.env.BEFORE;
 const T0 = Date.now();
 const log = (...a) => console.error(`[browser ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-
-const WEIGHTS = {
-  efficientnet_lite0: '/www/weights/efficientnet_lite0.safetensors',
-  resnet18: '/bench/.cache/resnet18-random.safetensors',
-  resnet50: '/bench/.cache/resnet50-random.safetensors',
-};
 
 // The photos are served through a link in bench/.cache (gitignored) to the data directory.
 mkdirSync(join(ROOT, 'bench/.cache'), { recursive: true });

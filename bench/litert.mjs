@@ -21,22 +21,17 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync }
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DATA, launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
+import { ORT_DIST, WEIGHTS } from './paths.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.ROUNDS || 2);
 const RUNS = { 8: Number(process.env.RUNS8 || 3), 1: Number(process.env.RUNS1 || 8) };
 const ARCHS = (process.env.ARCHS || 'resnet18,resnet50,efficientnet_lite0').split(',');
 const BATCHES = (process.env.BATCHES || '8,1').split(',').map(Number);
-const ORT_DIST = '/bench/.cache/ort/node_modules/onnxruntime-web/dist/';
 const LITERT_DIR = '/bench/.cache/litert/';
 const T0 = Date.now();
 const log = (...a) => console.error(`[litert ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 
-const WEIGHTS = {
-  efficientnet_lite0: '/www/weights/efficientnet_lite0.safetensors',
-  resnet18: '/bench/.cache/resnet18-random.safetensors',
-  resnet50: '/bench/.cache/resnet50-random.safetensors',
-};
 for (const f of [`${ORT_DIST}ort.wasm.min.mjs`, `${LITERT_DIR}worker.js`, `${LITERT_DIR}core.mjs`, ...Object.values(WEIGHTS)]) {
   if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: run bench/litert.sh`);
 }

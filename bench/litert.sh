@@ -34,15 +34,7 @@ export ARCHS BATCHES
 mkdir -p "$CACHE"
 T0=$(date +%s)
 
-npm_pkg() { # dir package version
-  if [ ! -f "$CACHE/$1/node_modules/$2/package.json" ] \
-     || ! grep -q "\"version\": \"$3\"" "$CACHE/$1/node_modules/$2/package.json"; then
-    echo "litert.sh: npm install $2@$3 into $CACHE/$1 (bench only, never the page)" >&2
-    mkdir -p "$CACHE/$1"
-    [ -f "$CACHE/$1/package.json" ] || echo '{"private": true}' > "$CACHE/$1/package.json"
-    npm install --prefix "$CACHE/$1" --no-audit --no-fund --loglevel=error --save-exact "$2@$3"
-  fi
-}
+source bench/npm_pkg.sh
 npm_pkg ort onnxruntime-web "$ORT_VERSION"
 npm_pkg litert @litertjs/core "$LITERT_VERSION"
 # The worker and LiteRT.js's ES module where scripts/serve.py serves them; the module's one bare

@@ -22,13 +22,8 @@ CACHE=bench/.cache
 ORT_VERSION=1.30.0
 mkdir -p "$CACHE"
 
-if [ ! -f "$CACHE/ort/node_modules/onnxruntime-web/package.json" ] \
-   || ! grep -q "\"version\": \"$ORT_VERSION\"" "$CACHE/ort/node_modules/onnxruntime-web/package.json"; then
-  echo "ort: npm install onnxruntime-web@$ORT_VERSION into $CACHE/ort (bench only, never the page)" >&2
-  mkdir -p "$CACHE/ort"
-  [ -f "$CACHE/ort/package.json" ] || echo '{"private": true}' > "$CACHE/ort/package.json"
-  npm install --prefix "$CACHE/ort" --no-audit --no-fund --loglevel=error --save-exact "onnxruntime-web@$ORT_VERSION"
-fi
+source bench/npm_pkg.sh
+npm_pkg ort onnxruntime-web "$ORT_VERSION"
 source bench/models.sh
 lscpu | sed -n 's/^Model name: *//p' | head -1 > "$CACHE/ort-cpu.txt"
 ORT=1 GPU=0 ROUNDS=${ROUNDS:-2} N_DROP=${N_DROP:-200} node bench/browser.mjs > "$CACHE/ort-run.json"
