@@ -8,10 +8,12 @@
 import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
 import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
 import { isPeerId, isPeerPath } from './peer-server.js';
+import { RULES } from './engine/rules.js';
 
 export const COLLECT_LIMITS = {
   maxClasses: 100,
-  maxLabelChars: 100,
+  // a class name as long as the engine takes (its rules(), generated into engine/rules.js)
+  maxLabelChars: RULES.maxLabelChars,
   maxOfferChars: 6000,
   // what a link's fragment may unpack to: 100 long class names and an offer fit in a fraction
   maxJsonBytes: 64 * 1024,

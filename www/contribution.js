@@ -9,6 +9,7 @@
 import { zipSync, strToU8, strFromU8 } from './vendor/fflate.js';
 import { isImageName, openZipFile, readZipFile, ZipError } from './project-zip.js';
 import { isSessionCode } from './collect-link.js';
+import { RULES } from './engine/rules.js';
 
 export const MANIFEST = 'sortwise-contribution.json';
 export const CONTRIBUTION_FORMAT = 'sortwise-contribution';
@@ -17,7 +18,8 @@ export const CONTRIBUTION_LIMITS = {
   // photos one contributor may add to a project, over all their contributions
   maxPhotos: 1000,
   maxNameChars: 40,
-  maxLabelChars: 100,
+  // a class name as long as the engine takes (its rules(), generated into engine/rules.js)
+  maxLabelChars: RULES.maxLabelChars,
   maxManifestBytes: 1024 * 1024,
   // photos a second, per contributor, on a live connection (peer.js): a phone taking a burst
   // takes 4 a second, and one catching up after a lost connection sends what it kept; the
