@@ -190,10 +190,12 @@ try {
     ch.send(JSON.stringify({ t: 'batch', n: 1, photos: Array.from({ length: 8 }, () => ({ label: 'glass', size: bytes.length, crc: crc32(bytes), taken: 0 })) }));
     let sent = 0;
     for (let i = 0; i < 3; i += 1) for (let o = 0; o < bytes.length; o += peer.CHUNK) { ch.send(bytes.slice(o, o + peer.CHUNK)); sent += Math.min(peer.CHUNK, bytes.length - o); }
-    await new Promise((r) => setTimeout(r, 300));
-    window.cut.pc.close();
     return sent;
   }, [...photo('glass', 8)]);
+  // the teacher has heard from the phone before it walks away: closing drops what is still queued,
+  // and on a loaded machine a close right after the sends could drop the hello too (CI did)
+  await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Cut' && r.connected), null, { timeout: 30000 });
+  await cutPage.evaluate(async () => { await new Promise((r) => setTimeout(r, 300)); window.cut.pc.close(); });
   await teacher.waitForFunction(() => window.sortwiseDebug.state.collect.roster.some((r) => r.name === 'Cut' && r.connected === false), null, { timeout: 30000 })
     .catch(async (e) => { log('teacher:', await teacher.locator('#collect-scan-state').textContent(), JSON.stringify(await teacher.evaluate(() => window.sortwiseDebug.state.collect.roster))); throw e; });
   const afterCut = await snapshot();
