@@ -108,7 +108,7 @@ export class Merger {
     const names = new Map(); // label as sent -> the engine's name, or null when refused
     for (const ph of photos) {
       if (names.has(ph.label)) continue;
-      try { names.set(ph.label, await p.sw.validateLabel(ph.label)); } catch { names.set(ph.label, null); }
+      try { names.set(ph.label, await p.withEngine((sw) => sw.validateLabel(ph.label))); } catch { names.set(ph.label, null); }
     }
     const known = [];
     const unknown = new Map();

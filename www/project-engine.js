@@ -38,6 +38,7 @@ export async function createEngine(project, arch, augment, finetune = project.se
     device: project.device,
     augment,
     finetune: Boolean(finetune),
+    restore: (engine) => restoreInto(project, sw, engine),
     onStatus: (s) => {
       if (s.phase === 'start') project.startSteps.push(`${s.step} ${Math.round(performance.now() - t0)}ms`);
       else if (s.phase === 'weights') project.emit('engine-status', { ...s, arch, total: s.total || entry?.bytes || 0 });
@@ -45,6 +46,24 @@ export async function createEngine(project, arch, augment, finetune = project.se
     },
   });
   return sw;
+}
+
+/**
+ * The engine restarted (its device was lost, or it trapped) and holds nothing: the project's photos
+ * and model go back into it, and each record takes the id the engine gives it now. The project is
+ * the one registry of photos; the client keeps none (engine/client.js `restore`).
+ */
+export async function restoreInto(project, sw, engine) {
+  // An engine still being filled for a replacement is not the project's: the replacement fails
+  // as a whole and the project keeps the engine it has.
+  if (project.sw !== sw) throw new Error('the engine being prepared stopped');
+  const records = await loadInto(project, engine, project.classImages(), true, progressKeyFor(engine, true), project.arch);
+  project.idToKey = new Map();
+  for (const r of records) {
+    project.images.get(r.key).id = r.id;
+    project.idToKey.set(r.id, r.key);
+  }
+  if (project.model) await engine.importModel(project.model.slice());
 }
 
 /** The page's first engine. */
@@ -63,9 +82,9 @@ export async function train(project, opts, onProgress, leaveOut = []) {
   try {
     const report = await project.serial(async () => {
       if (leaveOut.length) await leaveOutEmptyClasses(project, leaveOut);
-      return project.sw.train(opts, onProgress);
+      return project.withEngine((sw) => sw.train(opts, onProgress));
     });
-    const model = await project.sw.exportModel();
+    const model = await project.withEngine((sw) => sw.exportModel());
     project.setModel(model, report.labels, project.keyedReport(report));
     project.stale = false;
     project.emit('stale');
@@ -87,7 +106,7 @@ async function leaveOutEmptyClasses(project, labels) {
     const c = project.classOf(label);
     if (!c || c.keys.length) continue; // photos arrived meanwhile: it trains with them
     // the engine holds a class whose last photo was removed; one never added it does not know
-    try { await project.sw.removeClass(label); } catch { /* not in the engine */ }
+    try { await project.withEngine((sw) => sw.removeClass(label)); } catch { /* not in the engine */ }
     project.classes = project.classes.filter((x) => x !== c);
   }
   project.emit('left-out', { labels });

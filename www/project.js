@@ -15,6 +15,7 @@
 //   for persist.js: stored {key}, dropped {key}, model-stored, replace-all {keys}, save
 
 import { t } from './i18n.js';
+import { EngineLost } from './engine/errors.js';
 import { RULES } from './engine/rules.js';
 import { cleanSettings, PAGE_DEFAULTS } from './settings.js';
 
@@ -84,6 +85,20 @@ export class Project extends EventTarget {
   say(text, progress) { this.emit('status', { text, progress }); }
   fail(key, error, params) { this.emit('error', { key, error, params }); }
 
+  /**
+   * `fn(engine)`, made once more when the engine restarted after losing its device: by then it
+   * holds the project's photos again (project-engine.js `restoreInto`), under new ids, so `fn`
+   * reads the ids it passes when it runs. Every engine call of the page goes through here.
+   */
+  async withEngine(fn) {
+    try {
+      return await fn(this.sw);
+    } catch (e) {
+      if (!(e instanceof EngineLost) || !e.retry) throw e;
+      return fn(this.sw);
+    }
+  }
+
   /** One engine operation at a time (adds, removals, training, switching); predictions bypass it. */
   serial(fn) {
     const run = this.queue.then(fn, fn);
@@ -140,7 +155,7 @@ export class Project extends EventTarget {
     const name = String(raw ?? '');
     let label;
     try {
-      label = await this.sw.validateLabel(name);
+      label = await this.withEngine((sw) => sw.validateLabel(name));
     } catch (e) {
       throw new Error(this.labelRefused(name, e));
     }
@@ -328,7 +343,7 @@ export class Project extends EventTarget {
       }
     }
     if (!ready.length) return;
-    const results = await this.sw.addImages(label, bytes);
+    const results = await this.withEngine((sw) => sw.addImages(label, bytes));
     if (!this.classOf(label)) this.ensureClass(label); // deleted meanwhile: keep the engine and the page in step
     let added = 0;
     results.forEach((r, k) => {
@@ -344,7 +359,7 @@ export class Project extends EventTarget {
     if (!rec) return;
     await this.serial(async () => {
       try {
-        await this.sw.removeImage(rec.id);
+        await this.withEngine((sw) => sw.removeImage(rec.id));
       } catch (e) { this.fail('addFailed', e); return; }
       this.dropRecord(key);
       this.markStale();
@@ -361,7 +376,7 @@ export class Project extends EventTarget {
         const rec = this.images.get(key);
         if (!rec) continue;
         try {
-          await this.sw.removeImage(rec.id);
+          await this.withEngine((sw) => sw.removeImage(rec.id));
         } catch (e) { this.fail('addFailed', e); break; }
         this.dropRecord(key);
         removed += 1;
@@ -397,7 +412,7 @@ export class Project extends EventTarget {
       const c = this.classOf(oldLabel);
       if (!c) return false;
       try {
-        if (c.keys.length) await this.sw.renameClass(oldLabel, label);
+        if (c.keys.length) await this.withEngine((sw) => sw.renameClass(oldLabel, label));
       } catch (e) { this.fail('rename', e); return false; }
       c.label = label;
       this.emit('renamed', { from: oldLabel, to: label });
@@ -414,7 +429,7 @@ export class Project extends EventTarget {
   async #clearClasses() {
     for (const c of [...this.classes]) {
       if (c.keys.length) {
-        try { await this.sw.removeClass(c.label); } catch (e) { this.fail('deleteClass', e); return false; }
+        try { await this.withEngine((sw) => sw.removeClass(c.label)); } catch (e) { this.fail('deleteClass', e); return false; }
       }
       for (const k of [...c.keys]) this.dropRecord(k);
     }
@@ -432,7 +447,7 @@ export class Project extends EventTarget {
     this.forgetIntakeUndo();
     await this.serial(async () => {
       try {
-        if (c.keys.length) await this.sw.removeClass(label);
+        if (c.keys.length) await this.withEngine((sw) => sw.removeClass(label));
       } catch (e) { this.fail('deleteClass', e); return; }
       for (const k of [...c.keys]) this.dropRecord(k);
       this.classes = this.classes.filter((x) => x !== c);
@@ -542,7 +557,7 @@ export class Project extends EventTarget {
   async importModel(bytes) {
     await this.serial(async () => {
       try {
-        const { labels } = await this.sw.importModel(bytes.slice());
+        const { labels } = await this.withEngine((sw) => sw.importModel(bytes.slice()));
         this.setModel(bytes, labels, null);
         this.stale = false;
         this.emit('stale');
@@ -554,7 +569,7 @@ export class Project extends EventTarget {
 
   /** The model as the bytes of a link (engine/client.js `shareModel`), in the queue. */
   share() {
-    return this.serial(() => this.sw.shareModel());
+    return this.serial(() => this.withEngine((sw) => sw.shareModel()));
   }
 
   /** The photos of every class, as `loadInto` takes them. */
@@ -592,7 +607,7 @@ export class Project extends EventTarget {
     this.forgetIntakeUndo();
     return this.serial(async () => {
       for (const c of this.classes) {
-        if (c.keys.length) { try { await this.sw.removeClass(c.label); } catch { /* rebuilt below if needed */ } }
+        if (c.keys.length) { try { await this.withEngine((sw) => sw.removeClass(c.label)); } catch { /* rebuilt below if needed */ } }
       }
       await this.flush(); // the project as it is now becomes the backup
       for (const k of [...this.images.keys()]) this.dropRecord(k);

@@ -69,6 +69,8 @@ const SHELL = [
   './camera.js',
   './charts.js',
   './engine/client.js',
+  './engine/errors.js',
+  './engine/journal.js',
   './engine/classifier.js',
   './engine/frame.js',
   './engine/spawn.js',

@@ -5,6 +5,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Project, PAGE_DEFAULTS } from '../../www/project.js';
+import { restoreInto } from '../../www/project-engine.js';
+import { EngineLost } from '../../www/engine/errors.js';
 import { RULES, validateLabel } from '../e2e/fake-client.js';
 
 // The engine's contract (engine/client.js): validateLabel trims or rejects with its reason (the
@@ -184,4 +186,48 @@ test('the next batch goes to the engine before the last one\'s results are in; t
   assert.deepEqual(calls.map((c) => c.n), [8, 7]);
   assert.equal(p.images.size, 5000);
   assert.deepEqual(skipped, Array(5).fill('skipTooMany'));
+});
+
+// A lost device, as engine/client.js reports it with `restore`: the worker restarted empty, the
+// project (the page's one registry of photos) loads its photos and model back, then the call that
+// failed rejects with EngineLost and the project makes it once more, with the ids it has now.
+test('a lost device: the project loads its photos and model back once and remakes the call with the new ids', async () => {
+  const { p } = project();
+  await p.addImages([photo('a', '1.jpg'), photo('a', '2.jpg'), photo('b', '3.jpg')]);
+  p.model = new Uint8Array([7, 7]);
+  const [, k2] = p.classOf('a').keys;
+  const before = [...p.images.values()].map((r) => [r.key, r.id]);
+  const fresh = { finetune: false, loaded: [], next: 100 };
+  fresh.addEmbedding = async (label, emb) => { fresh.loaded.push([label, emb.length]); return fresh.next++; };
+  fresh.importModel = async (bytes) => { fresh.model = Array.from(bytes); return { labels: ['a', 'b'] }; };
+  const sw = p.sw;
+  let losses = 0;
+  const remove = sw.removeImage;
+  sw.removeImage = async (id) => {
+    if (losses === 0) {
+      losses += 1;
+      await restoreInto(p, sw, fresh);
+      throw new EngineLost('WebGPU device lost (destroyed)', true);
+    }
+    return remove(id);
+  };
+  await p.removeImage(k2);
+  assert.equal(losses, 1);
+  assert.deepEqual(fresh.loaded, [['a', 4], ['a', 4], ['b', 4]], 'every photo, class by class, by its embedding');
+  assert.deepEqual(fresh.model, [7, 7], 'and the model');
+  assert.deepEqual(before.map(([k]) => [k, p.images.get(k)?.id ?? 'removed']), [[1, 100], [k2, 'removed'], [3, 102]]);
+  assert.deepEqual(sw.calls.at(-1), ['removeImage', 101], 'the call made again with the id the new engine gave');
+  assert.deepEqual([...p.idToKey], [[100, 1], [102, 3]]);
+
+  // a trap (retry false) is not remade: it would trap again; the photo stays
+  const k3 = p.classOf('b').keys[0];
+  const failures = [];
+  p.addEventListener('error', (ev) => failures.push(ev.detail.error.message));
+  sw.removeImage = async () => { throw new EngineLost('RuntimeError: unreachable; the trainer was restarted and your images are kept', false); };
+  await p.removeImage(k3);
+  assert.deepEqual(failures, ['RuntimeError: unreachable; the trainer was restarted and your images are kept']);
+  assert.equal(p.images.has(k3), true);
+
+  // an engine still being filled for a replacement is not the project's: its restart fails the load
+  await assert.rejects(restoreInto(p, fakeEngine(), fresh), /the engine being prepared stopped/);
 });

@@ -100,8 +100,34 @@ export interface SortwiseOptions {
   /** Hex sha256 of the weight file, checked on every load. */
   sha256?: string;
   onStatus?: (status: SortwiseStatus) => void;
+  /**
+   * For a page that keeps its own images: after the engine restarts (its WebGPU device was lost,
+   * or it trapped) this loads them and the model back, through `engine`, whose calls do not wait
+   * in the queue. With it the client keeps no images, ids are the engine's, and the failed call
+   * rejects with `EngineLost` for the caller to make again. Without it the client keeps a journal
+   * and retries by itself.
+   */
+  restore?: (engine: RestoreEngine) => Promise<void>;
   /** Tests only. */
   debug?: DeviceChoiceDebug;
+}
+
+/** What `restore` loads a restarted engine through. */
+export interface RestoreEngine {
+  /** Whether the engine keeps stage inputs: images must then be re-added from pixels. */
+  finetune: boolean;
+  addEmbedding(label: string, embedding: Float32Array | number[], thumbnail?: Uint8Array): Promise<number>;
+  addImage(label: string, bytes: Uint8Array): Promise<AddedImage>;
+  importModel(bytes: Uint8Array): Promise<{ labels: string[] }>;
+}
+
+/**
+ * A call failed because the engine restarted (with `restore`). `retry`: the device failed, so
+ * the call can be made again, with the ids as they are now; false after a trap.
+ */
+export class EngineLost extends Error {
+  constructor(message: string, retry: boolean);
+  readonly retry: boolean;
 }
 
 export interface AddedImage {

@@ -1,20 +1,28 @@
 // The page's handle on the trainer: the wasm `Trainer` API, run in a module Web Worker
 // (worker.js, beside it) so the UI stays responsive. Same shape as the Trainer, every method async.
 //
-// It also keeps what is needed to survive the worker: each image's label and embedding and the
-// current model. When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or
-// the wasm instance traps, it starts a fresh worker on the CPU backend, replays that state, and
-// retries the failed call — the user's images and model are kept, and `backendReason` says why.
-// With `finetune: true` the worker also caches each image's stage input, which an embedding
-// cannot give back: the journal then keeps the thumbnails too, and the replay re-embeds the
-// images that had pixels from them.
+// When WebGPU is lost (driver reset, GPU process crash, mobile tab suspended) or the wasm
+// instance traps, it starts a fresh worker on the CPU backend and loads the images and the model
+// back into it; `backendReason` says why. Who keeps them decides the rest:
+// - a page that keeps its own images (project.js) passes `restore`, which loads them; the client
+//   holds no image state, its ids are the engine's, and the failed call rejects with `EngineLost`
+//   (`retry`: the device failed, so the same call will work now) for the caller to make again
+//   with the ids `restore` gave;
+// - otherwise a journal (journal.js) keeps them under ids of its own, and the failed call is
+//   retried here (on the GPU) or rejected with a message saying the images are kept (a trap).
 
 import { chooseDevice } from './device-choice.js';
+import { EngineLost } from './errors.js';
+import { Journal } from './journal.js';
 import { OPERATIONS } from './operations.js';
 import { engineWorker } from './spawn.js';
 import { backboneEntry, weightsUrl } from './weights.js';
 
+export { EngineLost };
+
 const here = import.meta.url;
+
+const f32 = (v) => (v instanceof Float32Array ? v : new Float32Array(v));
 
 class WorkerError extends Error {
   constructor(message, { fatal = false, lost = false, stalled = false } = {}) {
@@ -38,10 +46,7 @@ export class Sortwise {
   #pending = new Map();
   #nextRequest = 1;
   #queue = Promise.resolve();
-  #images = new Map(); // client id -> {label, embedding, workerId, thumbnail, pixels}
-  #toClient = new Map(); // worker id -> client id
-  #nextId = 1;
-  #model = null;
+  #journal; // null when the caller keeps the images (`restore`)
   #lost = null;
   #rules = null;
   #noThreads = null; // why the threaded build is not tried again: its pool never started here
@@ -62,7 +67,10 @@ export class Sortwise {
   measurement = null;
 
   /**
-   * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus}`.
+   * `{arch, device: 'auto'|'webgpu'|'cpu', augment, fit, finetune, weightsUrl, sha256, onStatus,
+   * restore}`. `restore(engine)`, when given, loads the caller's images and model into a restarted
+   * worker through `engine` (`addEmbedding`, `addImage`, `importModel`, `finetune`; calls that do
+   * not wait in the queue, which the failed call holds) and the client keeps no images itself.
    * Without `weightsUrl`, the weights come from `weights/manifest.json` beside this module's folder.
    * `finetune: true` lets `train({finetuneLast: true})` run, at 88-800 KB more memory per view.
    * `device: 'auto'` with a hardware WebGPU adapter times both devices once (device-choice.js)
@@ -76,6 +84,7 @@ export class Sortwise {
 
   constructor(opts) {
     this.#opts = opts;
+    this.#journal = opts.restore ? null : new Journal();
   }
 
   #status(s) {
@@ -218,11 +227,13 @@ export class Sortwise {
       return await this.#post(op, args, opts);
     } catch (err) {
       if (!(err instanceof WorkerError) || !(err.fatal || err.lost)) throw err;
+      // On the GPU the failure was the device's; on the CPU it was ours, and would repeat.
       const wasGpu = this.backend === 'webgpu';
       await this.#recover(err.message);
-      // On the GPU the failure was the device's; on the CPU it was ours, and would repeat.
+      const kept = `${err.message}; the trainer was restarted and your images are kept`;
+      if (!this.#journal) throw new EngineLost(wasGpu ? err.message : kept, wasGpu);
       if (wasGpu) return this.#post(op, args, opts);
-      throw new Error(`${err.message}; the trainer was restarted and your images are kept`);
+      throw new Error(kept);
     }
   }
 
@@ -231,43 +242,34 @@ export class Sortwise {
     this.#failAll(new WorkerError('the trainer was restarted'));
     const was = this.backend;
     await this.#start('cpu');
-    this.#toClient.clear();
-    const total = this.#images.size;
-    let done = 0;
-    for (const [clientId, img] of this.#images) {
-      if (this.finetune && img.pixels && img.thumbnail) {
-        // Fine-tuning needs the stage input, which only pixels give: re-embed the thumbnail.
-        const r = await this.#post('addImage', [img.label, img.thumbnail.slice()]);
-        img.workerId = r.id;
-        img.embedding = r.embedding;
-      } else {
-        img.workerId = await this.#post('addEmbedding', [img.label, img.embedding]);
-      }
-      this.#toClient.set(img.workerId, clientId);
-      done += 1;
-      if (this.finetune) this.#status({ phase: 'replay', done, total });
+    const post = (op, args) => this.#post(op, args);
+    if (this.#journal) {
+      await this.#journal.replay(post, {
+        finetune: this.finetune,
+        onProgress: (done, total) => { if (this.finetune) this.#status({ phase: 'replay', done, total }); },
+      });
+    } else {
+      await this.#opts.restore({
+        finetune: this.finetune,
+        addEmbedding: (label, embedding, thumbnail) => post('addEmbedding', [label, f32(embedding), thumbnail]),
+        addImage: (label, bytes) => post('addImage', [label, bytes]),
+        importModel: (bytes) => post('importModel', [new Uint8Array(bytes)]).then((labels) => ({ labels })),
+      });
     }
-    if (this.#model) await this.#post('importModel', [this.#model]);
     this.backendReason = was === 'webgpu'
       ? `WebGPU stopped working (${why}); switched to the CPU backend, your images and model are kept`
       : `the trainer was restarted after an error (${why}); your images and model are kept`;
     this.#status({ phase: 'backend', backend: this.backend, reason: this.backendReason });
   }
 
-  #workerId(id) {
-    const img = this.#images.get(id);
-    if (!img) throw new Error(`there is no image with id ${id}`);
-    return img.workerId;
+  // The id the caller gets for an image the worker added as `workerId`.
+  #remember(label, embedding, workerId, thumbnail, pixels) {
+    return this.#journal ? this.#journal.remember(label, embedding, workerId, thumbnail, pixels, this.finetune) : workerId;
   }
 
-  // The thumbnail is kept only where a replay may need to re-embed it (`finetune`).
-  #remember(label, embedding, workerId, thumbnail, pixels) {
-    const id = this.#nextId++;
-    const keep = this.finetune && thumbnail ? thumbnail : null;
-    this.#images.set(id, { label: label.trim(), embedding, workerId, thumbnail: keep, pixels });
-    this.#toClient.set(workerId, id);
-    return id;
-  }
+  // A caller's id to a worker id and back (the same without a journal).
+  #toWorker(id) { return this.#journal ? this.#journal.workerId(id) : id; }
+  #mine(workerId) { return this.#journal ? this.#journal.mine(workerId) : workerId; }
 
   /** Embed an encoded image; resolves to `{id, thumbnail (JPEG bytes), embedding}`. */
   async addImage(label, bytes) {
@@ -293,41 +295,37 @@ export class Sortwise {
    * images with `addImage(label, thumbnail)` instead.
    */
   async addEmbedding(label, embedding, thumbnail) {
-    const f32 = embedding instanceof Float32Array ? embedding : new Float32Array(embedding);
-    const workerId = await this.#run('addEmbedding', [label, f32, thumbnail]);
-    return this.#remember(label, f32, workerId, thumbnail, false);
+    const floats = f32(embedding);
+    const workerId = await this.#run('addEmbedding', [label, floats, thumbnail]);
+    return this.#remember(label, floats, workerId, thumbnail, false);
   }
 
   async removeImage(id) {
-    if (!this.#images.has(id)) return false;
-    const workerId = this.#images.get(id).workerId;
-    const removed = await this.#run('removeImage', [workerId]);
-    this.#images.delete(id);
-    this.#toClient.delete(workerId);
+    if (this.#journal && !this.#journal.has(id)) return false;
+    const removed = await this.#run('removeImage', [this.#toWorker(id)]);
+    this.#journal?.forget(id);
     return removed;
   }
 
   async renameClass(from, to) {
     await this.#run('renameClass', [from, to]);
-    for (const img of this.#images.values()) if (img.label === from.trim()) img.label = to.trim();
+    this.#journal?.rename(from, to);
   }
 
   async removeClass(label) {
     const n = await this.#run('removeClass', [label]);
-    for (const [id, img] of this.#images) {
-      if (img.label === label.trim()) {
-        this.#images.delete(id);
-        this.#toClient.delete(img.workerId);
-      }
-    }
+    this.#journal?.dropClass(label);
     return n;
   }
 
-  /** Train a new head; `onProgress(p)` after every epoch. `cancel()` rejects it with 'cancelled'. */
+  /**
+   * Train a new head; `onProgress(p)` after every epoch. `cancel()` rejects it with 'cancelled'.
+   * With a journal the new model is kept for a restart (a caller with `restore` keeps its own).
+   */
   async train(opts = {}, onProgress) {
     const report = await this.#run('train', [opts], { onProgress });
-    for (const m of report.misclassified ?? []) m.id = this.#toClient.get(m.id) ?? m.id;
-    this.#model = await this.#run('exportModel', []);
+    for (const m of report.misclassified ?? []) m.id = this.#mine(m.id);
+    if (this.#journal) this.#journal.model = await this.#run('exportModel', []);
     return report;
   }
 
@@ -338,7 +336,7 @@ export class Sortwise {
   /** The data's check-up (duplicates, leaks, likely label errors, per-class advice), in this client's ids. */
   async diagnose(opts = {}, onProgress) {
     const d = await this.#run('diagnose', [opts], { onProgress });
-    const mine = (id) => this.#toClient.get(id) ?? id;
+    const mine = (id) => this.#mine(id);
     for (const p of d.pairs) { p.a = mine(p.a); p.b = mine(p.b); }
     for (const s of d.suspects) s.id = mine(s.id);
     for (const c of d.classes) c.boundary = c.boundary.map(mine);
@@ -349,7 +347,7 @@ export class Sortwise {
   async importModel(bytes) {
     const copy = new Uint8Array(bytes);
     const labels = await this.#run('importModel', [copy]);
-    this.#model = copy;
+    if (this.#journal) this.#journal.model = copy;
     return { labels };
   }
 

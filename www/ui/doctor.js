@@ -95,7 +95,7 @@ async function run() {
   button.disabled = true;
   try {
     await project.serial(async () => {
-      const d = await project.sw.diagnose({}, (p) => project.say(t('doctorProgress', { done: p.epoch, total: p.epochs })));
+      const d = await project.withEngine((sw) => sw.diagnose({}, (p) => project.say(t('doctorProgress', { done: p.epoch, total: p.epochs }))));
       render(d);
       project.say('');
     });

@@ -88,7 +88,7 @@ async function explainThumb(fig, img, rec, predicted) {
   const canvas = el('canvas', { class: 'heatmap' });
   fig.append(canvas);
   try {
-    const e = await project.sw.explain(rec.thumb.slice(), {});
+    const e = await project.withEngine((sw) => sw.explain(rec.thumb.slice(), {}));
     if (!img.complete) await new Promise((resolve) => img.addEventListener('load', resolve, { once: true }));
     const index = (project.modelLabels || []).indexOf(predicted);
     drawHeatmap(canvas, img, e.heatmap, index, { colors: project.rules.heatmapColors, opacity: Number($('explain-opacity').value) });

@@ -93,7 +93,7 @@ async function exportOnnx() {
   button.disabled = true;
   status(t('onnxExporting'));
   try {
-    const bytes = await project.serial(() => project.sw.exportOnnx());
+    const bytes = await project.serial(() => project.withEngine((sw) => sw.exportOnnx()));
     download(bytes, `sortwise-${project.arch}-${stamp()}.onnx`);
     status(t('onnxExported', { mb: (bytes.byteLength / 1048576).toFixed(1) }));
   } catch (e) {

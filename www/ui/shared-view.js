@@ -53,7 +53,7 @@ export async function openShared(project, bytes, linkError) {
   } catch (e) { failed('engineFailed', e); return false; }
   let file;
   try {
-    file = await project.sw.sharedModel(bytes);
+    file = await project.withEngine((sw) => sw.sharedModel(bytes));
   } catch (e) { failed('sharedBroken', e); return false; }
   await project.importModel(file);
   if (!project.model) { document.body.dataset.ready = 'error'; return false; }

@@ -67,10 +67,10 @@ const explainOn = () => $('explain-toggle').checked;
 async function predict(input) {
   const ask = ++asked;
   const opts = { threshold: project.settings.threshold };
-  const sw = project.sw;
-  const r = explainOn()
-    ? await (input.bytes ? sw.explain(input.bytes, opts) : sw.explainPixels(input.frame, opts))
-    : await (input.bytes ? sw.predict(input.bytes, opts) : sw.predictPixels(input.frame, opts));
+  const explain = explainOn();
+  const r = await project.withEngine((sw) => (explain
+    ? (input.bytes ? sw.explain(input.bytes, opts) : sw.explainPixels(input.frame, opts))
+    : (input.bytes ? sw.predict(input.bytes, opts) : sw.predictPixels(input.frame, opts))));
   if (ask !== asked) return;
   lastInput = input;
   renderPrediction(r);
