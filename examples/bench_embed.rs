@@ -19,8 +19,8 @@ use std::time::Instant;
 use sortwise::arch::Arch;
 use sortwise::backbone::Backbone;
 use sortwise::device::{self, BackendChoice};
-use sortwise::infer::{self, Output};
-use sortwise::weights::{self, StorageDtype};
+use sortwise::formats::weights::{self, StorageDtype};
+use sortwise::model::infer::{self, Output};
 
 struct Opts {
     /// `cpu`, `wgpu` (hardware adapters only, as `auto` picks them) or `wgpu-any` (whatever

@@ -21,7 +21,7 @@
 //! and prints one JSON object: per recipe and split kind, accuracy per seed, mean, spread
 //! (sample standard deviation over seeds) and mean training seconds; and the timings.
 
-use sortwise::embed::ViewSpec;
+use sortwise::model::embed::ViewSpec;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -34,11 +34,13 @@ use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use sortwise::arch::Arch;
 use sortwise::backbone::Backbone;
-use sortwise::head::Head;
-use sortwise::infer::{self, Output};
+use sortwise::data::split;
+use sortwise::formats::weights;
+use sortwise::insight::metrics;
+use sortwise::model::head::Head;
+use sortwise::model::infer::{self, Output};
 use sortwise::preprocess::{self, Fit};
 use sortwise::trainer::{self, TrainConfig, TrainExample, ValExample};
-use sortwise::{metrics, split, weights};
 
 struct Opts {
     weights: PathBuf,
@@ -110,7 +112,7 @@ fn photos(root: &Path) -> (Vec<String>, Vec<(usize, bool, RgbImage)>) {
 }
 
 fn embed(backbone: &Backbone, imgs: &[RgbImage]) -> Vec<Vec<f32>> {
-    pollster::block_on(sortwise::embed::embed_views(
+    pollster::block_on(sortwise::model::embed::embed_views(
         backbone,
         imgs,
         ViewSpec {

@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use common::*;
 use serde_json::Value;
 use sortwise::Arch;
-use sortwise::weights::{self, StorageDtype};
+use sortwise::formats::weights::{self, StorageDtype};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -304,7 +304,7 @@ fn train_eval_predict_on_class_folders() {
         "{stderr}"
     );
     let meta = |m: &Path| {
-        sortwise::model_file::Model::from_bytes(&std::fs::read(m).unwrap())
+        sortwise::formats::model_file::Model::from_bytes(&std::fs::read(m).unwrap())
             .unwrap()
             .meta
     };

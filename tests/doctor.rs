@@ -1,4 +1,4 @@
-//! The data checks itself (`sortwise::doctor`) on real photos: trashnet-mini through
+//! The data checks itself (`sortwise::insight::doctor`) on real photos: trashnet-mini through
 //! EfficientNet-Lite0's real weights, with labels flipped and copies injected on purpose.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -12,10 +12,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use sortwise::Arch;
-use sortwise::doctor::{self, Options as DoctorOptions};
+use sortwise::formats::weights;
+use sortwise::insight::doctor::{self, Options as DoctorOptions};
 use sortwise::session::{AddOutcome, Options, Session, SharedSession};
 use sortwise::trainer::Progress;
-use sortwise::weights;
 
 const CLASSES: [&str; 4] = ["glass", "metal", "paper", "plastic"];
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use sortwise::embed::ViewSpec;
+use sortwise::model::embed::ViewSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -14,13 +14,14 @@ use common::lite0_pth;
 use rand::{RngExt, SeedableRng};
 use sortwise::backbone::LastStage;
 use sortwise::finetune::{self, FineTuned};
-use sortwise::head::Head;
-use sortwise::model_file::{self, Model, ModelMeta};
+use sortwise::formats::model_file::{self, Model, ModelMeta};
+use sortwise::formats::weights;
+use sortwise::model::head::Head;
 use sortwise::preprocess::{self, Fit};
 use sortwise::tensor_io::read_rows;
 use sortwise::tensor_io::stage_batch;
 use sortwise::trainer::{self, Progress, Report, TrainConfig, TrainExample};
-use sortwise::{Arch, Backbone, weights};
+use sortwise::{Arch, Backbone};
 
 fn backbone() -> &'static Backbone {
     static CELL: OnceLock<Backbone> = OnceLock::new();
@@ -243,7 +244,7 @@ fn trashnet_inputs() -> &'static (Rows, Rows) {
                     .iter()
                     .map(|f| preprocess::decode(&std::fs::read(f).unwrap()).unwrap())
                     .collect();
-                let views = pollster::block_on(sortwise::embed::stage_inputs(
+                let views = pollster::block_on(sortwise::model::embed::stage_inputs(
                     backbone(),
                     &imgs,
                     ViewSpec {
@@ -593,7 +594,7 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         })
         .collect();
     let none = &mut |_: usize, _: usize| true;
-    let both = pollster::block_on(sortwise::embed::embeddings_and_stage_inputs(
+    let both = pollster::block_on(sortwise::model::embed::embeddings_and_stage_inputs(
         backbone,
         &images,
         ViewSpec {
@@ -605,7 +606,7 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         none,
     ))
     .unwrap();
-    let plain = pollster::block_on(sortwise::embed::embed_views(
+    let plain = pollster::block_on(sortwise::model::embed::embed_views(
         backbone,
         &images,
         ViewSpec {
@@ -617,7 +618,7 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         none,
     ))
     .unwrap();
-    let inputs = pollster::block_on(sortwise::embed::stage_inputs(
+    let inputs = pollster::block_on(sortwise::model::embed::stage_inputs(
         backbone,
         &images,
         ViewSpec {
@@ -658,23 +659,28 @@ fn stage_input_cache_and_tuned_prediction_match_the_whole_backbone() {
         .iter()
         .map(|img| preprocess::eval_tensor(img, Fit::Crop))
         .collect();
-    let got =
-        pollster::block_on(sortwise::embed::features(backbone, Some(&tuned), &x, 16)).unwrap();
+    let got = pollster::block_on(sortwise::model::embed::features(
+        backbone,
+        Some(&tuned),
+        &x,
+        16,
+    ))
+    .unwrap();
     let mut whole = weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex())
         .unwrap()
         .fold_batchnorm();
     whole.set_last_stage(tuned).unwrap();
-    let want = pollster::block_on(sortwise::infer::run(
+    let want = pollster::block_on(sortwise::model::infer::run(
         &whole,
         &x,
-        sortwise::infer::Output::Features,
+        sortwise::model::infer::Output::Features,
         16,
     ))
     .unwrap();
-    let pretrained = pollster::block_on(sortwise::infer::run(
+    let pretrained = pollster::block_on(sortwise::model::infer::run(
         backbone,
         &x,
-        sortwise::infer::Output::Features,
+        sortwise::model::infer::Output::Features,
         16,
     ))
     .unwrap();

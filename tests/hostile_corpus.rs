@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 use corpus::{Case, Expect};
 use serde_json::Value;
+use sortwise::Arch;
 use sortwise::backbone::Backbone;
-use sortwise::model_file::Model;
+use sortwise::formats::model_file::Model;
+use sortwise::formats::weights;
 use sortwise::preprocess::{self, Fit};
-use sortwise::{Arch, weights};
 
 /// Wall-clock limit per case. A normal photo takes well under a second here; the 1x10000
 /// strip took 15 s and 2 GB before its resize was bounded.

@@ -17,10 +17,10 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use sortwise::Arch;
 use sortwise::backbone::Backbone;
-use sortwise::model_file::Model;
+use sortwise::formats::model_file::Model;
+use sortwise::formats::share::{self, Precision};
+use sortwise::formats::weights;
 use sortwise::preprocess::{self, Fit};
-use sortwise::share::{self, Precision};
-use sortwise::weights;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
@@ -317,8 +317,8 @@ const SCOTLAND: &str = "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007
 
 fn head_model(sha: &str, labels: &[&str]) -> Model {
     Model {
-        meta: sortwise::model_file::ModelMeta {
-            version: sortwise::model_file::VERSION,
+        meta: sortwise::formats::model_file::ModelMeta {
+            version: sortwise::formats::model_file::VERSION,
             arch: Arch::EfficientnetLite0,
             backbone_source_sha256: sha.into(),
             labels: labels.iter().map(|l| l.to_string()).collect(),

@@ -1,4 +1,4 @@
-//! The ONNX export (`sortwise::onnx`) runs the same classifier in onnxruntime: for ResNet-18 and
+//! The ONNX export (`sortwise::formats::onnx`) runs the same classifier in onnxruntime: for ResNet-18 and
 //! ResNet-50 (the parity tests' pseudo-random torchvision-named weights) and the real
 //! EfficientNet-Lite0, each with a head trained on trashnet-mini photos and again with a
 //! fine-tuned last stage, the exported file's probabilities on onnxruntime (Python, CPU) equal
@@ -26,12 +26,12 @@ use burn::tensor::Device;
 use common::*;
 use serde_json::{Value, json};
 use sortwise::backbone::Backbone;
-use sortwise::model_file::Model;
-use sortwise::onnx::{self, Dtype, ExportOptions};
+use sortwise::formats::model_file::Model;
+use sortwise::formats::onnx::{self, Dtype, ExportOptions};
+use sortwise::formats::weights::{self, StorageDtype};
 use sortwise::preprocess::{self, Fit};
 use sortwise::session::{AddOutcome, Options, Session, SharedSession, Split};
 use sortwise::trainer::TrainConfig;
-use sortwise::weights::{self, StorageDtype};
 use sortwise::{Arch, Error};
 
 /// The bound on |Δprob| for f32 files.
@@ -503,7 +503,7 @@ fn cli_export_writes_the_library_file() {
 #[test]
 fn file_structure_and_refusals() {
     use prost::Message;
-    use sortwise::onnx::proto;
+    use sortwise::formats::onnx::proto;
 
     let source = Source::random_resnet(Arch::Resnet18);
     let s = trained_session(&source, Fit::Crop, false);

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use common::*;
-use sortwise::infer::{self, Output};
+use sortwise::formats::weights::{self, StorageDtype};
+use sortwise::model::infer::{self, Output};
 use sortwise::preprocess::{self, Fit};
-use sortwise::weights::{self, StorageDtype};
 use sortwise::{Arch, Backbone};
 
 /// Stated tolerance: max |Δ| over all logits and features, f32 on the CPU backend.

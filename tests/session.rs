@@ -10,12 +10,12 @@ use burn::tensor::Device;
 use common::*;
 use sortwise::Arch;
 use sortwise::backbone::Backbone;
-use sortwise::calibration;
+use sortwise::formats::share::Precision;
+use sortwise::formats::weights;
+use sortwise::insight::calibration;
 use sortwise::preprocess::{self, Fit};
 use sortwise::session::{self, AddOutcome, Options, Session, SharedSession, Split};
-use sortwise::share::Precision;
 use sortwise::trainer::{Progress, TrainConfig};
-use sortwise::weights;
 
 const PNGS: [&[u8]; 3] = [
     include_bytes!("fixtures/images/glass7_256.png"),
@@ -69,9 +69,9 @@ fn two_classes(s: &SharedSession, n: usize) -> Vec<u32> {
 
 /// The session's model as its file holds it (metadata, weight, bias): the file's bytes are not
 /// comparable (the metadata is a map written in any order).
-fn model_of(s: &SharedSession) -> (sortwise::model_file::ModelMeta, Vec<f32>, Vec<f32>) {
+fn model_of(s: &SharedSession) -> (sortwise::formats::model_file::ModelMeta, Vec<f32>, Vec<f32>) {
     let file = s.get().export_model("x").unwrap();
-    let (m, _) = sortwise::model_file::Model::from_bytes_with_stage(&file).unwrap();
+    let (m, _) = sortwise::formats::model_file::Model::from_bytes_with_stage(&file).unwrap();
     (m.meta, m.weight, m.bias)
 }
 
@@ -418,7 +418,7 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
     assert_eq!(labels, classes);
     let raw = calibration::softmax(&logits, 1.0);
     let calibrated = calibration::softmax(&logits, t);
-    let m = sortwise::metrics::compute(&calibrated, &truth, 4);
+    let m = sortwise::insight::metrics::compute(&calibrated, &truth, 4);
     assert!(m.accuracy >= 0.70, "unseen accuracy {}", m.accuracy);
     let (before, after) = (
         calibration::ece(&raw, &truth),
@@ -440,10 +440,10 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
         shared.bytes.len()
     );
     assert!(
-        shared.agreement >= sortwise::share::MIN_AGREEMENT,
+        shared.agreement >= sortwise::formats::share::MIN_AGREEMENT,
         "{shared:?}"
     );
-    let linked = sortwise::share::decode(&shared.bytes).unwrap();
+    let linked = sortwise::formats::share::decode(&shared.bytes).unwrap();
     let l = SharedSession::new(
         Session::new(
             weights::load_pth(Arch::EfficientnetLite0, &lite0_pth(), &Device::flex()).unwrap(),
@@ -457,7 +457,9 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
     let same = logits
         .iter()
         .zip(&linked_logits)
-        .filter(|(a, b)| sortwise::metrics::argmax(a) == sortwise::metrics::argmax(b))
+        .filter(|(a, b)| {
+            sortwise::insight::metrics::argmax(a) == sortwise::insight::metrics::argmax(b)
+        })
         .count();
     assert!(
         same as f64 >= 0.99 * inputs.len() as f64,
@@ -521,12 +523,12 @@ fn heatmaps_are_exact() {
             let (logits, _, _) = block(s.logits(&[x])).unwrap();
             let bias = {
                 let file = s.get().export_model("x").unwrap();
-                sortwise::model_file::Model::from_bytes_with_stage(&file)
+                sortwise::formats::model_file::Model::from_bytes_with_stage(&file)
                     .unwrap()
                     .0
                     .bias
             };
-            let from_maps = sortwise::explain::logits(&h.maps, &bias);
+            let from_maps = sortwise::insight::explain::logits(&h.maps, &bias);
             let scale = logits[0].iter().fold(1f32, |m, v| m.max(v.abs()));
             let d = max_abs_diff(&from_maps, &logits[0]);
             assert!(
@@ -551,7 +553,7 @@ fn a_model_shared_by_link_predicts_the_same() {
     block(s.train(quick(), &Split::Stratified, &mut async |_: &Progress| true)).unwrap();
     let shared = s.get().share().unwrap();
     assert!(
-        shared.agreement >= sortwise::share::MIN_AGREEMENT && shared.n > 0,
+        shared.agreement >= sortwise::formats::share::MIN_AGREEMENT && shared.n > 0,
         "{shared:?}"
     );
     // Header, two labels, two biases, two rows of the weights at the precision chosen: 8 f16
@@ -567,7 +569,7 @@ fn a_model_shared_by_link_predicts_the_same() {
         shared.bytes.len()
     );
 
-    let model = sortwise::share::decode(&shared.bytes).unwrap();
+    let model = sortwise::formats::share::decode(&shared.bytes).unwrap();
     assert_eq!(model.meta.labels, s.get().labels());
     let t = open(Options::default());
     t.get_mut().set_model(model, None).unwrap();
@@ -587,11 +589,11 @@ fn a_model_shared_by_link_predicts_the_same() {
         &bytes[..10],
         b"SWs2 not a model".as_slice(),
     ] {
-        assert!(sortwise::share::decode(bad).is_err());
+        assert!(sortwise::formats::share::decode(bad).is_err());
     }
     let mut long = bytes.clone();
     long.push(0);
-    let err = sortwise::share::decode(&long).unwrap_err();
+    let err = sortwise::formats::share::decode(&long).unwrap_err();
     assert!(err.to_string().contains("past its end"), "{err}");
 
     let f = open(Options {
@@ -613,7 +615,7 @@ fn a_model_shared_by_link_predicts_the_same() {
 fn rules_are_the_engines_own() {
     let r = session::rules();
     assert_eq!(r.train, TrainConfig::default());
-    assert_eq!(r.max_label_chars, sortwise::dataset::MAX_LABEL_CHARS);
+    assert_eq!(r.max_label_chars, sortwise::data::dataset::MAX_LABEL_CHARS);
     let json = serde_json::to_value(&r).unwrap();
     assert_eq!(json["maxLabelChars"], 100);
     assert_eq!(json["train"]["valSplit"], 0.2);

@@ -4,19 +4,20 @@
 
 mod common;
 
-use sortwise::embed::ViewSpec;
+use sortwise::model::embed::ViewSpec;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::lite0_pth;
 use rand::{RngExt, SeedableRng};
-use sortwise::dataset::Dataset;
-use sortwise::head::Head;
-use sortwise::model_file::{Model, ModelMeta};
+use sortwise::data::dataset::Dataset;
+use sortwise::formats::model_file::{Model, ModelMeta};
+use sortwise::formats::weights;
+use sortwise::model::head::Head;
 use sortwise::preprocess::{self, Fit};
 use sortwise::trainer::{self, Balance, OptimizerKind, TrainConfig, TrainExample, ValExample};
-use sortwise::{Arch, Error, weights};
+use sortwise::{Arch, Error};
 
 fn blobs(n_per: &[usize], dim: usize, seed: u64) -> Vec<(Vec<Vec<f32>>, usize)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -251,7 +252,7 @@ fn embedded() -> &'static Embedded {
                     .map(|f| preprocess::decode(&std::fs::read(f).unwrap()).unwrap())
                     .collect();
                 let mut calls = Vec::new();
-                let views = pollster::block_on(sortwise::embed::embed_views(
+                let views = pollster::block_on(sortwise::model::embed::embed_views(
                     &backbone,
                     &imgs,
                     ViewSpec {
@@ -397,7 +398,7 @@ fn embedding_can_be_cancelled() {
     let img = image::RgbImage::from_pixel(64, 48, image::Rgb([10, 200, 30]));
     let imgs = vec![img.clone(), img.clone(), img];
     let mut seen = 0;
-    let r = pollster::block_on(sortwise::embed::embed_views(
+    let r = pollster::block_on(sortwise::model::embed::embed_views(
         &backbone,
         &imgs,
         ViewSpec {
@@ -423,7 +424,7 @@ fn fifty_classes_a_single_image_class_and_retraining() {
     per[7] = 1;
     let data = blobs(&per, 50, 11);
     let labels: Vec<usize> = data.iter().map(|(_, l)| *l).collect();
-    let (train_idx, val_idx) = sortwise::split::stratified(&labels, 50, 0.25, 3);
+    let (train_idx, val_idx) = sortwise::data::split::stratified(&labels, 50, 0.25, 3);
     assert!(train_idx.iter().any(|&i| labels[i] == 7));
     assert!(!val_idx.iter().any(|&i| labels[i] == 7));
     let pick = |idx: &[usize]| idx.iter().map(|&i| data[i].clone()).collect::<Vec<_>>();
@@ -564,14 +565,14 @@ fn trashnet_mini_refit_sees_validation_photos_and_holds_accuracy_on_unseen_ones(
         let right = p
             .iter()
             .zip(&e.val)
-            .filter(|(p, (_, l))| sortwise::metrics::argmax(p) == *l)
+            .filter(|(p, (_, l))| sortwise::insight::metrics::argmax(p) == *l)
             .count();
         right as f64 / e.val.len() as f64
     };
     let y: Vec<usize> = examples.iter().map(|x| x.label).collect();
     let (mut sum_refit, mut sum_held) = (0.0, 0.0);
     for seed in 0..3u64 {
-        let (train_idx, val_idx) = sortwise::split::stratified(&y, labels.len(), 0.2, seed);
+        let (train_idx, val_idx) = sortwise::data::split::stratified(&y, labels.len(), 0.2, seed);
         let (train_set, val_set) = trainer::sets(examples, &train_idx, &val_idx);
         let val_views: Vec<&[Vec<f32>]> = val_idx
             .iter()

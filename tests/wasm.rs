@@ -8,9 +8,9 @@ mod corpus;
 use burn::tensor::Device;
 use common::*;
 use sortwise::Arch;
-use sortwise::infer::{self, Output};
+use sortwise::formats::weights;
+use sortwise::model::infer::{self, Output};
 use sortwise::preprocess::{self, Fit};
-use sortwise::weights;
 use wasm_bindgen_test::*;
 
 // Long wasm work on the page's main thread trips chromedriver's renderer timeout.
@@ -74,8 +74,8 @@ fn web_sys_log(msg: &str) {
 mod trainer_api {
     use super::*;
     use js_sys::{Object, Reflect, Uint8Array};
+    use sortwise::formats::weights::StorageDtype;
     use sortwise::web::Trainer;
-    use sortwise::weights::StorageDtype;
     use std::cell::Cell;
     use std::rc::Rc;
     use wasm_bindgen::JsCast;
@@ -657,10 +657,11 @@ mod trainer_api {
         };
         assert_ne!(probs(&mine[2]), probs(&before));
         let file = t.export_model().unwrap().to_vec();
-        let (model, stage) = sortwise::model_file::Model::from_bytes_with_stage(&file).unwrap();
+        let (model, stage) =
+            sortwise::formats::model_file::Model::from_bytes_with_stage(&file).unwrap();
         assert_eq!(model.meta.version, 2);
         assert!(model.meta.config.finetune_last);
-        let err = sortwise::model_file::Model::from_bytes(&file).unwrap_err();
+        let err = sortwise::formats::model_file::Model::from_bytes(&file).unwrap_err();
         assert!(err.to_string().contains("fine-tune last stage"), "{err}");
 
         // The exported stage is the tuned one, not the pretrained stage, by the distance the
@@ -718,7 +719,8 @@ mod trainer_api {
         }
         // Re-exporting the loaded model keeps the stage.
         let again = loaded.export_model().unwrap().to_vec();
-        let (_, again_stage) = sortwise::model_file::Model::from_bytes_with_stage(&again).unwrap();
+        let (_, again_stage) =
+            sortwise::formats::model_file::Model::from_bytes_with_stage(&again).unwrap();
         assert_eq!(again_stage.as_ref(), Some(&stage));
     }
 

@@ -1,4 +1,4 @@
-// A classifier as a link (no DOM here): the engine's share bytes (src/share.rs: labels, backbone,
+// A classifier as a link (no DOM here): the engine's share bytes (src/formats/share.rs: labels, backbone,
 // preprocessing, temperature and a quantised head), deflated, in the URL's fragment, which
 // browsers never send to a server. Two spellings of the same bytes:
 //   #m=<base64url>  the link to copy: the shortest text (4 characters per 3 bytes);
@@ -12,7 +12,7 @@ import { qrcode } from './vendor/qrcode.js';
 
 /** The largest share the engine makes: 255 classes of 2048 f16 weights, labels, header. */
 const MAX_BYTES = 2 * 1024 * 1024;
-/** What a shared model starts with (src/share.rs MAGIC). */
+/** What a shared model starts with (src/formats/share.rs MAGIC). */
 const MAGIC = [0x53, 0x57, 0x73, 0x31]; // "SWs1"
 const PRECISIONS = { 1: 'int8', 2: 'f16', 3: 'int4' };
 
@@ -141,7 +141,7 @@ export function isShareBytes(bytes) {
 
 /**
  * What the page needs before it can start an engine for a shared model: `{arch, precision,
- * classes}` from the bytes' header (src/share.rs `encode`: magic, precision, arch, fit, hash,
+ * classes}` from the bytes' header (src/formats/share.rs `encode`: magic, precision, arch, fit, hash,
  * temperature, class count). The engine reads the whole of it again and checks everything.
  */
 export function linkInfo(bytes) {

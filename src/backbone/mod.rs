@@ -35,7 +35,7 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    /// Randomly initialised; load weights with [`crate::weights`].
+    /// Randomly initialised; load weights with [`crate::formats::weights`].
     pub fn init(arch: Arch, device: &Device) -> Self {
         let net = match arch {
             Arch::EfficientnetLite0 => {

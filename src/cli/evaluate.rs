@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 
 use super::folders::{check_known, decoded_chunks};
 use super::{open_session, read, write_atomically};
-use crate::calibration;
 use crate::device::BackendChoice;
 use crate::error::{Error, Result};
-use crate::explain;
-use crate::metrics;
-use crate::model_file::Model;
+use crate::formats::model_file::Model;
+use crate::insight::calibration;
+use crate::insight::explain;
+use crate::insight::metrics;
 use crate::preprocess;
 use crate::session::{Options, SharedSession};
 

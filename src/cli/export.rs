@@ -1,5 +1,5 @@
 //! `sortwise export --format onnx`: a `.sortwise` model and its backbone as one ONNX file
-//! (`crate::onnx`), which onnxruntime runs anywhere with the same probabilities.
+//! (`crate::formats::onnx`), which onnxruntime runs anywhere with the same probabilities.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::{load_backbone, read, write_atomically};
 use crate::device;
 use crate::error::Result;
-use crate::model_file::Model;
-use crate::onnx::{self, Dtype, ExportOptions};
-use crate::weights;
+use crate::formats::model_file::Model;
+use crate::formats::onnx::{self, Dtype, ExportOptions};
+use crate::formats::weights;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {

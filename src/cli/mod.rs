@@ -17,11 +17,11 @@ use crate::arch::Arch;
 use crate::backbone::Backbone;
 use crate::device::{self, Backend, BackendChoice};
 use crate::error::{Error, Result};
-use crate::infer::{self, Output};
+use crate::formats::weights::{self, StorageDtype};
+use crate::model::infer::{self, Output};
 use crate::preprocess::{self, Fit};
 use crate::session::{Options, Session, SharedSession};
 use crate::trainer::{Balance, OptimizerKind};
-use crate::weights::{self, StorageDtype};
 
 #[derive(Parser)]
 #[command(

@@ -22,12 +22,12 @@ use serde::Serialize;
 
 use crate::arch::Arch;
 use crate::backbone::Backbone;
-use crate::classifier::UNSURE;
-use crate::dataset::{self, Dataset, MAX_LABEL_CHARS, validate_label};
+use crate::data::dataset::{self, Dataset, MAX_LABEL_CHARS, validate_label};
 use crate::error::{Error, Result};
+use crate::formats::weights;
+use crate::model::classifier::UNSURE;
 use crate::preprocess::Fit;
 use crate::trainer::{Range, Setting, TRAIN_SETTINGS, TrainConfig};
-use crate::weights;
 
 pub use model::{Shared, Trained};
 pub use predict::Explanation;
@@ -134,7 +134,7 @@ pub fn rules() -> Rules {
         finetune_augment: FINETUNE_AUGMENT,
         unsure_label: UNSURE,
         train: TrainConfig::default(),
-        heatmap_colors: crate::explain::COLORS,
+        heatmap_colors: crate::insight::explain::COLORS,
         settings: TRAIN_SETTINGS
             .iter()
             .chain(&SESSION_SETTINGS)

@@ -4,11 +4,11 @@ use std::rc::Rc;
 
 use super::Session;
 use crate::backbone::{LastStage, StageWeights};
-use crate::dataset::validate_label;
+use crate::data::dataset::validate_label;
 use crate::error::{Error, Result};
-use crate::head::Head;
-use crate::model_file::{self, Model, ModelMeta};
-use crate::share::{self, Precision};
+use crate::formats::model_file::{self, Model, ModelMeta};
+use crate::formats::share::{self, Precision};
+use crate::model::head::Head;
 use crate::trainer::{Report, TrainConfig};
 
 /// A trained head, its classes, and the fine-tuned last stage when it has one. Cloned out of

@@ -1,12 +1,12 @@
-//! The session's trained model as one ONNX file (`crate::onnx`): what the page's
+//! The session's trained model as one ONNX file (`crate::formats::onnx`): what the page's
 //! "Export → ONNX" downloads.
 
 use std::future::Future;
 
 use super::Session;
 use crate::error::Result;
-use crate::model_file::Model;
-use crate::onnx::{self, ExportOptions};
+use crate::formats::model_file::Model;
+use crate::formats::onnx::{self, ExportOptions};
 
 impl Session {
     /// The trained model (its fine-tuned stage included) on this session's backbone as an ONNX

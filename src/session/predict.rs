@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use super::{SharedSession, Trained};
 use crate::backbone::Backbone;
-use crate::calibration;
-use crate::classifier::{self, Prediction};
-use crate::embed;
 use crate::error::{Error, Result};
-use crate::explain::{self, Heatmap};
-use crate::infer::DEFAULT_BATCH;
+use crate::insight::calibration;
+use crate::insight::explain::{self, Heatmap};
+use crate::model::classifier::{self, Prediction};
+use crate::model::embed;
+use crate::model::infer::DEFAULT_BATCH;
 use crate::preprocess;
 
 /// A prediction and the maps that explain it.

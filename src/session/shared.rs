@@ -10,11 +10,11 @@ use image::RgbImage;
 
 use super::Session;
 use super::training::Split;
-use crate::dataset::{Views, validate_label};
-use crate::doctor::{self, Diagnosis};
-use crate::embed::{self, ViewSpec};
+use crate::data::dataset::{Views, validate_label};
 use crate::error::{Error, Result};
 use crate::finetune;
+use crate::insight::doctor::{self, Diagnosis};
+use crate::model::embed::{self, ViewSpec};
 use crate::parallel;
 use crate::preprocess;
 use crate::trainer::{Progress, Report, TrainConfig};

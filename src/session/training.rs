@@ -8,10 +8,11 @@ use burn::tensor::Device;
 use super::Session;
 use super::model::{Trained, TunedStage};
 use crate::backbone::LastStage;
-use crate::dataset::{Example, Views};
+use crate::data::dataset::{Example, Views};
+use crate::data::split;
 use crate::error::{Error, Result};
+use crate::finetune;
 use crate::trainer::{self, Progress, Sets, TrainConfig, TrainExample, ValExample};
-use crate::{finetune, split};
 
 /// Which photos validate.
 #[derive(Clone, Debug, PartialEq)]

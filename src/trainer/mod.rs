@@ -15,10 +15,10 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use web_time::Instant;
 
-use crate::calibration::calibrate;
-use crate::dataset::Example;
+use crate::data::dataset::Example;
 use crate::error::{Error, Result};
-use crate::head::Head;
+use crate::insight::calibration::calibrate;
+use crate::model::head::Head;
 use crate::tensor_io::matrix;
 
 pub use config::{

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ValExample;
 use super::config::Balance;
-use crate::calibration::Calibration;
-use crate::metrics::{self, ClassMetrics};
+use crate::insight::calibration::Calibration;
+use crate::insight::metrics::{self, ClassMetrics};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

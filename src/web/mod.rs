@@ -12,15 +12,15 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::arch::Arch;
-use crate::dataset::validate_label;
+use crate::data::dataset::validate_label;
 use crate::device::Backend;
-use crate::doctor;
-use crate::model_file::Model;
-use crate::onnx::{Dtype, ExportOptions};
+use crate::formats::model_file::Model;
+use crate::formats::onnx::{Dtype, ExportOptions};
+use crate::formats::weights;
+use crate::insight::doctor;
 use crate::preprocess;
 use crate::session::{self, AddOutcome, Session, SharedSession, Split};
 use crate::trainer::{Progress, TrainConfig};
-use crate::weights;
 use convert::{arch_option, bytes_of, get, js_err, session_options, to_js};
 pub use device::{cpu_threads, webgpu_device};
 
@@ -52,7 +52,7 @@ pub fn validate_label_js(name: &str) -> Result<String, JsValue> {
 /// for, to give to `importModel` / `Trainer.load`; rejects cut or foreign bytes.
 #[wasm_bindgen(js_name = sharedModel)]
 pub fn shared_model(bytes: &[u8]) -> Result<Uint8Array, JsValue> {
-    let model = crate::share::decode(bytes).map_err(js_err)?;
+    let model = crate::formats::share::decode(bytes).map_err(js_err)?;
     let file = model.to_bytes().map_err(js_err)?;
     Ok(Uint8Array::from(file.as_slice()))
 }
@@ -445,7 +445,7 @@ impl Trainer {
     }
 
     /// `exportOnnx({dtype: 'f32' | 'f16'})`: the trained model with its backbone as one ONNX
-    /// file (`crate::onnx`; the same bytes as `sortwise export --format onnx` but for the
+    /// file (`crate::formats::onnx`; the same bytes as `sortwise export --format onnx` but for the
     /// producer), for onnxruntime anywhere.
     #[wasm_bindgen(js_name = exportOnnx)]
     pub fn export_onnx(&self, opts: JsValue) -> Promise {

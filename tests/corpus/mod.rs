@@ -14,7 +14,7 @@ use rand::{RngExt, SeedableRng};
 use safetensors::Dtype;
 use sortwise::Arch;
 use sortwise::backbone::StageWeights;
-use sortwise::model_file::{Model, ModelMeta, VERSION};
+use sortwise::formats::model_file::{Model, ModelMeta, VERSION};
 use sortwise::preprocess::Fit;
 
 /// What must come of a case.

@@ -41,13 +41,13 @@ async function thumbOf(bmp) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The engine's check of a class name, with its messages (src/dataset.rs validate_label). */
+/** The engine's check of a class name, with its messages (src/data/dataset.rs validate_label). */
 export function validateLabel(name) {
   const trimmed = String(name ?? '').trim();
   if (!trimmed) throw new Error('a class name cannot be empty');
   if ([...trimmed].length > RULES.maxLabelChars) throw new Error(`a class name can be at most ${RULES.maxLabelChars} characters`);
   if (/\p{Cc}/u.test(trimmed)) throw new Error('a class name cannot contain control characters');
-  // src/dataset.rs: text-direction controls and invisible characters (ZWJ/ZWNJ only inside a word)
+  // src/data/dataset.rs: text-direction controls and invisible characters (ZWJ/ZWNJ only inside a word)
   const hex = (c) => `U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
   const bidi = trimmed.match(/[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/u);
   if (bidi) throw new Error(`a class name cannot contain the text-direction control ${hex(bidi[0])}`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { modelArch } from '../../www/engine/classifier.js';
 import { FRAME_SHORT_SIDE, frameSize } from '../../www/engine/frame.js';
 
-// A safetensors file as src/model_file.rs writes one: u64 LE header length, JSON, tensor bytes.
+// A safetensors file as src/formats/model_file.rs writes one: u64 LE header length, JSON, tensor bytes.
 function sortwiseFile(metadata, { lengthDelta = 0, high = 0 } = {}) {
   const header = new TextEncoder().encode(JSON.stringify({
     __metadata__: metadata,

@@ -1,10 +1,10 @@
 // www/ui/heatmap.js's pure parts: the colour map and the scaling match the engine's
-// (src/explain.rs: color, normalized), so the page's overlay and the CLI's PNG agree.
+// (src/insight/explain.rs: color, normalized), so the page's overlay and the CLI's PNG agree.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { colorAt, legendGradient, normalized } from '../../www/ui/heatmap.js';
 
-// src/explain.rs COLORS.
+// src/insight/explain.rs COLORS.
 const COLORS = [[48, 18, 59], [65, 125, 243], [34, 220, 186], [164, 252, 60], [250, 156, 35], [122, 4, 3]];
 
 test('colours interpolate between the stops as the engine does', () => {

@@ -10,7 +10,7 @@ import { EngineLost } from '../../www/engine/errors.js';
 import { RULES, validateLabel } from '../e2e/fake-client.js';
 
 // The engine's contract (engine/client.js): validateLabel trims or rejects with its reason (the
-// fake engine's, which follows src/dataset.rs).
+// fake engine's, which follows src/data/dataset.rs).
 function fakeEngine() {
   let next = 1;
   const calls = [];

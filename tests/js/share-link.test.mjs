@@ -1,6 +1,6 @@
 // www/share-link.js: both spellings of a link give back the bytes exactly, for every length and
 // byte value; damaged, foreign and oversized links are refused with a message; the header is read
-// as src/share.rs writes it.
+// as src/formats/share.rs writes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from '../../www/vendor/fflate.js';
@@ -56,7 +56,7 @@ test('a deflate bomb is refused before it fills memory', () => {
 });
 
 test('the header gives the backbone before any engine runs', () => {
-  // src/share.rs encode: "SWs1", precision 3 (int4), arch, fit, hash, temperature, classes.
+  // src/formats/share.rs encode: "SWs1", precision 3 (int4), arch, fit, hash, temperature, classes.
   const enc = new TextEncoder();
   const str = (s) => { const b = enc.encode(s); return [b.length & 255, b.length >> 8, ...b]; };
   const header = Uint8Array.from([...enc.encode('SWs1'), 3, ...str('efficientnet_lite0'), 0, ...str('0123456789abcdef'), 0, 0, 128, 63, 4, ...str('glass')]);
@@ -96,7 +96,7 @@ test('a QR code reads back as the link, up to the capacity it states', async () 
   const capacity = qrCapacity(base);
   assert.ok(capacity > 2800 && capacity < 2900, `${capacity}`);
   // Incompressible bytes, so that the deflated size is about the size given. Lite0 × 4 classes
-  // at 4 bits is ~2,790 bytes (src/share.rs): it must fit.
+  // at 4 bits is ~2,790 bytes (src/formats/share.rs): it must fit.
   for (const n of [300, 2790]) {
     const { qr, deflated } = makeLink(bytes(n, n), base);
     const code = qrCode(qr);

@@ -25,7 +25,7 @@ function refused(why) {
 
 /**
  * The backbone a `.sortwise` file was trained on, from its safetensors header
- * (`__metadata__.sortwise`, src/model_file.rs), read without the engine: the engine must be
+ * (`__metadata__.sortwise`, src/formats/model_file.rs), read without the engine: the engine must be
  * started for that backbone before it can check the rest.
  */
 export function modelArch(bytes) {

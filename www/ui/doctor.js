@@ -1,4 +1,4 @@
-// The data's check-up (src/doctor.rs through the engine's `diagnose`), under the results: near
+// The data's check-up (src/insight/doctor.rs through the engine's `diagnose`), under the results: near
 // duplicates (label conflicts, validation leaks), photos whose label looks wrong, what each
 // class needs next, and the class balance, which stays visible as the project changes (a
 // teacher may keep a class small on purpose, so it is a note, not an error). Every listed

@@ -1,4 +1,4 @@
-// The class activation map the engine returns with a prediction (`explain` in src/explain.rs),
+// The class activation map the engine returns with a prediction (`explain` in src/insight/explain.rs),
 // laid over the picture it explains. The engine gives every class's map in logit units on a
 // small grid (7×7) and where the grid lies on the photo (`region`, fractions of its width and
 // height: a centre crop lies inside it, a letterbox reaches past its shorter sides); the colours

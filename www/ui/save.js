@@ -83,7 +83,7 @@ export function exportModel() {
 }
 
 /**
- * The model with its backbone as one ONNX file (the engine writes it: src/onnx/), for onnxruntime
+ * The model with its backbone as one ONNX file (the engine writes it: src/formats/onnx/), for onnxruntime
  * on a Raspberry Pi, a server or another page; in the queue, so it never overlaps training.
  */
 async function exportOnnx() {

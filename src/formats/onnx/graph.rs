@@ -17,7 +17,7 @@ use crate::backbone::efficientnet::{EfficientNetLite, MbConv};
 use crate::backbone::resnet::{Block, ResNet};
 use crate::backbone::{Backbone, Net};
 use crate::error::{Error, Result};
-use crate::model_file::Model;
+use crate::formats::model_file::Model;
 use crate::preprocess::CROP;
 use crate::tensor_io::read_rows;
 

@@ -43,7 +43,7 @@ use serde_json::json;
 use crate::arch::Arch;
 use crate::backbone::{Backbone, Net, StageWeights};
 use crate::error::{Error, Result};
-use crate::model_file::Model;
+use crate::formats::model_file::Model;
 use crate::preprocess::{CROP, Fit, MEAN, RESIZE, STD};
 
 /// The operator set the graph is written for (`ai.onnx`).

@@ -10,9 +10,9 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
-use crate::dataset::Example;
+use crate::data::dataset::Example;
 use crate::error::Result;
-use crate::metrics::argmax;
+use crate::insight::metrics::argmax;
 use crate::tensor_io::{matrix, read_rows};
 use crate::trainer::{self, Progress, TrainConfig, TrainExample};
 

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 
 use crate::backbone::{Backbone, LastStage};
 use crate::error::{Error, Result};
-use crate::infer::{self, Output};
+use crate::model::infer::{self, Output};
 use crate::parallel;
 use crate::preprocess::{self, Fit};
 use crate::tensor_io::{IMAGE_SHAPE, flatten_rows, in_batches};

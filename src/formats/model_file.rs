@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
 use crate::backbone::StageWeights;
-use crate::dataset::{MAX_LABEL_CHARS, validate_label};
+use crate::data::dataset::{MAX_LABEL_CHARS, validate_label};
 use crate::error::{Error, Result};
 use crate::preprocess::Fit;
 use crate::trainer::{Report, TrainConfig};
