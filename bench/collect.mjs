@@ -10,7 +10,7 @@
 //    a phone (mobile emulation) opens the link, taps Connect, its answer code is screenshotted and
 //    read by the teacher's page (the page's decoder); from the phone's page load to the phone's
 //    "connected". PAIRINGS times (default 5), median.
-// 3. Photos per second over the channel alone: two RTCPeerConnections in one page (www/peer.js's
+// 3. Photos per second over the channel alone: two RTCPeerConnections in one page (www/collect/peer.js's
 //    makeOffer/answerOffer, host candidates on localhost), PhotoSender → PhotoReceiver with a
 //    receiver that acknowledges at once: N photos (default 400) of the sizes measured in 1.
 // 4. Photos per second into the teacher's classes: the last phone keeps N_LIVE (default 120)
@@ -76,7 +76,7 @@ try {
 
   // ---- 3. the channel alone --------------------------------------------------------------------
   const channel = await page.evaluate(async ({ photos, n }) => {
-    const peer = await import('/www/peer.js');
+    const peer = await import('/www/collect/peer.js');
     const t0 = performance.now();
     const teacher = await peer.makeOffer();
     const phone = await peer.answerOffer(teacher.offer);

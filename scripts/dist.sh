@@ -60,9 +60,10 @@ mkdir -p "$STAGE"/{pkg,pkg-cpu,pkg-cpu-relaxed,weights,vendor,icons,example,engi
 cp www/*.html www/*.js www/*.css www/manifest*.json "$STAGE/"
 cp www/engine/*.js www/engine/*.d.ts "$STAGE/engine/"
 cp www/ui/*.js "$STAGE/ui/"
-mkdir -p "$STAGE/scratch" "$STAGE/collect"
-cp www/scratch/*.js "$STAGE/scratch/"
-cp www/collect/*.js "$STAGE/collect/"
+for d in scratch collect project share; do
+  mkdir -p "$STAGE/$d"
+  cp www/$d/*.js "$STAGE/$d/"
+done
 cp www/vendor/* "$STAGE/vendor/"
 cp www/weights/manifest.json "$STAGE/weights/"
 for w in $weights; do
@@ -122,7 +123,7 @@ EOF
 # The Scratch extension (scratch/sortwise.js) runs in TurboWarp's page, another origin, and
 # imports the engine, its wasm and the backbone from here: those may be read by any origin (they
 # are public files; GitHub Pages sends this header for everything).
-for p in '/engine/*' '/pkg/*' '/pkg-cpu/*' '/pkg-cpu-relaxed/*' '/weights/*' '/vendor/*' '/scratch/*' '/share-link.js'; do
+for p in '/engine/*' '/pkg/*' '/pkg-cpu/*' '/pkg-cpu-relaxed/*' '/weights/*' '/vendor/*' '/scratch/*' '/share/*'; do
   printf '%s\n  Access-Control-Allow-Origin: *\n' "$p" >>"$STAGE/_headers"
 done
 : >"$STAGE/.nojekyll"
@@ -145,7 +146,7 @@ cat >"$STAGE/package.json" <<EOF
     "./package.json": "./package.json"
   },
   "types": "./engine/index.d.ts",
-  "files": ["engine/", "pkg/", "pkg-cpu/", "pkg-cpu-relaxed/", "share-link.js", "vendor/fflate.js", "vendor/qrcode.js", "CHANGELOG.md"]
+  "files": ["engine/", "pkg/", "pkg-cpu/", "pkg-cpu-relaxed/", "share/share-link.js", "vendor/fflate.js", "vendor/qrcode.js", "CHANGELOG.md"]
 }
 EOF
 cp CHANGELOG.md "$STAGE/"
@@ -168,7 +169,7 @@ files = [os.path.relpath(p, d) for p in glob.glob(os.path.join(d, "**"), recursi
 backbones = json.load(open(os.path.join(d, "weights/manifest.json")))["backbones"]
 arch = next((a for a in ("resnet18", "efficientnet_lite0") if any(b["arch"] == a for b in backbones)), backbones[0]["arch"])
 weights = ["weights/" + next(b["file"] for b in backbones if b["arch"] == arch)]
-page = [f for f in files if "/" not in f and f.endswith((".html", ".js", ".css")) or f in (
+page = [f for f in files if ("/" not in f or f.startswith(("project/", "share/", "collect/"))) and f.endswith((".html", ".js", ".css")) or f in (
     "manifest.json", "weights/manifest.json", "icons/icon.svg", "icons/icon-192.png",
     "vendor/uPlot.esm.js", "vendor/uPlot.min.css", "vendor/fflate.js", "vendor/qrcode.js")]
 engines = {"CPU-only, relaxed SIMD (pkg-cpu-relaxed/)": [f for f in files if f.startswith("pkg-cpu-relaxed/") and not f.endswith(".d.ts")],

@@ -35,7 +35,7 @@ cp node_modules/fflate/LICENSE www/vendor/fflate.LICENSE
 cp node_modules/qrcode-generator/dist/qrcode.mjs www/vendor/qrcode.js
 # barcode-detector (MIT): the BarcodeDetector API over ZXing in wasm (zxing-wasm, MIT), for
 # reading a phone's answer code where the browser has no BarcodeDetector of its own
-# (www/qr-scan.js). Its ES build is two files (the second bundles zxing-wasm's glue); the wasm
+# (www/collect/qr-scan.js). Its ES build is two files (the second bundles zxing-wasm's glue); the wasm
 # is served from here (qr-scan.js points the module at it, never at the package's CDN default).
 cp node_modules/barcode-detector/dist/es/ponyfill.js www/vendor/barcode-detector.js
 cp node_modules/barcode-detector/dist/es/zxing-exported.js www/vendor/zxing-exported.js

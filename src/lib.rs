@@ -5,7 +5,8 @@
 //! 224×224 ([`preprocess`]), run through a frozen pretrained backbone ([`backbone`], its CPU
 //! convolutions in [`kernels`], weights read by [`formats::weights`]) into cached rows
 //! ([`model::embed`], [`data::dataset`]), on which a head is trained ([`model::head`],
-//! [`trainer`], [`finetune`]), evaluated and explained ([`insight`]) and saved ([`formats`]).
+//! [`trainer`], [`finetune`]) and scored ([`evaluation`]), explained ([`insight`]) and saved
+//! ([`formats`]).
 //! [`session`] is the user's session over all of it, which the two shells drive: the wasm API
 //! (`web`) and the CLI (`cli`).
 
@@ -16,6 +17,7 @@ pub mod backbone;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod evaluation;
 pub mod finetune;
 pub mod formats;
 pub mod insight;

@@ -10,9 +10,9 @@ use burn::tensor::Device;
 use common::*;
 use sortwise::Arch;
 use sortwise::backbone::Backbone;
+use sortwise::evaluation::calibration;
 use sortwise::formats::share::Precision;
 use sortwise::formats::weights;
-use sortwise::insight::calibration;
 use sortwise::preprocess::{self, Fit};
 use sortwise::session::{self, AddOutcome, Options, Session, SharedSession, Split};
 use sortwise::trainer::{Progress, TrainConfig};
@@ -418,7 +418,7 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
     assert_eq!(labels, classes);
     let raw = calibration::softmax(&logits, 1.0);
     let calibrated = calibration::softmax(&logits, t);
-    let m = sortwise::insight::metrics::compute(&calibrated, &truth, 4);
+    let m = sortwise::evaluation::metrics::compute(&calibrated, &truth, 4);
     assert!(m.accuracy >= 0.70, "unseen accuracy {}", m.accuracy);
     let (before, after) = (
         calibration::ece(&raw, &truth),
@@ -458,7 +458,7 @@ fn trashnet_mini_through_the_session_calibrated_and_with_a_held_out_folder() {
         .iter()
         .zip(&linked_logits)
         .filter(|(a, b)| {
-            sortwise::insight::metrics::argmax(a) == sortwise::insight::metrics::argmax(b)
+            sortwise::evaluation::metrics::argmax(a) == sortwise::evaluation::metrics::argmax(b)
         })
         .count();
     assert!(

@@ -565,7 +565,7 @@ fn trashnet_mini_refit_sees_validation_photos_and_holds_accuracy_on_unseen_ones(
         let right = p
             .iter()
             .zip(&e.val)
-            .filter(|(p, (_, l))| sortwise::insight::metrics::argmax(p) == *l)
+            .filter(|(p, (_, l))| sortwise::evaluation::metrics::argmax(p) == *l)
             .count();
         right as f64 / e.val.len() as f64
     };

@@ -4,11 +4,11 @@
 // Web Worker) is reached through engine/client.js. Views import the rest, never the reverse.
 
 import { t, setLang, defaultLang, onLangChange } from './i18n.js';
-import { Project, PRESETS } from './project.js';
-import { defaultArch, loadManifest, startEngine } from './project-engine.js';
-import { readSaved, restore, savedProjectZips, snapshot, SAVE_VERSION } from './persist.js';
-import { cleanSettings, PAGE_DEFAULTS } from './settings.js';
-import { Ownership } from './ownership.js';
+import { Project, PRESETS } from './project/project.js';
+import { defaultArch, loadManifest, startEngine } from './project/project-engine.js';
+import { readSaved, restore, savedProjectZips, snapshot, SAVE_VERSION } from './project/persist.js';
+import { cleanSettings, PAGE_DEFAULTS } from './project/settings.js';
+import { Ownership } from './project/ownership.js';
 import { $, download } from './ui/dom.js';
 import { bindStatus, renderNotices, setNotice, showError, status } from './ui/status.js';
 import { bindTopbar, renderArchPicker, renderDevice } from './ui/topbar.js';
@@ -24,7 +24,7 @@ import { bindDeviceOut, deviceOutState, rerenderDeviceOut } from './ui/device-ou
 import { bindCollect, collectState, rerenderCollect } from './ui/collect.js';
 import { correctionsState, rerenderCorrections } from './ui/corrections.js';
 import { openShared, rerenderShared, sharedState } from './ui/shared-view.js';
-import { readLink } from './share-link.js';
+import { readLink } from './share/share-link.js';
 
 // `?device=webgpu` or `?device=cpu` overrides the automatic choice (for testing and comparison).
 const param = new URLSearchParams(location.search).get('device');

@@ -2,7 +2,7 @@
 // current language ({name} placeholders are replaced, as text); elements with data-i18n="key" get
 // their textContent set, data-i18n-aria / data-i18n-title / data-i18n-placeholder set attributes.
 
-import { COLLECT_STRINGS } from './i18n-collect.js';
+import { COLLECT_STRINGS } from './collect/i18n-collect.js';
 
 const STRINGS = {
   en: {

@@ -10,10 +10,10 @@ use super::folders::{check_known, decoded_chunks};
 use super::{open_session, read, write_atomically};
 use crate::device::BackendChoice;
 use crate::error::{Error, Result};
+use crate::evaluation::calibration;
+use crate::evaluation::metrics;
 use crate::formats::model_file::Model;
-use crate::insight::calibration;
 use crate::insight::explain;
-use crate::insight::metrics;
 use crate::preprocess;
 use crate::session::{Options, SharedSession};
 

@@ -371,7 +371,7 @@ pub async fn train_with_views(
         best.head.forward(best.stage.features(x))
     })
     .await?;
-    let probs = crate::insight::calibration::softmax(&val_logits, 1.0);
+    let probs = crate::evaluation::calibration::softmax(&val_logits, 1.0);
     let warm_epochs = warm.history.len();
     let ft_epochs = run.history.len();
     let mut history = warm.history;
@@ -455,7 +455,7 @@ pub async fn train_with_views(
         report.refit_size = Some(all.len());
         report.refit_balance = Some(balance);
     }
-    report.calibration = crate::insight::calibration::calibrate(&val_logits, &val_truth);
+    report.calibration = crate::evaluation::calibration::calibrate(&val_logits, &val_truth);
     report.finetune = Some(stats);
     report.seconds = started.elapsed().as_secs_f64();
     Ok((kept, report))

@@ -33,7 +33,7 @@ pub const STAGE_PREFIX: &str = "stage.";
 
 /// Most classes a model file or a shared link may hold, checked before any work per label: a
 /// file of 200,000 labels took 57 s to refuse when every label was compared with the ones before
-/// it. The page stops at 100 classes (`www/project.js`); the CLI has no limit of its own, and a
+/// it. The page stops at 100 classes (`www/project/project.js`); the CLI has no limit of its own, and a
 /// head of 1,000 classes is already ImageNet's.
 pub const MAX_CLASSES: usize = 1_000;
 

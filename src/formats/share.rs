@@ -9,8 +9,8 @@ use half::f16;
 
 use crate::arch::Arch;
 use crate::error::{Error, Result};
+use crate::evaluation::metrics::argmax;
 use crate::formats::model_file::{self, MetaError, Model, ModelMeta, SHA_PREFIX};
-use crate::insight::metrics::argmax;
 use crate::preprocess::Fit;
 use crate::trainer::TrainConfig;
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::data::dataset::Example;
 use crate::error::Result;
-use crate::insight::metrics::argmax;
+use crate::evaluation::metrics::argmax;
 use crate::tensor_io::{matrix, read_rows};
 use crate::trainer::{self, Progress, TrainConfig, TrainExample};
 

@@ -1,7 +1,6 @@
-//! What the engine tells the user about a model and the data: metrics, the calibrated
-//! temperature, class activation maps (`explain`) and the data's check-up (`doctor`).
+//! What the engine tells the user about a model and the data, beyond its scores: class activation
+//! maps (`explain`) and the data's check-up (`doctor`, which trains out-of-fold heads to find
+//! likely label errors, so it sits above `trainer`).
 
-pub mod calibration;
 pub mod doctor;
 pub mod explain;
-pub mod metrics;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{SharedSession, Trained};
 use crate::backbone::Backbone;
 use crate::error::{Error, Result};
-use crate::insight::calibration;
+use crate::evaluation::calibration;
 use crate::insight::explain::{self, Heatmap};
 use crate::model::classifier::{self, Prediction};
 use crate::model::embed;

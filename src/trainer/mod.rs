@@ -17,7 +17,7 @@ use web_time::Instant;
 
 use crate::data::dataset::Example;
 use crate::error::{Error, Result};
-use crate::insight::calibration::calibrate;
+use crate::evaluation::calibration::calibrate;
 use crate::model::head::Head;
 use crate::tensor_io::matrix;
 

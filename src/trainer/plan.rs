@@ -14,7 +14,7 @@ use super::TrainExample;
 use super::config::{Balance, OptimizerKind, TrainConfig};
 use super::report::{EpochStats, Progress};
 use crate::error::{Error, Result};
-use crate::insight::metrics;
+use crate::evaluation::metrics;
 use crate::tensor_io::read_rows;
 
 /// Checks that the class counts can train a classifier, with messages a person can act on.

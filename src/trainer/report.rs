@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ValExample;
 use super::config::Balance;
-use crate::insight::calibration::Calibration;
-use crate::insight::metrics::{self, ClassMetrics};
+use crate::evaluation::calibration::Calibration;
+use crate::evaluation::metrics::{self, ClassMetrics};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -431,7 +431,7 @@ impl Trainer {
     /// `shareModel()` -> `{bytes, precision, agreement, n}`: the trained model as the bytes of a
     /// link, its head at the smallest precision (`int4`, `int8`, `f16`) that picks the full head's
     /// class on at least 99% of the `n` validation photos (`agreement`). Deflating and encoding
-    /// them is the page's (www/share-link.js).
+    /// them is the page's (www/share/share-link.js).
     #[wasm_bindgen(js_name = shareModel)]
     pub fn share_model(&self) -> Result<JsValue, JsValue> {
         let shared = self.session.get().share().map_err(js_err)?;

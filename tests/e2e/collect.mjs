@@ -25,8 +25,8 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { DATA, ROOT, freePort, serveRepo } from './serve.mjs';
 import { openTeacher } from './collect-teacher.mjs';
-import { packContribution, newContributorId } from '../../www/contribution.js';
-import { collectQr } from '../../www/collect-link.js';
+import { packContribution, newContributorId } from '../../www/collect/contribution.js';
+import { collectQr } from '../../www/collect/collect-link.js';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[collect ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -165,9 +165,9 @@ try {
   // a phone of its own making: pairs as the collect view does, then sends one batch's header and
   // a third of its bytes, and dies (its connection closed, as a phone walking out of the Wi-Fi)
   const cutCode = await cutPage.evaluate(async (link) => {
-    const { readCollectLink } = await import('/www/collect-link.js');
-    const peer = await import('/www/peer.js');
-    const { qrCode } = await import('/www/share-link.js');
+    const { readCollectLink } = await import('/www/collect/collect-link.js');
+    const peer = await import('/www/collect/peer.js');
+    const { qrCode } = await import('/www/share/share-link.js');
     const { drawQr } = await import('/www/ui/qr.js');
     const req = readCollectLink(new URL(link).hash);
     // the collect view runs the camera; a page with camera access offers its real addresses,
@@ -182,8 +182,8 @@ try {
   writeFileSync(join(tmp, 'cut.png'), Buffer.from(cutCode, 'base64'));
   await teacher.setInputFiles('#collect-scan-file', join(tmp, 'cut.png'));
   const sentBytes = await cutPage.evaluate(async (jpeg) => {
-    const peer = await import('/www/peer.js');
-    const { crc32 } = await import('/www/project-zip.js');
+    const peer = await import('/www/collect/peer.js');
+    const { crc32 } = await import('/www/project/project-zip.js');
     const ch = await peer.opened(await window.cut.channel);
     ch.send(JSON.stringify({ t: 'hello', v: 1, session: window.cut.session, contributor: { id: 'cutcutcut1', name: 'Cut' } }));
     const bytes = new Uint8Array(jpeg);

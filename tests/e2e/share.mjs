@@ -22,7 +22,7 @@ import jsQR from 'jsqr';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATA, ROOT, serveRepo } from './serve.mjs';
-import { readLink } from '../../www/share-link.js';
+import { readLink } from '../../www/share/share-link.js';
 
 const T0 = Date.now();
 const log = (...a) => console.log(`[share ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipSync, strToU8, deflateSync } from '../../www/vendor/fflate.js';
-import { toBase64Url } from '../../www/share-link.js';
-import { collectQr, makeCollectLink, readCollectLink, newSessionCode, parseIceServers, COLLECT_LIMITS } from '../../www/collect-link.js';
-import { packContribution, readContribution, isContributionZip, newContributorId, cleanName, MANIFEST, CONTRIBUTION_LIMITS } from '../../www/contribution.js';
-import { PhotoSender, PhotoReceiver, CHUNK, readAnswerCode, answerCode, packSdp, unpackSdp } from '../../www/peer.js';
+import { toBase64Url } from '../../www/share/share-link.js';
+import { collectQr, makeCollectLink, readCollectLink, newSessionCode, parseIceServers, COLLECT_LIMITS } from '../../www/collect/collect-link.js';
+import { packContribution, readContribution, isContributionZip, newContributorId, cleanName, MANIFEST, CONTRIBUTION_LIMITS } from '../../www/collect/contribution.js';
+import { PhotoSender, PhotoReceiver, CHUNK, readAnswerCode, answerCode, packSdp, unpackSdp } from '../../www/collect/peer.js';
 
 const DATA = process.env.SORTWISE_DATA || new URL('../../../shared/data/trashnet-mini', import.meta.url).pathname;
 const jpegs = (cls, n) => readdirSync(join(DATA, 'train', cls)).sort().slice(0, n).map((f) => new Uint8Array(readFileSync(join(DATA, 'train', cls, f))));
@@ -235,7 +235,7 @@ test('the teacher refuses what a phone running the page never sends', async () =
     const held = new Promise((r) => { release = r; });
     const { merged, events, phoneEnd } = pairUp({ onBatch: async (c) => { merged.push(c); await held; return { added: 1, offered: 0 }; } });
     const one = new Uint8Array([1, 2, 3]);
-    const { crc32 } = await import('../../www/project-zip.js');
+    const { crc32 } = await import('../../www/project/project-zip.js');
     phoneEnd.send(JSON.stringify({ t: 'hello', v: 1, session: 'ABCDEF', contributor: { id: 'abcdefgh12' } }));
     for (let n = 1; n <= 3; n += 1) {
       phoneEnd.send(JSON.stringify({ t: 'batch', n, photos: [{ label: 'x', size: 3, crc: crc32(one) }] }));

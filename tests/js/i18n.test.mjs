@@ -35,7 +35,7 @@ test('defaultLang takes the first supported tag and falls back to English', (t) 
 
 test('the collect strings exist in both languages, and every key the collect page names is one', async () => {
   const { readFileSync } = await import('node:fs');
-  const { COLLECT_STRINGS } = await import('../../www/i18n-collect.js');
+  const { COLLECT_STRINGS } = await import('../../www/collect/i18n-collect.js');
   const en = Object.keys(COLLECT_STRINGS.en).sort();
   assert.deepEqual(Object.keys(COLLECT_STRINGS['zh-CN']).sort(), en);
   for (const l of ['en', 'zh-CN']) {

@@ -1,12 +1,12 @@
-// Merging phones' contributions into the project (www/merge.js), against the stand-in engine of
+// Merging phones' contributions into the project (www/collect/merge.js), against the stand-in engine of
 // project.test.mjs: classes matched by the engine's name rule, new classes offered and never
 // created silently, corrections queued even for a class the project has, the per-contributor
 // cap over several files and over merges that overlap, undo by batch, removal, the roster.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Project } from '../../www/project.js';
-import { Merger } from '../../www/merge.js';
-import { CONTRIBUTION_LIMITS } from '../../www/contribution.js';
+import { Project } from '../../www/project/project.js';
+import { Merger } from '../../www/collect/merge.js';
+import { CONTRIBUTION_LIMITS } from '../../www/collect/contribution.js';
 import { RULES, validateLabel } from '../e2e/fake-client.js';
 
 function setup(labels = ['glass', 'paper']) {

@@ -1,11 +1,11 @@
-// The page's project state (www/project.js) without a browser: it touches no DOM, so it runs
+// The page's project state (www/project/project.js) without a browser: it touches no DOM, so it runs
 // here against a stand-in engine. What the views and the autosave rely on: the engine's rules as
 // the defaults, the engine's name check, photos added in batches with the events announcing
 // them, and one queue.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Project, PAGE_DEFAULTS } from '../../www/project.js';
-import { restoreInto } from '../../www/project-engine.js';
+import { Project, PAGE_DEFAULTS } from '../../www/project/project.js';
+import { restoreInto } from '../../www/project/project-engine.js';
 import { EngineLost } from '../../www/engine/errors.js';
 import { RULES, validateLabel } from '../e2e/fake-client.js';
 

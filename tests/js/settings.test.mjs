@@ -1,8 +1,9 @@
-// The one check of settings (www/settings.js) against the engine's ranges (www/engine/rules.js,
+// The one check of settings (www/project/settings.js) against the engine's ranges (www/engine/rules.js,
 // generated from src/ and checked by `cargo test --lib rules_js`).
 import test from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { cleanSettings, defaultOf, fromForm, PAGE_DEFAULTS } from '../../www/settings.js';
+import { cleanSettings, defaultOf, fromForm, PAGE_DEFAULTS } from '../../www/project/settings.js';
 import { RULES } from '../../www/engine/rules.js';
 
 const setting = (key) => RULES.settings.find((s) => s.key === key);
@@ -48,4 +49,24 @@ test('a typed number is clamped and rounded to the engine\'s range', () => {
   assert.equal(fromForm('patience', '0'), 0);
   assert.equal(fromForm('lr', ''), null);
   assert.equal(fromForm('lr', 'abc'), null);
+});
+
+// The Settings form (index.html, ui/training.js) holds no copy of a bound: its number fields get
+// min and max from the engine's rules when rendered, and its choices are the engine's.
+test('the settings form copies no bound: number fields without min/max, choices equal to the engine\'s', async () => {
+  const html = readFileSync(new URL('../../www/index.html', import.meta.url), 'utf8');
+  const training = readFileSync(new URL('../../www/ui/training.js', import.meta.url), 'utf8');
+  const numbers = JSON.parse(training.match(/const NUMBERS = (\[[^\]]*\])/)[1].replaceAll("'", '"'));
+  const byKey = new Map(RULES.settings.map((s) => [s.key, s]));
+  for (const key of numbers) {
+    assert.ok(byKey.has(key), `${key} is a setting of the engine's`);
+    const tag = html.match(new RegExp(`<input id="set-${key}"[^>]*>`))?.[0];
+    assert.ok(tag, `index.html has #set-${key}`);
+    assert.doesNotMatch(tag, / (min|max)=/, `#set-${key} takes its bounds from rules(), not index.html`);
+  }
+  for (const key of ['optimizer', 'balance']) {
+    const select = html.match(new RegExp(`<select id="set-${key}">([\\s\\S]*?)</select>`))[1];
+    const values = [...select.matchAll(/value="([^"]+)"/g)].map((m) => m[1]).sort();
+    assert.deepEqual(values, [...byKey.get(key).choices].sort(), `#set-${key}'s options are the engine's choices`);
+  }
 });

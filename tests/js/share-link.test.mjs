@@ -1,10 +1,10 @@
-// www/share-link.js: both spellings of a link give back the bytes exactly, for every length and
+// www/share/share-link.js: both spellings of a link give back the bytes exactly, for every length and
 // byte value; damaged, foreign and oversized links are refused with a message; the header is read
 // as src/formats/share.rs writes it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from '../../www/vendor/fflate.js';
-import { fromBase64Url, fromDigits, linkInfo, makeLink, pageBase, qrCapacity, qrCode, readLink, toBase64Url, toDigits } from '../../www/share-link.js';
+import { fromBase64Url, fromDigits, linkInfo, makeLink, pageBase, qrCapacity, qrCode, readLink, toBase64Url, toDigits } from '../../www/share/share-link.js';
 
 // A deterministic byte source (xorshift), so a failure names the same bytes every run.
 function bytes(n, seed) {

@@ -1,4 +1,4 @@
-// A class-folder zip read as it is inflated (www/project-zip.js `openDatasetZip`, which
+// A class-folder zip read as it is inflated (www/project/project-zip.js `openDatasetZip`, which
 // zip-worker.js runs for a dropped zip): its photos come in batches of at most DATASET_BATCH
 // photos or bytes, in the archive's order, each once, with the entries that do not inflate listed
 // in the batch where they were met; the count and the photos outside any folder are known before
@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { zipSync } from '../../www/vendor/fflate.js';
-import { DATASET_BATCH, openDatasetZip, runJob } from '../../www/project-zip.js';
+import { DATASET_BATCH, openDatasetZip, runJob } from '../../www/project/project-zip.js';
 
 /** `n` bytes that start with `tag` (so that a photo can be found in the archive) and do not repeat. */
 function photo(tag, n) {

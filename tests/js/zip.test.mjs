@@ -1,4 +1,4 @@
-// www/project-zip.js's reader, `readZipFile`, which every zip the page reads goes through (project
+// www/project/project-zip.js's reader, `readZipFile`, which every zip the page reads goes through (project
 // zips and class-folder zips): honest archives read back byte for byte; bombs, lying headers,
 // overlapping entries and wrong CRCs are refused (the archive, or the entry as a skip) quickly and
 // without holding what they claim; and a seeded family of mutated project zips each ends in a
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, zipSync, Zip, ZipDeflate, ZipPassThrough } from '../../www/vendor/fflate.js';
-import { crc32, expansionBudget, exportProjectZip, readZipFile, runJob, ZipError, ZIP_LIMITS } from '../../www/project-zip.js';
+import { crc32, expansionBudget, exportProjectZip, readZipFile, runJob, ZipError, ZIP_LIMITS } from '../../www/project/project-zip.js';
 
 const MB = 1024 * 1024;
 
@@ -460,7 +460,7 @@ test('zips up to 20 MB, hostile or not, are answered within 2 s and 4× their si
       assert.ok(zip.length <= 20 * MB, `${name}: ${zip.length} bytes`);
       const file = join(dir, 'case.zip');
       writeFileSync(file, zip);
-      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script, new URL('../../www/project-zip.js', import.meta.url).href, file], { encoding: 'utf8' });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script, new URL('../../www/project/project-zip.js', import.meta.url).href, file], { encoding: 'utf8' });
       assert.equal(run.status, 0, run.stderr);
       const r = JSON.parse(run.stdout.trim().split('\n').pop());
       const limit = 4 * zip.length + 64 * MB;

@@ -2,7 +2,7 @@
 // photos group as one row in the teacher's roster, and the name its user typed. Shared by the
 // collect view (collect/main.js) and a link's corrections (ui/corrections.js).
 
-import { cleanName, newContributorId } from '../contribution.js';
+import { cleanName, newContributorId } from './contribution.js';
 
 const ID_KEY = 'sortwise.collect.id';
 const NAME_KEY = 'sortwise.collect.name';

@@ -4,9 +4,9 @@
 // marked sent only once the teacher's page acknowledged it.
 
 import { t } from '../i18n.js';
-import { answerCode, answerOffer, opened, PhotoSender, rtcConfig } from '../peer.js';
-import { dial } from '../peer-server.js';
-import { qrCode } from '../share-link.js';
+import { answerCode, answerOffer, opened, PhotoSender, rtcConfig } from './peer.js';
+import { dial } from './peer-server.js';
+import { qrCode } from '../share/share-link.js';
 import { drawQr } from '../ui/qr.js';
 import { $ } from '../ui/dom.js';
 import { markSent } from './photos.js';

@@ -5,8 +5,8 @@
 // engine reads (engine/frame.js) and kept in this phone's own store (photos.js) until sent.
 
 import { t, setLang, defaultLang, onLangChange, applyI18n } from '../i18n.js';
-import { readCollectLink } from '../collect-link.js';
-import { packContribution } from '../contribution.js';
+import { readCollectLink } from './collect-link.js';
+import { packContribution } from './contribution.js';
 import { contributor, saveName, savedName } from './identity.js';
 import { Camera } from '../camera.js';
 import { FRAME_SHORT_SIDE } from '../engine/frame.js';

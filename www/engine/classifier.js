@@ -11,7 +11,7 @@
 
 import { Sortwise } from './client.js';
 import { frameSize } from './frame.js';
-import { isShareBytes, linkInfo, readLink } from '../share-link.js';
+import { isShareBytes, linkInfo, readLink } from '../share/share-link.js';
 
 /** The "unsure" threshold the page starts with (its Test step's slider); `classify` uses it too. */
 export const DEFAULT_THRESHOLD = 0.6;

@@ -4,7 +4,7 @@
 // pkg/sortwise.d.ts types every option and result as `any`; these follow the Rust structs that
 // serde turns into them (field names camelCase; Rust's Option is `null`). Keep them in step with
 // src/web/mod.rs, src/session/ (rules(), the explanation), src/trainer/config.rs and report.rs,
-// src/model/classifier.rs and src/insight/metrics.rs.
+// src/model/classifier.rs and src/evaluation/metrics.rs.
 
 /** Backbones; a web weight file (www/weights/*.safetensors) holds one of them. */
 export type Arch = 'resnet18' | 'resnet34' | 'resnet50' | 'efficientnet_lite0';

@@ -6,13 +6,13 @@
 // lacks (merge.js holds them).
 
 import { t } from '../i18n.js';
-import { collectQr, isSessionCode, makeCollectLink, newSessionCode, parseIceServers } from '../collect-link.js';
-import { qrCode } from '../share-link.js';
-import { isContributionZip, readContribution } from '../contribution.js';
-import { Merger, newBatch } from '../merge.js';
-import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, routeOf, rtcConfig } from '../peer.js';
-import { imageDataOf, readQr } from '../qr-scan.js';
-import { isPeerPath, listen, peerIdFor } from '../peer-server.js';
+import { collectQr, isSessionCode, makeCollectLink, newSessionCode, parseIceServers } from '../collect/collect-link.js';
+import { qrCode } from '../share/share-link.js';
+import { isContributionZip, readContribution } from '../collect/contribution.js';
+import { Merger, newBatch } from '../collect/merge.js';
+import { acceptAnswer, makeOffer, opened, PhotoReceiver, readAnswerCode, routeOf, rtcConfig } from '../collect/peer.js';
+import { imageDataOf, readQr } from '../collect/qr-scan.js';
+import { isPeerPath, listen, peerIdFor } from '../collect/peer-server.js';
 import { Camera } from '../camera.js';
 import { drawQr } from './qr.js';
 import { $, el, onFilePicked } from './dom.js';

@@ -5,7 +5,7 @@
 // queues for review (merge.js).
 
 import { t } from '../i18n.js';
-import { packContribution } from '../contribution.js';
+import { packContribution } from '../collect/contribution.js';
 import { contributor as sender, saveName, savedName } from '../collect/identity.js';
 import { addPhoto, markSent, photosOf } from '../collect/photos.js';
 import { FRAME_SHORT_SIDE, frameSize } from '../engine/frame.js';

@@ -3,8 +3,8 @@
 // embedding progress bar and the Undo of a drop that replaced the empty classes.
 
 import { t } from '../i18n.js';
-import { LIMITS } from '../project.js';
-import { streamDatasetZip, isImageName, ZipError } from '../project-zip.js';
+import { LIMITS } from '../project/project.js';
+import { streamDatasetZip, isImageName, ZipError } from '../project/project-zip.js';
 import { Camera } from '../camera.js';
 import { isContributionZip, mergeContributionFiles } from './collect.js';
 import { $, el } from './dom.js';

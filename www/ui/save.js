@@ -3,7 +3,7 @@
 // (saved at, off, storage that may be evicted).
 
 import { t, getLang } from '../i18n.js';
-import { autosaveProject, exportProject, importProject, persistStorage, undoReplace, QuotaError } from '../persist.js';
+import { autosaveProject, exportProject, importProject, persistStorage, undoReplace, QuotaError } from '../project/persist.js';
 import { $, download, onFilePicked, stamp } from './dom.js';
 import { clearError, setNotice, showError, status } from './status.js';
 

@@ -3,8 +3,8 @@
 // holds; and the list of classifiers kept from links on this device (links-store.js).
 
 import { t, formatPct, getLang } from '../i18n.js';
-import { forgetLink, keptLinks } from '../links-store.js';
-import { makeLink, pageBase, qrCapacity, qrCode } from '../share-link.js';
+import { forgetLink, keptLinks } from '../share/links-store.js';
+import { makeLink, pageBase, qrCapacity, qrCode } from '../share/share-link.js';
 import { exportModel } from './save.js';
 import { drawQr } from './qr.js';
 import { $, el, download, stamp } from './dom.js';

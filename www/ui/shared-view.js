@@ -4,9 +4,9 @@
 // and takes no ownership before this runs, and what is kept goes to links-store.js.
 
 import { t } from '../i18n.js';
-import { keepLink } from '../links-store.js';
-import { startEngine } from '../project-engine.js';
-import { linkInfo, pageBase } from '../share-link.js';
+import { keepLink } from '../share/links-store.js';
+import { startEngine } from '../project/project-engine.js';
+import { linkInfo, pageBase } from '../share/share-link.js';
 import { bindCorrections } from './corrections.js';
 import { $, el } from './dom.js';
 import { showError, status } from './status.js';
@@ -31,7 +31,7 @@ function failed(key, e, params) {
 }
 
 /**
- * Opens the classifier of the link's `bytes` (www/share-link.js `readLink`) in `project`:
+ * Opens the classifier of the link's `bytes` (www/share/share-link.js `readLink`) in `project`:
  * resolves to whether it runs. `linkError`: why the fragment could not be read, instead.
  */
 export async function openShared(project, bytes, linkError) {

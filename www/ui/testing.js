@@ -4,7 +4,7 @@
 
 import { t, formatPct } from '../i18n.js';
 import { Camera } from '../camera.js';
-import { isImageName } from '../project-zip.js';
+import { isImageName } from '../project/project-zip.js';
 import { $, el, onFilePicked } from './dom.js';
 import { drawHeatmap, legendGradient } from './heatmap.js';
 import { clearError, showError } from './status.js';

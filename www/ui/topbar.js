@@ -2,7 +2,7 @@
 // language buttons; also the engine's start-up reports (weights download, backend changes).
 
 import { t, setLang } from '../i18n.js';
-import { switchArch } from '../project-engine.js';
+import { switchArch } from '../project/project-engine.js';
 import { $, el } from './dom.js';
 import { status, clearError } from './status.js';
 

@@ -3,8 +3,8 @@
 
 import { t, formatPct } from '../i18n.js';
 import { TrainCharts } from '../charts.js';
-import { train as trainProject, rebuildForAugment, rebuildForFinetune } from '../project-engine.js';
-import { fromForm } from '../settings.js';
+import { train as trainProject, rebuildForAugment, rebuildForFinetune } from '../project/project-engine.js';
+import { fromForm } from '../project/settings.js';
 import { $ } from './dom.js';
 import { clearError, showError, status } from './status.js';
 
@@ -31,6 +31,12 @@ function readSettings() {
 
 export function renderSettings() {
   const s = project.settings;
+  // The fields' bounds are the engine's (rules().settings), never a copy in index.html.
+  for (const { key, min, max } of project.rules.settings) {
+    if (!NUMBERS.includes(key)) continue;
+    $(`set-${key}`).min = String(min);
+    $(`set-${key}`).max = String(max);
+  }
   for (const k of NUMBERS) $(`set-${k}`).value = s[k] == null ? '' : String(s[k]);
   if (s.optimizer != null) $('set-optimizer').value = s.optimizer;
   if (s.balance != null) $('set-balance').value = s.balance;

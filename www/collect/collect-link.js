@@ -5,10 +5,10 @@
 // fragment of `collect.html`, which browsers never send to a server. The phone reads it as
 // untrusted text: it only shows the names, and the teacher's page checks whatever comes back.
 
-import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
-import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
+import { deflateSync, strFromU8, strToU8 } from '../vendor/fflate.js';
+import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from '../share/share-link.js';
 import { isPeerId, isPeerPath } from './peer-server.js';
-import { RULES } from './engine/rules.js';
+import { RULES } from '../engine/rules.js';
 
 export const COLLECT_LIMITS = {
   maxClasses: 100,

@@ -14,7 +14,7 @@
 // an entry is inflated in small pieces and stopped as soon as it yields more than it declared, and
 // every entry's CRC-32 is checked.
 
-import { Inflate, zipSync, strToU8, strFromU8 } from './vendor/fflate.js';
+import { Inflate, zipSync, strToU8, strFromU8 } from '../vendor/fflate.js';
 
 export const ZIP_LIMITS = {
   maxEntries: 5000,

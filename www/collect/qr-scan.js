@@ -15,8 +15,8 @@ async function nativeDetector() {
 }
 
 async function polyfill() {
-  const m = await import('./vendor/barcode-detector.js');
-  const wasm = new URL('./vendor/zxing_reader.wasm', import.meta.url).href;
+  const m = await import('../vendor/barcode-detector.js');
+  const wasm = new URL('../vendor/zxing_reader.wasm', import.meta.url).href;
   m.setZXingModuleOverrides({ locateFile: (path, prefix) => (path.endsWith('.wasm') ? wasm : prefix + path) });
   return new m.BarcodeDetector({ formats: ['qr_code'] });
 }

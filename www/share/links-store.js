@@ -3,7 +3,7 @@
 // (store.js, of which only the request helper is shared), so a shared model can never cost the
 // saved project anything. A record holds the link's bytes, which is all a link is.
 
-import { req } from './store.js';
+import { req } from '../project/store.js';
 
 const DB_NAME = 'sortwise-links';
 const DB_VERSION = 1;

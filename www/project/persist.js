@@ -12,7 +12,7 @@ import { loadBackup, loadProject, saveProject, swapBackup, SAVE_VERSION, QuotaEr
 import { checkedFrom, exportProjectZip, importProjectZip } from './project-zip.js';
 import { LIMITS } from './project.js';
 import { createEngine, loadInto, progressKeyFor } from './project-engine.js';
-import { t } from './i18n.js';
+import { t } from '../i18n.js';
 import { cleanSettings } from './settings.js';
 
 export { SAVE_VERSION, QuotaError };

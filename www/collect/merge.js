@@ -7,7 +7,7 @@
 // survive a reload with the project. No DOM here: events on the project (`contributions`) tell
 // the view (ui/collect.js) to render.
 
-import { t } from './i18n.js';
+import { t } from '../i18n.js';
 import { CONTRIBUTION_LIMITS } from './contribution.js';
 
 const newBatch = () => [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');

@@ -16,9 +16,9 @@
 // channel cut mid-batch leaves the project as it was, and the phone still holds those photos
 // (sent only once acknowledged), so it sends them again on the next connection.
 
-import { deflateSync, strFromU8, strToU8 } from './vendor/fflate.js';
-import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from './share-link.js';
-import { crc32 } from './project-zip.js';
+import { deflateSync, strFromU8, strToU8 } from '../vendor/fflate.js';
+import { fromBase64Url, fromDigits, inflateAtMost, toBase64Url, toDigits } from '../share/share-link.js';
+import { crc32 } from '../project/project-zip.js';
 import { CONTRIBUTION_LIMITS, cleanName } from './contribution.js';
 
 export const CHUNK = 16 * 1024;

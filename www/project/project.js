@@ -14,9 +14,9 @@
 //   images-removed {keys}: photos removed together (a contribution undone, merge.js)
 //   for persist.js: stored {key}, dropped {key}, model-stored, replace-all {keys}, save
 
-import { t } from './i18n.js';
-import { EngineLost } from './engine/errors.js';
-import { RULES } from './engine/rules.js';
+import { t } from '../i18n.js';
+import { EngineLost } from '../engine/errors.js';
+import { RULES } from '../engine/rules.js';
 import { cleanSettings, PAGE_DEFAULTS } from './settings.js';
 
 export { PAGE_DEFAULTS };

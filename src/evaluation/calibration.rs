@@ -105,7 +105,7 @@ pub fn ece(probs: &[Vec<f32>], truth: &[usize]) -> f64 {
     let mut conf = [0f64; ECE_BINS];
     let mut correct = [0f64; ECE_BINS];
     for (p, &t) in probs.iter().zip(truth) {
-        let best = crate::insight::metrics::argmax(p);
+        let best = crate::evaluation::metrics::argmax(p);
         let c = p[best] as f64;
         let bin = ((c * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
         count[bin] += 1;

@@ -4,9 +4,9 @@
 // switches over. Like project.js: no DOM, changes announced as the project's events, the
 // engine calls in the project's one serial queue.
 
-import { Sortwise } from './engine/client.js';
-import { readManifest } from './engine/weights.js';
-import { t } from './i18n.js';
+import { Sortwise } from '../engine/client.js';
+import { readManifest } from '../engine/weights.js';
+import { t } from '../i18n.js';
 
 /** The backbones this server has (engine/weights.js reads the manifest). */
 export async function loadManifest(project) {

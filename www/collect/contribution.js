@@ -6,10 +6,10 @@
 // untrusted: the manifest is checked field by field, and each photo must be a file of the zip,
 // listed once.
 
-import { zipSync, strToU8, strFromU8 } from './vendor/fflate.js';
-import { isImageName, openZipFile, readZipFile, ZipError } from './project-zip.js';
+import { zipSync, strToU8, strFromU8 } from '../vendor/fflate.js';
+import { isImageName, openZipFile, readZipFile, ZipError } from '../project/project-zip.js';
 import { isSessionCode } from './collect-link.js';
-import { RULES } from './engine/rules.js';
+import { RULES } from '../engine/rules.js';
 
 export const MANIFEST = 'sortwise-contribution.json';
 export const CONTRIBUTION_FORMAT = 'sortwise-contribution';

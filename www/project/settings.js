@@ -4,8 +4,8 @@
 // is one the engine takes; a stored value the engine refused would stop every later start.
 // No DOM here.
 
-import { DEFAULT_THRESHOLD } from './engine/classifier.js';
-import { RULES } from './engine/rules.js';
+import { DEFAULT_THRESHOLD } from '../engine/classifier.js';
+import { RULES } from '../engine/rules.js';
 
 // Defaults of the session's settings; the training defaults are `rules.train`. Augmented views:
 // the engine's head-only default, also with fine-tuning (the CLI's 2 views for a trainable stage

@@ -6,7 +6,7 @@
 // Content-Security-Policy lets it connect nowhere else. The client (npm `peerjs`, vendored) is
 // loaded only when a server is set.
 
-const load = () => import('./vendor/peerjs.js');
+const load = () => import('../vendor/peerjs.js');
 
 const PATH = /^\/(?!\/)[A-Za-z0-9._~/-]{0,100}$/; // a path on this site, never //host
 const ID = /^sortwise-[A-Z0-9]{6}-[a-z0-9]{4,16}$/;

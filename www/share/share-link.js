@@ -7,8 +7,8 @@
 //                   byte mode would (the idea of SMART Health Cards' `shc:/` digits).
 // Both open the same classify view; `readLink` takes either.
 
-import { Inflate, deflateSync } from './vendor/fflate.js';
-import { qrcode } from './vendor/qrcode.js';
+import { Inflate, deflateSync } from '../vendor/fflate.js';
+import { qrcode } from '../vendor/qrcode.js';
 
 /** The largest share the engine makes: 255 classes of 2048 f16 weights, labels, header. */
 const MAX_BYTES = 2 * 1024 * 1024;
