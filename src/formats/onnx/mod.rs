@@ -234,7 +234,7 @@ pub fn preprocessing(fit: Fit) -> serde_json::Value {
     });
     let mut v = match fit {
         Fit::Crop => json!({
-            "fit": "crop",
+            "fit": fit.to_string(),
             "resize": RESIZE,
             "crop": CROP,
             "resample": "bilinear, antialiased (Pillow Image.BILINEAR)",
@@ -245,7 +245,7 @@ pub fn preprocessing(fit: Fit) -> serde_json::Value {
             ],
         }),
         Fit::Letterbox => json!({
-            "fit": "letterbox",
+            "fit": fit.to_string(),
             "size": CROP,
             "resample": "bilinear, antialiased (Pillow Image.BILINEAR)",
             "fill": MEAN.map(|m| (m * 255.0).round() as u8),
