@@ -110,6 +110,35 @@ try {
     out.midTraining = { backend: gpu.backend, epochsRun: midReport.epochsRun, lostAt, epochsSeen, counts: await gpu.counts() };
     gpu.terminate();
 
+    // 5b. A caller that keeps its images (`restore`, as the page's project does): the client keeps
+    // none, ids are the engine's, and a call the loss interrupted rejects with EngineLost once the
+    // images are back. A restore that fails leaves no half-loaded engine answering: the next call
+    // restarts and restores again.
+    const { EngineLost } = await import('/www/engine/client.js');
+    const kept = [];
+    let restores = 0;
+    const own = await Sortwise.create({
+      arch: 'efficientnet_lite0',
+      device: 'webgpu',
+      restore: async (engine) => {
+        restores += 1;
+        for (const k of kept) k.id = await engine.addEmbedding(k.label, k.embedding);
+        if (restores === 1) throw new Error('a restore that fails once');
+      },
+    });
+    for (const [label, bytes] of [['glass', glass[0]], ['metal', metal[0]]]) {
+      const a = await own.addImage(label, u8(bytes));
+      kept.push({ label, id: a.id, embedding: a.embedding });
+    }
+    const idsBefore = kept.map((k) => k.id);
+    await own.debugLoseDevice();
+    const settle = (p) => p.then((v) => ({ v }), (e) => ({ e: e.message, lost: e instanceof EngineLost, retry: e.retry ?? null }));
+    const first = await settle(own.addImage('glass', u8(glass[1])));
+    const second = await settle(own.counts());
+    const third = await settle(own.counts());
+    out.restore = { backend: own.backend, idsBefore, idsAfter: kept.map((k) => k.id), restores, first, second, third };
+    own.terminate();
+
     // 6. Weights whose sha256 does not match the manifest are refused, cached or not.
     try {
       const bad = await Sortwise.create({ arch: 'efficientnet_lite0', device: 'cpu', sha256: '0'.repeat(64) });
@@ -150,6 +179,11 @@ try {
   check(r.midTraining.backend === 'cpu' && r.midTraining.epochsRun === 6 && r.midTraining.lostAt === 2,
     `device lost mid-training: ${JSON.stringify(r.midTraining)}`);
   check(JSON.stringify(r.midTraining.counts) === '[4,4]', 'images kept after a mid-training loss');
+  const rs = r.restore;
+  check(rs.backend === 'cpu' && rs.restores === 2 && rs.first.e === 'a restore that fails once' && !rs.first.lost
+    && rs.second.lost && rs.second.retry === false && JSON.stringify(rs.third.v) === '[1,1]',
+  `restore: a failed restore, then a restart that restores the caller's 2 images: ${JSON.stringify(rs)}`);
+  check(/^the images could not be loaded back \(a restore that fails once\); the trainer was restarted/.test(rs.second.e), `restore: the second call's message: ${rs.second.e}`);
   check(/damaged/.test(r.tampered), `tampered weights: ${r.tampered}`);
   const second = r.statuses.slice(r.statuses.indexOf('--- second'));
   check(second.includes('weights cached'), `second load did not use Cache Storage: ${second}`);

@@ -47,7 +47,7 @@ export class Sortwise {
   #nextRequest = 1;
   #queue = Promise.resolve();
   #journal; // null when the caller keeps the images (`restore`)
-  #lost = null;
+  #lost = null; // why every call fails until a restart: the device was lost, or a restore failed
   #rules = null;
   #noThreads = null; // why the threaded build is not tried again: its pool never started here
 
@@ -181,8 +181,8 @@ export class Sortwise {
     if (msg.lost) {
       // Pending calls would wait forever on a dead device: fail them now; the queue recovers.
       if (this.backend === 'webgpu') {
-        this.#lost = msg.lost;
-        this.#failAll(new WorkerError(`WebGPU device lost (${msg.lost})`, { lost: true }));
+        this.#lost = `WebGPU device lost (${msg.lost})`;
+        this.#failAll(new WorkerError(this.#lost, { lost: true }));
       }
       return;
     }
@@ -207,7 +207,7 @@ export class Sortwise {
   }
 
   #post(op, args = [], { transfer = [], onProgress } = {}) {
-    if (this.#lost) return Promise.reject(new WorkerError(`WebGPU device lost (${this.#lost})`, { lost: true }));
+    if (this.#lost) return Promise.reject(new WorkerError(this.#lost, { lost: true }));
     const id = this.#nextRequest++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress });
@@ -249,12 +249,19 @@ export class Sortwise {
         onProgress: (done, total) => { if (this.finetune) this.#status({ phase: 'replay', done, total }); },
       });
     } else {
-      await this.#opts.restore({
-        finetune: this.finetune,
-        addEmbedding: (label, embedding, thumbnail) => post('addEmbedding', [label, f32(embedding), thumbnail]),
-        addImage: (label, bytes) => post('addImage', [label, bytes]),
-        importModel: (bytes) => post('importModel', [new Uint8Array(bytes)]).then((labels) => ({ labels })),
-      });
+      try {
+        await this.#opts.restore({
+          finetune: this.finetune,
+          addEmbedding: (label, embedding, thumbnail) => post('addEmbedding', [label, f32(embedding), thumbnail]),
+          addImage: (label, bytes) => post('addImage', [label, bytes]),
+          importModel: (bytes) => post('importModel', [new Uint8Array(bytes)]).then((labels) => ({ labels })),
+        });
+      } catch (e) {
+        // A worker holding part of the caller's images must not answer as if it held them all
+        // (a training on some of them): every later call restarts and restores again.
+        this.#lost = `the images could not be loaded back (${e.message})`;
+        throw e;
+      }
     }
     this.backendReason = was === 'webgpu'
       ? `WebGPU stopped working (${why}); switched to the CPU backend, your images and model are kept`
