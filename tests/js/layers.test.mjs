@@ -110,17 +110,24 @@ function moduleOf(file) {
 
 const MODULES = new Set(CRATE.map(moduleOf));
 
-/** The crate's modules a file names through `crate::` (the longest known prefix of each path). */
+/**
+ * The crate's modules a file names through `crate::` or `super::` (the longest known prefix of
+ * each path). Comments (doc links included) name modules without using them, and a file's own
+ * unit tests (from `#[cfg(test)]` on) reach into it through `super::` by design.
+ */
 function crateUses(file) {
-  // comments (doc links included) name modules without using them
-  const src = readFileSync(join(ROOT, file), 'utf8').replace(/\/\/.*$/gm, '');
+  const src = readFileSync(join(ROOT, file), 'utf8').replace(/\/\/.*$/gm, '').split('#[cfg(test)]')[0];
+  const self = moduleOf(file).split('::').filter(Boolean);
+  const parent = self.slice(0, -1);
   const out = new Set();
-  for (const m of src.matchAll(/crate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)/g)) {
-    const parts = m[1].split('::');
+  const add = (parts) => {
     for (let n = parts.length; n > 0; n -= 1) {
       const name = parts.slice(0, n).join('::');
-      if (MODULES.has(name)) { out.add(name); break; }
+      if (MODULES.has(name)) { out.add(name); return; }
     }
+  };
+  for (const m of src.matchAll(/\b(crate|super)::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)/g)) {
+    add([...(m[1] === 'super' ? parent : []), ...m[2].split('::')]);
   }
   return out;
 }
@@ -151,4 +158,16 @@ test('src/: the layers below the session never reach up into it or into a shell'
       if (from !== 'session') assert.notEqual(top(u), 'session', `${f} uses crate::${u}: the session is above it`);
     }
   }
+});
+
+test('src/: no cycles between sibling modules (a module and its own submodules aside)', () => {
+  const graph = new Map();
+  const related = (a, b) => a === b || a.startsWith(`${b}::`) || b.startsWith(`${a}::`);
+  for (const f of CRATE) {
+    const from = moduleOf(f);
+    if (!from) continue;
+    graph.set(from, new Set([...crateUses(f)].filter((u) => !related(from, u))));
+  }
+  const c = cycle(graph);
+  assert.equal(c, null, `cycle: ${c?.join(' → ')}`);
 });
