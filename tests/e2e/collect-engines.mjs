@@ -291,7 +291,7 @@ async function phoneFlow(name, teacher, pageLog, r) {
       r.pairing = { ok: false, reason: after.liveText, teacher: await teacher.locator('#collect-scan-state').textContent() };
       throw new Failure(`${name}: the connection failed: phone "${after.liveText}", teacher "${r.pairing.teacher}"`);
     }
-    await teacher.waitForFunction((n) => window.sortwiseDebug.state.collect.roster.some((x) => x.name === n && x.connected === true && x.via), who, { timeout: 10000 });
+    await teacher.waitForFunction((n) => window.sortwiseDebug.state.collect.roster.some((x) => x.name === n && x.connected === true && x.via), who, { timeout: 60000 });
     const row0 = await teacher.evaluate((n) => window.sortwiseDebug.state.collect.roster.find((x) => x.name === n), who);
     r.pairing = { ok: true, scanToConnected: secs(t), via: row0.via };
     r.timings.pair = r.pairing.scanToConnected;
@@ -316,7 +316,7 @@ async function phoneFlow(name, teacher, pageLog, r) {
     }, [before.glass + 2, before.paper + 2], { timeout: 30000 })
       .catch(async (e) => { throw new Failure(`${name}: the photos did not arrive: teacher ${JSON.stringify(await counts(teacher))}, phone ${JSON.stringify(await d.eval(phoneSays))} (${e.message.split('\n')[0]})`); });
     r.photos = { way: 'live', taken: 4, arrived: 4, takeToArrived: secs(t) };
-    await waitFor(d, () => window.sortwiseCollect.state.photos.every((p) => p.sent), null, { timeout: 10000, what: 'the phone to mark its photos sent' });
+    await waitFor(d, () => window.sortwiseCollect.state.photos.every((p) => p.sent), null, { timeout: 60000, what: 'the phone to mark its photos sent' });
     const sizes = await d.eval(() => window.sortwiseCollect.state.photos.map((p) => p.bytes));
     r.photos.bytes = [Math.min(...sizes), Math.max(...sizes)];
     const row = await teacher.evaluate((k) => window.sortwiseDebug.state.collect.roster.find((x) => x.name === k), who);

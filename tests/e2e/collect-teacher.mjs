@@ -11,5 +11,12 @@ export async function openTeacher(page, base, labels = ['glass', 'paper'], { tim
     await page.press('#new-class', 'Enter');
   }
   await page.waitForFunction((n) => window.sortwiseDebug.state.classes.length === n, labels.length);
+  // A page that has asked for the camera offers its real addresses; one that has not offers only
+  // mDNS names, which this sandbox resolves now and then: a phone's first messages then stalled
+  // for tens of seconds with the channel open (CI, twice). A teacher who scans phones' codes with
+  // the webcam has asked; here it is asked before the panel makes its first offer.
+  await page.evaluate(async () => {
+    try { (await navigator.mediaDevices.getUserMedia({ video: true })).getTracks().forEach((tr) => tr.stop()); } catch { /* no camera: mDNS names */ }
+  });
   await page.click('#collect-open');
 }

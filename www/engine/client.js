@@ -260,7 +260,7 @@ export class Sortwise {
         // A worker holding part of the caller's images must not answer as if it held them all
         // (a training on some of them): every later call restarts and restores again.
         this.#lost = `the images could not be loaded back (${e.message})`;
-        throw e;
+        throw new Error(`${why}; ${this.#lost}`);
       }
     }
     this.backendReason = was === 'webgpu'
