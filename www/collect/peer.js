@@ -274,7 +274,9 @@ export class PhotoReceiver {
   }
 
   refuse(why) {
-    console.warn('[sortwise] a phone\'s connection was closed:', why);
+    // who and where in the protocol: what a teacher (or a test's log) needs to tell phones apart
+    const at = this.batch ? `batch ${this.batch.n}, photo ${this.batch.index + 1} of ${this.batch.photos.length}` : 'between batches';
+    console.warn(`[sortwise] ${this.contributor?.name ?? 'a phone'}'s connection was closed (${at}):`, why);
     this.batch = null;
     try { this.channel.close(); } catch { /* closed already */ }
   }
