@@ -31,12 +31,6 @@ function readSettings() {
 
 export function renderSettings() {
   const s = project.settings;
-  // The fields' bounds are the engine's (rules().settings), never a copy in index.html.
-  for (const { key, min, max } of project.rules.settings) {
-    if (!NUMBERS.includes(key)) continue;
-    $(`set-${key}`).min = String(min);
-    $(`set-${key}`).max = String(max);
-  }
   for (const k of NUMBERS) $(`set-${k}`).value = s[k] == null ? '' : String(s[k]);
   if (s.optimizer != null) $('set-optimizer').value = s.optimizer;
   if (s.balance != null) $('set-balance').value = s.balance;
@@ -141,6 +135,13 @@ export function relabelCharts() { charts?.relabel(chartLabels()); }
 
 export function bindTraining(p) {
   project = p;
+  // The fields' bounds are the engine's (rules().settings, fixed for the page's life), never a
+  // copy in index.html.
+  for (const { key, min, max } of project.rules.settings) {
+    if (!NUMBERS.includes(key)) continue;
+    $(`set-${key}`).min = String(min);
+    $(`set-${key}`).max = String(max);
+  }
   $('train-btn').addEventListener('click', () => train());
   $('cancel-btn').addEventListener('click', () => project.sw?.cancel());
   for (const input of document.querySelectorAll('#advanced input, #advanced select')) {
