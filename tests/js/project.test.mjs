@@ -192,9 +192,10 @@ test('the next batch goes to the engine before the last one\'s results are in; t
 // project (the page's one registry of photos) loads its photos and model back, then the call that
 // failed rejects with EngineLost and the project makes it once more, with the ids it has now.
 test('a lost device: the project loads its photos and model back once and remakes the call with the new ids', async () => {
-  const { p } = project();
+  const { p, events } = project();
   await p.addImages([photo('a', '1.jpg'), photo('a', '2.jpg'), photo('b', '3.jpg')]);
   p.model = new Uint8Array([7, 7]);
+  const eventsBefore = events.length;
   const [, k2] = p.classOf('a').keys;
   const before = [...p.images.values()].map((r) => [r.key, r.id]);
   const fresh = { finetune: false, loaded: [], next: 100 };
@@ -218,6 +219,9 @@ test('a lost device: the project loads its photos and model back once and remake
   assert.deepEqual(before.map(([k]) => [k, p.images.get(k)?.id ?? 'removed']), [[1, 100], [k2, 'removed'], [3, 102]]);
   assert.deepEqual(sw.calls.at(-1), ['removeImage', 101], 'the call made again with the id the new engine gave');
   assert.deepEqual([...p.idToKey], [[100, 1], [102, 3]]);
+  // engine ids are not saved: the restore marks no record changed, so the saved project is only
+  // what the remade call changed (the one photo removed)
+  assert.deepEqual(events.slice(eventsBefore).map(([type, d]) => `${type}${d.key != null ? ` ${d.key}` : ''}`), [`dropped ${k2}`, 'stale', `image-removed ${k2}`, 'save']);
 
   // a trap (retry false) is not remade: it would trap again; the photo stays
   const k3 = p.classOf('b').keys[0];
