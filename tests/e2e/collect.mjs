@@ -222,7 +222,10 @@ try {
   const phoneFile = readFileSync(await dl.path());
   await phone2.waitForFunction(() => window.sortwiseCollect.state.photos.every((p) => p.sent));
   check(/^sortwise-[A-Z0-9]{6}-Eve-.*\.zip$/.test(dl.suggestedFilename()), `the phone's "Send as a file" downloads ${dl.suggestedFilename()} (${phoneFile.length} bytes) where it cannot share, and marks its photos sent`);
-  // offline after the first visit: the service worker serves the collect view and its modules
+  // offline after the first visit: the service worker serves the collect view and its modules,
+  // once it has installed (it precaches the whole shell) and taken the page (one run went offline
+  // seconds after the first load, before that, and the reload found no network)
+  await phone2.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 60000 });
   await phone2Ctx.setOffline(true);
   await phone2.reload();
   await phone2.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 30000 });

@@ -97,21 +97,27 @@ export function rtcConfig({ iceServers = [], relayOnly = false } = {}) {
 }
 
 /** The teacher's side: a connection with its data channel and the offer for the QR code. */
+// The channel is negotiated (the same id on both ends, made by each), not announced in-band:
+// with an announced channel, a phone that sent the moment its end opened lost those messages
+// about one time in twenty in Chromium (the teacher's end open, nothing delivered; seen with
+// host candidates on one machine, tests/e2e/collect.mjs). Both ends must be of this version.
+const CHANNEL = ['sortwise', { negotiated: true, id: 0, ordered: true }];
+
 export async function makeOffer(config = {}) {
   const pc = new RTCPeerConnection(config);
-  const channel = pc.createDataChannel('sortwise', { ordered: true });
+  const channel = pc.createDataChannel(...CHANNEL);
   channel.binaryType = 'arraybuffer';
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   return { pc, channel, offer: packSdp(pc.localDescription.sdp) };
 }
 
-/** The phone's side: the answer to `offer` (packed), and the channel once the teacher opens it. */
+/** The phone's side: the answer to `offer` (packed), and its end of the channel (open once the teacher accepts the answer). */
 export async function answerOffer(offer, config = {}) {
   const pc = new RTCPeerConnection(config);
-  const channel = new Promise((resolve) => {
-    pc.addEventListener('datachannel', (ev) => { ev.channel.binaryType = 'arraybuffer'; resolve(ev.channel); });
-  });
+  const ch = pc.createDataChannel(...CHANNEL);
+  ch.binaryType = 'arraybuffer';
+  const channel = Promise.resolve(ch);
   await pc.setRemoteDescription({ type: 'offer', sdp: unpackSdp(offer) });
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);

@@ -111,15 +111,19 @@ async function acceptCode(text) {
   const p = pending;
   if (!p) return false;
   pending = null;
+  // Listening before the answer is applied: the channel can open, and the phone's hello arrive,
+  // before setRemoteDescription's promise settles on a busy page, and a message with no listener
+  // is lost (the phone's first batch then came "before the phone said who it is").
+  receive(p.channel, p.pc);
   try {
     await acceptAnswer(p.pc, a.answer);
   } catch (e) {
+    connections.delete(p.pc);
     p.pc.close();
     $('collect-scan-state').textContent = e.message;
     prepareOffer();
     return false;
   }
-  receive(p.channel, p.pc);
   prepareOffer();
   try {
     await opened(p.channel);
