@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, zipSync, Zip, ZipDeflate, ZipPassThrough } from '../../www/vendor/fflate.js';
-import { crc32, expansionBudget, exportProjectZip, readZipFile, runJob, ZipError, ZIP_LIMITS } from '../../www/project/project-zip.js';
+import { crc32, expansionBudget, exportProjectZip, readZipFile, runJob, useNativeInflate, ZipError, ZIP_LIMITS } from '../../www/project/project-zip.js';
 
 const MB = 1024 * 1024;
 
@@ -364,6 +364,27 @@ test('an entry inflating to more, or fewer, bytes than declared is refused', asy
   // cut short
   const cut = deflateSync(bytes(100_000, 5)).subarray(0, 50_000);
   skippedAs(await read(buildZip([{ name: 'cut.jpg', data: cut, method: 8, usize: 100_000, crc: 0 }])), 'cut.jpg', /unexpected EOF|bytes, the header says/);
+});
+
+test('which inflater reads: the browser\'s where it has one (Node.js does), fflate where it refuses an entry', async () => {
+  // tests/js/zip-fflate.test.mjs runs this file with fflate alone; here only when it is not that run
+  const native = useNativeInflate(true);
+  useNativeInflate(native);
+  if (native) assert.equal(typeof DecompressionStream, 'function');
+  // a stream followed by a few bytes it never reads: the browser's inflater refuses such a tail,
+  // fflate ignores one this short, so the entry is read (by fflate) either way
+  const raw = utf8('abc'.repeat(4000));
+  const tail = cat([deflateSync(raw), bytes(100, 3)]);
+  readBack(await read(buildZip([{ name: 'tail.jpg', data: tail, raw, method: 8 }])), { 'tail.jpg': raw });
+  // both inflaters give the same bytes for the same entries
+  const photos = Array.from({ length: 6 }, (_, i) => bytes(20_000 + i * 7000, 20 + i));
+  const zip = buildZip(photos.map((p, i) => deflated(`p${i}.jpg`, p)));
+  const viaNative = await read(zip);
+  const was = useNativeInflate(false);
+  const viaFflate = await read(zip);
+  useNativeInflate(was);
+  readBack(viaNative, Object.fromEntries(photos.map((p, i) => [`p${i}.jpg`, p])));
+  readBack(viaFflate, Object.fromEntries(photos.map((p, i) => [`p${i}.jpg`, p])));
 });
 
 test('a local header that disagrees with the central directory refuses the entry', async () => {
