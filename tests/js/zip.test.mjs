@@ -387,6 +387,21 @@ test('which inflater reads: the browser\'s where it has one (Node.js does), ffla
   readBack(viaFflate, Object.fromEntries(photos.map((p, i) => [`p${i}.jpg`, p])));
 });
 
+test('a directory listing its entries out of order reads each one right (the reads share a window)', async () => {
+  const photos = Array.from({ length: 40 }, (_, i) => bytes(3000 + i * 997, 40 + i));
+  const locals = photos.map((p, i) => (i % 2 ? deflated(`p${i}.jpg`, p) : stored(`p${i}.jpg`, p)));
+  const order = [...photos.keys()].sort((a, b) => ((a * 17) % 40) - ((b * 17) % 40)); // a jumbled order
+  const a = await read(buildZip(locals, order.map((i) => ({ local: i }))));
+  readBack(a, Object.fromEntries(photos.map((p, i) => [`p${i}.jpg`, p])));
+  assert.deepEqual(a.result.entries.map((e) => e.name), order.map((i) => `p${i}.jpg`));
+  // what the page keeps is its own: no entry's bytes share a buffer (the window's) with another's,
+  // in that order or in the archive's
+  assert.equal(new Set(a.result.entries.map((e) => e.bytes.buffer)).size, photos.length);
+  const inOrder = await read(buildZip(locals));
+  readBack(inOrder, Object.fromEntries(photos.map((p, i) => [`p${i}.jpg`, p])));
+  assert.equal(new Set(inOrder.result.entries.map((e) => e.bytes.buffer)).size, photos.length);
+});
+
 test('a local header that disagrees with the central directory refuses the entry', async () => {
   const raw = bytes(2000, 14);
   const cases = {
