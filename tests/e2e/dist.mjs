@@ -19,6 +19,9 @@
 //    extension API: its blocks classify camera frames as loadClassifier does, and keep a
 //    classifier when a bad link is loaded after it; loaded from another origin (a stand-in
 //    editor page, dist/ served with CORS), it answers the same, its worker started from a blob:;
+//    inside Scratch's own VM (npm scratch-vm, tests/e2e/scratch-vm.mjs) on that editor origin, a
+//    project using every block, run by the VM's interpreter, reports the same labels and
+//    confidences, and its "when label becomes" hat starts each time the label becomes the class;
 //  - the second visit works offline: the server is stopped, the page reloads with its project,
 //    model and threads, and predicts;
 //  - every request stays on the origin and under the sub-path (every URL in dist/ is relative);
@@ -35,6 +38,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { DATA, ROOT, freePort } from './serve.mjs';
+import { SCRATCH_VM, scratchVmBundle } from './scratch-vm.mjs';
 
 const DIST = resolve(process.env.SORTWISE_DIST || join(ROOT, 'dist'));
 const SUB = '/some/sub/path/';
@@ -176,6 +180,125 @@ async function scratchInPage({ heldPhotos, link, extUrl }) {
   }
   await ext.loadClassifier({ LINK: 'https://example.invalid/#m=!!' });
   return { id: info.id, opcodes: info.blocks.map((b) => `${b.blockType}:${b.opcode}`), before, early, out, menu: ext.classMenu(), problem: ext.problem(), enabled, stillLabel: ext.label() };
+}
+
+/**
+ * In a page that has Scratch's own virtual machine (npm scratch-vm's browser bundle, the global
+ * `VirtualMachine`): the extension at `extUrl` registered with it as TurboWarp registers an
+ * unsandboxed extension (`extensionManager._registerInternalExtension`, then marked loaded), and a
+ * project whose scripts use every block, run by the VM's own interpreter: the green flag loads
+ * `link` and classifies the camera; for each further photo a broadcast classifies again; a "when
+ * label becomes [glass]" hat (edge-activated, run by the VM each frame) counts its starts. The
+ * camera is a video provider (the interface scratch-gui's implements) handing out `heldPhotos`
+ * as 480×360 frames. Returns the VM's variables after each photo and the blocks' definitions as
+ * the VM made them for scratch-blocks.
+ */
+async function scratchInVm({ heldPhotos, link, extUrl }) {
+  let frame = null;
+  let enabled = 0;
+  const vm = new window.VirtualMachine();
+  vm.setVideoProvider({
+    enableVideo() { enabled += 1; return Promise.resolve(this); },
+    disableVideo() {},
+    get videoReady() { return enabled > 0; },
+    getFrame({ format, dimensions, mirror }) { return format === 'image-data' && dimensions.join() === '480,360' && !mirror ? frame : null; },
+  });
+  // The two enums of Scratch's extension API (scratch-vm's extension-support/argument-type.js and
+  // block-type.js; its browser bundle does not export them): the VM checks them below, as the
+  // blocks it converts must come out as commands, reporters and a hat.
+  const ArgumentType = { ANGLE: 'angle', BOOLEAN: 'Boolean', COLOR: 'color', NUMBER: 'number', STRING: 'string', MATRIX: 'matrix', NOTE: 'note', IMAGE: 'image' };
+  const BlockType = { BOOLEAN: 'Boolean', BUTTON: 'button', COMMAND: 'command', CONDITIONAL: 'conditional', EVENT: 'event', HAT: 'hat', LOOP: 'loop', REPORTER: 'reporter' };
+  const registered = new Promise((resolve) => {
+    window.Scratch = {
+      ArgumentType, BlockType, vm,
+      extensions: {
+        unsandboxed: true,
+        register(ext) {
+          const service = vm.extensionManager._registerInternalExtension(ext);
+          vm.extensionManager._loadedExtensions.set(ext.getInfo().id, service);
+          resolve(ext);
+        },
+      },
+    };
+  });
+  const added = new Promise((resolve) => vm.runtime.once('EXTENSION_ADDED', resolve));
+  const script = document.createElement('script');
+  script.src = extUrl;
+  document.body.append(script);
+  await registered;
+  const info = await added;
+  const blocks = vm.runtime.getBlocksJSON().filter((b) => b.type.startsWith('sortwise_'));
+  const shape = blocks.map((b) => `${b.type}:${b.output !== undefined ? 'reporter' : b.previousStatement === undefined && b.nextStatement !== undefined ? 'hat' : 'command'}`);
+
+  const v = (id, name, value) => ({ [id]: [name, value] });
+  const block = (opcode, extra = {}) => ({ opcode, next: null, parent: null, inputs: {}, fields: {}, shadow: false, topLevel: false, ...extra });
+  const menu = (parent) => block('sortwise_menu_classes', { parent, shadow: true, fields: { classes: ['glass', null] } });
+  const set = (id, variable, value, next, parent) => block('data_setvariableto', { next, parent, inputs: { VALUE: [3, value, [10, '']] }, fields: { VARIABLE: [variable, id] } });
+  const project = {
+    targets: [{
+      isStage: true, name: 'Stage', layerOrder: 0, currentCostume: 0, volume: 100, tempo: 60, videoTransparency: 50, videoState: 'on', textToSpeechLanguage: null,
+      costumes: [{ assetId: 'cd21514d0531fdffb22204e0ec5ed84a', name: 'backdrop1', md5ext: 'cd21514d0531fdffb22204e0ec5ed84a.svg', dataFormat: 'svg', rotationCenterX: 240, rotationCenterY: 180 }],
+      sounds: [], lists: {}, comments: {},
+      broadcasts: { bNext: 'next' },
+      variables: { ...v('vSeen', 'seen', ''), ...v('vGlass', 'glass %', 0), ...v('vHats', 'glass hats', 0), ...v('vRuns', 'runs', 0), ...v('vProblem', 'problem', '') },
+      blocks: {
+        flag: block('event_whenflagclicked', { topLevel: true, x: 0, y: 0, next: 'load' }),
+        load: block('sortwise_loadClassifier', { parent: 'flag', next: 'classify1', inputs: { LINK: [1, [10, link]] } }),
+        classify1: block('sortwise_classifyCamera', { parent: 'load', next: 'seen1' }),
+        seen1: set('vSeen', 'seen', 'label1', 'glass1', 'classify1'),
+        label1: block('sortwise_label', { parent: 'seen1' }),
+        glass1: set('vGlass', 'glass %', 'conf1', 'problem1', 'seen1'),
+        conf1: block('sortwise_confidenceOf', { parent: 'glass1', inputs: { CLASS: [1, 'menu1'] } }),
+        menu1: menu('conf1'),
+        problem1: set('vProblem', 'problem', 'prob1', 'runs1', 'glass1'),
+        prob1: block('sortwise_problem', { parent: 'problem1' }),
+        runs1: block('data_changevariableby', { parent: 'problem1', inputs: { VALUE: [1, [4, '1']] }, fields: { VARIABLE: ['runs', 'vRuns'] } }),
+        got: block('event_whenbroadcastreceived', { topLevel: true, x: 0, y: 400, next: 'classify2', fields: { BROADCAST_OPTION: ['next', 'bNext'] } }),
+        classify2: block('sortwise_classifyCamera', { parent: 'got', next: 'seen2' }),
+        seen2: set('vSeen', 'seen', 'label2', 'glass2', 'classify2'),
+        label2: block('sortwise_label', { parent: 'seen2' }),
+        glass2: set('vGlass', 'glass %', 'conf2', 'runs2', 'seen2'),
+        conf2: block('sortwise_confidenceOf', { parent: 'glass2', inputs: { CLASS: [1, 'menu2'] } }),
+        menu2: menu('conf2'),
+        runs2: block('data_changevariableby', { parent: 'glass2', inputs: { VALUE: [1, [4, '1']] }, fields: { VARIABLE: ['runs', 'vRuns'] } }),
+        hat: block('sortwise_whenLabelBecomes', { topLevel: true, x: 400, y: 0, next: 'count', inputs: { CLASS: [1, 'menu3'] } }),
+        menu3: menu('hat'),
+        count: block('data_changevariableby', { parent: 'hat', inputs: { VALUE: [1, [4, '1']] }, fields: { VARIABLE: ['glass hats', 'vHats'] } }),
+      },
+    }],
+    monitors: [], extensions: ['sortwise'], meta: { semver: '3.0.0', vm: '0.2.0', agent: 'sortwise tests' },
+  };
+  await vm.loadProject(project);
+  vm.start();
+  const stage = vm.runtime.getTargetForStage();
+  const value = (id) => stage.variables[id].value;
+  const runs = async (n) => {
+    const t0 = performance.now();
+    while (Number(value('vRuns')) < n) {
+      if (performance.now() - t0 > 60000) throw new Error(`the project's run ${n} did not end in 60 s (problem: "${value('vProblem')}")`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // the hat is checked on the VM's next frames
+    await new Promise((r) => setTimeout(r, 200));
+  };
+  const out = [];
+  for (const [i, b64] of heldPhotos.entries()) {
+    const img = new Image();
+    img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = 480;
+    canvas.height = 360;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0, 480, 360);
+    frame = ctx.getImageData(0, 0, 480, 360);
+    if (i === 0) vm.greenFlag();
+    else vm.runtime.startHats('event_whenbroadcastreceived', { BROADCAST_OPTION: 'next' });
+    await runs(i + 1);
+    out.push({ label: value('vSeen'), glass: Number(value('vGlass')), hats: Number(value('vHats')) });
+  }
+  vm.quit();
+  return { id: info.id, shape, menus: (info.menus ?? []).map((m) => m.json?.type ?? Object.keys(m).join('/')), out, problem: value('vProblem'), enabled };
 }
 
 /**
@@ -426,6 +549,26 @@ try {
     log(`Scratch extension from another origin (${cors.host} loading ${cors.site}/scratch/sortwise.js, isolated ${isolated}): ${far.out.map((o) => `${o.label} ${o.glass}/${o.metal}`).join(', ')}; "${far.problem}"`);
     check(!isolated && far.out.length === 3 && far.out.every((o, i) => o.label === scratch.out[i].label && Math.abs(o.glass - scratch.out[i].glass) <= 0.1),
       `the extension from another origin answers as from its own: ${JSON.stringify(far.out)} against ${JSON.stringify(scratch.out.slice(0, 3))}; problem "${far.problem}"`);
+
+    // ---- inside Scratch's own VM (npm scratch-vm), on that editor origin: a project using every
+    // block, run by the VM's interpreter, answers as the blocks did under the stand-in ----
+    const real = await context.newPage();
+    real.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR (scratch-vm): ${e.message}`); });
+    await real.goto(`${cors.host}/scratch-vm`);
+    await real.evaluate(readFileSync(scratchVmBundle(), 'utf8'));
+    const again = [...held, ...held.slice(0, 3)]; // the label becomes glass, goes, and comes back
+    const vmRun = await real.evaluate(scratchInVm, { heldPhotos: again.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${cors.site}/scratch/sortwise.js` });
+    await real.close();
+    // how many times the label became glass from something else, photo after photo
+    const expected = again.map((_, i) => scratch.out[i % held.length]);
+    const startsAfter = expected.reduce((acc, o, i) => [...acc, (acc[i - 1] ?? 0) + (o.label === 'glass' && (i === 0 || expected[i - 1].label !== 'glass') ? 1 : 0)], []);
+    log(`Scratch extension in scratch-vm ${SCRATCH_VM.version}: blocks ${vmRun.shape.join(', ')}; photos ${vmRun.out.map((o) => `${o.label} ${o.glass} (hats ${o.hats})`).join(', ')}; problem "${vmRun.problem}"`);
+    check(vmRun.id === 'sortwise' && vmRun.shape.join() === 'sortwise_loadClassifier:command,sortwise_classifyCamera:command,sortwise_label:reporter,sortwise_confidenceOf:reporter,sortwise_whenLabelBecomes:hat,sortwise_problem:reporter' && vmRun.menus.join() === 'sortwise_menu_classes',
+      `scratch-vm makes the extension's blocks: ${vmRun.shape.join(', ')} (menus ${vmRun.menus.join()})`);
+    check(vmRun.out.length === again.length && vmRun.out.every((o, i) => o.label === expected[i].label && Math.abs(o.glass - expected[i].glass) <= 0.1) && vmRun.problem === '' && vmRun.enabled === 1,
+      `the project in scratch-vm reports for each photo what the blocks did under the stand-in: ${JSON.stringify(vmRun.out)} against ${JSON.stringify(expected.map((o) => ({ label: o.label, glass: o.glass })))}`);
+    check(startsAfter.at(-1) > 1 && vmRun.out.every((o, i) => o.hats === startsAfter[i]),
+      `"when label becomes [glass]" started each time the label became glass: ${vmRun.out.map((o) => o.hats).join()} against ${startsAfter.join()}`);
   } finally {
     await cors.stop();
   }
