@@ -38,10 +38,12 @@ import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { DATA, ROOT, freePort } from './serve.mjs';
-import { SCRATCH_VM, scratchVmBundle } from './scratch-vm.mjs';
+import { npmPackage, SCRATCH_BLOCKS, SCRATCH_VM, scratchVmBundle } from './scratch-vm.mjs';
 
 const DIST = resolve(process.env.SORTWISE_DIST || join(ROOT, 'dist'));
 const SUB = '/some/sub/path/';
+const SHOTS = join(ROOT, 'artifacts/screenshots');
+mkdirSync(SHOTS, { recursive: true });
 const PER_CLASS = 8;
 const T0 = Date.now();
 const log = (...a) => console.log(`[dist ${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s]`, ...a);
@@ -298,7 +300,41 @@ async function scratchInVm({ heldPhotos, link, extUrl }) {
     out.push({ label: value('vSeen'), glass: Number(value('vGlass')), hats: Number(value('vHats')) });
   }
   vm.quit();
+  window.sortwiseVm = { vm, info }; // for scratchBlocksPicture
   return { id: info.id, shape, menus: (info.menus ?? []).map((m) => m.json?.type ?? Object.keys(m).join('/')), out, problem: value('vProblem'), enabled };
+}
+
+/**
+ * In the page scratchInVm ran in, with scratch-blocks' bundle loaded (the global Blockly): the
+ * project's scripts drawn as Scratch's editor draws them, the extension's blocks defined from
+ * the JSON the VM made for them (what scratch-gui does on EXTENSION_ADDED) and the scripts from
+ * the VM's own workspace XML (its `workspaceUpdate`). The share link is shortened for the picture.
+ * Returns the number of blocks drawn and the opcodes of the extension's among them.
+ */
+async function scratchBlocksPicture({ media }) {
+  const { vm, info } = window.sortwiseVm;
+  const { Blockly } = window;
+  Blockly.ScratchMsgs?.setLocale?.('en');
+  Blockly.defineBlocksWithJsonArray([...info.blocks.map((b) => b.json).filter(Boolean), ...info.menus.map((m) => m.json)]);
+  const stage = vm.runtime.getTargetForStage();
+  const load = stage.blocks.getBlock('load');
+  stage.blocks.getBlock(load.inputs.LINK.shadow).fields.TEXT.value = 'https://…/#m=…';
+  const div = document.createElement('div');
+  div.id = 'blocks';
+  div.style.cssText = 'width: 980px; height: 560px; background: #f9f9f9';
+  document.body.style.margin = '0';
+  document.body.append(div);
+  // the palette holds the extension's category alone, its blocks as the VM lists them for it
+  const toolbox = `<xml><category name="${info.name}" id="${info.id}" colour="${info.color1}" secondaryColour="${info.color2}">${info.blocks.map((b) => b.xml).join('')}</category></xml>`;
+  const ws = Blockly.inject(div, { media, toolbox, scrollbars: false, trashcan: false, sounds: false, zoom: { startScale: 0.8 }, comments: false });
+  const xml = await new Promise((resolve) => { vm.once('workspaceUpdate', (d) => resolve(d.xml)); vm.emitWorkspaceUpdate(); });
+  Blockly.Xml.clearWorkspaceAndLoadFromXml(Blockly.Xml.textToDom(xml), ws);
+  // the scripts beside the palette, not under it
+  const flyoutRight = div.querySelector('.blocklyFlyout').getBoundingClientRect().right;
+  const left = Math.min(...ws.getTopBlocks().map((b) => b.getSvgRoot().getBoundingClientRect().left));
+  for (const b of ws.getTopBlocks()) b.moveBy((flyoutRight + 24 - left) / ws.scale, 16 / ws.scale);
+  const all = ws.getAllBlocks();
+  return { drawn: all.length, ours: [...new Set(all.map((b) => b.type).filter((t) => t.startsWith('sortwise_')))] };
 }
 
 /**
@@ -558,7 +594,15 @@ try {
     await real.evaluate(readFileSync(scratchVmBundle(), 'utf8'));
     const again = [...held, ...held.slice(0, 3)]; // the label becomes glass, goes, and comes back
     const vmRun = await real.evaluate(scratchInVm, { heldPhotos: again.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${cors.site}/scratch/sortwise.js` });
+    // the picture of docs/SCRATCH.md: the project's scripts as Scratch's editor draws them
+    const blocksDir = npmPackage(SCRATCH_BLOCKS);
+    await real.route('**/scratch-blocks-media/**', (route) => route.fulfill({ path: join(blocksDir, 'media', new URL(route.request().url()).pathname.replace(/^\/scratch-blocks-media\//, '')) }));
+    await real.evaluate(readFileSync(join(blocksDir, 'dist/web/vertical.js'), 'utf8'));
+    const picture = await real.evaluate(scratchBlocksPicture, { media: `${cors.host}/scratch-blocks-media/` });
+    await real.locator('#blocks').screenshot({ path: join(SHOTS, 'scratch-blocks.png') });
     await real.close();
+    log(`scratch-blocks ${SCRATCH_BLOCKS.version} drew ${picture.drawn} blocks (${picture.ours.join(', ')}): ${join(SHOTS, 'scratch-blocks.png')}`);
+    check(picture.ours.filter((t) => !t.includes('_menu_')).length === 6, `scratch-blocks draws the extension's blocks from the VM's definitions: ${picture.ours.join(', ')}`);
     // how many times the label became glass from something else, photo after photo
     const expected = again.map((_, i) => scratch.out[i % held.length]);
     const startsAfter = expected.reduce((acc, o, i) => [...acc, (acc[i - 1] ?? 0) + (o.label === 'glass' && (i === 0 || expected[i - 1].label !== 'glass') ? 1 : 0)], []);
