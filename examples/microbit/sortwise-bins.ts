@@ -1,7 +1,7 @@
 // sortwise → micro:bit: a servo on pin P0 turns to one of four bins.
 // MakeCode (makecode.microbit.org) → New project → JavaScript, paste this file; add the
 // "bluetooth" extension for the Bluetooth half (Project settings: "No Pairing Required"), or
-// delete the last three lines to use USB only. The page sends a line "class,percent" each time
+// delete the Bluetooth part (the last five lines) to use USB only. The page sends a line "class,percent" each time
 // the class it shows changes ("Send predictions to a device" in sortwise's Test step).
 const BINS = ["recyclable", "hazardous", "kitchen", "other"]
 const ANGLES = [0, 60, 120, 180]
