@@ -402,6 +402,25 @@ test('a directory listing its entries out of order reads each one right (the rea
   assert.equal(new Set(inOrder.result.entries.map((e) => e.bytes.buffer)).size, photos.length);
 });
 
+test('a file that stops being readable inside an entry (a USB stick pulled) refuses that entry, and the reading ends', async () => {
+  const big = bytes(600_000, 7); // over SMALL_ENTRY_BYTES: its data is read in its own slices
+  const zip = new Blob([buildZip([deflated('big.jpg', big), stored('ok.jpg', bytes(100, 8))])]);
+  // big.jpg's local header (at 0, 30 bytes and its name) reads; its data (one slice from there) does not
+  const failing = {
+    size: zip.size,
+    slice(a, b) {
+      const part = zip.slice(a, b);
+      return { arrayBuffer: async () => { if (a < 100 && b - a > 100_000) throw new Error('the file could not be read'); return part.arrayBuffer(); } };
+    },
+  };
+  const t = performance.now();
+  const r = await Promise.race([readZipFile(failing), new Promise((_, no) => setTimeout(() => no(new Error('still reading after 5 s')), 5000))]);
+  assert.ok(performance.now() - t < 5000);
+  const s = r.skipped.find((x) => x.name === 'big.jpg');
+  assert.ok(s && /could not be read/.test(s.reason), JSON.stringify(r.skipped));
+  assert.deepEqual(r.entries.map((e) => e.name), ['ok.jpg']);
+});
+
 test('a local header that disagrees with the central directory refuses the entry', async () => {
   const raw = bytes(2000, 14);
   const cases = {

@@ -96,13 +96,13 @@ export function rtcConfig({ iceServers = [], relayOnly = false } = {}) {
   return { iceServers, ...(relayOnly ? { iceTransportPolicy: 'relay' } : {}) };
 }
 
-/** The teacher's side: a connection with its data channel and the offer for the QR code. */
 // The channel is negotiated (the same id on both ends, made by each), not announced in-band:
 // with an announced channel, a phone that sent the moment its end opened lost those messages
-// about one time in twenty in Chromium (the teacher's end open, nothing delivered; seen with
-// host candidates on one machine, tests/e2e/collect.mjs). Both ends must be of this version.
+// about one pairing in twenty in Chromium (both ends open, nothing delivered; host candidates on
+// one machine, tests/e2e/collect-pairing.mjs). Both ends must be of this version.
 const CHANNEL = ['sortwise', { negotiated: true, id: 0, ordered: true }];
 
+/** The teacher's side: a connection with its data channel and the offer for the QR code. */
 export async function makeOffer(config = {}) {
   const pc = new RTCPeerConnection(config);
   const channel = pc.createDataChannel(...CHANNEL);

@@ -397,7 +397,11 @@ async function inflateNative(slice, start, end, f) {
       await writer.write(piece);
     }
     await writer.close();
-  } catch { /* refused, or cancelled past f.usize: `reading` ends too */ }
+  } catch {
+    // refused, cancelled past f.usize, or the archive could not be read: the stream is ended
+    // so that `reading` ends too
+    writer.abort().catch(() => {});
+  }
   try {
     await reading;
   } catch {

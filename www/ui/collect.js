@@ -111,9 +111,9 @@ async function acceptCode(text) {
   const p = pending;
   if (!p) return false;
   pending = null;
-  // Listening before the answer is applied: the channel can open, and the phone's hello arrive,
-  // before setRemoteDescription's promise settles on a busy page, and a message with no listener
-  // is lost (the phone's first batch then came "before the phone said who it is").
+  // Listening before the answer is applied, so that nothing the phone sends can find no listener,
+  // whatever order the browser settles the answer and opens the channel in (a message dispatched
+  // before a listener is added is lost).
   receive(p.channel, p.pc);
   try {
     await acceptAnswer(p.pc, a.answer);
