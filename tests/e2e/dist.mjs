@@ -129,6 +129,21 @@ async function predict(page, file) {
   return (await page.locator('#test-label').textContent()).trim();
 }
 
+/** In a page: `window.cameraFrame(base64 JPEG)`, the photo as a 480×360 frame of Scratch's camera (ImageData). */
+function installCameraFrame() {
+  window.cameraFrame = async (b64) => {
+    const img = new Image();
+    img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = 480;
+    canvas.height = 360;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0, 480, 360);
+    return ctx.getImageData(0, 0, 480, 360);
+  };
+}
+
 /**
  * In a page: the Scratch extension at `extUrl`, loaded as TurboWarp loads an unsandboxed one (a
  * <script> by URL with the global Scratch API), under a stand-in of that API whose camera
@@ -162,15 +177,7 @@ async function scratchInPage({ heldPhotos, link, extUrl }) {
   const direct = window.sortwiseExample?.classifier;
   const out = [];
   for (const b64 of heldPhotos) {
-    const img = new Image();
-    img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
-    await img.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = 480;
-    canvas.height = 360;
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(img, 0, 0, 480, 360);
-    frame = ctx.getImageData(0, 0, 480, 360);
+    frame = await window.cameraFrame(b64);
     await ext.classifyCamera();
     const label = ext.label();
     const other = ext.classMenu().find((l) => l !== label && l !== 'unsure');
@@ -285,15 +292,7 @@ async function scratchInVm({ heldPhotos, link, extUrl }) {
   };
   const out = [];
   for (const [i, b64] of heldPhotos.entries()) {
-    const img = new Image();
-    img.src = URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' }));
-    await img.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = 480;
-    canvas.height = 360;
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(img, 0, 0, 480, 360);
-    frame = ctx.getImageData(0, 0, 480, 360);
+    frame = await window.cameraFrame(b64);
     if (i === 0) vm.greenFlag();
     else vm.runtime.startHats('event_whenbroadcastreceived', { BROADCAST_OPTION: 'next' });
     await runs(i + 1);
@@ -554,6 +553,7 @@ try {
   // ---- the Scratch extension (scratch/sortwise.js), loaded as TurboWarp loads an unsandboxed
   // one (a <script> by URL, with the global Scratch API), under a stand-in of that API whose
   // camera (Scratch's video provider) hands out the held-out photos as 480×360 frames ----
+  await sketch.evaluate(installCameraFrame);
   const scratch = await sketch.evaluate(scratchInPage, { heldPhotos: held.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${base}scratch/sortwise.js` });
   const pctOf = (r, l) => Math.round(r.probs.find((x) => x.label === l).p * 1000) / 10;
   const blocksAsPackage = scratch.out.filter((o) => o.label === (o.direct.unsure ? 'unsure' : o.direct.label)
@@ -579,6 +579,7 @@ try {
     const tw = await context.newPage();
     tw.on('pageerror', (e) => { pageErrors.push(e.message); log(`PAGE ERROR (TurboWarp stand-in): ${e.message}`); });
     await tw.goto(`${cors.host}/editor`);
+    await tw.evaluate(installCameraFrame);
     const far = await tw.evaluate(scratchInPage, { heldPhotos: held.slice(0, 3).map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${cors.site}/scratch/sortwise.js` });
     const isolated = await tw.evaluate(() => self.crossOriginIsolated);
     await tw.close();
@@ -593,6 +594,7 @@ try {
     await real.goto(`${cors.host}/scratch-vm`);
     await real.evaluate(readFileSync(scratchVmBundle(), 'utf8'));
     const again = [...held, ...held.slice(0, 3)]; // the label becomes glass, goes, and comes back
+    await real.evaluate(installCameraFrame);
     const vmRun = await real.evaluate(scratchInVm, { heldPhotos: again.map((h) => h.buffer.toString('base64')), link: shareLink, extUrl: `${cors.site}/scratch/sortwise.js` });
     // the picture of docs/SCRATCH.md: the project's scripts as Scratch's editor draws them
     const blocksDir = npmPackage(SCRATCH_BLOCKS);
