@@ -278,17 +278,25 @@ async function scratchInVm({ heldPhotos, link, extUrl }) {
     monitors: [], extensions: ['sortwise'], meta: { semver: '3.0.0', vm: '0.2.0', agent: 'sortwise tests' },
   };
   await vm.loadProject(project);
+  // the VM's frames, counted: an edge-activated hat is checked once a frame
+  let frames = 0;
+  const step = vm.runtime._step.bind(vm.runtime);
+  vm.runtime._step = () => { frames += 1; step(); };
   vm.start();
   const stage = vm.runtime.getTargetForStage();
   const value = (id) => stage.variables[id].value;
-  const runs = async (n) => {
+  const until = async (done, what) => {
     const t0 = performance.now();
-    while (Number(value('vRuns')) < n) {
-      if (performance.now() - t0 > 60000) throw new Error(`the project's run ${n} did not end in 60 s (problem: "${value('vProblem')}")`);
+    while (!done()) {
+      if (performance.now() - t0 > 60000) throw new Error(`${what} not within 60 s (problem: "${value('vProblem')}")`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    // the hat is checked on the VM's next frames
-    await new Promise((r) => setTimeout(r, 200));
+  };
+  const runs = async (n) => {
+    await until(() => Number(value('vRuns')) >= n, `the project's run ${n} ended`);
+    // five more frames: the hat has seen the new label, and its script has run
+    const at = frames;
+    await until(() => frames >= at + 5, 'five frames of the VM');
   };
   const out = [];
   for (const [i, b64] of heldPhotos.entries()) {
