@@ -7,7 +7,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './serve.mjs';
@@ -41,7 +41,7 @@ export function npmPackage(pkg) {
     if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(join(dir, '..'), { recursive: true });
-    renameSync(join(tmp, 'package'), dir);
+    cpSync(join(tmp, 'package'), dir, { recursive: true }); // not rename: /tmp may be another file system
     return dir;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
