@@ -47,7 +47,7 @@ function build(name, source, deps) {
     writeFileSync(join(dir, 'main.ts'), source);
     writeFileSync(join(dir, 'pxt.json'), JSON.stringify({ name, dependencies: Object.fromEntries(deps.map((d) => [d, '*'])), files: ['main.ts'], preferredEditor: 'tsprj' }));
     const install = pxt(dir, ['install']);
-    if (install.status !== 0) return { ok: false, out: install.out };
+    if (install.status !== 0) return { ok: false, out: install.out, hex: null, used: [] };
     const b = pxt(dir, ['build']);
     const hexPath = join(dir, 'built/binary.hex');
     const used = Object.keys(JSON.parse(readFileSync(join(dir, 'pxt.json'), 'utf8')).dependencies);
@@ -57,7 +57,7 @@ function build(name, source, deps) {
   }
 }
 
-/** Whether `hex` is Intel HEX whose every record's checksum holds, and its size. */
+/** Whether `hex` is Intel HEX whose every record's checksum holds, and how many records it has. */
 function intelHex(hex) {
   const lines = hex.split(/\r?\n/).filter(Boolean);
   const good = lines.every((l) => {
