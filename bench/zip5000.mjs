@@ -15,10 +15,14 @@
 //    Trainer of pkg-cpu-relaxed/ in a dedicated worker (bench/browser-worker.js, as
 //    bench/browser.mjs), `addImages` of 8 photos of one class at a time over ENGINE_PHOTOS of the
 //    zip's photos, with the thumbnails and embeddings read back as www/engine/worker.js does.
-// 3. The drop: a fresh page (its own browser context, so empty storage), the zip dropped on it as
+// 3. The drop: a fresh page in a Chromium of its own with a new profile on disk (empty storage,
+//    and IndexedDB on disk as in a user's browser: an incognito context, playwright's
+//    `browser.newContext()`, keeps IndexedDB in the browser process's memory, ~23 KB a photo
+//    here, which a normal profile does not; measured 2026-12-07), the zip dropped on it as
 //    a file from disk (a DataTransfer holding the File of an <input type=file>, the event
 //    intake.mjs sends); photos/s from the drop to the 5,000th photo in the project.
-// 4. Memory: the resident memory of every Chromium process (the browser's whole process tree),
+// 4. Memory: the resident memory of every Chromium process (the browser's whole process tree;
+//    each step runs in its own Chromium, closed before the next, so only the one measured runs),
 //    summed, every 500 ms from the start: the sum of RSS (what the issue asks; counts shared
 //    pages once per process) and of PSS (shared pages split between their processes).
 // 5. A reload in the middle: another fresh page, the zip dropped, reloaded once RELOAD_AT photos
@@ -32,10 +36,12 @@
 //      run), DOCS=1, ZIP_ONLY=1 (make the zip, measure nothing).
 
 import { execSync } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Zip, ZipDeflate } from 'fflate';
+import { chromium } from 'playwright-core';
 import { launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -261,7 +267,8 @@ class MemorySampler {
 
 // ---- the engine's own throughput ---------------------------------------------------------------
 
-async function engineThroughput(browser, base) {
+async function engineThroughput(base) {
+  const browser = await launchChromium();
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => log('engine page error:', e.message));
@@ -282,16 +289,17 @@ async function engineThroughput(browser, base) {
     const cpu0 = chromiumCpu();
     const r = await call('embedStream', { urls, batch: 8, warmup: 2 });
     const cpu = cpuSpent(cpu0, chromiumCpu());
-    return { pkg: init.pkg, threads: init.threads, photos: r.photos, imgPerS: r.imgPerS, medianBatchMs: r.medianMs, wasmMemory: r.memory, cpuSeconds: cpu };
+    return { pkg: init.pkg, threads: init.threads, photos: r.photos, imgPerS: r.imgPerS, medianBatchMs: r.medianMs, wasmMemory: r.memory, cpuSeconds: cpu, chromium: browser.version() };
   } finally {
-    await context.close();
+    await browser.close();
   }
 }
 
 // ---- the page ----------------------------------------------------------------------------------
 
 async function openApp(context, base) {
-  const page = await context.newPage();
+  // the tab the profile opened with (another tab would be another renderer in the figures)
+  const page = context.pages()[0] ?? await context.newPage();
   page.on('pageerror', (e) => log('page error:', e.message));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log('console error:', m.text()); });
   await page.goto(`${base}/www/?device=cpu`);
@@ -333,8 +341,19 @@ async function waitPhotos(page, n, { timeoutS = 3600, onTick = () => {} } = {}) 
   }
 }
 
-async function fullDrop(browser, base, mem) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+/** A Chromium of its own with a new profile on disk, as a user's browser (see 3. above); `close()` also deletes the profile. */
+async function userBrowser() {
+  const dir = mkdtempSync(join(tmpdir(), 'sortwise-zip5000-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+    viewport: { width: 1280, height: 800 },
+  });
+  return { context, close: async () => { await context.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function fullDrop(base, mem) {
+  const { context, close } = await userBrowser();
   try {
     const page = await openApp(context, base);
     const st = await page.evaluate(() => window.sortwiseDebug.state);
@@ -375,12 +394,12 @@ async function fullDrop(browser, base, mem) {
     };
   } finally {
     mem.phase = 'after drop';
-    await context.close();
+    await close();
   }
 }
 
-async function reloadRun(browser, base, mem) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+async function reloadRun(base, mem) {
+  const { context, close } = await userBrowser();
   try {
     const page = await openApp(context, base);
     mem.phase = 'reload';
@@ -397,45 +416,46 @@ async function reloadRun(browser, base, mem) {
     return { reloadAt: before, restored, lost, restoreS, allowed: ZIP_BATCH, met: lost <= ZIP_BATCH };
   } finally {
     mem.phase = 'after reload';
-    await context.close();
+    await close();
   }
 }
 
 // ---- the run -----------------------------------------------------------------------------------
 
 const server = await serveRepo('/www/index.html');
-const browser = await launchChromium();
-const out = { chromium: browser.version(), n: N, size: `${W}x${H}`, errors: [] };
+const out = { chromium: null, n: N, size: `${W}x${H}`, errors: [] };
 let mem = null;
 try {
-  if (!existsSync(ZIP) || !existsSync(SAMPLE) || readdirSync(SAMPLE).length < Math.min(N, ENGINE_PHOTOS)) await makeZip(browser);
-  else log(`zip: ${ZIP} (cached)`);
+  if (!existsSync(ZIP) || !existsSync(SAMPLE) || readdirSync(SAMPLE).length < Math.min(N, ENGINE_PHOTOS)) {
+    const browser = await launchChromium();
+    try { await makeZip(browser); } finally { await browser.close(); }
+  } else log(`zip: ${ZIP} (cached)`);
   if (process.env.ZIP_ONLY === '1') throw new Error('ZIP_ONLY=1: the zip is made, nothing measured');
   for (const need of ['pkg-cpu-relaxed/sortwise_bg.wasm', 'www/weights/efficientnet_lite0.safetensors']) {
     if (!existsSync(join(ROOT, need))) throw new Error(`${need} is missing: run ./run serve first`);
   }
   mem = new MemorySampler();
   log('engine throughput (before the drops)');
-  out.engineBefore = await engineThroughput(browser, server.base);
+  out.engineBefore = await engineThroughput(server.base);
+  out.chromium = out.engineBefore.chromium;
   log(`engine: ${out.engineBefore.imgPerS.toFixed(2)} photos/s`);
   mem.phase = 'idle';
   await new Promise((r) => setTimeout(r, 1000));
   out.idleMemory = mem.last;
-  out.drop = await fullDrop(browser, server.base, mem);
+  out.drop = await fullDrop(server.base, mem);
   log(`drop: ${out.drop.photos} photos in ${out.drop.seconds.toFixed(1)} s, ${out.drop.imgPerS.toFixed(2)} photos/s`);
   if (RELOAD_AT > 0) {
-    out.reload = await reloadRun(browser, server.base, mem);
+    out.reload = await reloadRun(server.base, mem);
     log(`reload at ${out.reload.reloadAt}: ${out.reload.restored} restored (${out.reload.lost} lost), restore ${out.reload.restoreS.toFixed(1)} s`);
   }
   mem.phase = 'engine after';
-  out.engineAfter = await engineThroughput(browser, server.base);
+  out.engineAfter = await engineThroughput(server.base);
   log(`engine after: ${out.engineAfter.imgPerS.toFixed(2)} photos/s`);
 } catch (e) {
   out.errors.push(e.message);
   log('FAILED:', e.stack || e.message);
 } finally {
   mem?.stop();
-  await browser.close();
   server.stop();
 }
 
@@ -467,7 +487,8 @@ if (out.targets) {
 Machine: ${cpu}, ${cores} cores; Chromium ${out.chromium} headless. Command: \`node bench/zip5000.mjs\`
 (the page at \`/www/?device=cpu\`, EfficientNet-Lite0, ${d.engine?.wasmPackage} on ${d.engine?.threads} threads; a zip of
 ${N} photos of ${out.size} (${(d.zipBytes / MB).toFixed(0)} MB, deflated, ${CLASSES.length} class folders) made from
-trashnet-mini's train/ photos, dropped on a fresh page).
+trashnet-mini's train/ photos, dropped on a fresh page in a Chromium of its own with a new profile on disk; the engine's
+own figure in another Chromium, closed before the drop).
 
 | | figure | target | |
 |---|---|---|---|
