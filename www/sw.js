@@ -32,6 +32,7 @@ const SHELL = [
   './project/settings.js',
   './project/ownership.js',
   './ui/dom.js',
+  './ui/repaint.js',
   './ui/status.js',
   './ui/topbar.js',
   './ui/classes.js',

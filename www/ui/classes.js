@@ -6,6 +6,7 @@ import { $, el, thumbUrl } from './dom.js';
 import { clearError, showError } from './status.js';
 import { openCamera } from './intake.js';
 import { offerUndo } from './save.js';
+import { soon } from './repaint.js';
 
 // A class of hundreds of photos: the card renders THUMB_PAGE thumbnails and then more as its
 // sentinel (the last grid cell) scrolls into view, so a 500-photo class does not build 500 <img>
@@ -25,6 +26,17 @@ const thumbObserver = typeof IntersectionObserver === 'function'
     }
   }, { rootMargin: '200px' })
   : null;
+
+// A card whose thumbnails are all rendered gets a photo streaming in as a new count and a
+// sentinel observed again (in view, it renders the next page), not before the next repaint.
+function refreshCard(label) {
+  const card = cardFor(label);
+  const c = project.classOf(label);
+  if (!card || !c) return;
+  const sentinel = card.querySelector('.thumbs > .thumb-more');
+  if (thumbObserver && sentinel) { thumbObserver.unobserve(sentinel); thumbObserver.observe(sentinel); }
+  updateCardCount(card, c);
+}
 
 function countText(n) { return n === 1 ? t('image1') : t('images', { n }); }
 
@@ -66,7 +78,7 @@ function appendThumb(rec) {
   const shown = renderedThumbs(thumbs);
   const sentinel = thumbs.querySelector(':scope > .thumb-more');
   if (shown === c.keys.length - 1 && shown < THUMB_PAGE) thumbs.insertBefore(thumbFigure(rec), sentinel);
-  else if (thumbObserver && sentinel) { thumbObserver.unobserve(sentinel); thumbObserver.observe(sentinel); }
+  else if (thumbObserver && sentinel) { soon(`card ${rec.label}`, () => refreshCard(rec.label)); return; }
   else showMoreThumbs(card);
   updateCardCount(card, c);
 }

@@ -9,6 +9,7 @@ import { Camera } from '../camera.js';
 import { isContributionZip, mergeContributionFiles } from './collect.js';
 import { $, el } from './dom.js';
 import { showError, status, setNotice } from './status.js';
+import { flush, soon } from './repaint.js';
 
 let project = null;
 
@@ -49,7 +50,14 @@ export function renderSkipped() {
   $('skipped').hidden = skipped.length === 0;
 }
 
-function renderEmbedProgress({ shown, done, total, text }) {
+// The bar shows and hides at once; in between it moves with the page's other live updates.
+function renderEmbedProgress(p) {
+  if (p.shown && !$('embed-progress').hidden) { soon('progress', () => drawEmbedProgress(p)); return; }
+  if (!p.shown) flush(); // the add ended: what waits (the cards' counts) is shown now, before the bar hides
+  drawEmbedProgress(p);
+}
+
+function drawEmbedProgress({ shown, done, total, text }) {
   const row = $('embed-progress');
   row.hidden = !shown;
   if (!shown) return;

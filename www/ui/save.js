@@ -6,6 +6,7 @@ import { t, getLang } from '../i18n.js';
 import { autosaveProject, exportProject, importProject, persistStorage, undoReplace, QuotaError } from '../project/persist.js';
 import { $, download, onFilePicked, stamp } from './dom.js';
 import { clearError, setNotice, showError, status } from './status.js';
+import { soon } from './repaint.js';
 
 let project = null;
 let autosave = null;
@@ -29,7 +30,7 @@ export function createAutosave(p) {
   autosave = autosaveProject(project, {
     onSaved: () => {
       lastSavedAt = new Date();
-      renderSaveStatus();
+      soon('save-status', renderSaveStatus); // saved twice a second during a long add
       document.body.dataset.saved = String(Date.now());
       if (persistent === null && autosave.saves === 1) {
         persistStorage().then((v) => { persistent = v; renderSaveStatus(); });

@@ -156,7 +156,8 @@ export function bindTraining(p) {
   const on = (type, fn) => project.addEventListener(type, (ev) => fn(ev.detail));
   on('settings', renderSettings);
   on('training', ({ on: training }) => setTraining(training));
-  on('stale', () => { $('train-stale').hidden = !project.stale; });
+  // once per engine batch while photos stream in: the attribute is only written when it changes
+  on('stale', () => { if ($('train-stale').hidden === project.stale) $('train-stale').hidden = !project.stale; });
   on('history', ({ history }) => showHistory(history));
   on('replaced', () => {
     $('train-stale').hidden = !project.stale;
