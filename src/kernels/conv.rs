@@ -317,7 +317,8 @@ mod tests {
     /// column blocks (with a ragged last one) and of less than one, and ResNet's 1×1/2
     /// downsample (im2col); batches that split across column
     /// blocks (1,000+ columns per image) and blocks that span several images (7×7 outputs);
-    /// each activation, with and without a residual added before it.
+    /// batch-1 1×1 convs whose output channels are split among tasks; each activation, with
+    /// and without a residual added before it.
     #[test]
     fn matches_burn_convolution() {
         use Activation::*;
@@ -356,6 +357,20 @@ mod tests {
                 true,
             ),
             (conv(24, 48, 1, 1, [0, 0, 0, 0]), [3, 24, 7, 7], Relu, true),
+            // Batch 1 on planes of one block: the output channels split among tasks on a
+            // pool of several threads (`pointwise::rows_per_task`), the last part ragged.
+            (
+                conv(24, 100, 1, 1, [0, 0, 0, 0]),
+                [1, 24, 7, 7],
+                Relu6,
+                true,
+            ),
+            (
+                conv(48, 72, 1, 1, [0, 0, 0, 0]),
+                [1, 48, 14, 14],
+                Identity,
+                false,
+            ),
             (
                 conv(48, 24, 1, 1, [0, 0, 0, 0]),
                 [2, 48, 14, 14],

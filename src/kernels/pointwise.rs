@@ -14,7 +14,7 @@
 
 use super::geometry::{Geometry, Operands};
 use super::matmul::{SharedMut, gemm_strided};
-use crate::parallel::par_each;
+use crate::parallel::{par_each, threads};
 
 /// Output pixels of one block: `c_out × BLOCK_COLS` floats stay within L2 for every backbone's
 /// widths (1,152 × 256 × 4 B = 1.2 MB at the widest), and a GEMM this wide runs at speed.
@@ -29,35 +29,58 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && (g.oh, g.ow) == (g.h, g.w)
 }
 
+/// Output channels one task computes: all of them, unless the images' pixel blocks are too few
+/// tasks to keep every thread busy. At batch 1 the 14×14 and 7×7 stages are one block each, so
+/// one thread did all of their 1×1 convolutions (most of EfficientNet-Lite0's and ResNet-50's
+/// multiply-adds there) while the other waited; their output channels are then split, into
+/// enough parts for 4 tasks a thread (slack for a thread the system takes away for a moment),
+/// each a multiple of 16 rows and at least 32, so that the GEMM's microkernel still runs whole.
+fn rows_per_task(c_out: usize, tasks: usize, threads: usize) -> usize {
+    let want = 4 * threads;
+    if threads <= 1 || tasks >= want {
+        return c_out;
+    }
+    let parts = want.div_ceil(tasks);
+    c_out
+        .div_ceil(parts)
+        .next_multiple_of(16)
+        .max(32)
+        .min(c_out)
+}
+
 /// NCHW `input`, `[C_out, C_in, 1, 1]` `weight` -> NCHW `act(conv + bias + residual)`.
 pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let plane = g.h * g.w;
     let blocks = plane.div_ceil(BLOCK_COLS);
+    let rows = rows_per_task(g.c_out, g.batch * blocks, threads());
+    let parts = g.c_out.div_ceil(rows);
     let mut out = vec![0f32; g.batch * g.c_out * plane];
     let dst = SharedMut(out.as_mut_ptr());
-    par_each(g.batch * blocks, |task| {
+    par_each(g.batch * blocks * parts, |task| {
         // The whole wrapper, not its field, so that the closure is Sync.
         let dst = &dst;
-        let (image, col) = (task / blocks, task % blocks * BLOCK_COLS);
+        let (image, rest) = (task / (blocks * parts), task % (blocks * parts));
+        let col = rest / parts * BLOCK_COLS;
+        let channels = rest % parts * rows..((rest % parts + 1) * rows).min(g.c_out);
         let n = BLOCK_COLS.min(plane - col);
         let base = image * g.c_out * plane + col;
-        // SAFETY: each task writes only columns `col..col + n` of its image's `c_out` rows, a
+        // SAFETY: each task writes only columns `col..col + n` of its image's rows `channels`, a
         // region no other task touches; `out` outlives the tasks (par_each returns after all).
         let row =
             |co: usize| unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
-        for co in 0..g.c_out {
+        for co in channels.clone() {
             let b = op.bias.map_or(0.0, |b| b[co]);
             let row = row(co);
             op.start(row, base + co * plane, b);
         }
-        // SAFETY: dst is this task's `c_out × n` block (row stride `plane`) described above;
-        // the weight is `[c_out, c_in]` and the input block `[c_in, n]` with row stride `plane`,
-        // both inside their slices (`input.len() == batch·c_in·plane`).
+        // SAFETY: dst is this task's `channels × n` block (row stride `plane`) described above;
+        // the weight's rows `channels` are `[channels, c_in]` and the input block `[c_in, n]`
+        // with row stride `plane`, all inside their slices (`input.len() == batch·c_in·plane`).
         unsafe {
             gemm_strided(
-                [g.c_out, n, g.c_in],
-                (dst.0.add(base), plane),
-                (op.weight.as_ptr(), 1, g.c_in),
+                [channels.len(), n, g.c_in],
+                (dst.0.add(base + channels.start * plane), plane),
+                (op.weight.as_ptr().add(channels.start * g.c_in), 1, g.c_in),
                 (
                     op.input.as_ptr().add(image * g.c_in * plane + col),
                     1,
@@ -67,9 +90,30 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
                 true,
             );
         }
-        for co in 0..g.c_out {
+        for co in channels {
             op.act.apply_slice(row(co));
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_per_task;
+
+    #[test]
+    fn channels_are_split_only_when_blocks_are_too_few() {
+        // enough blocks (batch 8 at 14×14): one task per block, all channels
+        assert_eq!(rows_per_task(672, 8, 2), 672);
+        // one thread: never split
+        assert_eq!(rows_per_task(672, 1, 1), 672);
+        // batch 1 at 7×7 on 2 threads: 8 parts of a multiple of 16 rows
+        assert_eq!(rows_per_task(1152, 1, 2), 144);
+        assert_eq!(1152usize.div_ceil(144), 8);
+        // narrow layers keep at least 32 rows a task
+        assert_eq!(rows_per_task(80, 1, 2), 32);
+        assert_eq!(rows_per_task(16, 1, 2), 16);
+        // 4 blocks on 2 threads: 2 parts
+        assert_eq!(rows_per_task(480, 4, 2), 240);
+    }
 }
