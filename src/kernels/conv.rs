@@ -4,7 +4,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::{Tensor, TensorData};
 
 use super::Activation;
-use super::geometry::{Geometry, Operands};
+use super::geometry::{Geometry, Operands, flex, values};
 use super::matmul::gemm_rows;
 use super::scratch::Scratch;
 use super::{depthwise, pointwise, winograd};
@@ -42,23 +42,15 @@ pub fn conv2d_add(
         );
     }
     let device = x.device();
-    let input = x.into_data();
-    let weight = conv.weight.val().into_data();
-    let bias = conv.bias.as_ref().map(|b| b.val().into_data());
-    let residual = residual.map(Tensor::into_data);
-    let (Ok(input), Ok(weight)) = (input.as_slice::<f32>(), weight.as_slice::<f32>()) else {
-        unreachable!("Geometry::for_cpu only accepts f32 tensors")
-    };
-    let bias = bias.as_ref().and_then(|b| b.as_slice::<f32>().ok());
-    let residual = residual.as_ref().map(|r| {
-        r.as_slice::<f32>()
-            .expect("the residual is an f32 CPU tensor like the input")
-    });
+    let input = flex(x);
+    let weight = flex(conv.weight.val());
+    let bias = conv.bias.as_ref().map(|b| flex(b.val()));
+    let residual = residual.map(flex);
     let op = Operands {
-        input,
-        weight,
-        bias,
-        residual,
+        input: values(&input),
+        weight: values(&weight),
+        bias: bias.as_ref().map(values),
+        residual: residual.as_ref().map(values),
         act,
     };
     let out = if g.depthwise {

@@ -11,7 +11,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Tensor, TensorData};
 
-use super::geometry::plain_cpu_f32;
+use super::geometry::{flex, plain_cpu_f32, values};
 use crate::parallel::par_rows;
 
 /// `pool.forward(x)`, on this module's kernel when `x` is a plain CPU f32 tensor and the pool
@@ -24,10 +24,8 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
         return pool.forward(x);
     };
     let device = x.device();
-    let input = x.into_data();
-    let Ok(input) = input.as_slice::<f32>() else {
-        unreachable!("plain_cpu_f32 only accepts f32 tensors")
-    };
+    let input = flex(x);
+    let input = values(&input);
     let [n, c, h, w] = p.input;
     let (oh, ow) = p.output();
     let mut out = vec![0f32; n * c * oh * ow];
