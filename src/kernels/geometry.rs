@@ -1,6 +1,8 @@
 //! The shape of one CPU convolution call, and which calls these kernels can describe at all;
 //! which of them a kernel takes (the rest stay with burn's convolution) is `conv.rs`'s choice.
 
+use std::mem::MaybeUninit;
+
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::nn::PaddingConfig2d;
@@ -30,6 +32,22 @@ impl Operands<'_> {
                 out.iter_mut().zip(r).for_each(|(o, &r)| *o = r + bias);
             }
             None => out.fill(bias),
+        }
+    }
+
+    /// [`Operands::start`] on values not written yet: an output a kernel fills whole needs no
+    /// zeros first (zeroing 1×1 outputs was ~3.5% of a native Lite0 forward, in memset).
+    pub fn start_uninit(&self, out: &mut [MaybeUninit<f32>], at: usize, bias: f32) {
+        match self.residual {
+            Some(r) => {
+                let r = &r[at..at + out.len()];
+                out.iter_mut().zip(r).for_each(|(o, &r)| {
+                    o.write(r + bias);
+                });
+            }
+            None => out.iter_mut().for_each(|o| {
+                o.write(bias);
+            }),
         }
     }
 }

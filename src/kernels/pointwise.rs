@@ -12,6 +12,8 @@
 //! images first (the im2col path of `conv.rs`, which does that for 3×3 convolutions) measured no
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
+use std::mem::MaybeUninit;
+
 use super::geometry::{Geometry, Operands};
 use super::matmul::{SharedMut, gemm_strided};
 use crate::parallel::{par_each, threads};
@@ -54,7 +56,8 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let blocks = plane.div_ceil(BLOCK_COLS);
     let rows = rows_per_task(g.c_out, g.batch * blocks, threads());
     let parts = g.c_out.div_ceil(rows);
-    let mut out = vec![0f32; g.batch * g.c_out * plane];
+    let len = g.batch * g.c_out * plane;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = SharedMut(out.as_mut_ptr());
     par_each(g.batch * blocks * parts, |task| {
         // The whole wrapper, not its field, so that the closure is Sync.
@@ -65,13 +68,20 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
         let n = BLOCK_COLS.min(plane - col);
         let base = image * g.c_out * plane + col;
         // SAFETY: each task writes only columns `col..col + n` of its image's rows `channels`, a
-        // region no other task touches; `out` outlives the tasks (par_each returns after all).
+        // region no other task touches, inside `out`'s capacity; `out` outlives the tasks
+        // (par_each returns after all). `row` is used once `start_uninit` wrote the row.
         let row =
             |co: usize| unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
         for co in channels.clone() {
             let b = op.bias.map_or(0.0, |b| b[co]);
-            let row = row(co);
-            op.start(row, base + co * plane, b);
+            // SAFETY: as above, the row's values as not written yet.
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(
+                    dst.0.add(base + co * plane).cast::<MaybeUninit<f32>>(),
+                    n,
+                )
+            };
+            op.start_uninit(row, base + co * plane, b);
         }
         // SAFETY: dst is this task's `channels × n` block (row stride `plane`) described above;
         // the weight's rows `channels` are `[channels, c_in]` and the input block `[c_in, n]`
@@ -94,6 +104,9 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
             op.act.apply_slice(row(co));
         }
     });
+    // SAFETY: the tasks wrote all `len` values: together they cover every channel of every
+    // column block of every image, each value first by `start_uninit`.
+    unsafe { out.set_len(len) };
     out
 }
 
