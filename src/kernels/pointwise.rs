@@ -74,7 +74,7 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
             |co: usize| unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
         for co in channels.clone() {
             let b = op.bias.map_or(0.0, |b| b[co]);
-            // SAFETY: as above, the row's values as not written yet.
+            // SAFETY: as above; the row's values, not written yet.
             let row = unsafe {
                 std::slice::from_raw_parts_mut(
                     dst.0.add(base + co * plane).cast::<MaybeUninit<f32>>(),

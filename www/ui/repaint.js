@@ -20,5 +20,11 @@ export function flush() {
   timer = null;
   const updates = [...waiting.values()];
   waiting.clear();
-  for (const update of updates) update();
+  for (const update of updates) {
+    try {
+      update();
+    } catch (e) {
+      console.error(e); // one view's failure leaves the others drawn
+    }
+  }
 }
