@@ -7,7 +7,9 @@
 //   sortwise pkg/ (single-threaded), pkg-cpu-relaxed/ on a pool of 1,
 //   ORT-web on 1 thread, LiteRT.js on 1 thread (its single-threaded wasm).
 // sortwise's figure is bench/browser-worker.js's `embed8`: `addImages` of the 8 photos at once
-// (decoding and resizing included), and of 1 photo for batch 1; ORT and LiteRT get ready random
+// (decoding and resizing included), and of 1 photo for batch 1; with batch 1 also its forward pass
+// alone (`forward1`: predictPixels on a 224×224 frame, after a head trained on a few synthetic
+// embeddings: no JPEG decoding, no resize), rows with `forward: true`; ORT and LiteRT get ready random
 // tensors (NCHW for ORT, NHWC for LiteRT: the .tflite files are onnx2tf's conversions of the same
 // ONNX files, batch fixed at 8 and at 1). Each: one warm-up, then RUNS8 (batch 8) or RUNS1
 // (batch 1) timed calls, the median. Also, once: LiteRT.js's output on the input
@@ -96,11 +98,20 @@ try {
     try {
       const calls = [['init', { pkg, threads }], ['create', { arch, weightsUrl: WEIGHTS[arch], device: 'cpu' }]];
       for (const b of BATCHES) calls.push(['embed8', { urls: urls.slice(0, b), n: RUNS[b] }]);
-      const [init, create, ...byBatch] = await inWorker('/bench/browser-worker.js', 'module', calls);
+      const forward = BATCHES.includes(1);
+      if (forward) calls.push(['head', { n: 64, classes: 2, epochs: 1 }], ['forward1', { n: RUNS[1] }]);
+      const [init, create, ...results] = await inWorker('/bench/browser-worker.js', 'module', calls);
+      const byBatch = results.slice(0, BATCHES.length);
+      const threadsUsed = init.threads;
       for (const r of byBatch) {
-        const threadsUsed = init.threads;
         out.sortwise.push({ arch, round, pkg, threads: threadsUsed, batch: r.batch, imgPerS: r.imgPerS, medianMs: r.medianMs, ms: r.ms, warmupMs: r.warmupMs, createMs: create.createMs });
         log(`sortwise ${pkg}/ ${arch} ${threadsUsed}t: ${fmt(r)}`);
+      }
+      if (forward) {
+        const r = { ...results[results.length - 1], batch: 1 };
+        r.imgPerS = 1000 / r.medianMs;
+        out.sortwise.push({ arch, round, pkg, threads: threadsUsed, batch: 1, forward: true, imgPerS: r.imgPerS, medianMs: r.medianMs, ms: r.ms });
+        log(`sortwise ${pkg}/ ${arch} ${threadsUsed}t, forward pass alone: ${fmt(r)}`);
       }
     } catch (e) { fail(`sortwise ${pkg} ${arch}`, e); }
   };

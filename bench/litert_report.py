@@ -33,9 +33,9 @@ def main():
         m = median(vals)
         return m, (f"{fmt(m)} ({', '.join(fmt(v) for v in vals)})" if vals else "—")
 
-    def pick(engine, arch, batch, t, pkg=None):
+    def pick(engine, arch, batch, t, pkg=None, forward=False):
         return [r for r in run[engine] if r["arch"] == arch and r["batch"] == batch and r["threads"] == t
-                and (pkg is None or r.get("pkg") == pkg)]
+                and (pkg is None or r.get("pkg") == pkg) and bool(r.get("forward")) == forward]
 
     print(f"Processor: {cpu} ({threads} cores as Chromium reports them); Chromium {run.get('chromium')}; "
           f"{run.get('rounds')} rounds; images/s: median of the rounds (each round's figure); "
@@ -63,6 +63,24 @@ def main():
                     **{f"{b} / litert": (sw[b][0] / l[0]) if sw[b][0] and l[0] else None for b in builds},
                     **{f"{b} / ort": (sw[b][0] / o[0]) if sw[b][0] and o[0] else None for b in builds},
                 }
+    if any(r.get("forward") for r in run["sortwise"]):
+        # sortwise's batch-1 figure above decodes and resizes a JPEG; the others get a ready tensor
+        print("\nBatch 1, sortwise's forward pass alone (`forward1`: predictPixels on a 224×224 frame, "
+              "no JPEG decoding or resize) against the same LiteRT.js and ORT-web cells:\n")
+        print("| backbone | threads | sortwise build | sortwise forward, img/s | with decoding (above) | LiteRT.js | ORT-web "
+              "| forward / LiteRT.js | forward / ORT-web |")
+        print("|" + "---|" * 9)
+        for t, builds in ((threads, ("pkg-cpu-relaxed", "pkg-cpu")), (1, ("pkg", "pkg-cpu-relaxed"))):
+            for arch in archs:
+                o, l = cell(pick("ort", arch, 1, t)), cell(pick("litert", arch, 1, t))
+                for b in builds:
+                    f, e = cell(pick("sortwise", arch, 1, t, b, forward=True)), cell(pick("sortwise", arch, 1, t, b))
+                    if f[0] is None:
+                        continue
+                    print(f"| {arch} | {t} | {b} | {f[1]} | {e[1]} | {l[1]} | {o[1]} | {ratio(f[0], l[0])} | {ratio(f[0], o[0])} |")
+                    summary["tables"][f"{arch} b1 {t}t forward {b}"] = {
+                        "sortwise": f[0], "litert": l[0], "ort": o[0],
+                        "/ litert": (f[0] / l[0]) if f[0] and l[0] else None}
     wasm = sorted({r.get("wasm") for r in run["litert"] if r.get("wasm")})
     print(f"\nLiteRT.js wasm files: {', '.join(wasm) or '—'}; page crossOriginIsolated: {run.get('crossOriginIsolated')}")
 
