@@ -13,7 +13,7 @@
 //
 //   node bench/drop200.mjs            (after ./run serve)
 // Env: ARCHS (default efficientnet_lite0,resnet18), ROUNDS (default 2), N (default 200),
-//      SORTWISE_DATA (trashnet-mini), CHROMIUM. Prints one JSON object on stdout, a table on stderr.
+//      SORTWISE_DATA (trashnet-mini), CHROMIUM, ZIP (another zip of N photos in class folders). Prints one JSON object on stdout, a table on stderr.
 
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,8 @@ const ARCHS = (process.env.ARCHS || 'efficientnet_lite0,resnet18').split(',');
 const ROUNDS = Number(process.env.ROUNDS || 2);
 const N = Number(process.env.N || 200);
 const CACHE = join(ROOT, 'bench/.cache/drop200');
-const ZIP = join(CACHE, `photos-${N}-by-folder.zip`);
+// ZIP=path: another zip of class folders instead (e.g. one that lists the classes photo by photo)
+const ZIP = process.env.ZIP || join(CACHE, `photos-${N}-by-folder.zip`);
 const WEIGHTS = {
   efficientnet_lite0: join(ROOT, 'www/weights/efficientnet_lite0.safetensors'),
   resnet18: join(ROOT, 'bench/.cache/resnet18-random.safetensors'),

@@ -107,6 +107,19 @@ function itemsFromPaths(files, target) {
   return items;
 }
 
+// The page sends consecutive photos of one class to the engine together (project.js, 8 a call):
+// a zip that lists its classes photo by photo would be embedded one photo a call. Each zip batch
+// (32 photos) goes on grouped by class, in the order the classes first appear in it, each class's
+// photos in the zip's order.
+function groupedByClass(items) {
+  const groups = new Map();
+  for (const it of items) {
+    if (!groups.has(it.label)) groups.set(it.label, []);
+    groups.get(it.label).push(it);
+  }
+  return [...groups.values()].flat();
+}
+
 /**
  * A zip of class folders, opened (its directory read and checked, nothing inflated yet):
  * `{count, labelled, batches, close}` where `batches` yields its photos as add items a batch at a time,
@@ -132,7 +145,7 @@ async function openZip(file, target) {
     try {
       for await (const b of zip.batches) {
         for (const s of b.skipped) addSkipped(`${file.name}: ${s.name}`, s.reason, s.params);
-        yield b.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes }));
+        yield groupedByClass(b.items.map((it) => ({ label: it.label ?? target, name: `${file.name}: ${it.name}`, bytes: it.bytes })));
       }
     } catch (e) {
       refused(e);
