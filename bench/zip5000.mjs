@@ -42,7 +42,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Zip, ZipDeflate } from 'fflate';
 import { chromium } from 'playwright-core';
-import { launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
+import { CHROMIUM_LAUNCH, launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
@@ -344,11 +344,7 @@ async function waitPhotos(page, n, { timeoutS = 3600, onTick = () => {} } = {}) 
 /** A Chromium of its own with a new profile on disk, as a user's browser (see 3. above); `close()` also deletes the profile. */
 async function userBrowser() {
   const dir = mkdtempSync(join(tmpdir(), 'sortwise-zip5000-'));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
-    viewport: { width: 1280, height: 800 },
-  });
+  const context = await chromium.launchPersistentContext(dir, { ...CHROMIUM_LAUNCH, viewport: { width: 1280, height: 800 } });
   return { context, close: async () => { await context.close(); rmSync(dir, { recursive: true, force: true }); } };
 }
 

@@ -71,16 +71,15 @@ impl Padded {
         (g.kw - 1) * g.dilation[1]
     }
 
-    /// `plane` copied into `p`, zeros around it. `p` last held a plane of `layout` (`None`:
-    /// another or none): a plane of the same layout writes the same pixels, so the zeros
-    /// around them are still there and only the pixels are copied (zeroing the whole padded
-    /// plane again was ~half of the copy's time, natively, on Lite0's 14×14 and 7×7 planes).
-    fn load(&self, g: &Geometry, plane: &[f32], p: &mut Vec<f32>, layout: &mut Option<Layout>) {
-        let this = Layout::of(g);
-        if *layout != Some(this) {
+    /// `plane` copied into `p`, zeros around it. `p` last held a plane of the call `last`
+    /// (`None`: none yet): a plane of the same call writes the same pixels, so the zeros around
+    /// them are still there and only the pixels are copied (zeroing the whole padded plane again
+    /// was ~half of the copy's time, natively, on Lite0's 14×14 and 7×7 planes).
+    fn load(&self, g: &Geometry, plane: &[f32], p: &mut Vec<f32>, last: &mut Option<Geometry>) {
+        if *last != Some(*g) {
             p.clear();
             p.resize(self.rows * self.cols + self.tail(g), 0.0);
-            *layout = Some(this);
+            *last = Some(*g);
         }
         let [top, left] = g.pad;
         // Input columns `..x1` land inside the padded row, at `x + left` (the rest no output
@@ -112,32 +111,8 @@ impl Padded {
     }
 }
 
-/// What decides which pixels of the padded plane `Padded::load` writes.
-#[derive(Clone, Copy, PartialEq)]
-struct Layout {
-    input: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    pad: [usize; 2],
-    output: [usize; 2],
-}
-
-impl Layout {
-    fn of(g: &Geometry) -> Layout {
-        Layout {
-            input: [g.h, g.w],
-            kernel: [g.kh, g.kw],
-            stride: g.stride,
-            dilation: g.dilation,
-            pad: g.pad,
-            output: [g.oh, g.ow],
-        }
-    }
-}
-
-/// Each thread's padded plane (with the layout it last held) and stride-1 output grid.
-type Buffers = (Vec<f32>, Option<Layout>, Vec<f32>);
+/// Each thread's padded plane (with the call it last held a plane of) and stride-1 output grid.
+type Buffers = (Vec<f32>, Option<Geometry>, Vec<f32>);
 
 thread_local! {
     /// Kept from plane to plane and call to call: a fresh pair per plane went through the
@@ -156,14 +131,9 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let flat = g.stride == [1, 1];
     let cols = padded.cols;
     let filter = |bc: usize, o: &mut [f32]| {
-        BUFFERS.with_borrow_mut(|(src, layout, grid)| {
+        BUFFERS.with_borrow_mut(|(src, last, grid)| {
             let c = bc % g.c_out;
-            padded.load(
-                g,
-                &op.input[bc * plane_in..(bc + 1) * plane_in],
-                src,
-                layout,
-            );
+            padded.load(g, &op.input[bc * plane_in..(bc + 1) * plane_in], src, last);
             let taps = &op.weight[c * g.kh * g.kw..][..g.kh * g.kw];
             let b = op.bias.map_or(0.0, |b| b[c]);
             // The padded rows kernel rows `ky` read from output row `oy` on, with their taps.

@@ -26,13 +26,9 @@ impl Operands<'_> {
     /// Output values from `at` (a flat NCHW index) before any product is added: the channel's
     /// bias, plus the residual there when there is one.
     pub fn start(&self, out: &mut [f32], at: usize, bias: f32) {
-        match self.residual {
-            Some(r) => {
-                let r = &r[at..at + out.len()];
-                out.iter_mut().zip(r).for_each(|(o, &r)| *o = r + bias);
-            }
-            None => out.fill(bias),
-        }
+        // SAFETY: MaybeUninit<f32> has f32's layout, and `start_uninit` only writes values.
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        self.start_uninit(out, at, bias);
     }
 
     /// [`Operands::start`] on values not written yet: an output a kernel fills whole needs no

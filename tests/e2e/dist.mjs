@@ -37,7 +37,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
-import { DATA, ROOT, freePort } from './serve.mjs';
+import { CHROMIUM_LAUNCH, DATA, ROOT, freePort } from './serve.mjs';
 import { npmPackage, SCRATCH_BLOCKS, SCRATCH_VM, scratchVmBundle } from './scratch-vm.mjs';
 
 const DIST = resolve(process.env.SORTWISE_DIST || join(ROOT, 'dist'));
@@ -385,9 +385,9 @@ try {
 
   // A persistent profile: Chromium does not install apps from an incognito (newContext) profile.
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    ...CHROMIUM_LAUNCH,
     // The fake camera: the p5.js example classifies a webcam.
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+    args: [...CHROMIUM_LAUNCH.args, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
     locale: 'en-US', serviceWorkers: 'allow', acceptDownloads: true, viewport: { width: 1280, height: 900 },
   });
   browser = context;

@@ -19,7 +19,7 @@ import { zipSync } from 'fflate';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Failure, keepPageLog, launchFirefox, launchWebKit, waitForEvery } from './drivers.mjs';
-import { DATA, ROOT, serveRepo } from './serve.mjs';
+import { CHROMIUM_LAUNCH, DATA, ROOT, serveRepo } from './serve.mjs';
 
 const CLASSES = ['glass', 'metal', 'paper', 'plastic'];
 const PER_CLASS = Number(process.env.SORTWISE_ENGINES_PER_CLASS || 20);
@@ -43,10 +43,7 @@ function trainingZip() {
 
 async function chromiumDriver() {
   const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
-  });
+  const browser = await chromium.launch(CHROMIUM_LAUNCH);
   const context = await browser.newContext({ locale: 'en-US' });
   // The context sees the workers' requests too.
   return pageDriver(browser, await context.newPage(), context);

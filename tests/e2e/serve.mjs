@@ -53,11 +53,14 @@ export async function serveRepo(probe = '/tests/e2e/harness.html', { isolated = 
   throw new Error('scripts/serve.py did not start');
 }
 
+/** How the tests and benches start Chromium: the apt build (or CHROMIUM), no sandbox, WebGPU through SwiftShader. */
+export const CHROMIUM_LAUNCH = {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
+};
+
 export function launchChromium() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader'],
-  });
+  return chromium.launch(CHROMIUM_LAUNCH);
 }
 
 /**
