@@ -8,7 +8,11 @@
 #   pkg-cpu-relaxed/  pkg-cpu/ with relaxed SIMD's fused multiply-add in gemm's microkernels
 #             (feature `relaxed-simd`): loaded instead of pkg-cpu/ where the engine validates
 #             relaxed SIMD (Chromium, Firefox; not Safari, which would reject the whole module).
-# Usage: scripts/wasm_pkg.sh [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu]   (default all)
+#   profile   pkg-cpu-relaxed/ with wasm's name section kept, in bench/.cache/pkg-prof/, for
+#             bench/profile.mjs (function names in V8's profiles; the other builds strip them);
+#   profile-pkg  pkg/ likewise, in bench/.cache/pkg-prof1/.
+# Usage: scripts/wasm_pkg.sh [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu|profile|profile-pkg]
+#        (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -68,13 +72,14 @@ LINK_ARGS=(
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 )
 
-# `build_pkg_cpu OUT FEATURES`: one threaded build. Both share the target dir: the relaxed
+# `build_pkg_cpu OUT FEATURES [RUSTC_ARGS...]`: one threaded build. Both share the target dir: the relaxed
 # feature changes gemm-f32 and the crates above it, not std or the rest.
 build_pkg_cpu() {
   local dir=$1 features=$2
+  shift 2
   step "wasm package $dir/ (CPU only, wasm threads, features $features; $NIGHTLY)"
   local t0=$SECONDS
-  FEATURES=$features threads_cargo rustc -- "${LINK_ARGS[@]}"
+  FEATURES=$features threads_cargo rustc -- "${LINK_ARGS[@]}" "$@"
   step "$dir/: cargo build took $((SECONDS - t0)) s"
   local out=$dir.tmp
   rm -rf "$out"
@@ -90,10 +95,19 @@ case "$which" in
   pkg) build_pkg ;;
   pkg-cpu) build_pkg_cpu pkg-cpu threads ;;
   pkg-cpu-relaxed) build_pkg_cpu pkg-cpu-relaxed relaxed-simd ;;
+  # Only the final link differs (`cargo rustc` passes these to sortwise's crate alone).
+  profile) build_pkg_cpu bench/.cache/pkg-prof relaxed-simd -C strip=none ;;
+  profile-pkg)
+    step "wasm package bench/.cache/pkg-prof1/ (pkg/ with function names)"
+    cargo rustc --quiet --lib --release --target wasm32-unknown-unknown -- -C strip=none
+    rm -rf bench/.cache/pkg-prof1
+    wasm-bindgen --target web --out-dir bench/.cache/pkg-prof1 \
+      "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/sortwise.wasm"
+    ;;
   all) build_pkg; build_pkg_cpu pkg-cpu threads; build_pkg_cpu pkg-cpu-relaxed relaxed-simd ;;
   # `./run test`: clippy -D warnings on the threaded CPU configuration. Its clippy is the
   # nightly's, which has lints stable's does not (stable checks the other configurations);
   # those are allowed, so code written for stable clippy passes both.
   clippy-cpu) threads_cargo clippy -- -D warnings -A clippy::chunks_exact_to_as_chunks ;;
-  *) echo "usage: $0 [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu]" >&2; exit 2 ;;
+  *) echo "usage: $0 [pkg|pkg-cpu|pkg-cpu-relaxed|all|clippy-cpu|profile|profile-pkg]" >&2; exit 2 ;;
 esac

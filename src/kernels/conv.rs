@@ -412,6 +412,14 @@ mod tests {
                 false,
             ),
             (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu, false),
+            // Stride 2 with an even left padding (the split of a row's columns starts at 1).
+            (
+                depthwise(3, 5, 2, [2, 2, 2, 2]),
+                [2, 3, 15, 13],
+                Relu6,
+                false,
+            ),
+            (depthwise(3, 3, 2, [1, 2, 1, 2]), [1, 3, 12, 14], Relu, true),
             // Dilation 2 at stride 1: the flat run reads `(kw − 1)·2` past the padded plane.
             (
                 Conv2dConfig::new([4, 4], [3, 3])

@@ -19,6 +19,7 @@
 use std::cell::RefCell;
 
 use super::geometry::{Geometry, Operands};
+use super::{Activation, max};
 use crate::parallel::par_rows;
 
 /// Output pixels accumulated at once: four 128-bit vectors (wasm SIMD128, SSE) or one AVX-512.
@@ -96,18 +97,35 @@ impl Padded {
             let dst = &mut p[row * self.cols..(row + 1) * self.cols];
             if g.stride[1] == 2 {
                 let (even, odd) = dst.split_at_mut(self.even);
-                for (x, &v) in src[..x1].iter().enumerate() {
-                    let at = x + left;
-                    if at % 2 == 0 {
-                        even[at / 2] = v;
-                    } else {
-                        odd[at / 2] = v;
-                    }
-                }
+                split_columns(&src[..x1], left, even, odd);
             } else {
                 dst[left..left + x1].copy_from_slice(&src[..x1]);
             }
         }
+    }
+}
+
+/// Input columns `src` at `x + left` of a padded row, even columns into `even` (column `2i` at
+/// `i`), odd ones into `odd`: in pairs, one per half, so that the loop vectorises (a branch per
+/// column on its parity kept it scalar: ~2.5 ms a Lite0 image in wasm, most of its padded
+/// copies, as the stride-2 layers read the largest planes).
+fn split_columns(src: &[f32], left: usize, even: &mut [f32], odd: &mut [f32]) {
+    // Column `x + left` of a pair's first value `x` (even) is even where `left` is.
+    let (first, second) = if left.is_multiple_of(2) {
+        (&mut even[left / 2..], &mut odd[left / 2..])
+    } else {
+        (&mut odd[left / 2..], &mut even[left.div_ceil(2)..])
+    };
+    let pairs = src.len() / 2;
+    let (first, second) = (&mut first[..pairs], &mut second[..pairs]);
+    for ((a, b), pair) in first.iter_mut().zip(second).zip(src.chunks_exact(2)) {
+        *a = pair[0];
+        *b = pair[1];
+    }
+    if !src.len().is_multiple_of(2) {
+        let at = src.len() - 1 + left;
+        let half = if at.is_multiple_of(2) { even } else { odd };
+        half[at / 2] = src[src.len() - 1];
     }
 }
 
@@ -145,30 +163,35 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
                 }
                 rows
             };
+            // Without a residual the kernel starts from the bias itself; with one, from the
+            // residual and bias written into its output first.
+            let start = op.residual.is_none().then_some(b);
             if flat {
                 // The grid's columns past `ow` are computed from whatever they hold and dropped.
                 if grid.len() < g.oh * cols {
                     grid.resize(g.oh * cols, 0.0);
                 }
                 let grid = &mut grid[..g.oh * cols];
-                for (oy, row) in grid.chunks_exact_mut(cols).enumerate() {
-                    op.start(&mut row[..g.ow], bc * plane_out + oy * g.ow, b);
+                if start.is_none() {
+                    for (oy, row) in grid.chunks_exact_mut(cols).enumerate() {
+                        op.start(&mut row[..g.ow], bc * plane_out + oy * g.ow, b);
+                    }
                 }
                 let rows = rows_from(0, g.oh * cols + padded.tail(g));
                 // SAFETY: `row_kernel` returns only kernels this CPU has the features for.
-                unsafe { kernel(grid, &rows[..g.kh], &offsets) };
+                unsafe { kernel(grid, &rows[..g.kh], &offsets, start, op.act) };
                 for (dst, row) in o.chunks_exact_mut(g.ow).zip(grid.chunks_exact(cols)) {
                     dst.copy_from_slice(&row[..g.ow]);
-                    op.act.apply_slice(dst);
                 }
                 return;
             }
             for (oy, dst) in o.chunks_exact_mut(g.ow).enumerate() {
-                op.start(dst, bc * plane_out + oy * g.ow, b);
+                if start.is_none() {
+                    op.start(dst, bc * plane_out + oy * g.ow, b);
+                }
                 let rows = rows_from(oy, cols);
                 // SAFETY: as above.
-                unsafe { kernel(dst, &rows[..g.kh], &offsets) };
-                op.act.apply_slice(dst);
+                unsafe { kernel(dst, &rows[..g.kh], &offsets, start, op.act) };
             }
         });
     };
@@ -176,70 +199,133 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     out
 }
 
-/// One output row: `dst += Σ taps · inputs` over the padded `rows` and their taps.
-type RowKernel = unsafe fn(&mut [f32], &[(&[f32], &[f32])], &[usize]);
+/// One output row: `dst = act(start + Σ taps · inputs)` over the padded `rows` and their taps,
+/// where `start` is `Some(bias)` or, for `None`, what `dst` holds. The bias and the activation
+/// in registers: a pass of their own over the output (the bias written first, the activation
+/// after) was ~5% of a wasm Lite0 forward in a profile, as much as the padded copies.
+type RowKernel = unsafe fn(&mut [f32], &[(&[f32], &[f32])], &[usize], Option<f32>, Activation);
+
+/// The activations as the kernels' `const A: u8` (an enum cannot be a const parameter).
+const IDENTITY: u8 = 0;
+const RELU: u8 = 1;
+const RELU6: u8 = 2;
+
+/// `f::<A>()` with `A` the activation's constant: one monomorphised kernel per activation, so
+/// that none tests it per value.
+macro_rules! with_activation {
+    ($act:expr, $f:ident [$($p:tt),*] ($($arg:expr),*)) => {
+        match $act {
+            Activation::Identity => $f::<$($p,)* { $crate::kernels::depthwise::IDENTITY }>($($arg),*),
+            Activation::Relu => $f::<$($p,)* { $crate::kernels::depthwise::RELU }>($($arg),*),
+            Activation::Relu6 => $f::<$($p,)* { $crate::kernels::depthwise::RELU6 }>($($arg),*),
+        }
+    };
+}
+
+#[inline(always)]
+fn activate<const A: u8>(v: f32) -> f32 {
+    match A {
+        RELU => max(v, 0.0),
+        RELU6 => v.clamp(0.0, 6.0),
+        _ => v,
+    }
+}
 
 /// The row kernel for this CPU: natively on x86-64 with AVX2 where it has it (the build
-/// targets baseline x86-64, whose SSE2 is four lanes), in the relaxed-SIMD wasm build its
+/// targets baseline x86-64, whose SSE2 is four lanes), in wasm the SIMD128 one (with relaxed
+/// SIMD's fused multiply-add in the relaxed build),
 /// fused multiply-add one, else the portable one (wasm SIMD128).
 fn row_kernel() -> RowKernel {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         return row_avx2;
     }
-    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-    return relaxed::row;
-    #[cfg_attr(
-        all(target_arch = "wasm32", feature = "relaxed-simd"),
-        expect(unreachable_code)
-    )]
+    #[cfg(target_arch = "wasm32")]
+    return simd128::row;
+    #[cfg_attr(target_arch = "wasm32", expect(unreachable_code))]
     row_portable
 }
 
-fn row_portable(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
-    row::<LANES, { LANES / 4 }>(dst, rows, offsets)
+fn row_portable(
+    dst: &mut [f32],
+    rows: &[(&[f32], &[f32])],
+    offsets: &[usize],
+    start: Option<f32>,
+    act: Activation,
+) {
+    with_activation!(act, row[LANES, { LANES / 4 }](dst, rows, offsets, start))
 }
 
 /// Twice the lanes: four 8-wide accumulators, as many independent adds as the portable
 /// kernel keeps in flight.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn row_avx2(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
-    row::<{ 2 * LANES }, { LANES / 2 }>(dst, rows, offsets)
+unsafe fn row_avx2(
+    dst: &mut [f32],
+    rows: &[(&[f32], &[f32])],
+    offsets: &[usize],
+    start: Option<f32>,
+    act: Activation,
+) {
+    with_activation!(act, row[{ 2 * LANES }, { LANES / 2 }](dst, rows, offsets, start))
 }
 
 /// `L` pixels at a time, then `Q` (the 14×14 and 7×7 stages are narrower than `L`), then one
 /// by one.
 #[inline(always)]
-fn row<const L: usize, const Q: usize>(
+fn row<const L: usize, const Q: usize, const A: u8>(
     dst: &mut [f32],
     rows: &[(&[f32], &[f32])],
     offsets: &[usize],
+    start: Option<f32>,
+) {
+    // The start as a constant of the loop: an accumulator that starts from either the bias or
+    // `dst` (a branch inside `accumulate`) was not vectorised, in wasm, and the row took twice
+    // as long.
+    match start {
+        Some(b) => row_from::<L, Q, A, false>(dst, rows, offsets, b),
+        None => row_from::<L, Q, A, true>(dst, rows, offsets, 0.0),
+    }
+}
+
+/// `row` starting from `dst` (`LOAD`) or from `bias`.
+#[inline(always)]
+fn row_from<const L: usize, const Q: usize, const A: u8, const LOAD: bool>(
+    dst: &mut [f32],
+    rows: &[(&[f32], &[f32])],
+    offsets: &[usize],
+    bias: f32,
 ) {
     let mut x = 0;
     while x + L <= dst.len() {
-        accumulate::<L>(dst, x, rows, offsets);
+        accumulate::<L, A, LOAD>(dst, x, rows, offsets, bias);
         x += L;
     }
     while x + Q <= dst.len() {
-        accumulate::<Q>(dst, x, rows, offsets);
+        accumulate::<Q, A, LOAD>(dst, x, rows, offsets, bias);
         x += Q;
     }
     while x < dst.len() {
-        accumulate::<1>(dst, x, rows, offsets);
+        accumulate::<1, A, LOAD>(dst, x, rows, offsets, bias);
         x += 1;
     }
 }
 
-/// `dst[x..x + N] += Σ taps · inputs` over the padded `rows` and their taps.
+/// `dst[x..x + N] = act(start + Σ taps · inputs)` over the padded `rows` and their taps, the
+/// start `dst[x..x + N]` (`LOAD`) or `bias`.
 #[inline(always)]
-fn accumulate<const N: usize>(
+fn accumulate<const N: usize, const A: u8, const LOAD: bool>(
     dst: &mut [f32],
     x: usize,
     rows: &[(&[f32], &[f32])],
     offsets: &[usize],
+    bias: f32,
 ) {
-    let mut acc: [f32; N] = dst[x..x + N].try_into().expect("N long");
+    let mut acc: [f32; N] = if LOAD {
+        dst[x..x + N].try_into().expect("N long")
+    } else {
+        [bias; N]
+    };
     for &(row, w) in rows {
         for (&offset, &wv) in offsets.iter().zip(w) {
             let v: &[f32; N] = row[x + offset..x + offset + N].try_into().expect("N long");
@@ -248,51 +334,121 @@ fn accumulate<const N: usize>(
             }
         }
     }
-    dst[x..x + N].copy_from_slice(&acc);
+    for (d, a) in dst[x..x + N].iter_mut().zip(acc) {
+        *d = activate::<A>(a);
+    }
 }
 
-/// The pkg-cpu-relaxed build: every tap one `f32x4.relaxed_madd` (an FMA on x86-64 and ARM)
-/// where the portable kernel's autovectorised loop does a multiply and an add. Eight
-/// accumulators, not four: an FMA's latency is the whole chain's, so twice as many independent
-/// ones keep both of a core's FMA units busy.
-#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-mod relaxed {
-    use core::arch::wasm32::{f32x4_relaxed_madd, f32x4_splat, v128, v128_load, v128_store};
+/// The wasm builds: the taps written with SIMD128's operations, not left to the compiler. The
+/// portable kernel's autovectorised form in wasm took twice as long as soon as its accumulator
+/// could start from the bias as well as from the output (the accumulators left the registers,
+/// in a profile of `pkg/`): here they are `v128` values. In the relaxed-SIMD build (pkg-cpu-relaxed)
+/// every tap is one `f32x4.relaxed_madd` (an FMA on x86-64 and ARM), where the others do a
+/// multiply and an add. Eight accumulators, not four: an FMA's latency is the whole chain's, so
+/// twice as many independent ones keep both of a core's FMA units busy.
+#[cfg(target_arch = "wasm32")]
+mod simd128 {
+    use core::arch::wasm32::{f32x4_pmax, f32x4_pmin, f32x4_splat, v128, v128_load, v128_store};
 
-    /// SAFETY (callers): only in a module built with relaxed SIMD (the feature's build).
+    use super::{Activation, RELU, RELU6};
+
+    /// `a·b + c`.
+    #[cfg(feature = "relaxed-simd")]
+    #[inline]
     #[target_feature(enable = "simd128,relaxed-simd")]
-    pub(super) unsafe fn row(dst: &mut [f32], rows: &[(&[f32], &[f32])], offsets: &[usize]) {
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        core::arch::wasm32::f32x4_relaxed_madd(a, b, c)
+    }
+
+    #[cfg(not(feature = "relaxed-simd"))]
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        use core::arch::wasm32::{f32x4_add, f32x4_mul};
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+
+    /// SAFETY (callers): in the relaxed build, only in a module built with relaxed SIMD (the
+    /// feature's build).
+    #[cfg_attr(
+        feature = "relaxed-simd",
+        target_feature(enable = "simd128,relaxed-simd")
+    )]
+    pub(super) unsafe fn row(
+        dst: &mut [f32],
+        rows: &[(&[f32], &[f32])],
+        offsets: &[usize],
+        start: Option<f32>,
+        act: Activation,
+    ) {
+        with_activation!(act, row_with[](dst, rows, offsets, start))
+    }
+
+    #[inline]
+    #[cfg_attr(
+        feature = "relaxed-simd",
+        target_feature(enable = "simd128,relaxed-simd")
+    )]
+    fn row_with<const A: u8>(
+        dst: &mut [f32],
+        rows: &[(&[f32], &[f32])],
+        offsets: &[usize],
+        start: Option<f32>,
+    ) {
+        match start {
+            Some(b) => row_from::<A, false>(dst, rows, offsets, b),
+            None => row_from::<A, true>(dst, rows, offsets, 0.0),
+        }
+    }
+
+    #[inline]
+    #[cfg_attr(
+        feature = "relaxed-simd",
+        target_feature(enable = "simd128,relaxed-simd")
+    )]
+    fn row_from<const A: u8, const LOAD: bool>(
+        dst: &mut [f32],
+        rows: &[(&[f32], &[f32])],
+        offsets: &[usize],
+        bias: f32,
+    ) {
         let mut x = 0;
         while x + 2 * super::LANES <= dst.len() {
-            accumulate::<{ 2 * super::LANES / 4 }>(dst, x, rows, offsets);
+            accumulate::<{ 2 * super::LANES / 4 }, A, LOAD>(dst, x, rows, offsets, bias);
             x += 2 * super::LANES;
         }
         while x + 4 <= dst.len() {
-            accumulate::<1>(dst, x, rows, offsets);
+            accumulate::<1, A, LOAD>(dst, x, rows, offsets, bias);
             x += 4;
         }
         while x < dst.len() {
-            super::accumulate::<1>(dst, x, rows, offsets);
+            super::accumulate::<1, A, LOAD>(dst, x, rows, offsets, bias);
             x += 1;
         }
     }
 
-    /// `dst[x..x + 4V] += Σ taps · inputs`, `V` vectors of four.
+    /// `dst[x..x + 4V] = act(start + Σ taps · inputs)`, `V` vectors of four, the start
+    /// `dst[x..x + 4V]` (`LOAD`) or `bias`.
     #[inline]
-    #[target_feature(enable = "simd128,relaxed-simd")]
-    fn accumulate<const V: usize>(
+    #[cfg_attr(
+        feature = "relaxed-simd",
+        target_feature(enable = "simd128,relaxed-simd")
+    )]
+    fn accumulate<const V: usize, const A: u8, const LOAD: bool>(
         dst: &mut [f32],
         x: usize,
         rows: &[(&[f32], &[f32])],
         offsets: &[usize],
+        bias: f32,
     ) {
         let out = &mut dst[x..x + 4 * V];
         // SAFETY: every load and store below is of four floats at `4i` inside a slice of `4V`
         // (`out`, `src`), bounds-checked when sliced; wasm's v128 loads need no alignment.
         unsafe {
-            let mut acc = [f32x4_splat(0.0); V];
-            for (i, a) in acc.iter_mut().enumerate() {
-                *a = v128_load(out.as_ptr().add(4 * i).cast::<v128>());
+            let mut acc = [f32x4_splat(bias); V];
+            if LOAD {
+                for (i, a) in acc.iter_mut().enumerate() {
+                    *a = v128_load(out.as_ptr().add(4 * i).cast::<v128>());
+                }
             }
             for &(row, w) in rows {
                 for (&offset, &wv) in offsets.iter().zip(w) {
@@ -300,12 +456,19 @@ mod relaxed {
                     let wv = f32x4_splat(wv);
                     for (i, a) in acc.iter_mut().enumerate() {
                         let v = v128_load(src.as_ptr().add(4 * i).cast::<v128>());
-                        *a = f32x4_relaxed_madd(v, wv, *a);
+                        *a = madd(v, wv, *a);
                     }
                 }
             }
+            // `pmax(0, a)` is `0 < a ? a : 0`, the portable kernels' `max(a, 0)`.
+            let (zero, six) = (f32x4_splat(0.0), f32x4_splat(6.0));
             for (i, a) in acc.iter().enumerate() {
-                v128_store(out.as_mut_ptr().add(4 * i).cast::<v128>(), *a);
+                let a = match A {
+                    RELU => f32x4_pmax(zero, *a),
+                    RELU6 => f32x4_pmin(six, f32x4_pmax(zero, *a)),
+                    _ => *a,
+                };
+                v128_store(out.as_mut_ptr().add(4 * i).cast::<v128>(), a);
             }
         }
     }
