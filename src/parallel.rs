@@ -54,6 +54,26 @@ pub(crate) fn par_map<T, R>(items: &[T], f: impl Fn(usize, &T) -> R) -> Vec<R> {
     items.iter().enumerate().map(|(i, t)| f(i, t)).collect()
 }
 
+/// `f()` on one of the pool's threads, the calling thread waiting for it; at once where the
+/// caller is a pool thread, or where there is no pool. Each loop above, called from outside the
+/// pool, hands its work in and puts the caller to sleep on a lock until it is done: in the
+/// threaded wasm build a batch-1 EfficientNet-Lite0 forward made ~60 such calls, and waking
+/// and sleeping (`memory.atomic.notify`/`wait` through V8) was ~19% of the threads' busy time in
+/// a profile. A backbone pass run here pays that once; its loops start from inside the pool.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    // `scope` runs its body on a pool thread when called from outside the pool.
+    rayon::scope(|_| f())
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn on_pool<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Threads the data-parallel loops run on.
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 pub(crate) fn threads() -> usize {

@@ -6,6 +6,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+use crate::parallel;
 use crate::preprocess::CROP;
 
 /// `[C, H, W]` of a preprocessed image: `[3, 224, 224]`.
@@ -73,11 +74,20 @@ pub async fn in_batches(
     shape: [usize; 3],
     batch: usize,
     device: &Device,
-    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+    forward: impl Fn(Tensor<4>) -> Tensor<2> + Sync,
 ) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(rows.len());
+    let cpu = *device == Device::flex();
     for chunk in rows.chunks(batch.max(1)) {
-        out.extend(read_rows(forward(rows_tensor(chunk, shape, device)?)).await?);
+        let x = rows_tensor(chunk, shape, device)?;
+        // On the CPU the whole pass runs on one of the pool's threads (the CPU backend computes
+        // as it goes, so it is done when `forward` returns): see `parallel::on_pool`.
+        let y = if cpu {
+            parallel::on_pool(|| forward(x))
+        } else {
+            forward(x)
+        };
+        out.extend(read_rows(y).await?);
     }
     Ok(out)
 }
