@@ -13,7 +13,8 @@
 // Env: PKG (a build's folder under the repo, default bench/.cache/pkg-prof), ARCH (default
 //      efficientnet_lite0), THREADS (pool size of a threaded build), N (timed calls, default 6),
 //      OP (embed8, the default, or forward1: predictPixels on one 224x224 frame),
-//      TOP (functions listed, default 40), OUT (a folder for the raw .cpuprofile files).
+//      TOP (functions listed, default 40), OUT (a folder for the raw .cpuprofile files),
+//      PROFILE=0 (time the calls without the profiler: a quick before/after of two builds).
 
 import puppeteer from 'puppeteer-core';
 import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ const N = Number(process.env.N || 6);
 const OP = process.env.OP || 'embed8';
 const TOP = Number(process.env.TOP || 40);
 const OUT = process.env.OUT;
+const PROFILE = process.env.PROFILE !== '0';
 
 mkdirSync(join(ROOT, 'bench/.cache'), { recursive: true });
 const link = join(ROOT, 'bench/.cache/data');
@@ -72,7 +74,7 @@ try {
   // Every worker there is now: the benchmark's and its pool's.
   // (puppeteer lists the pool's workers, started from the benchmark's, with the page's)
   const workers = page.workers();
-  const clients = workers.map((w) => w.client);
+  const clients = PROFILE ? workers.map((w) => w.client) : [];
   for (const c of clients) {
     await c.send('Profiler.enable');
     await c.send('Profiler.setSamplingInterval', { interval: 100 });

@@ -5,9 +5,9 @@
 
 /// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(crate) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+pub(crate) fn par_rows<T: Send>(rows: &mut [T], n: usize, fill: impl Fn(usize, &mut [T]) + Sync) {
     use rayon::prelude::*;
-    /// Fewest f32 one task fills: below this the pool's wake-ups cost more than the copy.
+    /// Fewest values (f32) one task fills: below this the pool's wake-ups cost more than the copy.
     const MIN_TASK_FLOATS: usize = 1 << 15;
     // A task per row is too fine for short rows (a batch-1 7×7 stage has 49-long rows, 4,608 of
     // them): in the threaded wasm build that made ResNet-18 slower on 2 threads than on 1.
@@ -19,7 +19,7 @@ pub(crate) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f3
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-pub(crate) fn par_rows(rows: &mut [f32], n: usize, fill: impl Fn(usize, &mut [f32])) {
+pub(crate) fn par_rows<T>(rows: &mut [T], n: usize, fill: impl Fn(usize, &mut [T])) {
     for (r, row) in rows.chunks_mut(n).enumerate() {
         fill(r, row);
     }

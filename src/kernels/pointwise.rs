@@ -1,7 +1,9 @@
 //! 1×1 stride-1 convolutions (EfficientNet's expand and project convolutions, ResNet-50's
-//! bottlenecks): one GEMM per block of output pixels on the NCHW data as it lies, written into a
-//! block that already holds the bias (and the residual), so the multiply accumulates onto them,
-//! and the activation applied to the block while it is still in cache.
+//! bottlenecks): one GEMM per block of output pixels on the NCHW data as it lies, then the bias,
+//! the residual and the activation added to each row of the block while it is still in cache.
+//! (The block used to hold the bias and residual before the GEMM accumulated onto it: one more
+//! pass over it, and the GEMM reading it back; with the activation after, that pass and the
+//! rows' own were ~6% of a wasm Lite0 forward in a profile.)
 //!
 //! burn-flex's 1×1 path multiplies the same way but then adds the bias, applies the activation
 //! and adds the residual in three more passes over the whole output (memory-bound, on outputs of
@@ -11,8 +13,6 @@
 //! The 14×14 and 7×7 stages are multiplied image by image too: gathering their columns across
 //! images first (the im2col path of `conv.rs`, which does that for 3×3 convolutions) measured no
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
-
-use std::mem::MaybeUninit;
 
 use super::geometry::{Geometry, Operands};
 use super::matmul::{SharedMut, gemm_strided};
@@ -67,25 +67,12 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
         let channels = rest % parts * rows..((rest % parts + 1) * rows).min(g.c_out);
         let n = BLOCK_COLS.min(plane - col);
         let base = image * g.c_out * plane + col;
-        // SAFETY: each task writes only columns `col..col + n` of its image's rows `channels`, a
-        // region no other task touches, inside `out`'s capacity; `out` outlives the tasks
-        // (par_each returns after all). `row` is used once `start_uninit` wrote the row.
-        let row =
-            |co: usize| unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
-        for co in channels.clone() {
-            let b = op.bias.map_or(0.0, |b| b[co]);
-            // SAFETY: as above; the row's values, not written yet.
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(
-                    dst.0.add(base + co * plane).cast::<MaybeUninit<f32>>(),
-                    n,
-                )
-            };
-            op.start_uninit(row, base + co * plane, b);
-        }
-        // SAFETY: dst is this task's `channels × n` block (row stride `plane`) described above;
-        // the weight's rows `channels` are `[channels, c_in]` and the input block `[c_in, n]`
-        // with row stride `plane`, all inside their slices (`input.len() == batch·c_in·plane`).
+        // SAFETY: dst is this task's `channels × n` block (row stride `plane`): columns
+        // `col..col + n` of its image's rows `channels`, a region no other task touches, inside
+        // `out`'s capacity; `out` outlives the tasks (par_each returns after all). The weight's
+        // rows `channels` are `[channels, c_in]` and the input block `[c_in, n]` with row stride
+        // `plane`, all inside their slices (`input.len() == batch·c_in·plane`). The GEMM writes
+        // the block without reading it (`accumulate` false).
         unsafe {
             gemm_strided(
                 [channels.len(), n, g.c_in],
@@ -97,15 +84,17 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
                     plane,
                 ),
                 gemm::Parallelism::None,
-                true,
+                false,
             );
         }
         for co in channels {
-            op.act.apply_slice(row(co));
+            // SAFETY: as above; the GEMM wrote the row.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
+            op.finish(row, base + co * plane, op.bias.map_or(0.0, |b| b[co]));
         }
     });
     // SAFETY: the tasks wrote all `len` values: together they cover every channel of every
-    // column block of every image, each value first by `start_uninit`.
+    // column block of every image, each value first by the GEMM.
     unsafe { out.set_len(len) };
     out
 }
