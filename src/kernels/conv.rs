@@ -327,6 +327,9 @@ mod tests {
             ),
             (conv(8, 8, 3, 1, [1, 1, 1, 1]), [3, 8, 40, 33], Relu, true),
             (conv(8, 12, 3, 2, [1, 1, 1, 1]), [2, 8, 29, 30], Relu, false),
+            // A narrow im2col product (batch 1, 42 columns): its 72 output channels split into
+            // tasks of 32 rows (`matmul::gemm_rows`), the last ragged.
+            (conv(8, 72, 3, 2, [1, 1, 1, 1]), [1, 8, 13, 12], Relu, true),
             (conv(3, 8, 3, 2, [0, 0, 1, 1]), [2, 3, 32, 32], Relu6, false),
             (
                 conv(32, 16, 3, 1, [1, 1, 1, 1]),
@@ -350,7 +353,7 @@ mod tests {
             ),
             (conv(24, 48, 1, 1, [0, 0, 0, 0]), [3, 24, 7, 7], Relu, true),
             // Batch 1 on planes of one block: the output channels split among tasks on a
-            // pool of several threads (`pointwise::rows_per_task`), the last part ragged.
+            // pool of several threads (`matmul::rows_per_task`), the last part ragged.
             (
                 conv(24, 100, 1, 1, [0, 0, 0, 0]),
                 [1, 24, 7, 7],

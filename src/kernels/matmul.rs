@@ -2,21 +2,77 @@
 //! threaded wasm build, on the calling thread in the single-threaded one. The kernels' other
 //! data-parallel loops are `crate::parallel`'s.
 
+use crate::parallel::{par_each, threads};
+
+/// Widest product whose rows are split among tasks here ([`rows_per_task`]); wider ones are
+/// left to the `gemm` crate's own threads.
+const SPLIT_MAX_COLS: usize = 1024;
+
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]`, all row-major.
+///
+/// A narrow product (a batch-1 im2col block: 784 columns at 28×28 and fewer later) runs as
+/// tasks of rows, one GEMM each: the `gemm` crate ran it on one thread while the pool's other
+/// waited, in a wasm ResNet-50 batch-1 profile a quarter of that thread's time.
 pub(super) fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
-    // SAFETY: the three slices hold the m×k, k×n and m×n row-major matrices described by the
-    // strides (checked above), and `dst` does not alias the inputs (it is borrowed mutably).
-    unsafe {
-        gemm_strided(
-            [m, n, k],
-            (dst.as_mut_ptr(), n),
-            (lhs.as_ptr(), 1, k),
-            (rhs.as_ptr(), 1, n),
-            parallelism(),
-            false,
-        );
+    let rows = if n <= SPLIT_MAX_COLS {
+        rows_per_task(m, 1, threads())
+    } else {
+        m
+    };
+    if rows >= m {
+        // SAFETY: the three slices hold the m×k, k×n and m×n row-major matrices described by
+        // the strides (checked above), and `dst` does not alias the inputs (it is borrowed
+        // mutably).
+        unsafe {
+            gemm_strided(
+                [m, n, k],
+                (dst.as_mut_ptr(), n),
+                (lhs.as_ptr(), 1, k),
+                (rhs.as_ptr(), 1, n),
+                parallelism(),
+                false,
+            );
+        }
+        return;
     }
+    let out = SharedMut(dst.as_mut_ptr());
+    par_each(m.div_ceil(rows), |part| {
+        // The whole wrapper, not its field, so that the closure is Sync.
+        let out = &out;
+        let r = part * rows..((part + 1) * rows).min(m);
+        // SAFETY: as above, for rows `r` of `lhs` and `dst`; no other task writes those rows
+        // of `dst`, which outlives the tasks (par_each returns after all).
+        unsafe {
+            gemm_strided(
+                [r.len(), n, k],
+                (out.0.add(r.start * n), n),
+                (lhs.as_ptr().add(r.start * k), 1, k),
+                (rhs.as_ptr(), 1, n),
+                gemm::Parallelism::None,
+                false,
+            );
+        }
+    });
+}
+
+/// Output channels one task computes: all of them, unless the images' pixel blocks are too few
+/// tasks to keep every thread busy. At batch 1 the 14×14 and 7×7 stages are one block each, so
+/// one thread did all of their 1×1 convolutions (most of EfficientNet-Lite0's and ResNet-50's
+/// multiply-adds there) while the other waited; their output channels are then split, into
+/// enough parts for 4 tasks a thread (slack for a thread the system takes away for a moment),
+/// each a multiple of 16 rows and at least 32, so that the GEMM's microkernel still runs whole.
+pub(super) fn rows_per_task(c_out: usize, tasks: usize, threads: usize) -> usize {
+    let want = 4 * threads;
+    if threads <= 1 || tasks >= want {
+        return c_out;
+    }
+    let parts = want.div_ceil(tasks);
+    c_out
+        .div_ceil(parts)
+        .next_multiple_of(16)
+        .max(32)
+        .min(c_out)
 }
 
 /// A buffer the tasks of one call share, each writing a part no other task touches (see the
@@ -74,4 +130,25 @@ fn parallelism() -> gemm::Parallelism {
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
 fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows_per_task;
+
+    #[test]
+    fn channels_are_split_only_when_blocks_are_too_few() {
+        // enough blocks (batch 8 at 14×14): one task per block, all channels
+        assert_eq!(rows_per_task(672, 8, 2), 672);
+        // one thread: never split
+        assert_eq!(rows_per_task(672, 1, 1), 672);
+        // batch 1 at 7×7 on 2 threads: 8 parts of a multiple of 16 rows
+        assert_eq!(rows_per_task(1152, 1, 2), 144);
+        assert_eq!(1152usize.div_ceil(144), 8);
+        // narrow layers keep at least 32 rows a task
+        assert_eq!(rows_per_task(80, 1, 2), 32);
+        assert_eq!(rows_per_task(16, 1, 2), 16);
+        // 4 blocks on 2 threads: 2 parts
+        assert_eq!(rows_per_task(480, 4, 2), 240);
+    }
 }

@@ -15,7 +15,7 @@
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
 use super::geometry::{Geometry, Operands};
-use super::matmul::{SharedMut, gemm_strided};
+use super::matmul::{SharedMut, gemm_strided, rows_per_task};
 use crate::parallel::{par_each, threads};
 
 /// Output pixels of one block: `c_out × BLOCK_COLS` floats stay within L2 for every backbone's
@@ -29,25 +29,6 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.stride == [1, 1]
         && g.pad == [0, 0]
         && (g.oh, g.ow) == (g.h, g.w)
-}
-
-/// Output channels one task computes: all of them, unless the images' pixel blocks are too few
-/// tasks to keep every thread busy. At batch 1 the 14×14 and 7×7 stages are one block each, so
-/// one thread did all of their 1×1 convolutions (most of EfficientNet-Lite0's and ResNet-50's
-/// multiply-adds there) while the other waited; their output channels are then split, into
-/// enough parts for 4 tasks a thread (slack for a thread the system takes away for a moment),
-/// each a multiple of 16 rows and at least 32, so that the GEMM's microkernel still runs whole.
-fn rows_per_task(c_out: usize, tasks: usize, threads: usize) -> usize {
-    let want = 4 * threads;
-    if threads <= 1 || tasks >= want {
-        return c_out;
-    }
-    let parts = want.div_ceil(tasks);
-    c_out
-        .div_ceil(parts)
-        .next_multiple_of(16)
-        .max(32)
-        .min(c_out)
 }
 
 /// NCHW `input`, `[C_out, C_in, 1, 1]` `weight` -> NCHW `act(conv + bias + residual)`.
@@ -97,25 +78,4 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     // column block of every image, each value first by the GEMM.
     unsafe { out.set_len(len) };
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rows_per_task;
-
-    #[test]
-    fn channels_are_split_only_when_blocks_are_too_few() {
-        // enough blocks (batch 8 at 14×14): one task per block, all channels
-        assert_eq!(rows_per_task(672, 8, 2), 672);
-        // one thread: never split
-        assert_eq!(rows_per_task(672, 1, 1), 672);
-        // batch 1 at 7×7 on 2 threads: 8 parts of a multiple of 16 rows
-        assert_eq!(rows_per_task(1152, 1, 2), 144);
-        assert_eq!(1152usize.div_ceil(144), 8);
-        // narrow layers keep at least 32 rows a task
-        assert_eq!(rows_per_task(80, 1, 2), 32);
-        assert_eq!(rows_per_task(16, 1, 2), 16);
-        // 4 blocks on 2 threads: 2 parts
-        assert_eq!(rows_per_task(480, 4, 2), 240);
-    }
 }
