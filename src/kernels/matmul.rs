@@ -6,13 +6,15 @@ use crate::parallel::{par_each, threads};
 
 /// Widest product whose rows are split among tasks here ([`rows_per_task`]); wider ones are
 /// left to the `gemm` crate's own threads.
-const SPLIT_MAX_COLS: usize = 1024;
+const SPLIT_MAX_COLS: usize = 256;
 
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]`, all row-major.
 ///
-/// A narrow product (a batch-1 im2col block: 784 columns at 28×28 and fewer later) runs as
-/// tasks of rows, one GEMM each: the `gemm` crate ran it on one thread while the pool's other
-/// waited, in a wasm ResNet-50 batch-1 profile a quarter of that thread's time.
+/// A narrow product (a batch-1 im2col block at 14×14 or 7×7) runs as tasks of rows, one GEMM
+/// each: in a wasm ResNet-50 batch-1 profile one pool thread waited a third of the time, much of
+/// it while the `gemm` crate ran such products on the other. Each task packs the whole `rhs`,
+/// so wider products stay with the crate's own threads (at 1,024 columns, ResNet-18's batch-8
+/// 7×7 blocks were split too, and measured no better).
 pub(super) fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n && dst.len() >= m * n);
     let rows = if n <= SPLIT_MAX_COLS {
