@@ -147,7 +147,7 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let offsets: Vec<usize> = (0..g.kw).map(|kx| padded.offset(g, kx)).collect();
     // Written whole by the tasks, not zeroed first: zeroing it here, before the tasks start,
     // was a pass over the output on one thread while the others waited (in a wasm Lite0
-    // profile, ~10% of the time one of the pool's threads was idle).
+    // profile, for a tenth of the time a pool thread waited, the other was zeroing this).
     let len = g.batch * g.c_out * plane_out;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let kernel = row_kernel();
@@ -249,8 +249,7 @@ fn activate<const A: u8>(v: f32) -> f32 {
 
 /// The row kernel for this CPU: natively on x86-64 with AVX2 where it has it (the build
 /// targets baseline x86-64, whose SSE2 is four lanes), in wasm the SIMD128 one (with relaxed
-/// SIMD's fused multiply-add in the relaxed build),
-/// fused multiply-add one, else the portable one (wasm SIMD128).
+/// SIMD's fused multiply-add in the relaxed build), else the portable one.
 fn row_kernel() -> RowKernel {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -295,9 +294,8 @@ fn row<const L: usize, const Q: usize, const A: u8>(
     offsets: &[usize],
     start: Option<f32>,
 ) {
-    // The start as a constant of the loop: an accumulator that starts from either the bias or
-    // `dst` (a branch inside `accumulate`) was not vectorised, in wasm, and the row took twice
-    // as long.
+    // The start as a constant of the loop: `accumulate`'s body is then the same straight-line
+    // code for every call, with no branch for the vectoriser to carry.
     match start {
         Some(b) => row_from::<L, Q, A, false>(dst, rows, offsets, b),
         None => row_from::<L, Q, A, true>(dst, rows, offsets, 0.0),
@@ -356,9 +354,10 @@ fn accumulate<const N: usize, const A: u8, const LOAD: bool>(
 }
 
 /// The wasm builds: the taps written with SIMD128's operations, not left to the compiler. The
-/// portable kernel's autovectorised form in wasm took twice as long as soon as its accumulator
-/// could start from the bias as well as from the output (the accumulators left the registers,
-/// in a profile of `pkg/`): here they are `v128` values. In the relaxed-SIMD build (pkg-cpu-relaxed)
+/// portable kernel's autovectorised form took twice as long in `pkg/` once its accumulators
+/// could start from the bias and end in the activation (natively its accumulators had left the
+/// registers for the stack, until `accumulate` wrote `act(acc)` by value; in wasm that was not
+/// enough): here they are `v128` values. In the relaxed-SIMD build (pkg-cpu-relaxed)
 /// every tap is one `f32x4.relaxed_madd` (an FMA on x86-64 and ARM), where the others do a
 /// multiply and an add. Eight accumulators, not four: an FMA's latency is the whole chain's, so
 /// twice as many independent ones keep both of a core's FMA units busy.

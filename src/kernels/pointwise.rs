@@ -3,7 +3,7 @@
 //! the residual and the activation added to each row of the block while it is still in cache.
 //! (The block used to hold the bias and residual before the GEMM accumulated onto it: one more
 //! pass over it, and the GEMM reading it back; with the activation after, that pass and the
-//! rows' own were ~6% of a wasm Lite0 forward in a profile.)
+//! rows' own were 6–8% of a wasm Lite0 forward in a profile.)
 //!
 //! burn-flex's 1×1 path multiplies the same way but then adds the bias, applies the activation
 //! and adds the residual in three more passes over the whole output (memory-bound, on outputs of
