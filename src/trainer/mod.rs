@@ -1,17 +1,16 @@
-//! Head training on cached embeddings, written directly with burn's autodiff and `burn::optim`
-//! (burn-train's learner does not run in the browser), so the same loop serves CLI and page.
-
+//! Head training on cached embeddings, one loop for the CLI and the page (burn-train's learner
+//! does not run in the browser).
 //!
 //! `config` holds what a run is asked to do, `plan` the loop's shared parts, `report` what it
-//! tells; this file trains the head. Fine-tuning the last stage (`finetune`) reuses `plan`.
+//! tells, `linear` the head's gradient and optimizer step written out (burn's formulas, without
+//! the autodiff graph); this file trains the head. Fine-tuning the last stage (`finetune`)
+//! reuses `plan` and trains through burn's autodiff.
 
 mod config;
+mod linear;
 mod plan;
 mod report;
 
-use burn::module::Module;
-use burn::nn::loss::CrossEntropyLoss;
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use web_time::Instant;
 
@@ -19,13 +18,13 @@ use crate::data::dataset::Example;
 use crate::error::{Error, Result};
 use crate::evaluation::calibration::calibrate;
 use crate::model::head::Head;
-use crate::tensor_io::matrix;
+use linear::LinearHead;
 
 pub use config::{
     Balance, DEFAULT_L2SP, OptimizerKind, Range, Setting, TRAIN_SETTINGS, TrainConfig,
 };
 pub use plan::check_counts;
-pub(crate) use plan::{EpochLoss, Plan, Run, build_optimizer, epoch_stats, lr_at};
+pub(crate) use plan::{EpochLoss, Plan, Run, build_optimizer, epoch_stats, finite_loss, lr_at};
 pub(crate) use report::build_report;
 pub use report::{EpochStats, FineTuneStats, Misclassified, PerClass, Progress, Report};
 
@@ -154,30 +153,27 @@ pub(crate) fn refit_set<'a>(
 }
 
 /// One epoch of head training over `set` in `plan`'s order; the mean loss.
-#[allow(clippy::too_many_arguments)]
-async fn head_epoch(
+fn head_epoch(
     plan: &mut Plan,
     set: &[TrainExample<'_>],
-    head: Head,
-    optim: &mut ModuleOptimizer,
-    loss_fn: &CrossEntropyLoss,
+    head: &mut LinearHead,
+    optim: &mut linear::Optimizer,
+    loss: &linear::Loss,
     cfg: &TrainConfig,
     epoch: usize,
-    ad: &Device,
-) -> Result<(Head, f64)> {
+) -> Result<f64> {
     let order = plan.epoch_order();
     let lr = lr_at(cfg, cfg.learning_rate(), epoch);
-    let mut head = head;
-    let mut epoch_loss = EpochLoss::default();
+    let mut grad = vec![0.0; head.params.len()];
+    let mut sum = 0.0;
+    let mut batches = 0;
     for batch in order.chunks(cfg.batch_size) {
-        let (rows, y) = plan.batch(set, batch, ad);
-        let loss = loss_fn.forward(head.forward(matrix(&rows, ad)), y);
-        epoch_loss.add(loss.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &head);
-        head = optim.step(lr, head, grads);
+        let (rows, labels) = plan.draw(set, batch);
+        sum += loss.gradient(head, &rows, &labels, &mut grad) as f64;
+        optim.step(lr, &mut head.params, &mut grad);
+        batches += 1;
     }
-    let loss = epoch_loss.mean(epoch, cfg.learning_rate()).await?;
-    Ok((head, loss))
+    finite_loss(sum / batches as f64, epoch, cfg.learning_rate())
 }
 
 /// A head trained from zeros on `set` for exactly `epochs` epochs, as the held-out run trains
@@ -193,22 +189,17 @@ pub async fn refit_head(
     progress: &mut impl AsyncFnMut(&Progress) -> bool,
 ) -> Result<(Head, Balance, f64)> {
     let mut plan = Plan::new(labels, set, cfg)?;
-    let dim = set[0].views[0].len();
-    let ad = device.clone().autodiff();
-    let mut head = Head::zeros(dim, plan.classes, &ad);
-    let mut optim = build_optimizer(cfg, cfg.weight_decay);
-    let loss_fn = plan.loss(cfg, &ad);
+    let mut head = LinearHead::zeros(set[0].views[0].len(), plan.classes);
+    let mut optim = linear::Optimizer::new(cfg, cfg.weight_decay, head.params.len());
+    let loss_fn = plan.linear_loss(cfg);
     let mut last = f64::NAN;
     for epoch in 1..=epochs {
-        let (h, loss) =
-            head_epoch(&mut plan, set, head, &mut optim, &loss_fn, cfg, epoch, &ad).await?;
-        head = h;
-        last = loss;
+        last = head_epoch(&mut plan, set, &mut head, &mut optim, &loss_fn, cfg, epoch)?;
         let p = Progress {
             phase: "refit".into(),
             epoch,
             epochs,
-            loss,
+            loss: last,
             val_loss: None,
             val_accuracy: None,
         };
@@ -216,7 +207,7 @@ pub async fn refit_head(
             return Err(Error::Cancelled);
         }
     }
-    Ok((head.valid(), plan.balance, last))
+    Ok((head.to_head(device), plan.balance, last))
 }
 
 /// [`train`], with every view of each validation photo for the refit (`sets.val_views`). The
@@ -241,25 +232,21 @@ pub async fn train_with_views(
     }
     let started = Instant::now();
     let mut plan = Plan::new(labels, train_set, cfg)?;
-    let dim = train_set[0].views[0].len();
-    let ad = device.clone().autodiff();
-    let mut head = Head::zeros(dim, plan.classes, &ad);
-    let mut optim = build_optimizer(cfg, cfg.weight_decay);
-    let loss_fn = plan.loss(cfg, &ad);
+    let mut head = LinearHead::zeros(train_set[0].views[0].len(), plan.classes);
+    let mut optim = linear::Optimizer::new(cfg, cfg.weight_decay, head.params.len());
+    let loss_fn = plan.linear_loss(cfg);
     let val_rows: Vec<&[f32]> = val_set.iter().map(|v| v.embedding).collect();
     let val_truth: Vec<usize> = val_set.iter().map(|v| v.label).collect();
     let mut run = Run::new(cfg.patience);
 
     for epoch in 1..=cfg.epochs {
-        let (h, loss) = head_epoch(
-            &mut plan, train_set, head, &mut optim, &loss_fn, cfg, epoch, &ad,
-        )
-        .await?;
-        head = h;
-        let probs = head.valid().probabilities(&val_rows, device).await?;
+        let loss = head_epoch(
+            &mut plan, train_set, &mut head, &mut optim, &loss_fn, cfg, epoch,
+        )?;
+        let probs = head.probabilities(&val_rows);
         let stats = epoch_stats(epoch, loss, &probs, &val_truth, plan.classes);
         if run
-            .end_epoch(stats, "train", cfg.epochs, progress, || head.valid())
+            .end_epoch(stats, "train", cfg.epochs, progress, || head.clone())
             .await?
         {
             break;
@@ -267,7 +254,7 @@ pub async fn train_with_views(
     }
 
     let (best_epoch, best_head) = run.best();
-    let probs = best_head.probabilities(&val_rows, device).await?;
+    let probs = best_head.probabilities(&val_rows);
     let mut report = build_report(
         labels,
         run.history,
@@ -277,9 +264,8 @@ pub async fn train_with_views(
         plan.balance,
         &probs,
     );
-    let val_logits = best_head.logits(&val_rows, device).await?;
-    report.calibration = calibrate(&val_logits, &val_truth);
-    let mut head = best_head;
+    report.calibration = calibrate(&best_head.logits(&val_rows), &val_truth);
+    let mut head = best_head.to_head(device);
     if cfg.refit && !val_set.is_empty() {
         let mut storage = Vec::new();
         let all = refit_set(train_set, val_set, sets.val_views, &mut storage)?;

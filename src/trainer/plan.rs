@@ -12,6 +12,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::TrainExample;
 use super::config::{Balance, OptimizerKind, TrainConfig};
+use super::linear::Loss;
 use super::report::{EpochStats, Progress};
 use crate::error::{Error, Result};
 use crate::evaluation::metrics;
@@ -151,13 +152,20 @@ impl Plan {
         }
     }
 
-    /// One view of each example in `batch` (drawn at random among its views) and the targets.
-    pub fn batch<'a>(
+    /// The same loss as [`Plan::loss`], for the head trained without the graph (`linear`).
+    pub fn linear_loss(&self, cfg: &TrainConfig) -> Loss {
+        Loss {
+            smoothing: cfg.label_smoothing as f32,
+            class_weights: (self.balance == Balance::Weight).then(|| self.class_weights.clone()),
+        }
+    }
+
+    /// One view of each example in `batch` (drawn at random among its views) and their classes.
+    pub fn draw<'a>(
         &mut self,
         train_set: &[TrainExample<'a>],
         batch: &[usize],
-        device: &Device,
-    ) -> (Vec<&'a [f32]>, Tensor<1, Int>) {
+    ) -> (Vec<&'a [f32]>, Vec<usize>) {
         let rows = batch
             .iter()
             .map(|&i| {
@@ -165,7 +173,18 @@ impl Plan {
                 views[self.rng.random_range(0..views.len())].as_slice()
             })
             .collect();
-        let targets: Vec<i64> = batch.iter().map(|&i| train_set[i].label as i64).collect();
+        (rows, batch.iter().map(|&i| train_set[i].label).collect())
+    }
+
+    /// [`Plan::draw`], the classes as a tensor on `device`.
+    pub fn batch<'a>(
+        &mut self,
+        train_set: &[TrainExample<'a>],
+        batch: &[usize],
+        device: &Device,
+    ) -> (Vec<&'a [f32]>, Tensor<1, Int>) {
+        let (rows, labels) = self.draw(train_set, batch);
+        let targets: Vec<i64> = labels.into_iter().map(|l| l as i64).collect();
         let y = Tensor::from_data(TensorData::new(targets, [batch.len()]), device);
         (rows, y)
     }
@@ -191,14 +210,22 @@ impl EpochLoss {
     /// The mean, refusing a diverged (NaN/inf) run with a message saying what to change.
     pub async fn mean(self, epoch: usize, lr: f64) -> Result<f64> {
         let sum = self.sum.expect("at least one batch").reshape([1, 1]);
-        let loss = read_rows(sum).await?[0][0] as f64 / self.batches as f64;
-        if !loss.is_finite() {
-            return Err(Error::Invalid(format!(
-                "training diverged at epoch {epoch} (loss is {loss}): lower the learning rate (now {lr})"
-            )));
-        }
-        Ok(loss)
+        finite_loss(
+            read_rows(sum).await?[0][0] as f64 / self.batches as f64,
+            epoch,
+            lr,
+        )
     }
+}
+
+/// An epoch's mean loss, refusing a diverged (NaN/inf) run with a message saying what to change.
+pub(crate) fn finite_loss(loss: f64, epoch: usize, lr: f64) -> Result<f64> {
+    if !loss.is_finite() {
+        return Err(Error::Invalid(format!(
+            "training diverged at epoch {epoch} (loss is {loss}): lower the learning rate (now {lr})"
+        )));
+    }
+    Ok(loss)
 }
 
 /// An epoch's stats: its training loss, and the validation loss and accuracy from the
