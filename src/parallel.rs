@@ -74,6 +74,19 @@ pub(crate) fn on_pool<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// `f(i)` for every `i < parts`, each a task of its own on the pool (see `on_pool`), the
+/// results in order: independent passes run side by side, their loops' tasks shared.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+pub(crate) fn on_pool_each<R: Send>(parts: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    on_pool(|| (0..parts).into_par_iter().with_max_len(1).map(f).collect())
+}
+
+#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+pub(crate) fn on_pool_each<R>(parts: usize, f: impl Fn(usize) -> R) -> Vec<R> {
+    (0..parts).map(f).collect()
+}
+
 /// Threads the data-parallel loops run on.
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 pub(crate) fn threads() -> usize {

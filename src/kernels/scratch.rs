@@ -9,8 +9,11 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-/// At most this many idle buffers are kept (the most one call holds at once is three).
-const KEEP: usize = 4;
+/// At most this many idle buffers are kept: one call holds at most three at once, and a batch
+/// runs as one pass per thread side by side (`tensor_io::in_batches`).
+fn keep() -> usize {
+    3 * crate::parallel::threads() + 1
+}
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
@@ -55,7 +58,7 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         pool.push(std::mem::take(&mut self.buf));
-        if pool.len() > KEEP {
+        if pool.len() > keep() {
             let smallest = (0..pool.len()).min_by_key(|&i| pool[i].len());
             if let Some(i) = smallest {
                 pool.swap_remove(i);
@@ -80,6 +83,6 @@ mod tests {
         let c = Scratch::take(2000);
         assert_eq!(c.len(), 2000);
         assert_ne!(c.buf.as_ptr(), b.buf.as_ptr());
-        assert!(POOL.lock().unwrap().len() <= KEEP);
+        assert!(POOL.lock().unwrap().len() <= keep());
     }
 }
