@@ -140,7 +140,7 @@ mod tests {
                 assert_eq!(o, &want, "batch {batch}, row {i}");
             }
         }
-        let short = vec![0.0; 17];
+        let short = [0.0; 17];
         let err = pollster::block_on(in_batches(&[&short[..]], shape, 4, &device, flatten_rows));
         assert!(err.unwrap_err().to_string().contains("expected 18"));
     }
