@@ -12,7 +12,8 @@
 // weights (www/weights/).
 //
 //   node bench/drop200.mjs            (after ./run serve)
-// Env: ARCHS (default efficientnet_lite0,resnet18), ROUNDS (default 2), N (default 200),
+// Env: ARCHS (default efficientnet_lite0,resnet18), ROUNDS (default 2), N (default 200), IDLE_MS
+//      (default 0: the drop the moment the page is ready; e.g. 3000: after 3 s, as a person would),
 //      SORTWISE_DATA (trashnet-mini), CHROMIUM, ZIP (another zip of N photos in class folders). Prints one JSON object on stdout, a table on stderr.
 
 import { execSync } from 'node:child_process';
@@ -24,6 +25,7 @@ import { DATA, launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
 const ROOT = new URL('..', import.meta.url).pathname;
 const ARCHS = (process.env.ARCHS || 'efficientnet_lite0,resnet18').split(',');
 const ROUNDS = Number(process.env.ROUNDS || 2);
+const IDLE_MS = Number(process.env.IDLE_MS || 0);
 const N = Number(process.env.N || 200);
 const CACHE = join(ROOT, 'bench/.cache/drop200');
 // ZIP=path: another zip of class folders instead (e.g. one that lists the classes photo by photo)
@@ -83,6 +85,8 @@ async function run(browser, base, arch) {
       document.body.append(input);
     });
     await page.setInputFiles('#bench-zip', ZIP);
+    // a person takes a moment between the page appearing and dropping a zip on it
+    if (IDLE_MS) await page.waitForTimeout(IDLE_MS);
     const r = await page.evaluate(async (n) => {
       const dbg = window.sortwiseDebug;
       const count = () => dbg.state.classes.reduce((k, c) => k + c.count, 0);

@@ -622,3 +622,26 @@ fn rules_are_the_engines_own() {
     assert_eq!(json["unsureLabel"], "unsure");
     assert_eq!(json["heatmapColors"].as_array().unwrap().len(), 6);
 }
+
+/// The worker's idle warm-up runs the backbone on synthetic photos and leaves the session as it
+/// was: the same classes, photos, embeddings, model, and the next photo's id.
+#[test]
+fn warming_up_changes_nothing() {
+    let s = open(Options::default());
+    let ids_before = two_classes(&s, 2);
+    block(s.train(quick(), &Split::Stratified, &mut async |_: &Progress| true)).unwrap();
+    let snapshot = |s: &SharedSession| {
+        let g = s.get();
+        let rows: Vec<(u32, usize, Vec<Vec<f32>>)> = g
+            .examples()
+            .iter()
+            .map(|e| (e.id, e.label, e.views.clone()))
+            .collect();
+        (g.labels().to_vec(), g.counts(), rows)
+    };
+    let before = (snapshot(&s), model_of(&s));
+    block(s.warm_up(3)).unwrap();
+    assert_eq!((snapshot(&s), model_of(&s)), before);
+    let next = ids(&block(s.add_images("other", vec![PNGS[0].to_vec()])).unwrap());
+    assert_eq!(next, [ids_before.iter().max().unwrap() + 1]);
+}

@@ -190,6 +190,36 @@ impl SharedSession {
         self.get_mut().commit(&label, embedded)
     }
 
+    /// `images` synthetic photos through what an added photo goes through (thumbnail, resize,
+    /// one backbone pass), the results dropped and the session unchanged. V8 first runs wasm
+    /// from its baseline compiler and optimises the hot functions as they run: a fresh engine in
+    /// Chromium embedded its first 200 photos ~0.8 s slower than the next 200 (docs/BENCHMARKS.md).
+    /// The worker runs this while the page leaves the engine idle, so the person's first photos
+    /// meet compiled code.
+    pub async fn warm_up(&self, images: usize) -> Result<()> {
+        let (backbone, spec) = {
+            let s = self.get();
+            (s.backbone.clone(), ViewSpec::eval(s.options.fit))
+        };
+        // A photo-sized pattern, so that resizing takes the downscaling path real photos take.
+        let imgs: Vec<RgbImage> = (0..images)
+            .map(|k| {
+                RgbImage::from_fn(512, 384, |x, y| {
+                    let v = (x * 7 + y * 3 + k as u32 * 31) as u8;
+                    image::Rgb([v, v.wrapping_mul(3), (x ^ y) as u8])
+                })
+            })
+            .collect();
+        // the thumbnail encoded, then decoded as a dropped JPEG is
+        parallel::par_map(&imgs, |_, img| {
+            preprocess::decode(&preprocess::thumbnail_jpeg(img)?)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        embed::embed_views(&backbone, &imgs, spec, &mut |_, _| true).await?;
+        Ok(())
+    }
+
     /// Train a new model and keep it (the previous one stays if this fails or is cancelled);
     /// the report. `progress` is awaited after every epoch; resolving to `false` cancels.
     pub async fn train(

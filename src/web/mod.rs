@@ -230,6 +230,17 @@ impl Trainer {
         })
     }
 
+    /// `warmUp(images)`: that many synthetic photos through the backbone, nothing kept
+    /// (`SharedSession::warm_up`); the worker runs it while the engine is idle after its start.
+    #[wasm_bindgen(js_name = warmUp)]
+    pub fn warm_up(&self, images: u32) -> Promise {
+        let session = self.session.clone();
+        future_to_promise(async move {
+            session.warm_up(images as usize).await.map_err(js_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     /// Add an image by its saved embedding (`embedding(id)` of an earlier session, same backbone)
     /// and optional UI copy, without running the backbone. Such an image has no pixels, so
     /// `train({finetuneLast: true})` refuses to run while it is here (add it with `addImage`,

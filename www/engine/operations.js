@@ -52,6 +52,7 @@ export const WORKER_REQUESTS = Object.freeze(['create', 'measure', 'debugLoseDev
 
 /**
  * What else the Trainer has, none of it a request: its getters (copied into the client by
- * `create`), the per-image reads the worker makes for addImage(s), and wasm-bindgen's `free`.
+ * `create`), the per-image reads the worker makes for addImage(s), the warm-up the worker runs
+ * itself while the engine is idle (`warmUp`), and wasm-bindgen's `free`.
  */
-export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'embedding', 'thumbnail', 'takeThumbnail', 'free']);
+export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'embedding', 'thumbnail', 'takeThumbnail', 'warmUp', 'free']);

@@ -297,6 +297,8 @@ export class Trainer {
   thumbnail(id: number): Uint8Array | undefined;
   /** Its JPEG UI copy, handed over: the trainer keeps it no longer (`thumbnail(id)` is then undefined). */
   takeThumbnail(id: number): Uint8Array | undefined;
+  /** `images` synthetic photos through the backbone, nothing kept: the worker's warm-up while the engine is idle. */
+  warmUp(images: number): Promise<void>;
   renameClass(from: string, to: string): void;
   /** How many images went with it. */
   removeClass(label: string): number;

@@ -144,6 +144,59 @@ function yieldToEvents() {
   });
 }
 
+// V8 runs wasm from its baseline compiler first and optimises the hot functions as they run: a
+// fresh CPU engine embedded its first 200 photos ~0.8 s slower than the next 200
+// (docs/BENCHMARKS.md). So while the page leaves a new CPU engine idle, the worker sends
+// synthetic photos through it itself (`Trainer.warmUp`, nothing kept), a batch a pass (the
+// page's batch of photos), until two passes in a row are no faster than the best one, or after
+// WARM.maxPasses / WARM.maxMs, or after one pass over WARM.maxPassMs (a slow device: a request
+// waits for the pass under way, and the warm-up goes on after WARM.idleMs without one).
+const WARM = { batch: 8, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
+let requests = 0; // requests received so far, to tell whether one came meanwhile
+let warming = null; // the warm-up of `trainer` while it is not done
+
+function startWarmUp(t) {
+  warming = t.backend === 'cpu' ? { t, spentMs: 0, lastMs: 0, passes: 0, bestMs: Infinity, slower: 0, running: false } : null;
+  scheduleWarmUp();
+}
+
+function scheduleWarmUp() {
+  const w = warming;
+  if (!w || w.running) return;
+  const seen = requests;
+  setTimeout(() => warmUp(w, seen), WARM.idleMs);
+}
+
+async function warmUp(w, seen) {
+  if (w.running) return;
+  w.running = true;
+  try {
+    while (warming === w && trainer === w.t && requests === seen) {
+      if (w.passes >= WARM.maxPasses || w.spentMs >= WARM.maxMs || w.slower >= 2 || w.lastMs > WARM.maxPassMs) {
+        warming = null;
+        return;
+      }
+      const t0 = performance.now();
+      await w.t.warmUp(WARM.batch);
+      const ms = performance.now() - t0;
+      w.spentMs += ms;
+      w.lastMs = ms;
+      w.passes += 1;
+      if (ms < 0.95 * w.bestMs) {
+        w.bestMs = ms;
+        w.slower = 0;
+      } else {
+        w.slower += 1;
+      }
+      await yieldToEvents(); // a request that came during the pass goes first
+    }
+  } catch {
+    warming = null; // the engine's own calls will say what is wrong
+  } finally {
+    w.running = false;
+  }
+}
+
 // A synthetic photo for timing forward passes (device-choice.js): an uncompressed 24-bit BMP,
 // whose decoding costs next to nothing next to the backbone, in a pattern that varies by seed.
 function syntheticBmp(size, seed) {
@@ -220,6 +273,7 @@ Object.assign(ops, {
     startStep('trainer');
     trainer?.free();
     trainer = await Trainer.create({ arch, weights, device, augment, fit, finetune: Boolean(finetune) });
+    startWarmUp(trainer);
     // Which wasm package runs and on how many threads (the device badge).
     return {
       arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason + engine.note,
@@ -293,6 +347,7 @@ self.onmessage = async ({ data }) => {
     cancelRequested = true;
     return;
   }
+  requests += 1;
   try {
     const fn = ops[op];
     if (!fn) throw new Error(`unknown operation ${op}`);
@@ -310,4 +365,5 @@ self.onmessage = async ({ data }) => {
     if (gpuDevices.length && !lostReason) await new Promise((r) => setTimeout(r, 100));
     postMessage({ id, ok: false, error: message(err), fatal, lost: lostReason });
   }
+  scheduleWarmUp();
 };
