@@ -3,15 +3,23 @@
 //! for them. The CPU kernels (`kernels/`) fill rows with them, and the session (`session/`)
 //! decodes and thumbnails photos with them.
 
-/// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several.
+/// Fewest values one task of [`par_rows`] fills where filling a value is a copy or a few
+/// operations: below this the pool's wake-ups cost more than the work.
+pub(crate) const COPY_TASK_VALUES: usize = 1 << 15;
+
+/// `fill(r, row)` for every `n`-long row of `rows`, on all cores where there are several, each
+/// task filling at least `min_task` values (see [`COPY_TASK_VALUES`]).
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(crate) fn par_rows<T: Send>(rows: &mut [T], n: usize, fill: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn par_rows<T: Send>(
+    rows: &mut [T],
+    n: usize,
+    min_task: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync,
+) {
     use rayon::prelude::*;
-    /// Fewest values (f32) one task fills: below this the pool's wake-ups cost more than the copy.
-    const MIN_TASK_FLOATS: usize = 1 << 15;
     // A task per row is too fine for short rows (a batch-1 7×7 stage has 49-long rows, 4,608 of
     // them): in the threaded wasm build that made ResNet-18 slower on 2 threads than on 1.
-    let min_rows = MIN_TASK_FLOATS.div_ceil(n.max(1));
+    let min_rows = min_task.div_ceil(n.max(1));
     rows.par_chunks_mut(n)
         .enumerate()
         .with_min_len(min_rows)
@@ -19,7 +27,12 @@ pub(crate) fn par_rows<T: Send>(rows: &mut [T], n: usize, fill: impl Fn(usize, &
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-pub(crate) fn par_rows<T>(rows: &mut [T], n: usize, fill: impl Fn(usize, &mut [T])) {
+pub(crate) fn par_rows<T>(
+    rows: &mut [T],
+    n: usize,
+    _min_task: usize,
+    fill: impl Fn(usize, &mut [T]),
+) {
     for (r, row) in rows.chunks_mut(n).enumerate() {
         fill(r, row);
     }

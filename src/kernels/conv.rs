@@ -8,7 +8,7 @@ use super::geometry::{Geometry, Operands, flex, values};
 use super::matmul::gemm_rows;
 use super::scratch::Scratch;
 use super::{depthwise, pointwise, winograd};
-use crate::parallel::par_rows;
+use crate::parallel::{COPY_TASK_VALUES, par_rows};
 
 /// At most this many f32 in one im2col block (16 MB): large enough that GEMM amortises its
 /// packing, small enough to stay modest next to the activations.
@@ -159,7 +159,7 @@ impl Geometry {
                 }
             }
         };
-        par_rows(cols, n, fill);
+        par_rows(cols, n, COPY_TASK_VALUES, fill);
     }
 
     /// The input row that output row `oy` reads through kernel row `ky`; `None` in the padding.

@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 
 use super::geometry::{Geometry, Operands};
 use super::{Activation, max};
-use crate::parallel::par_rows;
+use crate::parallel::{COPY_TASK_VALUES, par_rows};
 
 /// Output pixels accumulated at once: four 128-bit vectors (wasm SIMD128, SSE) or one AVX-512.
 const LANES: usize = 16;
@@ -208,7 +208,12 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
             }
         });
     };
-    par_rows(&mut out.spare_capacity_mut()[..len], plane_out, filter);
+    par_rows(
+        &mut out.spare_capacity_mut()[..len],
+        plane_out,
+        (COPY_TASK_VALUES / (g.kh * g.kw)).max(1),
+        filter,
+    );
     // SAFETY: the tasks wrote all `len` values, every plane's (flat: each row copied from the
     // grid; else zeroed, then the kernel's).
     unsafe { out.set_len(len) };

@@ -12,7 +12,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::tensor::{Tensor, TensorData};
 
 use super::geometry::{flex, plain_cpu_f32, values};
-use crate::parallel::par_rows;
+use crate::parallel::{COPY_TASK_VALUES, par_rows};
 
 /// `pool.forward(x)`, on this module's kernel when `x` is a plain CPU f32 tensor and the pool
 /// has no dilation or ceil mode (burn's pool runs otherwise).
@@ -29,7 +29,7 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = p.input;
     let (oh, ow) = p.output();
     let mut out = vec![0f32; n * c * oh * ow];
-    par_rows(&mut out, oh * ow, |plane, out| {
+    par_rows(&mut out, oh * ow, COPY_TASK_VALUES, |plane, out| {
         p.plane(&input[plane * h * w..][..h * w], out);
     });
     Tensor::from_data(TensorData::new(out, [n, c, oh, ow]), &device)

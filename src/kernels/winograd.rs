@@ -15,7 +15,7 @@
 use super::geometry::{Geometry, Operands};
 use super::matmul::{SharedMut, gemm_strided};
 use super::scratch::Scratch;
-use crate::parallel::{par_each, par_rows};
+use crate::parallel::{COPY_TASK_VALUES, par_each, par_rows};
 
 /// Output tile side and transformed tile side (`TILE + 3 - 1`).
 const TILE: usize = 4;
@@ -189,7 +189,7 @@ impl Padded {
 fn transform_input(g: &Geometry, tiles: &Tiles, input: &[f32]) -> Scratch {
     let t = tiles.total;
     let mut v = Scratch::take(g.c_in * POINTS * t);
-    par_rows(&mut v, POINTS * t, |c, vc| {
+    par_rows(&mut v, POINTS * t, COPY_TASK_VALUES, |c, vc| {
         let mut padded = Padded::new(tiles);
         let mut loaded = usize::MAX;
         let mut d = vec![[0f32; BLOCK]; POINTS];
