@@ -73,13 +73,35 @@ pub(crate) fn par_map<T, R>(items: &[T], f: impl Fn(usize, &T) -> R) -> Vec<R> {
 /// threaded wasm build a batch-1 EfficientNet-Lite0 forward made ~60 such calls, and waking
 /// and sleeping (`memory.atomic.notify`/`wait` through V8) was ~19% of the threads' busy time in
 /// a profile. A backbone pass run here pays that once; its loops start from inside the pool.
+///
+/// While `f` runs, the pool's other threads do not go to sleep: each runs a task that takes
+/// the pool's pending work, or spins, until `f` is done. Asleep, a thread had to be woken for
+/// each of the pass's ~60 loops (`memory.atomic.notify`, then the wait in V8 returning), and a
+/// batch-1 loop at 14×14 or 7×7 was mostly over before it joined in (XNNPACK's thread pool
+/// spins the same way while an operator runs).
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
     if rayon::current_thread_index().is_some() {
         return f();
     }
+    let done = AtomicBool::new(false);
+    let done = &done;
     // `scope` runs its body on a pool thread when called from outside the pool.
-    rayon::scope(|_| f())
+    rayon::scope(|s| {
+        for _ in 1..threads() {
+            s.spawn(move |_| {
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let r = f();
+        done.store(true, Ordering::Release);
+        r
+    })
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
