@@ -67,29 +67,35 @@ pub(crate) fn par_map<T, R>(items: &[T], f: impl Fn(usize, &T) -> R) -> Vec<R> {
     items.iter().enumerate().map(|(i, t)| f(i, t)).collect()
 }
 
-/// `f()` on one of the pool's threads, the calling thread waiting for it; at once where the
-/// caller is a pool thread, or where there is no pool. Each loop above, called from outside the
-/// pool, hands its work in and puts the caller to sleep on a lock until it is done: in the
-/// threaded wasm build a batch-1 EfficientNet-Lite0 forward made ~60 such calls, and waking
-/// and sleeping (`memory.atomic.notify`/`wait` through V8) was ~19% of the threads' busy time in
-/// a profile. A backbone pass run here pays that once; its loops start from inside the pool.
+/// `f(i)` for every `i < parts`, each a task of its own on one of the pool's threads, the
+/// results in order, the calling thread waiting for them; at once where the caller is a pool
+/// thread, or where there is no pool. Each loop inside, called from outside the pool, would
+/// hand its work in and put the caller to sleep on a lock until it is done: in the threaded wasm
+/// build a batch-1 EfficientNet-Lite0 forward made ~60 such calls, and waking and sleeping
+/// (`memory.atomic.notify`/`wait` through V8) was ~19% of the threads' busy time in a profile.
+/// Passes run here pay that once; their loops start from inside the pool.
 ///
-/// While `f` runs, the pool's other threads do not go to sleep: each runs a task that takes
-/// the pool's pending work, or spins, until `f` is done. Asleep, a thread had to be woken for
-/// each of the pass's ~60 loops (`memory.atomic.notify`, then the wait in V8 returning), and a
-/// batch-1 loop at 14×14 or 7×7 was mostly over before it joined in (XNNPACK's thread pool
-/// spins the same way while an operator runs).
+/// With fewer parts than threads (a batch of one photo), the threads without a part do not go
+/// to sleep while the parts run: each runs a task that takes the pool's pending work, or spins,
+/// until they are done. Asleep, a thread had to be woken for each of the pass's loops, and a
+/// batch-1 loop at 14×14 or 7×7 was mostly over before it joined in (XNNPACK's thread pool spins
+/// the same way while an operator runs). With a part each, the threads are busy anyway and a
+/// spinning one would only take a core from the page's own work.
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_pool_each<R: Send>(parts: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+    let run = || (0..parts).into_par_iter().with_max_len(1).map(&f).collect();
     if rayon::current_thread_index().is_some() {
-        return f();
+        return run();
     }
     let done = AtomicBool::new(false);
     let done = &done;
-    // `scope` runs its body on a pool thread when called from outside the pool.
+    // `scope` runs its body on a pool thread when called from outside the pool. The spinning
+    // tasks are pushed before the parts' jobs, so a thread waiting on a stolen job never finds
+    // one of them in its own deque (thieves take the oldest first).
     rayon::scope(|s| {
-        for _ in 1..threads() {
+        for _ in parts..threads() {
             s.spawn(move |_| {
                 while !done.load(Ordering::Acquire) {
                     if rayon::yield_now() != Some(rayon::Yield::Executed) {
@@ -98,23 +104,10 @@ pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
-        let r = f();
+        let r = run();
         done.store(true, Ordering::Release);
         r
     })
-}
-
-#[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-pub(crate) fn on_pool<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-/// `f(i)` for every `i < parts`, each a task of its own on the pool (see `on_pool`), the
-/// results in order: independent passes run side by side, their loops' tasks shared.
-#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-pub(crate) fn on_pool_each<R: Send>(parts: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-    use rayon::prelude::*;
-    on_pool(|| (0..parts).into_par_iter().with_max_len(1).map(f).collect())
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]

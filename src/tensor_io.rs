@@ -95,7 +95,7 @@ pub async fn in_batches(
 /// pass is done when `forward` returns): the batch split into one part per thread, each part's
 /// whole pass a task of its own. Each layer's loop split among the threads ended in a wait for the
 /// slowest share (~50 of them a pass); in a Lite0 profile each thread idled 16-20% of a batch
-/// that way. A thread done early steals from the other part's loops. See `parallel::on_pool`.
+/// that way. A thread done early steals from the other part's loops. See `parallel::on_pool_each`.
 fn cpu_pass(
     rows: &[&[f32]],
     shape: [usize; 3],
