@@ -10,7 +10,7 @@
 //                cross-origin isolated), compiled with cpuOptions.numThreads = threads;
 //   threads = 1: litert_wasm_internal.js (single-threaded, relaxed SIMD when the browser has it).
 // Times `CompiledModel.run` on a ready NHWC float32 tensor of random values (as ORT gets one:
-// sortwise's figure includes decoding and resizing the photos), one warm-up run, then `n` timed.
+// sortwise's figure includes decoding and resizing the photos), `warmup` untimed runs (default 1), then `n` timed.
 // Protocol: {id, op: 'run' | 'check', args} → {id, ok, value | error}.
 //   run:   {dir, model, threads, n}             → timings
 //   check: {dir, model, threads, input}         → the first output as a plain array, for an
@@ -42,7 +42,7 @@ async function compile(model, threads) {
 
 const free = (outs) => { for (const o of Array.isArray(outs) ? outs : Object.values(outs)) o.delete(); };
 
-async function run({ dir, model, threads, n = 3 }) {
+async function run({ dir, model, threads, n = 3, warmup = 1 }) {
   await load(dir, threads);
   const { compiled, createMs, bytes } = await compile(model, threads);
   const [input] = compiled.getInputDetails();
@@ -52,9 +52,14 @@ async function run({ dir, model, threads, n = 3 }) {
   const tensor = new lrt.Tensor(data, shape);
   let t = performance.now();
   const first = await compiled.run(tensor);
-  const warmupMs = performance.now() - t;
+  const warmupMs = [performance.now() - t];
   const features = Array.from(first[0].type.layout?.dimensions ?? compiled.getOutputDetails()[0].shape);
   free(first);
+  for (let i = 1; i < warmup; i += 1) {
+    t = performance.now();
+    free(await compiled.run(tensor));
+    warmupMs.push(performance.now() - t);
+  }
   const runsMs = [];
   for (let i = 0; i < n; i += 1) {
     t = performance.now();

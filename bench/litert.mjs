@@ -11,11 +11,11 @@
 // alone (`forward1`: predictPixels on a 224×224 frame, after a head trained on a few synthetic
 // embeddings: no JPEG decoding, no resize), rows with `forward: true`; ORT and LiteRT get ready random
 // tensors (NCHW for ORT, NHWC for LiteRT: the .tflite files are onnx2tf's conversions of the same
-// ONNX files, batch fixed at 8 and at 1). Each: one warm-up, then RUNS8 (batch 8) or RUNS1
-// (batch 1) timed calls, the median. Also, once: LiteRT.js's output on the input
+// ONNX files, batch fixed at 8 and at 1). Each: WARMUP untimed calls (default 1), then RUNS8 (batch 8)
+// or RUNS1 (batch 1) timed calls, the median. Also, once: LiteRT.js's output on the input
 // bench/litert_check.py wrote, against onnxruntime's (Python) output of the ONNX model.
 // Prints one JSON object on stdout; progress on stderr.
-// Env: ROUNDS (default 2), RUNS8 (default 3), RUNS1 (default 8), THREADS (default
+// Env: ROUNDS (default 2), RUNS8 (default 3), RUNS1 (default 8), WARMUP (untimed calls first, default 1), THREADS (default
 //      navigator.hardwareConcurrency), ARCHS (default resnet18,resnet50,efficientnet_lite0),
 //      BATCHES (default 8,1), CHROMIUM, SORTWISE_DATA (trashnet-mini).
 
@@ -28,6 +28,10 @@ import { ORT_DIST, WEIGHTS } from './paths.mjs';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.ROUNDS || 2);
 const RUNS = { 8: Number(process.env.RUNS8 || 3), 1: Number(process.env.RUNS1 || 8) };
+// Untimed calls before the timed ones, the same for every engine: V8 compiles wasm's hot
+// functions again, optimised, while they run, and a big module (sortwise's) takes more calls to
+// get there (the page warms its engine while idle: www/engine/worker.js).
+const WARMUP = Number(process.env.WARMUP || 1);
 const ARCHS = (process.env.ARCHS || 'resnet18,resnet50,efficientnet_lite0').split(',');
 const BATCHES = (process.env.BATCHES || '8,1').split(',').map(Number);
 const LITERT_DIR = '/bench/.cache/litert/';
@@ -97,9 +101,9 @@ try {
     log(`--- sortwise ${pkg}/ ${arch}${threads ? `, pool of ${threads}` : ''}`);
     try {
       const calls = [['init', { pkg, threads }], ['create', { arch, weightsUrl: WEIGHTS[arch], device: 'cpu' }]];
-      for (const b of BATCHES) calls.push(['embed8', { urls: urls.slice(0, b), n: RUNS[b] }]);
+      for (const b of BATCHES) calls.push(['embed8', { urls: urls.slice(0, b), n: RUNS[b], warmup: WARMUP }]);
       const forward = BATCHES.includes(1);
-      if (forward) calls.push(['head', { n: 64, classes: 2, epochs: 1 }], ['forward1', { n: RUNS[1] }]);
+      if (forward) calls.push(['head', { n: 64, classes: 2, epochs: 1 }], ['forward1', { n: RUNS[1], warmup: WARMUP }]);
       const [init, create, ...results] = await inWorker('/bench/browser-worker.js', 'module', calls);
       const byBatch = results.slice(0, BATCHES.length);
       const threadsUsed = init.threads;
@@ -119,7 +123,7 @@ try {
     for (const batch of BATCHES) {
       log(`--- onnxruntime-web ${arch}, ${threads} thread(s), batch ${batch}`);
       try {
-        const [r] = await inWorker('/bench/ort-worker.js', 'module', [['run', { dist: ORT_DIST, model: `/bench/.cache/onnx/${arch}.onnx`, threads, batch, n: RUNS[batch] }]]);
+        const [r] = await inWorker('/bench/ort-worker.js', 'module', [['run', { dist: ORT_DIST, model: `/bench/.cache/onnx/${arch}.onnx`, threads, batch, n: RUNS[batch], warmup: WARMUP }]]);
         out.ort.push({ arch, round, ...r });
         log(`onnxruntime-web ${arch} ${threads}t: ${fmt(r)}`);
       } catch (e) { fail(`ort ${arch} ${threads}t b${batch}`, e); }
@@ -129,7 +133,7 @@ try {
     for (const batch of BATCHES) {
       log(`--- LiteRT.js ${arch}, ${threads} thread(s), batch ${batch}`);
       try {
-        const [r] = await inWorker(`${LITERT_DIR}worker.js`, 'classic', [['run', { dir: LITERT_DIR, model: `/bench/.cache/tflite/${arch}-b${batch}.tflite`, threads, n: RUNS[batch] }]]);
+        const [r] = await inWorker(`${LITERT_DIR}worker.js`, 'classic', [['run', { dir: LITERT_DIR, model: `/bench/.cache/tflite/${arch}-b${batch}.tflite`, threads, n: RUNS[batch], warmup: WARMUP }]]);
         out.litert.push({ arch, round, ...r });
         log(`LiteRT.js ${arch} ${threads}t (${r.wasm}): ${fmt(r)}`);
       } catch (e) { fail(`litert ${arch} ${threads}t b${batch}`, e); }

@@ -17,7 +17,7 @@
 #   tflite/      <arch>-b8.tflite, <arch>-b1.tflite (onnx2tf rewrites its input: it gets a copy).
 # and what bench/ort.sh sets up (ORT-web, the ONNX files, the ResNet safetensors), same steps.
 # Writes bench/.cache/litert-run.json, litert-check.json and prints the report.
-# Env: ROUNDS (default 2), RUNS8 (timed batches of 8 a run, default 3), RUNS1 (timed batches of 1,
+# Env: ROUNDS (default 2), WARMUP (untimed calls before, every engine, default 1), RUNS8 (timed batches of 8 a run, default 3), RUNS1 (timed batches of 1,
 # default 8), ARCHS, BATCHES (default 8,1), THREADS (default: the cores Chromium reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,12 +1,12 @@
 // ONNX Runtime Web's wasm backend in a module worker, for bench/browser.mjs (ORT=1): one worker
 // per thread count, since ORT reads `env.wasm.numThreads` once, at its first session. Times
 // `session.run` on a ready batch of random 224×224 inputs (ORT gets tensors; sortwise's figure
-// includes decoding and resizing the photos), one warm-up run, then `n` timed ones.
+// includes decoding and resizing the photos), `warmup` untimed runs (default 1), then `n` timed ones.
 // Protocol: {id, op: 'run', args: {dist, model, threads, batch, n}} → {id, ok, value | error}.
 
 let ort = null;
 
-async function run({ dist, model, threads, batch = 8, n = 3 }) {
+async function run({ dist, model, threads, batch = 8, n = 3, warmup = 1 }) {
   if (!ort) {
     ort = await import(`${dist}ort.wasm.min.mjs`);
     ort.env.wasm.numThreads = threads;
@@ -21,7 +21,12 @@ async function run({ dist, model, threads, batch = 8, n = 3 }) {
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, [batch, 3, 224, 224]) };
   t = performance.now();
   const first = await session.run(feeds);
-  const warmupMs = performance.now() - t;
+  const warmupMs = [performance.now() - t];
+  for (let i = 1; i < warmup; i += 1) {
+    t = performance.now();
+    await session.run(feeds);
+    warmupMs.push(performance.now() - t);
+  }
   const runsMs = [];
   for (let i = 0; i < n; i += 1) {
     t = performance.now();
