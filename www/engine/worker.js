@@ -148,9 +148,10 @@ function yieldToEvents() {
 // fresh CPU engine embedded its first 200 photos ~0.8 s slower than the next 200
 // (docs/BENCHMARKS.md). So while the page leaves a new CPU engine idle, the worker sends
 // synthetic photos through it itself (`Trainer.warmUp`, nothing kept), a batch a pass (the
-// page's batch of photos), until two passes in a row are no faster than the best one, or after
-// WARM.maxPasses / WARM.maxMs, or after one pass over WARM.maxPassMs (a slow device: a request
-// waits for the pass under way, and the warm-up goes on after WARM.idleMs without one).
+// page's batch of photos). A request that arrives waits for the pass under way at most, and the
+// warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
+// than the best one, after WARM.maxPasses or WARM.maxMs, or after one pass over WARM.maxPassMs
+// (a slow device, where a pass would keep a person's first photo waiting too long).
 const WARM = { batch: 8, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
 let requests = 0; // requests received so far, to tell whether one came meanwhile
 let warming = null; // the warm-up of `trainer` while it is not done
