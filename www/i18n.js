@@ -599,6 +599,12 @@ export function applyI18n(root) {
   for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
 }
 
+/** Seconds for a status line: two decimals under a second (a head trains in ~0.05 s, which one decimal showed as 0.0), else one. */
+export function formatSeconds(s) {
+  const v = Number.isFinite(s) ? s : 0;
+  return v.toFixed(v < 1 ? 2 : 1);
+}
+
 export function formatPct(x) {
   return Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '—';
 }

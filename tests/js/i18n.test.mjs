@@ -50,3 +50,11 @@ test('the collect strings exist in both languages, and every key the collect pag
     assert.notEqual(t(key), key, `collect.html names ${key}, which has no string`);
   }
 });
+
+test('seconds keep two decimals under a second, one above', async () => {
+  const { formatSeconds } = await import('../../www/i18n.js');
+  assert.equal(formatSeconds(0.043), '0.04');
+  assert.equal(formatSeconds(0.999), '1.00');
+  assert.equal(formatSeconds(12.34), '12.3');
+  assert.equal(formatSeconds(undefined), '0.00');
+});

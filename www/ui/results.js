@@ -1,7 +1,7 @@
 // Step 3: the last training's report: validation accuracy, the per-class table, the confusion
 // matrix, and the misclassified photos behind one of its cells.
 
-import { t, formatPct } from '../i18n.js';
+import { t, formatPct, formatSeconds } from '../i18n.js';
 import { $, el, thumbUrl } from './dom.js';
 import { drawHeatmap } from './heatmap.js';
 
@@ -15,7 +15,7 @@ export function renderResults() {
   const hasVal = (r.valSize ?? 1) > 0 && Number.isFinite(r.valAccuracy);
   $('val-acc').textContent = hasVal ? formatPct(r.valAccuracy) : '—';
   $('results-meta').textContent = hasVal
-    ? t('resultsMeta', { train: r.trainSize ?? '?', val: r.valSize ?? '?', best: r.bestEpoch ?? '?', run: r.epochsRun ?? '?', s: (r.seconds ?? 0).toFixed(1) })
+    ? t('resultsMeta', { train: r.trainSize ?? '?', val: r.valSize ?? '?', best: r.bestEpoch ?? '?', run: r.epochsRun ?? '?', s: formatSeconds(r.seconds) })
     : t('noValidation');
   // The temperature the model predicts with, fitted on the validation photos.
   const cal = r.calibration;

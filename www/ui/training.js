@@ -1,7 +1,7 @@
 // Step 2: the Train button and its progress, the loss and accuracy charts, and the advanced
 // settings (their defaults are the engine's, project.js withDefaults).
 
-import { t, formatPct } from '../i18n.js';
+import { t, formatPct, formatSeconds } from '../i18n.js';
 import { TrainCharts } from '../charts.js';
 import { train as trainProject, rebuildForAugment, rebuildForFinetune } from '../project/project-engine.js';
 import { fromForm } from '../project/settings.js';
@@ -116,7 +116,7 @@ async function train() {
     cancelAnimationFrame(frame);
     $('train-bar').max = 1;
     $('train-bar').value = 1;
-    $('train-text').textContent = t('trainDone', { s: (report.seconds ?? 0).toFixed(1), acc: formatPct(report.valAccuracy) });
+    $('train-text').textContent = t('trainDone', { s: formatSeconds(report.seconds), acc: formatPct(report.valAccuracy) });
     charts.setHistory(report.history);
   } catch (e) {
     if (e && e.message === 'cancelled') {
