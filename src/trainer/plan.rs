@@ -122,10 +122,15 @@ impl Plan {
         })
     }
 
+    /// burn's loss for fine-tuning through the graph: [`Plan::linear_loss`]'s terms.
     pub fn loss(&self, cfg: &TrainConfig, device: &Device) -> CrossEntropyLoss {
+        let Loss {
+            smoothing,
+            class_weights,
+        } = self.linear_loss(cfg);
         CrossEntropyLossConfig::new()
-            .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
-            .with_weights((self.balance == Balance::Weight).then(|| self.class_weights.clone()))
+            .with_smoothing((smoothing > 0.0).then_some(smoothing))
+            .with_weights(class_weights)
             .init(device)
     }
 
@@ -152,7 +157,7 @@ impl Plan {
         }
     }
 
-    /// The same loss as [`Plan::loss`], for the head trained without the graph (`linear`).
+    /// The loss's terms: label smoothing, and the class weights when balancing weighs the loss.
     pub fn linear_loss(&self, cfg: &TrainConfig) -> Loss {
         Loss {
             smoothing: cfg.label_smoothing as f32,
