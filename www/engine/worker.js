@@ -148,12 +148,14 @@ function yieldToEvents() {
 // fresh CPU engine embedded its first 200 photos ~0.8 s slower than the next 200
 // (docs/BENCHMARKS.md). So while the page leaves a new CPU engine idle, the worker sends
 // synthetic photos through it itself (`Trainer.warmUp`, nothing kept), a batch a pass (the
-// page's batch of photos). A request that arrives waits for the pass under way at most, and the
-// warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
+// page's batch of photos), only while no request is in flight (a training run yields between
+// epochs, and a pass there would only slow it). A request that arrives waits for the pass under
+// way at most, and the warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
 // than the best one, after WARM.maxPasses or WARM.maxMs, or after one pass over WARM.maxPassMs
 // (a slow device, where a pass would keep a person's first photo waiting too long).
 const WARM = { batch: 8, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
 let requests = 0; // requests received so far, to tell whether one came meanwhile
+let inFlight = 0; // requests received and not yet answered
 let warming = null; // the warm-up of `trainer` while it is not done
 
 function startWarmUp(t) {
@@ -163,7 +165,7 @@ function startWarmUp(t) {
 
 function scheduleWarmUp() {
   const w = warming;
-  if (!w || w.running) return;
+  if (!w || inFlight) return;
   const seen = requests;
   setTimeout(() => warmUp(w, seen), WARM.idleMs);
 }
@@ -172,7 +174,7 @@ async function warmUp(w, seen) {
   if (w.running) return;
   w.running = true;
   try {
-    while (warming === w && trainer === w.t && requests === seen) {
+    while (warming === w && trainer === w.t && requests === seen && !inFlight) {
       if (w.passes >= WARM.maxPasses || w.spentMs >= WARM.maxMs || w.slower >= 2 || w.lastMs > WARM.maxPassMs) {
         warming = null;
         return;
@@ -196,6 +198,8 @@ async function warmUp(w, seen) {
   } finally {
     w.running = false;
   }
+  // a request answered during the last pass timed a warm-up that found this one running
+  scheduleWarmUp();
 }
 
 // A synthetic photo for timing forward passes (device-choice.js): an uncompressed 24-bit BMP,
@@ -349,6 +353,7 @@ self.onmessage = async ({ data }) => {
     return;
   }
   requests += 1;
+  inFlight += 1;
   try {
     const fn = ops[op];
     if (!fn) throw new Error(`unknown operation ${op}`);
@@ -366,5 +371,6 @@ self.onmessage = async ({ data }) => {
     if (gpuDevices.length && !lostReason) await new Promise((r) => setTimeout(r, 100));
     postMessage({ id, ok: false, error: message(err), fatal, lost: lostReason });
   }
+  inFlight -= 1;
   scheduleWarmUp();
 };
