@@ -11,10 +11,12 @@
 //   threads = 1: litert_wasm_internal.js (single-threaded, relaxed SIMD when the browser has it).
 // Times `CompiledModel.run` on a ready NHWC float32 tensor of random values (as ORT gets one:
 // sortwise's figure includes decoding and resizing the photos), `warmup` untimed runs (default 1), then `n` timed.
-// Protocol: {id, op: 'run' | 'check', args} → {id, ok, value | error}.
+// Protocol: {id, op: 'run' | 'check' | 'open' | 'time', args} → {id, ok, value | error}.
 //   run:   {dir, model, threads, n}             → timings
 //   check: {dir, model, threads, input}         → the first output as a plain array, for an
 //                                                 input read from `input` (raw float32, NHWC)
+//   open:  {dir, model, threads}                → the model compiled and kept (bench/ab.mjs)
+//   time:  {n}                                  → {ms}: n runs of the kept model
 
 let lrt = null;
 let glue = null;
@@ -79,6 +81,32 @@ async function run({ dir, model, threads, n = 3, warmup = 1 }) {
   };
 }
 
+// A model compiled once and kept, for bench/ab.mjs's calls interleaved with another engine's:
+// `open` compiles it and makes its random input, `time` runs it `n` times.
+let kept = null;
+
+async function open({ dir, model, threads }) {
+  await load(dir, threads);
+  kept?.tensor.delete();
+  kept?.compiled.delete();
+  const { compiled, createMs } = await compile(model, threads);
+  const shape = Array.from(compiled.getInputDetails()[0].shape);
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i += 1) data[i] = Math.random() * 2 - 1;
+  kept = { compiled, tensor: new lrt.Tensor(data, shape) };
+  return { threads, batch: shape[0], createMs, wasm: glue.split('/').pop() };
+}
+
+async function time({ n = 1 }) {
+  const ms = [];
+  for (let i = 0; i < n; i += 1) {
+    const t = performance.now();
+    free(await kept.compiled.run(kept.tensor));
+    ms.push(performance.now() - t);
+  }
+  return { ms };
+}
+
 async function check({ dir, model, threads, input }) {
   await load(dir, threads);
   const { compiled } = await compile(model, threads);
@@ -96,7 +124,7 @@ async function check({ dir, model, threads, input }) {
 
 self.onmessage = async ({ data: { id, op, args } }) => {
   try {
-    const fn = { run, check }[op];
+    const fn = { run, check, open, time }[op];
     if (!fn) throw new Error(`unknown op ${op}`);
     postMessage({ id, ok: true, value: await fn(args) });
   } catch (e) {

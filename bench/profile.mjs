@@ -104,7 +104,7 @@ try {
     profiles.forEach((p, i) => writeFileSync(join(OUT, `worker${i}.cpuprofile`), JSON.stringify(p)));
   }
   const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, TOP);
-  console.log(`${PKG} ${ARCH} ${OP}, ${init.threads} thread(s), ${workers.length} worker(s): ${JSON.stringify({ medianMs: timed.medianMs, imgPerS: timed.imgPerS })}`);
+  console.log(`${PKG} ${ARCH} ${OP}, ${init.threads} thread(s), ${workers.length} worker(s): ${JSON.stringify({ medianMs: timed.medianMs, minMs: Math.min(...timed.ms), imgPerS: timed.imgPerS })}`);
   console.log(`busy samples ${(total / 1000).toFixed(0)} ms over all workers`);
   for (const [name, us] of rows) console.log(`${(100 * us / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${name.slice(0, 150)}`);
 } finally {

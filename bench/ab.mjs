@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// Two or more wasm builds side by side in one Chromium page, their calls interleaved: one
+// benchmark worker per build (bench/browser-worker.js), each warmed up, then ROUNDS rounds of
+// one timed call per build, the order rotating each round. On a shared VM whose speed drifts
+// by 20–30% within a minute, builds timed a minute apart (bench/profile.mjs PROFILE=0 run in
+// turn) differ by more than a kernel change does; calls a fraction of a second apart see the
+// same drift, so the ratio of each round's pair is steadier than either time. The entry
+// `litert` is Google's LiteRT.js on the same backbone (bench/litert.sh's .tflite conversion at
+// BATCH, a ready random tensor, THREADS threads): issue 35's reference, timed the same way.
+//
+//   PKGS="bench/.cache/before pkg-cpu-relaxed" node bench/ab.mjs
+//   PKGS="litert pkg-cpu-relaxed" ARCH=efficientnet_lite0 BATCH=1 node bench/ab.mjs
+// Env: PKGS (build folders under the repo, or `litert`; the first is the baseline), ARCH
+//      (default resnet18), OP (embed, the default: `addImages` of BATCH photos, decoding and
+//      resizing included; forward1: predictPixels on one 224×224 frame), BATCH (8 or 1, default
+//      8), THREADS (pool size; default all cores), ROUNDS (default 20), WARMUP (untimed calls
+//      each first, default 6).
+// Prints each entry's median and minimum ms a call, and the median of the per-round ratios
+// entry / baseline (below 1: faster than the baseline).
+
+import puppeteer from 'puppeteer-core';
+import { readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHROMIUM_LAUNCH, DATA, ROOT, serveRepo } from '../tests/e2e/serve.mjs';
+import { WEIGHTS } from './paths.mjs';
+
+const LITERT_DIR = '/bench/.cache/litert/';
+
+const PKGS = (process.env.PKGS || 'pkg-cpu-relaxed').split(/\s+/).filter(Boolean);
+const ARCH = process.env.ARCH || 'resnet18';
+const OP = process.env.OP || 'embed';
+const BATCH = Number(process.env.BATCH || 8);
+const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
+const ROUNDS = Number(process.env.ROUNDS || 20);
+const WARMUP = Number(process.env.WARMUP || 6);
+
+const link = join(ROOT, 'bench/.cache/data');
+rmSync(link, { force: true });
+symlinkSync(DATA, link);
+const urls = [];
+for (const cls of readdirSync(join(DATA, 'train')).sort()) {
+  for (const f of readdirSync(join(DATA, 'train', cls)).sort().slice(0, 2)) urls.push(`/bench/.cache/data/train/${cls}/${f}`);
+}
+
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+const server = await serveRepo();
+const browser = await puppeteer.launch({ ...CHROMIUM_LAUNCH, headless: true });
+try {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.error('console error:', m.text()); });
+  await page.goto(`${server.base}/tests/e2e/harness.html`);
+  await page.evaluate((entries, dir) => {
+    const pending = new Map();
+    let next = 1;
+    // LiteRT.js's worker is a classic one (it loads its glue with importScripts).
+    window.benchWorkers = entries.map((e) => {
+      const w = e === 'litert' ? new Worker(`${dir}worker.js`) : new Worker('/bench/browser-worker.js', { type: 'module' });
+      w.onmessage = ({ data }) => {
+        const p = pending.get(data.id);
+        pending.delete(data.id);
+        if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
+      };
+      return w;
+    });
+    window.benchCall = (i, op, args) => new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      window.benchWorkers[i].postMessage({ id, op, args });
+    });
+  }, PKGS, LITERT_DIR);
+  const call = (i, op, args) => page.evaluate((w, o, a) => window.benchCall(w, o, a), i, op, args);
+  const once = async (i) => {
+    if (PKGS[i] === 'litert') return (await call(i, 'time', { n: 1 })).ms[0];
+    const r = OP === 'forward1' ? await call(i, 'forward1', { n: 1, warmup: 0 }) : await call(i, 'embed8', { urls: urls.slice(0, BATCH), n: 1, warmup: 0 });
+    return r.ms[0];
+  };
+
+  const threads = THREADS || await page.evaluate(() => navigator.hardwareConcurrency);
+  for (let i = 0; i < PKGS.length; i += 1) {
+    if (PKGS[i] === 'litert') {
+      const batch = OP === 'forward1' ? 1 : BATCH;
+      await call(i, 'open', { dir: LITERT_DIR, model: `/bench/.cache/tflite/${ARCH}-b${batch}.tflite`, threads });
+      for (let k = 0; k < WARMUP; k += 1) await once(i);
+      continue;
+    }
+    await call(i, 'init', { pkg: PKGS[i], threads });
+    await call(i, 'create', { arch: ARCH, weightsUrl: WEIGHTS[ARCH], device: 'cpu' });
+    if (OP === 'forward1') {
+      await call(i, 'embed8', { urls, n: 1, warmup: 0 });
+      await call(i, 'head', { n: 40, classes: 2, epochs: 2 });
+    }
+    for (let k = 0; k < WARMUP; k += 1) await once(i);
+  }
+
+  const ms = PKGS.map(() => []);
+  for (let r = 0; r < ROUNDS; r += 1) {
+    for (let j = 0; j < PKGS.length; j += 1) {
+      const i = (j + r) % PKGS.length;
+      ms[i].push(await once(i));
+    }
+  }
+  console.log(`${ARCH} ${OP === 'forward1' ? 'forward1' : `batch ${BATCH}`}, ${threads} thread(s), ${ROUNDS} interleaved rounds`);
+  for (let i = 0; i < PKGS.length; i += 1) {
+    const ratio = ms[i].map((v, r) => v / ms[0][r]);
+    console.log(`${PKGS[i].padEnd(32)} median ${median(ms[i]).toFixed(1)} ms, min ${Math.min(...ms[i]).toFixed(1)} ms, ratio to ${PKGS[0]} ${median(ratio).toFixed(3)}`);
+  }
+} finally {
+  await browser.close();
+  server.stop();
+}
