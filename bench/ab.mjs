@@ -12,10 +12,10 @@
 //   PKGS="litert pkg-cpu-relaxed" ARCH=efficientnet_lite0 BATCH=1 node bench/ab.mjs
 // Env: PKGS (build folders under the repo, or `litert`; the first is the baseline), ARCH
 //      (default resnet18), OP (embed, the default: `addImages` of BATCH photos, decoding and
-//      resizing included; forward1: predictPixels on one 224×224 frame), BATCH (8 or 1, default
-//      8), THREADS (pool size; default all cores), ROUNDS (default 20), WARMUP (untimed calls
+//      resizing included; forward1: predictPixels on one 224×224 frame), BATCH (1 to 32, default
+//      8; LiteRT.js has .tflite files for 8 and 1), THREADS (pool size; default all cores), ROUNDS (default 20), WARMUP (untimed calls
 //      each first, default 6).
-// Prints each entry's median and minimum ms a call, and the median of the per-round ratios
+// Prints each entry's median and minimum ms a photo (a call's time over its batch), and the median of the per-round ratios
 // entry / baseline (below 1: faster than the baseline).
 
 import puppeteer from 'puppeteer-core';
@@ -26,10 +26,13 @@ import { WEIGHTS } from './paths.mjs';
 
 const LITERT_DIR = '/bench/.cache/litert/';
 
-const PKGS = (process.env.PKGS || 'pkg-cpu-relaxed').split(/\s+/).filter(Boolean);
+// An entry `dir@16` is that build with its own batch: times are then compared per photo.
+const ENTRIES = (process.env.PKGS || 'pkg-cpu-relaxed').split(/\s+/).filter(Boolean);
+const PKGS = ENTRIES.map((e) => e.split('@')[0]);
 const ARCH = process.env.ARCH || 'resnet18';
 const OP = process.env.OP || 'embed';
 const BATCH = Number(process.env.BATCH || 8);
+const BATCHES = ENTRIES.map((e) => Number(e.split('@')[1] || BATCH));
 const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
 const ROUNDS = Number(process.env.ROUNDS || 20);
 const WARMUP = Number(process.env.WARMUP || 6);
@@ -37,10 +40,9 @@ const WARMUP = Number(process.env.WARMUP || 6);
 const link = join(ROOT, 'bench/.cache/data');
 rmSync(link, { force: true });
 symlinkSync(DATA, link);
-const urls = [];
-for (const cls of readdirSync(join(DATA, 'train')).sort()) {
-  for (const f of readdirSync(join(DATA, 'train', cls)).sort().slice(0, 2)) urls.push(`/bench/.cache/data/train/${cls}/${f}`);
-}
+// bench/profile.mjs's 8 photos (two a class), then two more a class at a time, up to a batch of 32.
+const classes = readdirSync(join(DATA, 'train')).sort();
+const urls = [0, 2, 4, 6].flatMap((from) => classes.flatMap((cls) => readdirSync(join(DATA, 'train', cls)).sort().slice(from, from + 2).map((f) => `/bench/.cache/data/train/${cls}/${f}`)));
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -71,16 +73,15 @@ try {
   }, PKGS, LITERT_DIR);
   const call = (i, op, args) => page.evaluate((w, o, a) => window.benchCall(w, o, a), i, op, args);
   const once = async (i) => {
-    if (PKGS[i] === 'litert') return (await call(i, 'time', { n: 1 })).ms[0];
-    const r = OP === 'forward1' ? await call(i, 'forward1', { n: 1, warmup: 0 }) : await call(i, 'embed8', { urls: urls.slice(0, BATCH), n: 1, warmup: 0 });
-    return r.ms[0];
+    if (PKGS[i] === 'litert') return (await call(i, 'time', { n: 1 })).ms[0] / (OP === 'forward1' ? 1 : BATCHES[i]);
+    const r = OP === 'forward1' ? await call(i, 'forward1', { n: 1, warmup: 0 }) : await call(i, 'embed8', { urls: urls.slice(0, BATCHES[i]), n: 1, warmup: 0 });
+    return r.ms[0] / (OP === 'forward1' ? 1 : BATCHES[i]);
   };
 
   const threads = THREADS || await page.evaluate(() => navigator.hardwareConcurrency);
   for (let i = 0; i < PKGS.length; i += 1) {
     if (PKGS[i] === 'litert') {
-      const batch = OP === 'forward1' ? 1 : BATCH;
-      await call(i, 'open', { dir: LITERT_DIR, model: `/bench/.cache/tflite/${ARCH}-b${batch}.tflite`, threads });
+      await call(i, 'open', { dir: LITERT_DIR, model: `/bench/.cache/tflite/${ARCH}-b${OP === 'forward1' ? 1 : BATCHES[i]}.tflite`, threads });
       for (let k = 0; k < WARMUP; k += 1) await once(i);
       continue;
     }
@@ -103,7 +104,7 @@ try {
   console.log(`${ARCH} ${OP === 'forward1' ? 'forward1' : `batch ${BATCH}`}, ${threads} thread(s), ${ROUNDS} interleaved rounds`);
   for (let i = 0; i < PKGS.length; i += 1) {
     const ratio = ms[i].map((v, r) => v / ms[0][r]);
-    console.log(`${PKGS[i].padEnd(32)} median ${median(ms[i]).toFixed(1)} ms, min ${Math.min(...ms[i]).toFixed(1)} ms, ratio to ${PKGS[0]} ${median(ratio).toFixed(3)}`);
+    console.log(`${ENTRIES[i].padEnd(32)} median ${median(ms[i]).toFixed(1)} ms, min ${Math.min(...ms[i]).toFixed(1)} ms a photo, ratio to ${ENTRIES[0]} ${median(ratio).toFixed(3)}`);
   }
 } finally {
   await browser.close();

@@ -54,7 +54,7 @@ function makeZip() {
     for (const cls of Object.keys(byClass)) if (byClass[cls][i] && picked.length < N) picked.push([cls, byClass[cls][i]]);
     if (picked.length === before) throw new Error(`only ${picked.length} photos under ${DATA}`);
   }
-  // listed folder by folder, as a zip tool writes them (the page sends a class's photos 8 at a time)
+  // listed folder by folder, as a zip tool writes them (the page sends a class's photos RULES.addBatch at a time)
   picked.sort(([a], [b]) => a.localeCompare(b));
   const entries = {};
   for (const [cls, path] of picked) entries[`photos/${cls}/${path.split('/').pop()}`] = [readFileSync(path), { level: 6 }];

@@ -345,6 +345,8 @@ export interface Rules {
   maxAugment: number;
   /** What a prediction's `label` is under the threshold, 'unsure'. */
   unsureLabel: string;
+  /** Photos to hand `addImages` at once for the fastest embedding per photo: 16. */
+  addBatch: number;
   /** The default of every `train()` option (`lr`/`finetuneLr` null: chosen from the optimizer). */
   train: Required<Omit<TrainOptions, 'augment'>>;
   /** The heatmaps' colour map, low to high: six RGB stops. */

@@ -6,6 +6,7 @@
 
 import { threadedBuilds } from './builds.js';
 import { OPERATIONS } from './operations.js';
+import { RULES } from './rules.js';
 import { loadWeights } from './weights.js';
 
 // Three wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before any is
@@ -153,7 +154,7 @@ function yieldToEvents() {
 // way at most, and the warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
 // than the best one, after WARM.maxPasses or WARM.maxMs, or after one pass over WARM.maxPassMs
 // (a slow device, where a pass would keep a person's first photo waiting too long).
-const WARM = { batch: 8, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
+const WARM = { batch: RULES.addBatch, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
 let requests = 0; // requests received so far, to tell whether one came meanwhile
 let inFlight = 0; // requests received and not yet answered
 let warming = null; // the warm-up of `trainer` while it is not done

@@ -37,11 +37,6 @@ export const PRESETS = {
 // The training settings the page offers (settings.js checks them, against the engine's ranges).
 const TRAIN_SETTINGS = ['epochs', 'lr', 'optimizer', 'valSplit', 'balance', 'labelSmoothing', 'seed', 'patience', 'finetuneLast', 'l2sp', 'refit'];
 
-// Photos of one class go to the engine this many at a time: one backbone pass over several is
-// faster per photo than one each (batched convolutions, and work for every thread), while the
-// progress bar still moves every few photos.
-const ADD_BATCH = 8;
-
 // A long add asks for a save this often (after the engine batch that passes it), so that a reload
 // in the middle keeps what was embedded: the autosave (persist.js) writes 300 ms after it is asked,
 // unless asked again meanwhile, so the interval must stay above that. A reload then loses at most
@@ -278,7 +273,10 @@ export class Project extends EventTarget {
         if (stream && seen > expected) job.total += 1; // more than announced: counted as they come
         const label = await this.#admit(item, pending, names);
         if (!label) { item.bytes = null; item.file = null; advance(1); return; }
-        if (batch.length && (batch[0].label !== label || batch.length >= ADD_BATCH)) await flush();
+        // A class's photos go to the engine `rules.addBatch` at a time: one backbone pass over
+        // several is faster per photo than one each (batched convolutions, work for every
+        // thread), while the progress bar still moves every few photos.
+        if (batch.length && (batch[0].label !== label || batch.length >= this.rules.addBatch)) await flush();
         batch.push({ item, label });
         pending += 1;
       };
