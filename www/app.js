@@ -259,7 +259,7 @@ window.sortwiseDebug = {
       training: p.training,
       cameraPending: cameraPending(),
       startSteps: p.startSteps ?? [],
-      engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, measurement: p.sw.measurement },
+      engine: p.sw && { threads: p.sw.threads, wasmPackage: p.sw.wasmPackage, addBatch: p.sw.addBatch, measurement: p.sw.measurement },
       deviceOut: deviceOutState(),
       collect: collectState(),
       corrections: correctionsState(),

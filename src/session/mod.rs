@@ -26,7 +26,6 @@ use crate::data::dataset::{self, Dataset, MAX_LABEL_CHARS, validate_label};
 use crate::error::{Error, Result};
 use crate::formats::weights;
 use crate::model::classifier::UNSURE;
-use crate::model::infer;
 use crate::preprocess::Fit;
 use crate::trainer::{Range, Setting, TRAIN_SETTINGS, TrainConfig};
 
@@ -101,12 +100,6 @@ pub struct Rules {
     pub default_augment: usize,
     pub finetune_augment: usize,
     pub unsure_label: &'static str,
-    /// Photos a shell hands `add_images` at once: the backbone runs them as one batch
-    /// ([`infer::DEFAULT_BATCH`]), a pass of 8 per thread on two threads. Measured in Chromium
-    /// (bench/ab.mjs, docs/BENCHMARKS.md): ResNet-18 15% faster a photo than batches of 8,
-    /// whose passes of 4 left its 7×7 layers too few tiles for Winograd; Lite0 and ResNet-50 the
-    /// same.
-    pub add_batch: usize,
     /// The training defaults.
     pub train: TrainConfig,
     /// The heatmap colour map's stops, low to high (`explain::COLORS`).
@@ -140,7 +133,6 @@ pub fn rules() -> Rules {
         default_augment: DEFAULT_AUGMENT,
         finetune_augment: FINETUNE_AUGMENT,
         unsure_label: UNSURE,
-        add_batch: infer::DEFAULT_BATCH,
         train: TrainConfig::default(),
         heatmap_colors: crate::insight::explain::COLORS,
         settings: TRAIN_SETTINGS

@@ -18,6 +18,7 @@ use crate::formats::model_file::Model;
 use crate::formats::onnx::{Dtype, ExportOptions};
 use crate::formats::weights;
 use crate::insight::doctor;
+use crate::model::infer;
 use crate::preprocess;
 use crate::session::{self, AddOutcome, Session, SharedSession, Split};
 use crate::trainer::{Progress, TrainConfig};
@@ -192,6 +193,16 @@ impl Trainer {
         match self.backend {
             Backend::Cpu => cpu_threads(),
             Backend::Gpu => 1,
+        }
+    }
+
+    /// Photos to hand `addImages` at once for the fastest embedding a photo on this backbone and
+    /// thread count (`model::infer::add_batch`); 8 on WebGPU.
+    #[wasm_bindgen(getter, js_name = addBatch)]
+    pub fn add_batch(&self) -> usize {
+        match self.backend {
+            Backend::Cpu => infer::add_batch(self.session.get().arch(), cpu_threads()),
+            Backend::Gpu => 8,
         }
     }
 

@@ -69,6 +69,7 @@ export class Sortwise {
     sw.dim = DIM;
     sw.backend = 'cpu';
     sw.backendReason = 'fake client for tests';
+    sw.addBatch = 8; // as the real trainer's for Lite0 on up to two threads
     sw.finetune = Boolean(finetune);
     onStatus({ phase: 'backend', backend: 'cpu', reason: sw.backendReason });
     return sw;

@@ -16,6 +16,7 @@ function fakeEngine() {
   const calls = [];
   return {
     calls,
+    addBatch: 8,
     async validateLabel(name) { return validateLabel(name); },
     async addImages(label, list) {
       calls.push(['addImages', label, list.length]);
@@ -64,17 +65,13 @@ test('class names: the engine decides, the page translates its reasons and refus
 
 test('a class\'s photos go to the engine in batches of its addBatch', async () => {
   const { p } = project();
-  assert.equal(RULES.addBatch, 16);
+  p.sw.addBatch = 16;
   await p.addImages(Array.from({ length: 20 }, (_, i) => photo('a', `${i}.jpg`)));
   assert.deepEqual(p.sw.calls, [['addImages', 'a', 16], ['addImages', 'a', 4]]);
 });
 
-// The tests below were written for batches of 8.
-const rules8 = { ...RULES, addBatch: 8 };
-
 test('photos go to the engine in batches of one class; refused ones are listed, the rest announced', async () => {
   const { p, events } = project();
-  p.rules = rules8;
   const items = [...Array.from({ length: 10 }, (_, i) => photo('metal', `m${i}.jpg`)), photo('glass', 'bad.jpg', false), photo('glass', 'g.jpg'),
     { label: 'glass', name: 'empty.jpg', bytes: new Uint8Array() }, { label: null, name: 'loose.jpg', bytes: new Uint8Array([1]) }];
   await p.addImages(items);
@@ -122,7 +119,6 @@ test('class folders replace a fresh page\'s empty classes, with an undo that bri
 
 test('a stream of photo batches (a zip read as it is inflated): embedded as it comes, each photo let go once embedded', async () => {
   const { p, events } = project();
-  p.rules = rules8;
   p.saveEveryMs = 0; // a save asked for after every engine batch
   const chunks = [];
   const held = []; // photos met so far whose bytes are still held, each time the next chunk is asked for
@@ -177,7 +173,6 @@ test('a labelled stream replaces a fresh page\'s empty classes, as class folders
 
 test('the next batch goes to the engine before the last one\'s results are in; the limit counts both', async () => {
   const { p } = project();
-  p.rules = rules8;
   const calls = [];
   p.sw.addImages = (label, list) => new Promise((resolve) => {
     calls.push({ label, n: list.length, resolve: () => resolve(list.map((_, i) => ({ id: calls.length * 100 + i, thumbnail: new Uint8Array([1]), embedding: new Float32Array(4) }))) });

@@ -162,6 +162,8 @@ export class Sortwise {
    * threads (with and without relaxed SIMD's fused multiply-add), `pkg` WebGPU + one CPU thread.
    */
   wasmPackage: 'pkg' | 'pkg-cpu' | 'pkg-cpu-relaxed';
+  /** Photos to hand `addImages` at once for the fastest embedding a photo (the trainer's). */
+  addBatch: number;
   arch: Arch;
   dim: number;
   finetune: boolean;

@@ -59,6 +59,8 @@ export class Sortwise {
   /** The wasm build the worker loaded: 'pkg-cpu-relaxed' or 'pkg-cpu' (CPU, threads; relaxed SIMD
    * where the engine has it) or 'pkg' (WebGPU + CPU). */
   wasmPackage = null;
+  /** Photos to hand `addImages` at once: the trainer's `addBatch`. */
+  addBatch = 8;
   arch = null;
   dim = 0;
   /** Whether the trainer keeps stage inputs, so `train({finetuneLast: true})` can run. */

@@ -55,4 +55,4 @@ export const WORKER_REQUESTS = Object.freeze(['create', 'measure', 'debugLoseDev
  * `create`), the per-image reads the worker makes for addImage(s), the warm-up the worker runs
  * itself while the engine is idle (`warmUp`), and wasm-bindgen's `free`.
  */
-export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'embedding', 'thumbnail', 'takeThumbnail', 'warmUp', 'free']);
+export const TRAINER_MEMBERS = Object.freeze(['arch', 'backend', 'backendReason', 'dim', 'finetune', 'threads', 'addBatch', 'embedding', 'thumbnail', 'takeThumbnail', 'warmUp', 'free']);

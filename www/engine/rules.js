@@ -6,7 +6,6 @@ export const RULES = {
   "defaultAugment": 0,
   "finetuneAugment": 2,
   "unsureLabel": "unsure",
-  "addBatch": 16,
   "train": {
     "epochs": 100,
     "optimizer": "adam",

@@ -281,6 +281,10 @@ export class Trainer {
   readonly backendReason: string;
   /** CPU threads (1 on WebGPU and in pkg/). */
   readonly threads: number;
+  /** Photos to hand `addImages` at once for the fastest embedding a photo on this backbone and
+   * thread count: a pass of 8 a thread for ResNet-18/34 (Winograd's tiles at 7×7), of 4 for the
+   * others; at least 8, at most 32; 8 on WebGPU. */
+  readonly addBatch: number;
   /** Values per embedding view. */
   readonly dim: number;
   readonly finetune: boolean;
@@ -345,8 +349,6 @@ export interface Rules {
   maxAugment: number;
   /** What a prediction's `label` is under the threshold, 'unsure'. */
   unsureLabel: string;
-  /** Photos to hand `addImages` at once for the fastest embedding per photo: 16. */
-  addBatch: number;
   /** The default of every `train()` option (`lr`/`finetuneLr` null: chosen from the optimizer). */
   train: Required<Omit<TrainOptions, 'augment'>>;
   /** The heatmaps' colour map, low to high: six RGB stops. */

@@ -6,7 +6,6 @@
 
 import { threadedBuilds } from './builds.js';
 import { OPERATIONS } from './operations.js';
-import { RULES } from './rules.js';
 import { loadWeights } from './weights.js';
 
 // Three wasm builds (scripts/wasm_pkg.sh), of which this worker loads one, chosen before any is
@@ -154,7 +153,7 @@ function yieldToEvents() {
 // way at most, and the warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
 // than the best one, after WARM.maxPasses or WARM.maxMs, or after one pass over WARM.maxPassMs
 // (a slow device, where a pass would keep a person's first photo waiting too long).
-const WARM = { batch: RULES.addBatch, idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
+const WARM = { idleMs: 250, maxMs: 4000, maxPasses: 12, maxPassMs: 1500 };
 let requests = 0; // requests received so far, to tell whether one came meanwhile
 let inFlight = 0; // requests received and not yet answered
 let warming = null; // the warm-up of `trainer` while it is not done
@@ -181,7 +180,7 @@ async function warmUp(w, seen) {
         return;
       }
       const t0 = performance.now();
-      await w.t.warmUp(WARM.batch);
+      await w.t.warmUp(w.t.addBatch);
       const ms = performance.now() - t0;
       w.spentMs += ms;
       w.lastMs = ms;
@@ -283,7 +282,7 @@ Object.assign(ops, {
     // Which wasm package runs and on how many threads (the device badge).
     return {
       arch: trainer.arch, dim: trainer.dim, finetune: trainer.finetune, backend: trainer.backend, backendReason: trainer.backendReason + engine.note,
-      threads: trainer.threads ?? 1, wasmPackage: engine.name,
+      threads: trainer.threads ?? 1, wasmPackage: engine.name, addBatch: trainer.addBatch,
     };
   },
   // Each image's id, and its thumbnail and embedding for the page to keep. The thumbnail is

@@ -273,10 +273,11 @@ export class Project extends EventTarget {
         if (stream && seen > expected) job.total += 1; // more than announced: counted as they come
         const label = await this.#admit(item, pending, names);
         if (!label) { item.bytes = null; item.file = null; advance(1); return; }
-        // A class's photos go to the engine `rules.addBatch` at a time: one backbone pass over
-        // several is faster per photo than one each (batched convolutions, work for every
-        // thread), while the progress bar still moves every few photos.
-        if (batch.length && (batch[0].label !== label || batch.length >= this.rules.addBatch)) await flush();
+        // A class's photos go to the engine `addBatch` at a time (the engine's choice for its
+        // backbone and threads): one backbone pass over several is faster per photo than one
+        // each (batched convolutions, work for every thread), while the progress bar still moves
+        // every few photos.
+        if (batch.length && (batch[0].label !== label || batch.length >= this.sw.addBatch)) await flush();
         batch.push({ item, label });
         pending += 1;
       };
