@@ -124,6 +124,45 @@ pub(super) unsafe fn gemm_strided(
     }
 }
 
+/// [`gemm_strided`] computed as its transpose, `dstᵀ = rhsᵀ · lhsᵀ`: the `gemm` crate packs a
+/// right-hand side whose rows are not contiguous (`rhs_rs != 1`) and a row-major left-hand side,
+/// and in the transpose a row-major weight matrix is read in place. Same contract.
+///
+/// # Safety
+/// As [`gemm_strided`].
+pub(super) unsafe fn gemm_strided_t(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe {
+        gemm::gemm(
+            n,
+            m,
+            k,
+            dst,
+            dst_rs as isize,
+            1,
+            false,
+            rhs,
+            rhs_rs as isize,
+            rhs_cs as isize,
+            lhs,
+            lhs_rs as isize,
+            lhs_cs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::Rayon(0)

@@ -15,7 +15,7 @@
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
 use super::geometry::{Geometry, Operands};
-use super::matmul::{SharedMut, gemm_strided, rows_per_task};
+use super::matmul::{SharedMut, gemm_strided_t, rows_per_task};
 use crate::parallel::{par_each, threads};
 
 /// Output pixels of one block: `c_out × BLOCK_COLS` floats stay within L2 for every backbone's
@@ -53,9 +53,11 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
         // `out`'s capacity; `out` outlives the tasks (par_each returns after all). The weight's
         // rows `channels` are `[channels, c_in]` and the input block `[c_in, n]` with row stride
         // `plane`, all inside their slices (`input.len() == batch·c_in·plane`). The GEMM writes
-        // the block without reading it (`accumulate` false).
+        // the block without reading it. Transposed, so that the weights are read in place and
+        // only the input block is packed: at batch 1 the channels are split among tasks, and each
+        // packed its rows of the weights (Lite0's batch-1 forward 0.96–0.99× the time, bench/ab.mjs).
         unsafe {
-            gemm_strided(
+            gemm_strided_t(
                 [channels.len(), n, g.c_in],
                 (dst.0.add(base + channels.start * plane), plane),
                 (op.weight.as_ptr().add(channels.start * g.c_in), 1, g.c_in),
@@ -65,7 +67,6 @@ pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
                     plane,
                 ),
                 gemm::Parallelism::None,
-                false,
             );
         }
         for co in channels {
