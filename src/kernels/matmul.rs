@@ -93,6 +93,58 @@ unsafe impl Sync for SharedMut {}
 pub(super) unsafe fn gemm_strided(
     [m, n, k]: [usize; 3],
     (dst, dst_rs): (*mut f32, usize),
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+    accumulate: bool,
+) {
+    // SAFETY: forwarded to the caller's contract.
+    unsafe {
+        gemm_any(
+            [m, n, k],
+            (dst, 1, dst_rs),
+            lhs,
+            rhs,
+            parallelism,
+            accumulate,
+        )
+    }
+}
+
+/// [`gemm_strided`] computed as its transpose, `dstᵀ = rhsᵀ · lhsᵀ`, without accumulating:
+/// the `gemm` crate packs a right-hand side whose rows are not contiguous (`rhs_rs != 1`) and a
+/// row-major left-hand side, and in the transpose a row-major weight matrix is read in place.
+///
+/// # Safety
+/// As [`gemm_strided`].
+pub(super) unsafe fn gemm_strided_t(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the same elements as the caller's product, described transposed.
+    unsafe {
+        gemm_any(
+            [n, m, k],
+            (dst, dst_rs, 1),
+            (rhs, rhs_rs, rhs_cs),
+            (lhs, lhs_rs, lhs_cs),
+            parallelism,
+            false,
+        )
+    }
+}
+
+/// The `gemm` crate's call with every stride given: `dst` and both operands as
+/// `(pointer, column stride, row stride)`.
+///
+/// # Safety
+/// As [`gemm_strided`].
+unsafe fn gemm_any(
+    [m, n, k]: [usize; 3],
+    (dst, dst_cs, dst_rs): (*mut f32, usize, usize),
     (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
     (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
     parallelism: gemm::Parallelism,
@@ -105,7 +157,7 @@ pub(super) unsafe fn gemm_strided(
             n,
             k,
             dst,
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs,
@@ -115,45 +167,6 @@ pub(super) unsafe fn gemm_strided(
             rhs_cs as isize,
             rhs_rs as isize,
             if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-/// [`gemm_strided`] computed as its transpose, `dstᵀ = rhsᵀ · lhsᵀ`: the `gemm` crate packs a
-/// right-hand side whose rows are not contiguous (`rhs_rs != 1`) and a row-major left-hand side,
-/// and in the transpose a row-major weight matrix is read in place. Same contract.
-///
-/// # Safety
-/// As [`gemm_strided`].
-pub(super) unsafe fn gemm_strided_t(
-    [m, n, k]: [usize; 3],
-    (dst, dst_rs): (*mut f32, usize),
-    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
-    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
-    parallelism: gemm::Parallelism,
-) {
-    // SAFETY: forwarded to the caller's contract.
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            k,
-            dst,
-            dst_rs as isize,
-            1,
-            false,
-            rhs,
-            rhs_rs as isize,
-            rhs_cs as isize,
-            lhs,
-            lhs_rs as isize,
-            lhs_cs as isize,
-            0.0,
             1.0,
             false,
             false,
