@@ -148,7 +148,7 @@ function yieldToEvents() {
 // fresh CPU engine embedded its first 200 photos ~0.8 s slower than the next 200
 // (docs/BENCHMARKS.md). So while the page leaves a new CPU engine idle, the worker sends
 // synthetic photos through it itself (`Trainer.warmUp`, nothing kept), a batch a pass (the
-// page's batch of photos), only while no request is in flight (a training run yields between
+// trainer's `addBatch`, the page's batch of photos), only while no request is in flight (a training run yields between
 // epochs, and a pass there would only slow it). A request that arrives waits for the pass under
 // way at most, and the warm-up goes on after WARM.idleMs without one. It ends when two passes in a row are no faster
 // than the best one, after WARM.maxPasses or WARM.maxMs, or after one pass over WARM.maxPassMs
