@@ -19,7 +19,7 @@
 // entry / baseline (below 1: faster than the baseline).
 
 import puppeteer from 'puppeteer-core';
-import { readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHROMIUM_LAUNCH, DATA, ROOT, serveRepo } from '../tests/e2e/serve.mjs';
 import { WEIGHTS } from './paths.mjs';
@@ -45,6 +45,14 @@ const classes = readdirSync(join(DATA, 'train')).sort();
 const urls = [0, 2, 4, 6].flatMap((from) => classes.flatMap((cls) => readdirSync(join(DATA, 'train', cls)).sort().slice(from, from + 2).map((f) => `/bench/.cache/data/train/${cls}/${f}`)));
 
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+if (PKGS.includes('litert')) {
+  // bench/litert.sh installed LiteRT.js and the .tflite files; its copy of the worker may predate
+  // `open`/`time`, so it is refreshed here.
+  const dir = join(ROOT, LITERT_DIR);
+  if (!existsSync(join(dir, 'core.mjs'))) throw new Error('LiteRT.js is not installed: run bench/litert.sh');
+  copyFileSync(join(ROOT, 'bench/litert-worker.js'), join(dir, 'worker.js'));
+}
 
 const server = await serveRepo();
 const browser = await puppeteer.launch({ ...CHROMIUM_LAUNCH, headless: true });
