@@ -23,6 +23,7 @@ import { copyFileSync, existsSync, readdirSync, rmSync, symlinkSync } from 'node
 import { join } from 'node:path';
 import { CHROMIUM_LAUNCH, DATA, ROOT, serveRepo } from '../tests/e2e/serve.mjs';
 import { WEIGHTS } from './paths.mjs';
+import { BENCH_WORKER, harnessPage, startWorkers } from './workers.mjs';
 
 const LITERT_DIR = '/bench/.cache/litert/';
 
@@ -57,29 +58,9 @@ if (PKGS.includes('litert')) {
 const server = await serveRepo();
 const browser = await puppeteer.launch({ ...CHROMIUM_LAUNCH, headless: true });
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.error('console error:', m.text()); });
-  await page.goto(`${server.base}/tests/e2e/harness.html`);
-  await page.evaluate((entries, dir) => {
-    const pending = new Map();
-    let next = 1;
-    // LiteRT.js's worker is a classic one (it loads its glue with importScripts).
-    window.benchWorkers = entries.map((e) => {
-      const w = e === 'litert' ? new Worker(`${dir}worker.js`) : new Worker('/bench/browser-worker.js', { type: 'module' });
-      w.onmessage = ({ data }) => {
-        const p = pending.get(data.id);
-        pending.delete(data.id);
-        if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
-      };
-      return w;
-    });
-    window.benchCall = (i, op, args) => new Promise((resolve, reject) => {
-      const id = next++;
-      pending.set(id, { resolve, reject });
-      window.benchWorkers[i].postMessage({ id, op, args });
-    });
-  }, PKGS, LITERT_DIR);
-  const call = (i, op, args) => page.evaluate((w, o, a) => window.benchCall(w, o, a), i, op, args);
+  const page = await harnessPage(browser, server.base);
+  // LiteRT.js's worker is a classic one (it loads its glue with importScripts).
+  const call = await startWorkers(page, PKGS.map((e) => (e === 'litert' ? { url: `${LITERT_DIR}worker.js` } : BENCH_WORKER)));
   const once = async (i) => {
     if (PKGS[i] === 'litert') return (await call(i, 'time', { n: 1 })).ms[0] / (OP === 'forward1' ? 1 : BATCHES[i]);
     const r = OP === 'forward1' ? await call(i, 'forward1', { n: 1, warmup: 0 }) : await call(i, 'embed8', { urls: urls.slice(0, BATCHES[i]), n: 1, warmup: 0 });

@@ -21,6 +21,7 @@ import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { CHROMIUM_LAUNCH, DATA, ROOT, serveRepo } from '../tests/e2e/serve.mjs';
 import { WEIGHTS } from './paths.mjs';
+import { BENCH_WORKER, harnessPage, startWorkers } from './workers.mjs';
 
 const PKG = process.env.PKG || 'bench/.cache/pkg-prof';
 const ARCH = process.env.ARCH || 'efficientnet_lite0';
@@ -43,25 +44,9 @@ for (const cls of readdirSync(join(DATA, 'train')).sort()) {
 const server = await serveRepo();
 const browser = await puppeteer.launch({ ...CHROMIUM_LAUNCH, headless: true });
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') console.error('console error:', m.text()); });
-  await page.goto(`${server.base}/tests/e2e/harness.html`);
-  await page.evaluate(() => {
-    const w = new Worker('/bench/browser-worker.js', { type: 'module' });
-    const pending = new Map();
-    let next = 1;
-    w.onmessage = ({ data }) => {
-      const p = pending.get(data.id);
-      pending.delete(data.id);
-      if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error));
-    };
-    window.benchCall = (op, args) => new Promise((resolve, reject) => {
-      const id = next++;
-      pending.set(id, { resolve, reject });
-      w.postMessage({ id, op, args });
-    });
-  });
-  const call = (op, args) => page.evaluate((o, a) => window.benchCall(o, a), op, args);
+  const page = await harnessPage(browser, server.base);
+  const callWorker = await startWorkers(page, [BENCH_WORKER]);
+  const call = (op, args) => callWorker(0, op, args);
   const init = await call('init', { pkg: PKG, threads: THREADS });
   await call('create', { arch: ARCH, weightsUrl: WEIGHTS[ARCH], device: 'cpu' });
   if (OP === 'forward1') {

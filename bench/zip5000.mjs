@@ -43,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { Zip, ZipDeflate } from 'fflate';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_LAUNCH, launchChromium, serveRepo } from '../tests/e2e/serve.mjs';
+import { BENCH_WORKER, startWorkers } from './workers.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = resolve(process.env.SORTWISE_DATA || join(ROOT, '../shared/data/trashnet-mini'));
@@ -273,14 +274,8 @@ async function engineThroughput(base) {
   const page = await context.newPage();
   page.on('pageerror', (e) => log('engine page error:', e.message));
   await page.goto(`${base}/tests/e2e/harness.html`);
-  await page.evaluate(() => {
-    const w = new Worker('/bench/browser-worker.js', { type: 'module' });
-    const pending = new Map();
-    let next = 1;
-    w.onmessage = ({ data }) => { const p = pending.get(data.id); pending.delete(data.id); if (data.ok) p.resolve(data.value); else p.reject(new Error(data.error)); };
-    window.benchCall = (op, args) => new Promise((resolve, reject) => { const id = next++; pending.set(id, { resolve, reject }); w.postMessage({ id, op, args }); });
-  });
-  const call = (op, args) => page.evaluate(([o, a]) => window.benchCall(o, a), [op, args]);
+  const callWorker = await startWorkers(page, [BENCH_WORKER]);
+  const call = (op, args) => callWorker(0, op, args);
   try {
     const init = await call('init', { pkg: 'pkg-cpu-relaxed' });
     await call('create', { arch: 'efficientnet_lite0', weightsUrl: '/www/weights/efficientnet_lite0.safetensors', device: 'cpu' });
