@@ -29,9 +29,24 @@ fn resnet18() -> (Reference, Vec<u8>) {
     (r, bytes)
 }
 
+fn resnet50() -> (Reference, Vec<u8>) {
+    let r: Reference =
+        serde_json::from_str(include_str!("fixtures/reference/resnet50.json")).unwrap();
+    let bytes = torch_safetensors(
+        &r,
+        include_bytes!("fixtures/reference/resnet50_bn.safetensors"),
+    );
+    (r, bytes)
+}
+
 async fn check_on(device: Device) -> f32 {
-    let (r, bytes) = resnet18();
-    let backbone = weights::load_torch_safetensors(Arch::Resnet18, bytes, &device).unwrap();
+    check_arch_on(Arch::Resnet18, resnet18(), device).await
+}
+
+/// The first fixture's embedding by `arch` on `device` against torchvision's; the largest
+/// difference.
+async fn check_arch_on(arch: Arch, (r, bytes): (Reference, Vec<u8>), device: Device) -> f32 {
+    let backbone = weights::load_torch_safetensors(arch, bytes, &device).unwrap();
     let x = preprocess::preprocess(include_bytes!("fixtures/images/glass7_256.png"), Fit::Crop)
         .unwrap();
     assert_eq!(r.images[0], "glass7_256.png");
@@ -39,7 +54,7 @@ async fn check_on(device: Device) -> f32 {
         .await
         .unwrap();
     assert_eq!(feats.len(), 1);
-    assert_eq!(feats[0].len(), 512);
+    assert_eq!(feats[0].len(), arch.feature_dim());
     let d = max_abs_diff(&feats[0], &r.features[0]);
     assert!(d <= TOL, "embedding differs from torchvision by {d}");
     d
@@ -59,6 +74,50 @@ async fn resnet18_embedding_on_webgpu_matches_torchvision() {
 async fn resnet18_embedding_on_wasm_cpu_matches_torchvision() {
     let d = check_on(Device::flex()).await;
     web_sys_log(&format!("cpu: max |Δ| = {d:.2e}"));
+}
+
+/// ResNet-50's bottlenecks are 1×1 convolutions, which the wasm builds compute with their own
+/// SIMD128 kernel (`kernels/pointwise_simd128.rs`; natively the `gemm` crate does).
+#[wasm_bindgen_test]
+async fn resnet50_embedding_on_wasm_cpu_matches_torchvision() {
+    let d = check_arch_on(Arch::Resnet50, resnet50(), Device::flex()).await;
+    web_sys_log(&format!("resnet50 cpu: max |Δ| = {d:.2e}"));
+}
+
+/// The wasm 1×1 kernel against burn's own convolution, on the shapes its tiling has cases for:
+/// planes of a ragged last tile (7×7, 31×32 in four blocks), smaller than a tile (2×2), output
+/// channels not a multiple of its quads, a batch, a residual, each activation.
+#[wasm_bindgen_test]
+fn pointwise_convolutions_match_burn() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Distribution, Tensor};
+    use sortwise::kernels::{Activation, conv2d_add};
+    let device = Device::flex();
+    for (c_in, c_out, [n, h, w], act, skip) in [
+        (24, 100, [1, 7, 7], Activation::Relu6, true),
+        (48, 72, [1, 14, 14], Activation::Identity, false),
+        (16, 6, [2, 31, 32], Activation::Relu, true),
+        (40, 3, [3, 9, 5], Activation::Relu6, false),
+        (8, 5, [2, 2, 2], Activation::Identity, true),
+    ] {
+        let conv = Conv2dConfig::new([c_in, c_out], [1, 1]).init(&device);
+        let x = Tensor::<4>::random([n, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let theirs = conv.forward(x.clone());
+        let residual = skip
+            .then(|| Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device));
+        let theirs = act.apply_after_add(theirs, residual.clone()).into_data();
+        let ours = conv2d_add(&conv, x, residual, act).into_data();
+        assert_eq!(ours.shape(), theirs.shape());
+        let (a, b) = (
+            ours.as_slice::<f32>().unwrap(),
+            theirs.as_slice::<f32>().unwrap(),
+        );
+        let d = max_abs_diff(a, b);
+        assert!(
+            d <= 1e-5,
+            "1×1 {c_in}→{c_out} on {n}×{h}×{w}: max |Δ| = {d}"
+        );
+    }
 }
 
 #[wasm_bindgen_test]
