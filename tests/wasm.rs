@@ -84,15 +84,36 @@ async fn resnet50_embedding_on_wasm_cpu_matches_torchvision() {
     web_sys_log(&format!("resnet50 cpu: max |Δ| = {d:.2e}"));
 }
 
-/// The wasm 1×1 kernel against burn's own convolution, on the shapes its tiling has cases for:
-/// planes of a ragged last tile (7×7, 31×32 in four blocks), smaller than a tile (2×2), output
-/// channels not a multiple of its quads, a batch, a residual, each activation.
+/// Max |ours − burn's| of one convolution call through `sortwise::kernels` (`act(conv(x) +
+/// residual)`), on random input.
+fn against_burn(
+    conv: &burn::nn::conv::Conv2d,
+    input: [usize; 4],
+    act: sortwise::kernels::Activation,
+    skip: bool,
+) -> f32 {
+    use burn::tensor::{Distribution, Tensor};
+    let device = Device::flex();
+    let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
+    let theirs = conv.forward(x.clone());
+    let residual =
+        skip.then(|| Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device));
+    let theirs = act.apply_after_add(theirs, residual.clone()).into_data();
+    let ours = sortwise::kernels::conv2d_add(conv, x, residual, act).into_data();
+    assert_eq!(ours.shape(), theirs.shape());
+    max_abs_diff(
+        ours.as_slice::<f32>().unwrap(),
+        theirs.as_slice::<f32>().unwrap(),
+    )
+}
+
+/// The 1×1 kernel against burn's own convolution, on the shapes its tasks have cases for:
+/// planes of a ragged last column block (7×7, 31×32), smaller than a microkernel's 8 pixels
+/// (2×2), output channels split among tasks unevenly, a batch, a residual, each activation.
 #[wasm_bindgen_test]
 fn pointwise_convolutions_match_burn() {
     use burn::nn::conv::Conv2dConfig;
-    use burn::tensor::{Distribution, Tensor};
-    use sortwise::kernels::{Activation, conv2d_add};
-    let device = Device::flex();
+    use sortwise::kernels::Activation;
     for (c_in, c_out, [n, h, w], act, skip) in [
         (24, 100, [1, 7, 7], Activation::Relu6, true),
         (48, 72, [1, 14, 14], Activation::Identity, false),
@@ -100,22 +121,59 @@ fn pointwise_convolutions_match_burn() {
         (40, 3, [3, 9, 5], Activation::Relu6, false),
         (8, 5, [2, 2, 2], Activation::Identity, true),
     ] {
-        let conv = Conv2dConfig::new([c_in, c_out], [1, 1]).init(&device);
-        let x = Tensor::<4>::random([n, c_in, h, w], Distribution::Normal(0.0, 1.0), &device);
-        let theirs = conv.forward(x.clone());
-        let residual = skip
-            .then(|| Tensor::<4>::random(theirs.dims(), Distribution::Normal(0.0, 1.0), &device));
-        let theirs = act.apply_after_add(theirs, residual.clone()).into_data();
-        let ours = conv2d_add(&conv, x, residual, act).into_data();
-        assert_eq!(ours.shape(), theirs.shape());
-        let (a, b) = (
-            ours.as_slice::<f32>().unwrap(),
-            theirs.as_slice::<f32>().unwrap(),
-        );
-        let d = max_abs_diff(a, b);
+        let conv = Conv2dConfig::new([c_in, c_out], [1, 1]).init(&Device::flex());
+        let d = against_burn(&conv, [n, c_in, h, w], act, skip);
         assert!(
             d <= 1e-5,
             "1×1 {c_in}→{c_out} on {n}×{h}×{w}: max |Δ| = {d}"
+        );
+    }
+}
+
+/// The depthwise kernels against burn's convolution: in the wasm builds the 7×7 and 14×14
+/// planes and every stride 2 run in channel tiles with their pixels transposed in registers
+/// (`kernels/depthwise_tiles.rs`), the rest a plane at a time. Lite0's shapes ("SAME" padding
+/// after only at stride 2, 3×3 and 5×5), rows whose last run of 4 pixels overlaps, channels
+/// not in groups of 8 (the plane kernel), a residual, a batch.
+#[wasm_bindgen_test]
+fn depthwise_convolutions_match_burn() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use sortwise::kernels::Activation;
+    for (c, k, stride, pad, [n, h, w], act, skip) in [
+        (16, 5, 1, [2, 2, 2, 2], [1, 7, 7], Activation::Relu6, false),
+        (24, 3, 1, [1, 1, 1, 1], [2, 14, 14], Activation::Relu, true),
+        (8, 3, 2, [0, 0, 1, 1], [2, 14, 14], Activation::Relu6, false),
+        (
+            24,
+            5,
+            2,
+            [1, 1, 2, 2],
+            [1, 14, 13],
+            Activation::Identity,
+            true,
+        ),
+        (
+            16,
+            3,
+            2,
+            [0, 0, 1, 1],
+            [1, 112, 112],
+            Activation::Relu6,
+            false,
+        ),
+        (8, 3, 1, [1, 1, 1, 1], [1, 56, 56], Activation::Relu6, false),
+        (6, 5, 1, [2, 2, 2, 2], [1, 7, 7], Activation::Relu6, true),
+    ] {
+        let conv = Conv2dConfig::new([c, c], [k, k])
+            .with_groups(c)
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad[0], pad[1], pad[2], pad[3]))
+            .init(&Device::flex());
+        let d = against_burn(&conv, [n, c, h, w], act, skip);
+        assert!(
+            d <= 1e-5,
+            "depthwise {c}×{k}×{k}/{stride} on {n}×{h}×{w}: max |Δ| = {d}"
         );
     }
 }

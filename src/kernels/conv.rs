@@ -415,6 +415,34 @@ mod tests {
                 false,
             ),
             (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu, false),
+            // Calls the wasm builds take in channel tiles (`depthwise_tiles.rs`, whose tests
+            // hold it to this path): 7×7 with a 5×5 filter, Lite0's "SAME" stride 2 (padding
+            // only after), a residual, a batch.
+            (
+                depthwise(16, 5, 1, [2, 2, 2, 2]),
+                [1, 16, 7, 7],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(8, 3, 2, [0, 0, 1, 1]),
+                [2, 8, 14, 14],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(24, 5, 2, [1, 1, 2, 2]),
+                [1, 24, 14, 13],
+                Identity,
+                true,
+            ),
+            (depthwise(8, 3, 1, [1, 1, 1, 1]), [3, 8, 9, 10], Relu, true),
+            (
+                depthwise(8, 5, 2, [2, 2, 2, 2]),
+                [1, 8, 28, 28],
+                Relu6,
+                false,
+            ),
             // Stride 2 with an even left padding (the split of a row's columns starts at 1).
             (
                 depthwise(3, 5, 2, [2, 2, 2, 2]),

@@ -141,7 +141,18 @@ thread_local! {
 }
 
 /// NCHW `input`, `[C, 1, kh, kw]` `weight` -> NCHW `act(conv + bias + residual)`.
+/// Small planes and stride 2 in channel tiles (`depthwise_tiles.rs`) where that is faster, the
+/// rest here a plane at a time.
 pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
+    if super::depthwise_tiles::applies(g) {
+        super::depthwise_tiles::run(g, op)
+    } else {
+        planes(g, op)
+    }
+}
+
+/// [`run`] a plane at a time.
+pub(super) fn planes(g: &Geometry, op: &Operands) -> Vec<f32> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let padded = Padded::new(g);
     let offsets: Vec<usize> = (0..g.kw).map(|kx| padded.offset(g, kx)).collect();

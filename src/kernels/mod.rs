@@ -9,8 +9,9 @@
 //! weights need no reordering: `[C_out, C_in, kh, kw]` row-major already is the `[C_out, K]`
 //! matrix whose rows match im2col's `(c_in, ky, kx)` order.
 //!
-//! Depthwise convolutions (EfficientNet) run here too (`depthwise.rs`), with the "SAME" padding
-//! applied inside the kernel: burn pads an asymmetric input explicitly, one more copy of every
+//! Depthwise convolutions (EfficientNet) run here too (`depthwise.rs`; in the wasm builds small
+//! planes and stride 2 in channel tiles, `depthwise_tiles.rs`), with the "SAME" padding applied
+//! inside the kernel: burn pads an asymmetric input explicitly, one more copy of every
 //! activation.
 //! The ReLU/ReLU6 that follows each convolution is applied while the output is written.
 //!
@@ -25,6 +26,7 @@
 
 mod conv;
 mod depthwise;
+mod depthwise_tiles;
 mod geometry;
 mod matmul;
 mod pointwise;
