@@ -255,6 +255,7 @@ fn strided_copy<const S: usize>(dst: &mut [f32], src: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::depthwise_tiles;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Device;
@@ -415,34 +416,6 @@ mod tests {
                 false,
             ),
             (depthwise(4, 5, 1, [2, 2, 2, 2]), [1, 4, 7, 9], Relu, false),
-            // Calls the wasm builds take in channel tiles (`depthwise_tiles.rs`, whose tests
-            // hold it to this path): 7×7 with a 5×5 filter, Lite0's "SAME" stride 2 (padding
-            // only after), a residual, a batch.
-            (
-                depthwise(16, 5, 1, [2, 2, 2, 2]),
-                [1, 16, 7, 7],
-                Relu6,
-                false,
-            ),
-            (
-                depthwise(8, 3, 2, [0, 0, 1, 1]),
-                [2, 8, 14, 14],
-                Relu6,
-                false,
-            ),
-            (
-                depthwise(24, 5, 2, [1, 1, 2, 2]),
-                [1, 24, 14, 13],
-                Identity,
-                true,
-            ),
-            (depthwise(8, 3, 1, [1, 1, 1, 1]), [3, 8, 9, 10], Relu, true),
-            (
-                depthwise(8, 5, 2, [2, 2, 2, 2]),
-                [1, 8, 28, 28],
-                Relu6,
-                false,
-            ),
             // Stride 2 with an even left padding (the split of a row's columns starts at 1).
             (
                 depthwise(3, 5, 2, [2, 2, 2, 2]),
@@ -475,11 +448,97 @@ mod tests {
                 true,
             ),
         ];
-        for (conv, input, act, skip) in cases {
+        for (conv, input, act, skip) in cases.into_iter().chain(tile_cases()) {
             let err = relative_error(&conv, input, act, skip);
             assert!(
                 err < 1e-5,
                 "{input:?} {act:?} residual {skip}: relative error {err}"
+            );
+        }
+    }
+
+    /// Depthwise calls the wasm builds take in channel tiles (`depthwise_tiles.rs`): Lite0's
+    /// kinds, 7×7 and 14×14 at stride 1, "SAME" stride 2 (padding after only, and both sides),
+    /// 3×3 and 5×5, rows whose last run of 4 pixels overlaps the one before, a batch, a residual,
+    /// each activation.
+    fn tile_cases() -> Vec<(Conv2d, [usize; 4], Activation, bool)> {
+        use Activation::*;
+        vec![
+            (
+                depthwise(16, 5, 1, [2, 2, 2, 2]),
+                [1, 16, 7, 7],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(24, 3, 1, [1, 1, 1, 1]),
+                [2, 24, 14, 14],
+                Relu,
+                true,
+            ),
+            (
+                depthwise(8, 3, 2, [0, 0, 1, 1]),
+                [2, 8, 14, 14],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(24, 5, 2, [1, 1, 2, 2]),
+                [1, 24, 14, 13],
+                Identity,
+                true,
+            ),
+            (depthwise(8, 3, 1, [1, 1, 1, 1]), [3, 8, 9, 10], Relu, true),
+            (
+                depthwise(8, 5, 2, [2, 2, 2, 2]),
+                [1, 8, 28, 28],
+                Relu6,
+                false,
+            ),
+            (
+                depthwise(16, 3, 2, [0, 0, 1, 1]),
+                [1, 16, 112, 112],
+                Relu6,
+                false,
+            ),
+        ]
+    }
+
+    /// The tiles against the plane kernel (held to burn's convolution above, natively the path
+    /// these calls take): the wasm builds run the tiles' SIMD128 form, natively their portable
+    /// one is tested here.
+    #[test]
+    fn depthwise_tiles_match_the_plane_kernel() {
+        let device = Device::flex();
+        for (conv, input, act, skip) in tile_cases() {
+            let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
+            let g = Geometry::for_cpu(&conv, &x).expect("a depthwise call the kernels read");
+            assert!(depthwise_tiles::fits(&g), "{input:?} must fit the tiles");
+            let residual = skip.then(|| {
+                Tensor::<4>::random(g.output_shape(), Distribution::Normal(0.0, 1.0), &device)
+            });
+            let (input, weight) = (flex(x), flex(conv.weight.val()));
+            let bias = conv.bias.as_ref().map(|b| flex(b.val()));
+            let residual = residual.map(flex);
+            let op = Operands {
+                input: values(&input),
+                weight: values(&weight),
+                bias: bias.as_ref().map(values),
+                residual: residual.as_ref().map(values),
+                act,
+            };
+            let (ours, theirs) = (depthwise_tiles::run(&g, &op), depthwise::planes(&g, &op));
+            assert_eq!(ours.len(), theirs.len());
+            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff <= 1e-6 * scale,
+                "{:?}: relative error {}",
+                g.output_shape(),
+                diff / scale
             );
         }
     }

@@ -381,22 +381,8 @@ fn accumulate<const N: usize, const A: u8, const LOAD: bool>(
 mod simd128 {
     use core::arch::wasm32::{f32x4_pmax, f32x4_pmin, f32x4_splat, v128, v128_load, v128_store};
 
+    use super::super::madd::madd;
     use super::{Activation, RELU, RELU6};
-
-    /// `a·b + c`.
-    #[cfg(feature = "relaxed-simd")]
-    #[inline]
-    #[target_feature(enable = "simd128,relaxed-simd")]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        core::arch::wasm32::f32x4_relaxed_madd(a, b, c)
-    }
-
-    #[cfg(not(feature = "relaxed-simd"))]
-    #[inline(always)]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        use core::arch::wasm32::{f32x4_add, f32x4_mul};
-        f32x4_add(f32x4_mul(a, b), c)
-    }
 
     /// SAFETY (callers): in the relaxed build, only in a module built with relaxed SIMD (the
     /// feature's build).

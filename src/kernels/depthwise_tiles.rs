@@ -32,14 +32,14 @@ const MAX_FLAT_PIXELS: usize = 14 * 14;
 /// the wasm builds, where it measured faster (docs/BENCHMARKS.md). Natively `depthwise.rs`'s
 /// AVX2 kernel fills 8 lanes a plane, and a probe of Lite0's shapes was too noisy on the 2-core
 /// VM of the change to say this module is faster there; its portable kernel is tested against
-/// that one natively (`tests`).
+/// that one natively (`conv.rs`'s tests).
 pub(super) fn applies(g: &Geometry) -> bool {
     cfg!(target_arch = "wasm32") && fits(g)
 }
 
 /// Whether `g` has tiles to fill: whole groups of 8 channels, rows of at least one run of
 /// pixels, and a small plane at stride 1 (a large one fills `depthwise.rs`'s vectors whole).
-fn fits(g: &Geometry) -> bool {
+pub(super) fn fits(g: &Geometry) -> bool {
     g.c_out.is_multiple_of(GROUP)
         && g.ow >= PIXELS
         && (g.stride != [1, 1] || g.oh * g.ow <= MAX_FLAT_PIXELS)
@@ -233,21 +233,8 @@ mod simd128 {
         f32x4_add, f32x4_pmax, f32x4_pmin, f32x4_splat, i32x4_shuffle, v128, v128_load, v128_store,
     };
 
+    use super::super::madd::madd;
     use super::{Activation, GROUP, PIXELS, Shape, runs};
-
-    #[cfg(feature = "relaxed-simd")]
-    #[inline]
-    #[target_feature(enable = "simd128,relaxed-simd")]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        core::arch::wasm32::f32x4_relaxed_madd(a, b, c)
-    }
-
-    #[cfg(not(feature = "relaxed-simd"))]
-    #[inline(always)]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        use core::arch::wasm32::f32x4_mul;
-        f32x4_add(f32x4_mul(a, b), c)
-    }
 
     /// The 4×4 transpose: `r[i]` lane `j` becomes lane `i` of the result's `j`.
     #[inline(always)]
@@ -358,102 +345,6 @@ mod simd128 {
                     }
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::geometry::{flex, values};
-    use burn::nn::PaddingConfig2d;
-    use burn::nn::conv::{Conv2d, Conv2dConfig};
-    use burn::tensor::{Device, Distribution, Tensor};
-
-    fn depthwise(c: usize, k: usize, stride: usize, pad: [usize; 4]) -> Conv2d {
-        Conv2dConfig::new([c, c], [k, k])
-            .with_groups(c)
-            .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(pad[0], pad[1], pad[2], pad[3]))
-            .init(&Device::flex())
-    }
-
-    /// The tiles against `depthwise.rs`'s planes (tested against burn's convolution in
-    /// `conv.rs`) on Lite0's kinds of call: 7×7 and 14×14 at stride 1, "SAME" stride 2 (padding
-    /// after only, and both sides), 3×3 and 5×5, rows whose last run of 4 pixels overlaps the
-    /// one before, a batch, a residual, each activation.
-    #[test]
-    fn matches_the_plane_kernel() {
-        use Activation::*;
-        let device = Device::flex();
-        for (conv, input, act, skip) in [
-            (
-                depthwise(16, 5, 1, [2, 2, 2, 2]),
-                [1, 16, 7, 7],
-                Relu6,
-                false,
-            ),
-            (
-                depthwise(24, 3, 1, [1, 1, 1, 1]),
-                [2, 24, 14, 14],
-                Relu,
-                true,
-            ),
-            (
-                depthwise(8, 3, 2, [0, 0, 1, 1]),
-                [2, 8, 14, 14],
-                Relu6,
-                false,
-            ),
-            (
-                depthwise(24, 5, 2, [1, 1, 2, 2]),
-                [1, 24, 14, 13],
-                Identity,
-                true,
-            ),
-            (depthwise(8, 3, 1, [1, 1, 1, 1]), [3, 8, 9, 10], Relu, true),
-            (
-                depthwise(8, 5, 2, [2, 2, 2, 2]),
-                [1, 8, 28, 28],
-                Relu6,
-                false,
-            ),
-            (
-                depthwise(16, 3, 2, [0, 0, 1, 1]),
-                [1, 16, 112, 112],
-                Relu6,
-                false,
-            ),
-        ] {
-            let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device);
-            let g = Geometry::of(&conv, &x).expect("a depthwise call the kernels read");
-            assert!(fits(&g), "{input:?} must fit the tiles");
-            let residual = skip.then(|| {
-                Tensor::<4>::random(g.output_shape(), Distribution::Normal(0.0, 1.0), &device)
-            });
-            let (input, weight) = (flex(x), flex(conv.weight.val()));
-            let bias = conv.bias.as_ref().map(|b| flex(b.val()));
-            let residual = residual.map(flex);
-            let op = Operands {
-                input: values(&input),
-                weight: values(&weight),
-                bias: bias.as_ref().map(values),
-                residual: residual.as_ref().map(values),
-                act,
-            };
-            let (ours, theirs) = (run(&g, &op), super::super::depthwise::planes(&g, &op));
-            assert_eq!(ours.len(), theirs.len());
-            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let diff = ours
-                .iter()
-                .zip(&theirs)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                diff <= 1e-6 * scale,
-                "{:?}: relative error {}",
-                g.output_shape(),
-                diff / scale
-            );
         }
     }
 }

@@ -28,6 +28,8 @@ mod conv;
 mod depthwise;
 mod depthwise_tiles;
 mod geometry;
+#[cfg(target_arch = "wasm32")]
+mod madd;
 mod matmul;
 mod pointwise;
 mod pool;
