@@ -460,7 +460,7 @@ mod tests {
     /// Depthwise calls the wasm builds take in channel tiles (`depthwise_tiles.rs`): Lite0's
     /// kinds, 7×7 and 14×14 at stride 1, "SAME" stride 2 (padding after only, and both sides),
     /// 3×3 and 5×5, rows whose last run of 4 pixels overlaps the one before, a batch, a residual,
-    /// each activation.
+    /// each activation, a dilation.
     fn tile_cases() -> Vec<(Conv2d, [usize; 4], Activation, bool)> {
         use Activation::*;
         vec![
@@ -500,6 +500,17 @@ mod tests {
                 [1, 16, 112, 112],
                 Relu6,
                 false,
+            ),
+            // Dilation 2 (no backbone's, but `depthwise::applies` takes it).
+            (
+                Conv2dConfig::new([8, 8], [3, 3])
+                    .with_groups(8)
+                    .with_dilation([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                    .init(&Device::flex()),
+                [1, 8, 9, 10],
+                Relu6,
+                true,
             ),
         ]
     }
