@@ -42,27 +42,39 @@ pub fn conv2d_add(
         );
     }
     let device = x.device();
+    let out = with_operands(conv, x, residual, act, |op| {
+        if g.depthwise {
+            depthwise::run(&g, op)
+        } else if pointwise::applies(&g) {
+            pointwise::run(&g, op)
+        } else if winograd::applies(&g) {
+            winograd::run(&g, op)
+        } else {
+            g.run_dense(op)
+        }
+    });
+    Tensor::from_data(TensorData::new(out, g.output_shape()), &device)
+}
+
+/// `f` on the call's operands, each read where it lies (`flex`).
+fn with_operands<R>(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    act: Activation,
+    f: impl FnOnce(&Operands) -> R,
+) -> R {
     let input = flex(x);
     let weight = flex(conv.weight.val());
     let bias = conv.bias.as_ref().map(|b| flex(b.val()));
     let residual = residual.map(flex);
-    let op = Operands {
+    f(&Operands {
         input: values(&input),
         weight: values(&weight),
         bias: bias.as_ref().map(values),
         residual: residual.as_ref().map(values),
         act,
-    };
-    let out = if g.depthwise {
-        depthwise::run(&g, &op)
-    } else if pointwise::applies(&g) {
-        pointwise::run(&g, &op)
-    } else if winograd::applies(&g) {
-        winograd::run(&g, &op)
-    } else {
-        g.run_dense(&op)
-    };
-    Tensor::from_data(TensorData::new(out, g.output_shape()), &device)
+    })
 }
 
 impl Geometry {
@@ -528,17 +540,9 @@ mod tests {
             let residual = skip.then(|| {
                 Tensor::<4>::random(g.output_shape(), Distribution::Normal(0.0, 1.0), &device)
             });
-            let (input, weight) = (flex(x), flex(conv.weight.val()));
-            let bias = conv.bias.as_ref().map(|b| flex(b.val()));
-            let residual = residual.map(flex);
-            let op = Operands {
-                input: values(&input),
-                weight: values(&weight),
-                bias: bias.as_ref().map(values),
-                residual: residual.as_ref().map(values),
-                act,
-            };
-            let (ours, theirs) = (depthwise_tiles::run(&g, &op), depthwise::planes(&g, &op));
+            let (ours, theirs) = with_operands(&conv, x, residual, act, |op| {
+                (depthwise_tiles::run(&g, op), depthwise::planes(&g, op))
+            });
             assert_eq!(ours.len(), theirs.len());
             let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
             let diff = ours
