@@ -13,6 +13,8 @@
 // Env: PKG (a build's folder under the repo, default bench/.cache/pkg-prof), ARCH (default
 //      efficientnet_lite0), THREADS (pool size of a threaded build), N (timed calls, default 6),
 //      OP (embed8, the default, or forward1: predictPixels on one 224x224 frame),
+//      BATCH (photos per `addImages` for embed8, a multiple of 4, default 8; the page sends
+//      `model::infer::add_batch`'s figure: 16 for ResNet-18 on 2 threads),
 //      TOP (functions listed, default 40), OUT (a folder for the raw .cpuprofile files),
 //      PROFILE=0 (time the calls without the profiler: a quick before/after of two builds).
 
@@ -28,6 +30,7 @@ const ARCH = process.env.ARCH || 'efficientnet_lite0';
 const THREADS = process.env.THREADS ? Number(process.env.THREADS) : undefined;
 const N = Number(process.env.N || 6);
 const OP = process.env.OP || 'embed8';
+const BATCH = Number(process.env.BATCH || 8);
 const TOP = Number(process.env.TOP || 40);
 const OUT = process.env.OUT;
 const PROFILE = process.env.PROFILE !== '0';
@@ -38,7 +41,7 @@ rmSync(link, { force: true });
 symlinkSync(DATA, link);
 const urls = [];
 for (const cls of readdirSync(join(DATA, 'train')).sort()) {
-  for (const f of readdirSync(join(DATA, 'train', cls)).sort().slice(0, 2)) urls.push(`/bench/.cache/data/train/${cls}/${f}`);
+  for (const f of readdirSync(join(DATA, 'train', cls)).sort().slice(0, BATCH / 4)) urls.push(`/bench/.cache/data/train/${cls}/${f}`);
 }
 
 const server = await serveRepo();
