@@ -16,7 +16,9 @@
 //      8; LiteRT.js has .tflite files for 8 and 1), THREADS (pool size; default all cores), ROUNDS (default 20), WARMUP (untimed calls
 //      each first, default 6).
 // Prints each entry's median and minimum ms a photo (a call's time over its batch), and the median of the per-round ratios
-// entry / baseline (below 1: faster than the baseline).
+// entry / baseline (below 1: faster than the baseline); for each sortwise build after the first,
+// the largest |difference| of its embeddings of the batch's photos from the first build's (0 for a
+// change that only moves data: gathers, layouts, which thread computes what).
 
 import puppeteer from 'puppeteer-core';
 import { copyFileSync, existsSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
@@ -90,10 +92,20 @@ try {
       ms[i].push(await once(i));
     }
   }
+  // Each build's embeddings of the same photos, against the first build's.
+  const builds = PKGS.map((e, i) => i).filter((i) => PKGS[i] !== 'litert');
+  const embeddings = [];
+  for (const i of builds) embeddings[i] = (await call(i, 'embeddings', { urls: urls.slice(0, BATCH) })).flat();
+  const diff = (i) => {
+    const [a, b] = [embeddings[builds[0]], embeddings[i]];
+    if (a.length !== b.length) return 'different lengths';
+    return a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k])), 0).toExponential(1);
+  };
   console.log(`${ARCH} ${OP === 'forward1' ? 'forward1' : `batch ${BATCH}`}, ${threads} thread(s), ${ROUNDS} interleaved rounds`);
   for (let i = 0; i < PKGS.length; i += 1) {
     const ratio = ms[i].map((v, r) => v / ms[0][r]);
-    console.log(`${ENTRIES[i].padEnd(32)} median ${median(ms[i]).toFixed(1)} ms, min ${Math.min(...ms[i]).toFixed(1)} ms a photo, ratio to ${ENTRIES[0]} ${median(ratio).toFixed(3)}`);
+    const same = builds.includes(i) && i !== builds[0] ? `; embeddings max |diff| to ${ENTRIES[builds[0]]} ${diff(i)}` : '';
+    console.log(`${ENTRIES[i].padEnd(32)} median ${median(ms[i]).toFixed(1)} ms, min ${Math.min(...ms[i]).toFixed(1)} ms a photo, ratio to ${ENTRIES[0]} ${median(ratio).toFixed(3)}${same}`);
   }
 } finally {
   await browser.close();

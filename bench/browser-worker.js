@@ -89,6 +89,12 @@ const ops = {
     }
     return { batch: files.length, warmupMs: warm, ms, medianMs: median(ms), imgPerS: (1000 * files.length) / median(ms), memory: mem() };
   },
+  // The embeddings `addImages` of `urls` gives, one array per photo: builds that only move data
+  // differently must agree to the bit (bench/ab.mjs compares them).
+  async embeddings({ urls }) {
+    const r = await trainer.addImages('bench', await Promise.all(urls.map(bytes)));
+    return r.map((id) => (typeof id === 'string' ? id : [...trainer.embedding(id)]));
+  },
   // `addImages` over consecutive groups of `batch` photos of `urls` (all fetched first; each group
   // one class, as the page sends them), with each photo's thumbnail and embedding read back as
   // www/engine/worker.js does, the first `warmup` groups untimed: the engine's own

@@ -381,7 +381,7 @@ fn accumulate<const N: usize, const A: u8, const LOAD: bool>(
 mod simd128 {
     use core::arch::wasm32::{f32x4_pmax, f32x4_pmin, f32x4_splat, v128, v128_load, v128_store};
 
-    use super::super::madd::madd;
+    use super::super::simd128::madd;
     use super::{Activation, RELU, RELU6};
 
     /// SAFETY (callers): in the relaxed build, only in a module built with relaxed SIMD (the

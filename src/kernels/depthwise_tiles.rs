@@ -230,26 +230,11 @@ mod simd128 {
     use std::mem::MaybeUninit;
 
     use core::arch::wasm32::{
-        f32x4_add, f32x4_pmax, f32x4_pmin, f32x4_splat, i32x4_shuffle, v128, v128_load, v128_store,
+        f32x4_add, f32x4_pmax, f32x4_pmin, f32x4_splat, v128, v128_load, v128_store,
     };
 
-    use super::super::madd::madd;
+    use super::super::simd128::{madd, transpose};
     use super::{Activation, GROUP, PIXELS, Shape, runs};
-
-    /// The 4×4 transpose: `r[i]` lane `j` becomes lane `i` of the result's `j`.
-    #[inline(always)]
-    fn transpose(r: [v128; 4]) -> [v128; 4] {
-        let t0 = i32x4_shuffle::<0, 4, 1, 5>(r[0], r[1]);
-        let t1 = i32x4_shuffle::<2, 6, 3, 7>(r[0], r[1]);
-        let t2 = i32x4_shuffle::<0, 4, 1, 5>(r[2], r[3]);
-        let t3 = i32x4_shuffle::<2, 6, 3, 7>(r[2], r[3]);
-        [
-            i32x4_shuffle::<0, 1, 4, 5>(t0, t2),
-            i32x4_shuffle::<2, 3, 6, 7>(t0, t2),
-            i32x4_shuffle::<0, 1, 4, 5>(t1, t3),
-            i32x4_shuffle::<2, 3, 6, 7>(t1, t3),
-        ]
-    }
 
     /// `gather_row` four pixels at a time (`cols ≥ 4`; the last four end at `cols`).
     pub(super) fn gather_row(dst: &mut [f32], src: &[f32], plane: usize, cols: usize) {

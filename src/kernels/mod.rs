@@ -28,12 +28,12 @@ mod conv;
 mod depthwise;
 mod depthwise_tiles;
 mod geometry;
-#[cfg(target_arch = "wasm32")]
-mod madd;
 mod matmul;
 mod pointwise;
 mod pool;
 mod scratch;
+#[cfg(target_arch = "wasm32")]
+mod simd128;
 mod winograd;
 
 use burn::tensor::Tensor;
