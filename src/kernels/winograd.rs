@@ -148,20 +148,18 @@ fn transform_filters(weight: &[f32], filters: usize) -> Scratch {
                 }
             }
         }
+        // Straight into `U`'s rows: a staging block, zeroed and copied out, cost as much as the
+        // arithmetic.
         for a in 0..ALPHA {
-            let mut out = [[0f32; BLOCK]; ALPHA];
+            // SAFETY: block `blk` writes only columns `[f0, f0 + len)` of `u`'s 36 rows of
+            // `filters` floats, disjoint from every other block's.
+            let out: [&mut [f32]; ALPHA] = std::array::from_fn(|b| unsafe {
+                std::slice::from_raw_parts_mut(dst.0.add((a * ALPHA + b) * filters + f0), len)
+            });
             for i in 0..len {
                 let row = [half[a * 3][i], half[a * 3 + 1][i], half[a * 3 + 2][i]];
                 for (b, v) in gt(row).into_iter().enumerate() {
                     out[b][i] = v;
-                }
-            }
-            for (b, o) in out.iter().enumerate() {
-                // SAFETY: block `blk` writes only columns `[f0, f0 + len)` of `u`'s 36 rows of
-                // `filters` floats, disjoint from every other block's.
-                unsafe {
-                    let at = dst.0.add((a * ALPHA + b) * filters + f0);
-                    std::ptr::copy_nonoverlapping(o.as_ptr(), at, len);
                 }
             }
         }
@@ -232,16 +230,17 @@ fn transform_input(g: &Geometry, tiles: &Tiles, input: &[f32]) -> Scratch {
                     }
                 }
             }
+            // Straight into the six rows of `V` (as the filters).
             for a in 0..ALPHA {
-                let mut out = [[0f32; BLOCK]; ALPHA];
+                let mut rows = vc[a * ALPHA * t..(a + 1) * ALPHA * t]
+                    .chunks_exact_mut(t)
+                    .map(|row| &mut row[t0..t0 + len]);
+                let out: [&mut [f32]; ALPHA] = std::array::from_fn(|_| rows.next().unwrap());
                 for i in 0..len {
                     let row = std::array::from_fn(|j| half[a * ALPHA + j][i]);
                     for (b, val) in bt(row).into_iter().enumerate() {
                         out[b][i] = val;
                     }
-                }
-                for (b, o) in out.iter().enumerate() {
-                    vc[(a * ALPHA + b) * t + t0..][..len].copy_from_slice(&o[..len]);
                 }
             }
         }
