@@ -25,9 +25,12 @@ const ALPHA: usize = 6;
 const POINTS: usize = ALPHA * ALPHA;
 
 /// Below this many output tiles per call the direct path wins: transforming the filters is
-/// then a large share of the work (batch-1 ResNet stages at 14×14 and 7×7 have 16 and 4 tiles),
-/// and the 36 GEMMs become too thin to run at speed.
-const MIN_TILES: usize = 32;
+/// then a large share of the work, and the 36 GEMMs become too thin to run at speed. Batch-1
+/// ResNet stages at 14×14 and 7×7 have 16 and 4 tiles. Chosen in wasm (`bench/ab.mjs`, 2
+/// threads) once the transforms wrote their rows directly: 32 → 16 made ResNet-18's batch-1
+/// forward 0.955–0.981 the time and batch 8 (passes of 4) 0.915, ResNet-50's batch 1 0.974;
+/// 16 → 4 made ResNet-18's batch 1 1.215.
+const MIN_TILES: usize = 16;
 
 /// Whether `g` is a convolution this module computes, and one large enough to pay.
 pub(super) fn applies(g: &Geometry) -> bool {
@@ -552,10 +555,12 @@ mod tests {
 
     #[test]
     fn small_calls_stay_direct() {
-        // Batch-1 ResNet stage 3 (14×14, 16 tiles) and stage 4 (7×7, 4 tiles): direct;
-        // batch 16 of stage 4 (64 tiles) and batch-1 stage 1 (56×56, 196 tiles): Winograd.
-        assert!(!applies(&geometry(1, 256, 256, 14, 14, 1)));
+        // Batch-1 ResNet stage 4 (7×7, 4 tiles) and a batch of 3 there (12): direct; batch-1
+        // stage 3 (14×14, 16 tiles), batch 16 of stage 4 (64 tiles) and batch-1 stage 1
+        // (56×56, 196 tiles): Winograd.
         assert!(!applies(&geometry(1, 512, 512, 7, 7, 1)));
+        assert!(!applies(&geometry(3, 512, 512, 7, 7, 1)));
+        assert!(applies(&geometry(1, 256, 256, 14, 14, 1)));
         assert!(applies(&geometry(16, 512, 512, 7, 7, 1)));
         assert!(applies(&geometry(1, 64, 64, 56, 56, 1)));
         let strided = Geometry {
