@@ -71,6 +71,7 @@ fn with_operands<R>(
     f(&Operands {
         input: values(&input),
         weight: values(&weight),
+        weight_tensor: Some(&weight),
         bias: bias.as_ref().map(values),
         residual: residual.as_ref().map(values),
         act,

@@ -15,6 +15,9 @@ use super::Activation;
 pub(crate) struct Operands<'a> {
     pub input: &'a [f32],
     pub weight: &'a [f32],
+    /// The tensor whose storage `weight` is, where the call has it: Winograd keeps transformed
+    /// filters for it between calls (`winograd::kept`).
+    pub weight_tensor: Option<&'a FlexTensor>,
     pub bias: Option<&'a [f32]>,
     pub residual: Option<&'a [f32]>,
     pub act: Activation,

@@ -44,7 +44,7 @@ pub(super) fn applies(g: &Geometry) -> bool {
 /// NCHW `input`, `[C_out, C_in, 3, 3]` `weight` -> NCHW output with bias and `act` applied.
 pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let tiles = Tiles::new(g);
-    let u = transform_filters(op.weight, g.c_out * g.c_in);
+    let u = kept::filters(op, g.c_out * g.c_in);
     let v = transform_input(g, &tiles, op.input);
     let m = multiply(&u, &v, g.c_out, g.c_in, tiles.total);
     inverse(g, &tiles, &m, op)
@@ -125,9 +125,108 @@ fn gt(g: [f32; 3]) -> [f32; 6] {
 /// block's working set (a few 36×`BLOCK` arrays) stays in L1/L2.
 const BLOCK: usize = 64;
 
-/// `[K·C, 3, 3]` filters -> `U` as `[36][K·C]`, `U[(a, b)] = (G g Gᵀ)[a][b]`.
-fn transform_filters(weight: &[f32], filters: usize) -> Scratch {
-    let mut u = Scratch::take(POINTS * filters);
+/// Transformed filters kept between calls, up to [`kept::FLOATS`] in all.
+///
+/// In wasm on 2 threads a batch-1 ResNet-18 forward spent twice the thread time of 1 thread in
+/// its memory-bound loops (the filter transform 5.5 → 10.8 ms a call: V8's profiler), so batch 1
+/// barely ran faster on 2 threads than on 1; transforming the filters wrote 38 MB a call.
+/// ResNet-18's stages 1–3 (the Winograd layers at batch 1) transform to 37.7 MB, which the
+/// budget holds; larger layers are transformed per call as before. Entries are keyed by the
+/// weights' storage and hold a clone of its tensor: while they do, that storage cannot be freed
+/// (so no other weights can take its address) nor written in place (burn-flex writes only into
+/// storage it alone holds). Entries whose weights only the cache still holds (a backbone let go
+/// of) are dropped when a new one is made.
+pub(super) mod kept {
+    use std::ops::Deref;
+    use std::sync::{Arc, Mutex};
+
+    use burn::backend::flex::FlexTensor;
+
+    use super::super::geometry::{Operands, values};
+    use super::super::scratch::Scratch;
+    use super::{POINTS, transform_filters};
+
+    /// The budget, in floats (40 MB).
+    pub(super) const FLOATS: usize = 10 << 20;
+
+    struct Kept {
+        weight: FlexTensor,
+        u: Arc<Vec<f32>>,
+    }
+
+    static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+    /// One call's transformed filters: kept, or made for it.
+    pub(in super::super) enum Filters {
+        Kept(Arc<Vec<f32>>),
+        Fresh(Scratch),
+    }
+
+    impl Deref for Filters {
+        type Target = [f32];
+        fn deref(&self) -> &[f32] {
+            match self {
+                Filters::Kept(u) => u,
+                Filters::Fresh(u) => u,
+            }
+        }
+    }
+
+    fn holds(k: &Kept, weight: &[f32]) -> bool {
+        let w = values(&k.weight);
+        w.as_ptr() == weight.as_ptr() && w.len() == weight.len()
+    }
+
+    /// `op.weight`'s `filters` 3×3 filters transformed (`U`, `[36][filters]`).
+    pub(in super::super) fn filters(op: &Operands, filters: usize) -> Filters {
+        let fresh = || {
+            let mut u = Scratch::take(POINTS * filters);
+            transform_filters(op.weight, filters, &mut u);
+            Filters::Fresh(u)
+        };
+        let Some(tensor) = op.weight_tensor else {
+            return fresh();
+        };
+        debug_assert!(std::ptr::eq(values(tensor), op.weight));
+        let len = POINTS * filters;
+        {
+            let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = kept.iter().find(|k| holds(k, op.weight)) {
+                return Filters::Kept(k.u.clone());
+            }
+            kept.retain(|k| !k.weight.is_unique());
+            if kept.iter().map(|k| k.u.len()).sum::<usize>() + len > FLOATS {
+                return fresh();
+            }
+        }
+        let mut u = vec![0f32; len];
+        transform_filters(op.weight, filters, &mut u);
+        let u = Arc::new(u);
+        let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        // Another pass may have kept them meanwhile, or filled the budget.
+        let used: usize = kept.iter().map(|k| k.u.len()).sum();
+        if !kept.iter().any(|k| holds(k, op.weight)) && used + len <= FLOATS {
+            kept.push(Kept {
+                weight: tensor.clone(),
+                u: u.clone(),
+            });
+        }
+        Filters::Kept(u)
+    }
+
+    /// The transformed filters kept for `weight` now, if any (tests).
+    #[cfg(test)]
+    pub(in super::super) fn kept_for(weight: &[f32]) -> Option<std::sync::Weak<Vec<f32>>> {
+        let kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter()
+            .find(|k| holds(k, weight))
+            .map(|k| Arc::downgrade(&k.u))
+    }
+}
+
+/// `[K·C, 3, 3]` filters -> `u`, `U` as `[36][K·C]`, `U[(a, b)] = (G g Gᵀ)[a][b]`.
+fn transform_filters(weight: &[f32], filters: usize, u: &mut [f32]) {
+    assert!(u.len() >= POINTS * filters && weight.len() >= 9 * filters);
     let dst = SharedMut(u.as_mut_ptr());
     par_each(filters.div_ceil(BLOCK), |blk| {
         let dst = &dst;
@@ -167,7 +266,6 @@ fn transform_filters(weight: &[f32], filters: usize) -> Scratch {
             }
         }
     });
-    u
 }
 
 /// The input planes with the convolution's padding and the last tiles' overhang as zeros, so
@@ -524,6 +622,7 @@ mod tests {
                 let op = Operands {
                     input: &input,
                     weight: &weight,
+                    weight_tensor: None,
                     bias: Some(&bias),
                     residual,
                     act,
@@ -551,6 +650,55 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A convolution's transformed filters are kept after its first call and give its output
+    /// to the bit; once its module is dropped, the next call that makes new ones lets them go.
+    #[test]
+    fn kept_filters_give_the_same_output_and_go_with_their_weights() {
+        use burn::nn::PaddingConfig2d;
+        use burn::nn::conv::Conv2dConfig;
+        use burn::tensor::{Device, Distribution, Tensor};
+        let device = Device::flex();
+        let conv = || {
+            Conv2dConfig::new([48, 40], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(&device)
+        };
+        // 16×16 at batch 1: 16 tiles, a Winograd call.
+        let x = Tensor::<4>::random([1, 48, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let a = conv();
+        let first = crate::kernels::conv2d(&a, x.clone(), Activation::Relu).into_data();
+        let weight = a.weight.val().into_data();
+        let weight = weight.as_slice::<f32>().unwrap();
+        let weights = super::super::geometry::flex(a.weight.val());
+        let stored = super::super::geometry::values(&weights);
+        let kept = kept::kept_for(stored).expect("kept after the first call");
+        let again = crate::kernels::conv2d(&a, x.clone(), Activation::Relu).into_data();
+        assert_eq!(
+            again.as_slice::<f32>().unwrap(),
+            first.as_slice::<f32>().unwrap()
+        );
+        // Fresh (not kept) filters give the same output too.
+        let bias = a.bias.as_ref().unwrap().val().into_data();
+        let input = x.clone().into_data();
+        let op = Operands {
+            input: input.as_slice::<f32>().unwrap(),
+            weight,
+            weight_tensor: None,
+            bias: Some(bias.as_slice::<f32>().unwrap()),
+            residual: None,
+            act: Activation::Relu,
+        };
+        let fresh = run(&geometry(1, 48, 40, 16, 16, 1), &op);
+        assert_eq!(fresh, first.as_slice::<f32>().unwrap());
+        drop((a, weights));
+        let b = conv();
+        crate::kernels::conv2d(&b, x, Activation::Relu);
+        assert!(
+            kept.upgrade().is_none(),
+            "still kept after its module was dropped"
+        );
     }
 
     #[test]
