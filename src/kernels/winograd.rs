@@ -8,9 +8,10 @@
 //! more decimal digit than direct convolution (tests compare against it); the larger F(6×6)
 //! variant loses several and is not used.
 //!
-//! The filters are transformed on every call rather than cached: the transformed weights are
-//! 4× the size (~160 MB for ResNet-18, too much to keep in a browser tab) and the transform
-//! costs ~9/T of the multiply for T tiles, which [`MIN_TILES`] keeps small.
+//! The transformed weights are 4× the size (~150 MB for ResNet-18, too much to keep in a browser
+//! tab), so only the first 40 MB of them are kept between calls ([`kept`]: ResNet-18's stages
+//! 1–3, all its Winograd layers at batch 1); the rest are transformed on every call, which
+//! costs ~9/T of the multiply for T tiles and which [`MIN_TILES`] keeps small.
 
 #[cfg(target_arch = "wasm32")]
 use super::Activation;
