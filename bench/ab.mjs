@@ -93,7 +93,7 @@ try {
     }
   }
   // Each build's embeddings of the same photos, against the first build's.
-  const builds = PKGS.map((e, i) => i).filter((i) => PKGS[i] !== 'litert');
+  const builds = PKGS.map((_, i) => i).filter((i) => PKGS[i] !== 'litert');
   const embeddings = [];
   for (const i of builds) embeddings[i] = (await call(i, 'embeddings', { urls: urls.slice(0, BATCH) })).flat();
   const diff = (i) => {
