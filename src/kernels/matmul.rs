@@ -58,12 +58,12 @@ pub(super) fn gemm_rows(lhs: &[f32], rhs: &[f32], dst: &mut [f32], m: usize, k: 
     });
 }
 
-/// Output channels one task computes: all of them, unless the images' pixel blocks are too few
-/// tasks to keep every thread busy. At batch 1 the 14×14 and 7×7 stages are one block each, so
-/// one thread did all of their 1×1 convolutions (most of EfficientNet-Lite0's and ResNet-50's
-/// multiply-adds there) while the other waited; their output channels are then split, into
-/// enough parts for 4 tasks a thread (slack for a thread the system takes away for a moment),
-/// each a multiple of 16 rows and at least 32, so that the GEMM's microkernel still runs whole.
+/// Output rows one task computes: all of them, unless the tasks are too few to keep every
+/// thread busy; then enough parts for 4 tasks a thread (slack for a thread the system takes
+/// away for a moment), each a multiple of 16 rows and at least 32, so that the GEMM's
+/// microkernel still runs whole. (`gemm_rows`' narrow products; the 1×1 convolutions split
+/// their output channels this way until their few-block GEMMs went to the `gemm` crate's own
+/// threads, `pointwise.rs`.)
 pub(super) fn rows_per_task(c_out: usize, tasks: usize, threads: usize) -> usize {
     let want = 4 * threads;
     if threads <= 1 || tasks >= want {
@@ -177,12 +177,12 @@ unsafe fn gemm_any(
 }
 
 #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
-fn parallelism() -> gemm::Parallelism {
+pub(super) fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::Rayon(0)
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
-fn parallelism() -> gemm::Parallelism {
+pub(super) fn parallelism() -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 

@@ -15,7 +15,7 @@
 //! faster for ResNet-50 and slower for EfficientNet-Lite0, natively (docs/BENCHMARKS.md).
 
 use super::geometry::{Geometry, Operands};
-use super::matmul::{SharedMut, gemm_strided_t, rows_per_task};
+use super::matmul::{SharedMut, gemm_strided_t, parallelism};
 use crate::parallel::{par_each, threads};
 
 /// Output pixels of one block: `c_out × BLOCK_COLS` floats stay within L2 for every backbone's
@@ -35,48 +35,53 @@ pub(super) fn applies(g: &Geometry) -> bool {
 pub(super) fn run(g: &Geometry, op: &Operands) -> Vec<f32> {
     let plane = g.h * g.w;
     let blocks = plane.div_ceil(BLOCK_COLS);
-    let rows = rows_per_task(g.c_out, g.batch * blocks, threads());
-    let parts = g.c_out.div_ceil(rows);
+    // Too few blocks to keep every thread busy (batch 1 at 28×28 and below): each block's GEMM
+    // on the `gemm` crate's own threads. Split into tasks of output channels instead (until
+    // this), every task packed the whole block of activations again, and on 2 threads a batch-1
+    // EfficientNet-Lite0 forward's GEMM took 1.43× its one-thread time: this made it 0.965–0.988
+    // the time, and ResNet-50's 0.961 (bench/ab.mjs, wasm).
+    let parallelism = if g.batch * blocks < 4 * threads() {
+        parallelism()
+    } else {
+        gemm::Parallelism::None
+    };
     let len = g.batch * g.c_out * plane;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = SharedMut(out.as_mut_ptr());
-    par_each(g.batch * blocks * parts, |task| {
+    par_each(g.batch * blocks, |task| {
         // The whole wrapper, not its field, so that the closure is Sync.
         let dst = &dst;
-        let (image, rest) = (task / (blocks * parts), task % (blocks * parts));
-        let col = rest / parts * BLOCK_COLS;
-        let channels = rest % parts * rows..((rest % parts + 1) * rows).min(g.c_out);
+        let (image, col) = (task / blocks, task % blocks * BLOCK_COLS);
         let n = BLOCK_COLS.min(plane - col);
         let base = image * g.c_out * plane + col;
-        // SAFETY: dst is this task's `channels × n` block (row stride `plane`): columns
-        // `col..col + n` of its image's rows `channels`, a region no other task touches, inside
-        // `out`'s capacity; `out` outlives the tasks (par_each returns after all). The weight's
-        // rows `channels` are `[channels, c_in]` and the input block `[c_in, n]` with row stride
-        // `plane`, all inside their slices (`input.len() == batch·c_in·plane`). The GEMM writes
-        // the block without reading it. Transposed, so that the weights are read in place and
-        // only the input block is packed: at batch 1 the channels are split among tasks, and each
-        // packed its rows of the weights (Lite0's batch-1 forward 0.96–0.99× the time, bench/ab.mjs).
+        // SAFETY: dst is this task's `c_out × n` block (row stride `plane`): columns
+        // `col..col + n` of its image's rows, a region no other task touches, inside `out`'s
+        // capacity; `out` outlives the tasks (par_each returns after all). The weight is
+        // `[c_out, c_in]` and the input block `[c_in, n]` with row stride `plane`, all inside
+        // their slices (`input.len() == batch·c_in·plane`). The GEMM writes the block without
+        // reading it. Transposed, so that the weights are read in place and only the input
+        // block is packed (Lite0's batch-1 forward 0.96–0.99× the time, bench/ab.mjs).
         unsafe {
             gemm_strided_t(
-                [channels.len(), n, g.c_in],
-                (dst.0.add(base + channels.start * plane), plane),
-                (op.weight.as_ptr().add(channels.start * g.c_in), 1, g.c_in),
+                [g.c_out, n, g.c_in],
+                (dst.0.add(base), plane),
+                (op.weight.as_ptr(), 1, g.c_in),
                 (
                     op.input.as_ptr().add(image * g.c_in * plane + col),
                     1,
                     plane,
                 ),
-                gemm::Parallelism::None,
+                parallelism,
             );
         }
-        for co in channels {
+        for co in 0..g.c_out {
             // SAFETY: as above; the GEMM wrote the row.
             let row = unsafe { std::slice::from_raw_parts_mut(dst.0.add(base + co * plane), n) };
             op.finish(row, base + co * plane, op.bias.map_or(0.0, |b| b[co]));
         }
     });
-    // SAFETY: the tasks wrote all `len` values: together they cover every channel of every
-    // column block of every image, each value first by the GEMM.
+    // SAFETY: the tasks wrote all `len` values: together they cover every column block of every
+    // image, all channels, each value first by the GEMM.
     unsafe { out.set_len(len) };
     out
 }
