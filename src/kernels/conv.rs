@@ -309,6 +309,15 @@ mod tests {
             .init(&Device::flex())
     }
 
+    /// A 3×3 depthwise convolution of `c` channels at dilation 2, padded to keep its size.
+    fn dilated_depthwise(c: usize) -> Conv2d {
+        Conv2dConfig::new([c, c], [3, 3])
+            .with_groups(c)
+            .with_dilation([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+            .init(&Device::flex())
+    }
+
     fn depthwise(c: usize, k: usize, stride: usize, pad: [usize; 4]) -> Conv2d {
         Conv2dConfig::new([c, c], [k, k])
             .with_groups(c)
@@ -438,16 +447,7 @@ mod tests {
             ),
             (depthwise(3, 3, 2, [1, 2, 1, 2]), [1, 3, 12, 14], Relu, true),
             // Dilation 2 at stride 1: the flat run reads `(kw − 1)·2` past the padded plane.
-            (
-                Conv2dConfig::new([4, 4], [3, 3])
-                    .with_groups(4)
-                    .with_dilation([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
-                    .init(&Device::flex()),
-                [2, 4, 9, 10],
-                Relu,
-                true,
-            ),
+            (dilated_depthwise(4), [2, 4, 9, 10], Relu, true),
             (
                 depthwise(6, 3, 1, [0, 0, 0, 0]),
                 [2, 6, 40, 37],
@@ -515,16 +515,7 @@ mod tests {
                 false,
             ),
             // Dilation 2 (no backbone's, but `depthwise::applies` takes it).
-            (
-                Conv2dConfig::new([8, 8], [3, 3])
-                    .with_groups(8)
-                    .with_dilation([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
-                    .init(&Device::flex()),
-                [1, 8, 9, 10],
-                Relu6,
-                true,
-            ),
+            (dilated_depthwise(8), [1, 8, 9, 10], Relu6, true),
         ]
     }
 
