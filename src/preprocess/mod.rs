@@ -72,14 +72,21 @@ impl std::str::FromStr for Fit {
 }
 
 /// `ToTensor` + `Normalize`: HWC u8 -> CHW f32.
+///
+/// Each channel's 256 possible values are computed once (the same expression, so the same
+/// floats): a frame's 150,528 divisions were ~0.1 ms of a ~20 ms batch-1 forward in wasm.
 pub fn normalize(img: &RgbImage) -> Vec<f32> {
     let (w, h) = img.dimensions();
     let n = w as usize * h as usize;
+    let table: [[f32; 256]; 3] =
+        std::array::from_fn(|c| std::array::from_fn(|v| (v as f32 / 255.0 - MEAN[c]) / STD[c]));
     let mut out = vec![0f32; 3 * n];
-    for (i, p) in img.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * n + i] = (p[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-        }
+    let (r, gb) = out.split_at_mut(n);
+    let (g, b) = gb.split_at_mut(n);
+    for (((p, r), g), b) in img.as_raw().chunks_exact(3).zip(r).zip(g).zip(b) {
+        *r = table[0][usize::from(p[0])];
+        *g = table[1][usize::from(p[1])];
+        *b = table[2][usize::from(p[2])];
     }
     out
 }

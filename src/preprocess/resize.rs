@@ -51,8 +51,45 @@ pub(super) fn coefficients(
         .collect()
 }
 
-pub(super) fn clip8(v: i64) -> u8 {
+/// Pillow's 8-bit rounding of a fixed-point sum. Its sums are `INT32`, as here: the weights are
+/// never negative and sum to about 2^22, so a sum stays below 255 · 2^22 + 2^21 < 2^31.
+pub(super) fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// One axis's [`coefficients`] flat, without a vector per output pixel: output `i` sums
+/// `len[i]` source pixels from `first[i]`, weighted by `weights[i * stride..]`.
+struct Taps {
+    first: Vec<usize>,
+    len: Vec<usize>,
+    stride: usize,
+    weights: Vec<i32>,
+}
+
+impl Taps {
+    fn new(coefficients: Vec<(usize, Vec<i32>)>) -> Taps {
+        let stride = coefficients.iter().map(|c| c.1.len()).max().unwrap_or(0);
+        let mut weights = vec![0; coefficients.len() * stride];
+        for (i, (_, ks)) in coefficients.iter().enumerate() {
+            weights[i * stride..i * stride + ks.len()].copy_from_slice(ks);
+        }
+        Taps {
+            first: coefficients.iter().map(|c| c.0).collect(),
+            len: coefficients.iter().map(|c| c.1.len()).collect(),
+            stride,
+            weights,
+        }
+    }
+
+    fn outputs(&self) -> usize {
+        self.first.len()
+    }
+
+    /// `(first source pixel, weights)` of output `i`.
+    fn of(&self, i: usize) -> (usize, &[i32]) {
+        let w = &self.weights[i * self.stride..];
+        (self.first[i], &w[..self.len[i]])
+    }
 }
 
 /// Resize the `box_` = (left, top, right, bottom) region of `img` to `out_w x out_h` exactly as
@@ -65,6 +102,11 @@ pub fn resize_box(img: &RgbImage, box_: [f64; 4], out_w: u32, out_h: u32) -> Rgb
 /// Columns `cols` and rows `rows` of [`resize_box`]'s result, computed without the rest of it:
 /// `Resize(256)` of a 1x10000 strip is 256x2,560,000 pixels (2 GB), of which `CenterCrop(224)`
 /// keeps 224x224. Bit for bit the crop of the full resize (see `coefficients`).
+///
+/// Every live frame and every added photo passes through here before the backbone, on one
+/// thread: the sums are Pillow's, but the vertical pass runs along whole rows (one weight
+/// times a row of bytes, which compiles to SIMD) and the horizontal one sums a pixel's three
+/// channels together.
 pub(super) fn resize_box_window(
     img: &RgbImage,
     box_: [f64; 4],
@@ -75,37 +117,50 @@ pub(super) fn resize_box_window(
 ) -> RgbImage {
     let (in_w, in_h) = (img.width() as usize, img.height() as usize);
     let [left, top, right, bottom] = box_;
-    let hcoef = coefficients(left, right, in_w, out_w as usize, cols);
-    let vcoef = coefficients(top, bottom, in_h, out_h as usize, rows);
-    let (out_w, out_h) = (hcoef.len(), vcoef.len());
+    let hcoef = Taps::new(coefficients(left, right, in_w, out_w as usize, cols));
+    let vcoef = Taps::new(coefficients(top, bottom, in_h, out_h as usize, rows));
+    let (out_w, out_h) = (hcoef.outputs(), vcoef.outputs());
     // Horizontal pass only over the rows the vertical pass reads, as Pillow does.
-    let ymin = vcoef.first().map_or(0, |c| c.0);
-    let ymax = vcoef.last().map_or(0, |c| c.0 + c.1.len()).max(ymin);
+    let ymin = if out_h > 0 { vcoef.of(0).0 } else { 0 };
+    let ymax = if out_h > 0 {
+        let (first, ks) = vcoef.of(out_h - 1);
+        first + ks.len()
+    } else {
+        0
+    }
+    .max(ymin);
     let mid_rows = ymax - ymin;
     let src = img.as_raw();
-    let mut mid = vec![0u8; mid_rows * out_w * 3];
-    let round = 1i64 << (PRECISION_BITS - 1);
-    for y in 0..mid_rows {
+    let width = out_w * 3;
+    let mut mid = vec![0u8; mid_rows * width];
+    let round = 1i32 << (PRECISION_BITS - 1);
+    for (y, mid_row) in mid.chunks_exact_mut(width.max(1)).enumerate() {
         let row = &src[(y + ymin) * in_w * 3..(y + ymin + 1) * in_w * 3];
-        for (xx, (xmin, ks)) in hcoef.iter().enumerate() {
-            for c in 0..3 {
-                let mut ss = round;
-                for (i, k) in ks.iter().enumerate() {
-                    ss += row[(xmin + i) * 3 + c] as i64 * *k as i64;
-                }
-                mid[(y * out_w + xx) * 3 + c] = clip8(ss);
+        for (xx, out) in mid_row.chunks_exact_mut(3).enumerate() {
+            let (xmin, ks) = hcoef.of(xx);
+            let taps = &row[xmin * 3..(xmin + ks.len()) * 3];
+            let mut ss = [round; 3];
+            for (k, px) in ks.iter().zip(taps.chunks_exact(3)) {
+                ss[0] += i32::from(px[0]) * k;
+                ss[1] += i32::from(px[1]) * k;
+                ss[2] += i32::from(px[2]) * k;
             }
+            out.copy_from_slice(&ss.map(clip8));
         }
     }
-    let mut out = vec![0u8; out_h * out_w * 3];
-    for (yy, (ymin_k, ks)) in vcoef.iter().enumerate() {
-        let base = ymin_k - ymin;
-        for x in 0..out_w * 3 {
-            let mut ss = round;
-            for (i, k) in ks.iter().enumerate() {
-                ss += mid[(base + i) * out_w * 3 + x] as i64 * *k as i64;
+    let mut out = vec![0u8; out_h * width];
+    let mut ss = vec![0i32; width];
+    for (yy, out_row) in out.chunks_exact_mut(width.max(1)).enumerate() {
+        let (first, ks) = vcoef.of(yy);
+        ss.fill(round);
+        for (i, &k) in ks.iter().enumerate() {
+            let base = (first - ymin + i) * width;
+            for (s, &v) in ss.iter_mut().zip(&mid[base..base + width]) {
+                *s += i32::from(v) * k;
             }
-            out[yy * out_w * 3 + x] = clip8(ss);
+        }
+        for (o, &s) in out_row.iter_mut().zip(&ss) {
+            *o = clip8(s);
         }
     }
     RgbImage::from_raw(out_w as u32, out_h as u32, out).expect("buffer sized for the image")

@@ -371,3 +371,108 @@ fn rgba_pixels_composite_on_white_and_check_their_size() {
     );
     assert!(from_rgba(&[], 0, 0).is_err());
 }
+
+/// Pillow's resampler as first ported (a vector of weights per output pixel, 64-bit sums, one
+/// channel at a time): `resize_box_window` must give the same bytes.
+fn reference_resize_box_window(
+    img: &RgbImage,
+    [left, top, right, bottom]: [f64; 4],
+    (out_w, out_h): (usize, usize),
+    cols: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let (in_w, in_h) = (img.width() as usize, img.height() as usize);
+    let hcoef = coefficients(left, right, in_w, out_w, cols);
+    let vcoef = coefficients(top, bottom, in_h, out_h, rows);
+    let (out_w, out_h) = (hcoef.len(), vcoef.len());
+    let ymin = vcoef.first().map_or(0, |c| c.0);
+    let ymax = vcoef.last().map_or(0, |c| c.0 + c.1.len()).max(ymin);
+    let src = img.as_raw();
+    let clip = |v: i64| (v >> PRECISION_BITS).clamp(0, 255) as u8;
+    let round = 1i64 << (PRECISION_BITS - 1);
+    let mut mid = vec![0u8; (ymax - ymin) * out_w * 3];
+    for y in 0..ymax - ymin {
+        let row = &src[(y + ymin) * in_w * 3..(y + ymin + 1) * in_w * 3];
+        for (xx, (xmin, ks)) in hcoef.iter().enumerate() {
+            for c in 0..3 {
+                let mut ss = round;
+                for (i, k) in ks.iter().enumerate() {
+                    ss += row[(xmin + i) * 3 + c] as i64 * *k as i64;
+                }
+                mid[(y * out_w + xx) * 3 + c] = clip(ss);
+            }
+        }
+    }
+    let mut out = vec![0u8; out_h * out_w * 3];
+    for (yy, (ymin_k, ks)) in vcoef.iter().enumerate() {
+        for x in 0..out_w * 3 {
+            let mut ss = round;
+            for (i, k) in ks.iter().enumerate() {
+                ss += mid[(ymin_k - ymin + i) * out_w * 3 + x] as i64 * *k as i64;
+            }
+            out[yy * out_w * 3 + x] = clip(ss);
+        }
+    }
+    out
+}
+
+#[test]
+fn resampler_gives_the_reference_bytes() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let noise = |w: u32, h: u32, rng: &mut rand::rngs::StdRng| {
+        RgbImage::from_fn(w, h, |_, _| {
+            image::Rgb([rng.random(), rng.random(), rng.random()])
+        })
+    };
+    // (source size, output size, box): up, down (many taps), a crop window, a strip, extremes.
+    type Case = ((u32, u32), (u32, u32), Option<[f64; 4]>);
+    let cases: [Case; 7] = [
+        ((150, 150), (256, 256), None),
+        ((224, 224), (256, 256), None),
+        ((640, 480), (341, 256), None),
+        ((1000, 37), (256, 9), None),
+        ((3, 700), (256, 59_733), None),
+        ((255, 255), (255, 255), None),
+        ((200, 120), (90, 70), Some([10.5, 3.0, 190.25, 117.0])),
+    ];
+    for ((w, h), (ow, oh), box_) in cases {
+        let img = noise(w, h, &mut rng);
+        let box_ = box_.unwrap_or([0.0, 0.0, w as f64, h as f64]);
+        // The whole output, and a window of it as `resize_shorter_center_crop` asks.
+        let (cw, ch) = (ow.min(224) as usize, oh.min(224) as usize);
+        let (cx, cy) = ((ow as usize - cw) / 2, (oh as usize - ch) / 2);
+        let windows = [
+            (0..ow as usize, 0..(oh as usize).min(400)),
+            (cx..cx + cw, cy..cy + ch),
+        ];
+        for (cols, rows) in windows {
+            let got = resize_box_window(&img, box_, ow, oh, cols.clone(), rows.clone());
+            assert_eq!(
+                (got.width() as usize, got.height() as usize),
+                (cols.len(), rows.len())
+            );
+            let want =
+                reference_resize_box_window(&img, box_, (ow as usize, oh as usize), cols, rows);
+            assert!(got.as_raw() == &want, "{w}x{h} -> {ow}x{oh} {box_:?}");
+        }
+    }
+}
+
+#[test]
+fn normalize_gives_the_formula_to_the_bit() {
+    let img = RgbImage::from_fn(256, 3, |x, y| {
+        image::Rgb([x as u8, (x as u8).wrapping_add(y as u8 * 85), 255 - x as u8])
+    });
+    let t = normalize(&img);
+    let n = 256 * 3;
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            let want = (p[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            assert_eq!(
+                t[c * n + i].to_bits(),
+                want.to_bits(),
+                "pixel {i} channel {c}"
+            );
+        }
+    }
+}
