@@ -93,6 +93,78 @@ fn counting(phases: &mut Vec<String>) -> impl AsyncFnMut(&Progress) -> bool + '_
     }
 }
 
+/// One backbone call for photos of several classes (a dropped folder's class ending mid-batch):
+/// each photo lands in its own class with its id in the photos' order, embedded as when its
+/// class is added alone; a bad file is skipped in place; a bad class name or a count that does
+/// not match refuses the whole call and adds nothing.
+#[test]
+fn one_call_adds_photos_of_several_classes() {
+    let labels = ["glass", "glass", "metal", "paper", "glass"];
+    let files: Vec<Vec<u8>> = [0, 0, 1, 2, 0].iter().map(|&i| PNGS[i].to_vec()).collect();
+    let mixed = open(Options::default());
+    let mut with_bad = files.clone();
+    with_bad.insert(3, b"not an image".to_vec());
+    let mut with_bad_labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    with_bad_labels.insert(3, "metal".into());
+    let out = block(mixed.add_images_each(with_bad_labels, with_bad)).unwrap();
+    assert!(
+        matches!(&out[3], AddOutcome::Skipped(why) if why.contains("image")),
+        "{out:?}"
+    );
+    let got: Vec<u32> = ids(&[&out[..3], &out[4..]].concat());
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "ids in the photos' order: {got:?}"
+    );
+    assert_eq!(mixed.get().labels(), ["glass", "metal", "paper"]);
+    assert_eq!(mixed.get().counts(), vec![3, 1, 1]);
+    let class_of = |s: &SharedSession, id: u32| {
+        let s = s.get();
+        let e = s.examples().iter().find(|e| e.id == id).unwrap();
+        s.labels()[e.label].clone()
+    };
+    for (id, label) in got.iter().zip(labels) {
+        assert_eq!(class_of(&mixed, *id), label);
+    }
+
+    // The same photos class by class.
+    let apart = open(Options::default());
+    let mut by_class = Vec::new();
+    for class in ["glass", "metal", "paper"] {
+        let mine: Vec<Vec<u8>> = labels
+            .iter()
+            .zip(&files)
+            .filter(|(l, _)| **l == class)
+            .map(|(_, f)| f.clone())
+            .collect();
+        by_class.extend(ids(&block(apart.add_images(class, mine)).unwrap()));
+    }
+    // `by_class` holds the photos glass, glass, glass, metal, paper: their places in `labels`.
+    let order = ["glass", "metal", "paper"]
+        .iter()
+        .flat_map(|c| (0..labels.len()).filter(move |&j| labels[j] == *c));
+    for (k, i) in order.enumerate() {
+        let d = max_abs_diff(
+            &mixed.get().embedding(got[i]).unwrap()[0],
+            &apart.get().embedding(by_class[k]).unwrap()[0],
+        );
+        assert!(d < 1e-4, "photo {i}: {d}");
+    }
+
+    // Refused whole: a class name the session refuses, or one class too few.
+    let before = mixed.get().counts();
+    let err = block(mixed.add_images_each(
+        vec!["glass".into(), " ".into()],
+        vec![PNGS[0].to_vec(), PNGS[1].to_vec()],
+    ))
+    .unwrap_err();
+    assert!(!err.to_string().is_empty());
+    let err = block(mixed.add_images_each(vec!["glass".into()], files[..2].to_vec())).unwrap_err();
+    assert!(err.to_string().contains("one each"), "{err}");
+    assert_eq!(mixed.get().counts(), before);
+    assert_eq!(mixed.get().labels(), ["glass", "metal", "paper"]);
+}
+
 #[test]
 fn photos_train_predict_and_survive_export() {
     let s = open(Options::default());

@@ -312,6 +312,27 @@ mod trainer_api {
         assert!(t.remove_image(batch_id) && t.remove_image(other_id));
         assert_eq!(t.counts(), vec![per_class as u32; 2]);
 
+        // One class name a photo: a batch across classes. A list of the wrong length, or a
+        // class that is not a name, rejects with a message and adds nothing.
+        let names = js_sys::Array::of2(&"other".into(), &"recyclable 可回收物".into());
+        let two = || js_sys::Array::of2(&Uint8Array::from(PNGS[0]), &Uint8Array::from(PNGS[1]));
+        let out = js_sys::Array::from(&resolve(t.add_images(names.into(), two())).await.unwrap());
+        assert_eq!(out.length(), 2);
+        assert_eq!(t.counts(), vec![per_class as u32 + 1, per_class as u32 + 1]);
+        for id in out.iter() {
+            assert!(t.remove_image(id.as_f64().unwrap() as u32));
+        }
+        let short = js_sys::Array::of1(&"other".into());
+        let err = resolve(t.add_images(short.into(), two()))
+            .await
+            .unwrap_err();
+        assert!(err.contains("one each"), "{err}");
+        let err = resolve(t.add_images(JsValue::from(3), two()))
+            .await
+            .unwrap_err();
+        assert!(err.contains("name"), "{err}");
+        assert_eq!(t.counts(), vec![per_class as u32; 2]);
+
         if device == "cpu" {
             // Past 16 MP of decoded pixels the pending images go through the backbone before
             // more are decoded (memory): a 16.4 MP photo, then a small one, still come back as

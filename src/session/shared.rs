@@ -74,7 +74,31 @@ impl SharedSession {
     /// engine itself fails: photos added before the failure are taken out again, so the session
     /// holds what the caller, seeing the error, thinks it holds.
     pub async fn add_images(&self, label: &str, files: Vec<Vec<u8>>) -> Result<Vec<AddOutcome>> {
-        let label = validate_label(label)?;
+        let labels = vec![label.to_string(); files.len()];
+        self.add_images_each(labels, files).await
+    }
+
+    /// [`SharedSession::add_images`] with a class for each photo (`labels[i]` for `files[i]`):
+    /// one backbone call for photos of several classes. A dropped folder's classes rarely fill
+    /// whole batches; sent class by class, each class's last few photos went through alone (on 2
+    /// threads, ResNet-18's last 2 of a class cost ~40 ms a photo against ~27 in a batch of 16).
+    pub async fn add_images_each(
+        &self,
+        labels: Vec<String>,
+        files: Vec<Vec<u8>>,
+    ) -> Result<Vec<AddOutcome>> {
+        if labels.len() != files.len() {
+            return Err(Error::Invalid(format!(
+                "{} classes given for {} photos: one each",
+                labels.len(),
+                files.len()
+            )));
+        }
+        // Every class name checked before any photo is decoded.
+        let labels = labels
+            .iter()
+            .map(|l| validate_label(l))
+            .collect::<Result<Vec<String>>>()?;
         let mut out = Vec::with_capacity(files.len());
         // Decoded photos waiting for the backbone, with their place in `out`.
         let mut pending: Vec<(usize, RgbImage)> = Vec::new();
@@ -92,7 +116,7 @@ impl SharedSession {
                             out.push(AddOutcome::Skipped(String::new()));
                             pending.push((out.len() - 1, img));
                             if pixels >= MAX_PENDING_PIXELS {
-                                self.flush(&label, &mut pending, &mut out, &mut added)
+                                self.flush(&labels, &mut pending, &mut out, &mut added)
                                     .await?;
                                 pixels = 0;
                             }
@@ -101,7 +125,8 @@ impl SharedSession {
                     }
                 }
             }
-            self.flush(&label, &mut pending, &mut out, &mut added).await
+            self.flush(&labels, &mut pending, &mut out, &mut added)
+                .await
         };
         if let Err(e) = run.await {
             let mut s = self.get_mut();
@@ -113,10 +138,11 @@ impl SharedSession {
         Ok(out)
     }
 
-    /// Add `pending` (emptied), each id written to its slot of `out` and to `added`.
+    /// Add `pending` (emptied), each id written to its slot of `out` and to `added`; the photo in
+    /// slot `i` is of class `labels[i]`.
     async fn flush(
         &self,
-        label: &str,
+        labels: &[String],
         pending: &mut Vec<(usize, RgbImage)>,
         out: &mut [AddOutcome],
         added: &mut Vec<u32>,
@@ -125,7 +151,8 @@ impl SharedSession {
             return Ok(());
         }
         let (slots, imgs): (Vec<usize>, Vec<RgbImage>) = pending.drain(..).unzip();
-        let ids = self.add_decoded(label, imgs, None).await?;
+        let classes: Vec<&str> = slots.iter().map(|&i| labels[i].as_str()).collect();
+        let ids = self.add_decoded_each(&classes, imgs, None).await?;
         for (slot, id) in slots.into_iter().zip(ids) {
             out[slot] = AddOutcome::Added(id);
             added.push(id);
@@ -141,7 +168,24 @@ impl SharedSession {
         imgs: Vec<RgbImage>,
         augment: Option<usize>,
     ) -> Result<Vec<u32>> {
-        let label = validate_label(label)?;
+        let classes = vec![label; imgs.len()];
+        self.add_decoded_each(&classes, imgs, augment).await
+    }
+
+    /// [`SharedSession::add_decoded`] with a class for each photo (`labels[i]` for `imgs[i]`);
+    /// the ids in the photos' order. All or nothing: a class the session refuses takes the
+    /// photos committed before it out again.
+    async fn add_decoded_each(
+        &self,
+        labels: &[&str],
+        imgs: Vec<RgbImage>,
+        augment: Option<usize>,
+    ) -> Result<Vec<u32>> {
+        assert_eq!(labels.len(), imgs.len(), "a class for each photo");
+        let labels = labels
+            .iter()
+            .map(|l| validate_label(l))
+            .collect::<Result<Vec<String>>>()?;
         let (backbone, spec, finetune, thumbnails) = {
             let s = self.get();
             let o = &s.options;
@@ -186,8 +230,23 @@ impl SharedSession {
                 stage_inputs,
                 thumbnail,
             })
-            .collect();
-        self.get_mut().commit(&label, embedded)
+            .collect::<Vec<_>>();
+        let mut s = self.get_mut();
+        let mut ids = Vec::with_capacity(labels.len());
+        let mut embedded = embedded.into_iter();
+        // Runs of one class committed in order, so ids follow the photos' order.
+        for run in labels.chunk_by(|a, b| a == b) {
+            match s.commit(&run[0], embedded.by_ref().take(run.len()).collect()) {
+                Ok(more) => ids.extend(more),
+                Err(e) => {
+                    for id in ids {
+                        s.remove_image(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// `images` synthetic photos through what an added photo goes through (thumbnail, resize,

@@ -38,6 +38,25 @@ pub fn bytes_of(value: &JsValue, what: &str) -> Result<Vec<u8>, JsValue> {
     }
 }
 
+/// `label` for each of `n` photos: one class name for all, or an array of one a photo.
+pub fn labels_of(label: &JsValue, n: usize) -> Result<Vec<String>, JsValue> {
+    if let Some(l) = label.as_string() {
+        return Ok(vec![l; n]);
+    }
+    if !js_sys::Array::is_array(label) {
+        return Err(js_err(
+            "the class must be a name, or an array of one name a photo",
+        ));
+    }
+    js_sys::Array::from(label)
+        .iter()
+        .map(|l| {
+            l.as_string()
+                .ok_or_else(|| js_err("each class in the array must be a name"))
+        })
+        .collect()
+}
+
 /// `opts.arch`, when given.
 pub fn arch_option(opts: &JsValue) -> Result<Option<Arch>, JsValue> {
     get(opts, "arch")

@@ -22,7 +22,7 @@ use crate::model::infer;
 use crate::preprocess;
 use crate::session::{self, AddOutcome, Session, SharedSession, Split};
 use crate::trainer::{Progress, TrainConfig};
-use convert::{arch_option, bytes_of, get, js_err, session_options, to_js};
+use convert::{arch_option, bytes_of, get, js_err, labels_of, session_options, to_js};
 pub use device::{cpu_threads, webgpu_device};
 
 #[wasm_bindgen(start)]
@@ -219,17 +219,22 @@ impl Trainer {
         })
     }
 
-    /// Several images of one class in one backbone pass (faster per image than `addImage`,
-    /// most of all on several threads); resolves to an array with, per image in order, its id or,
+    /// Several images in one backbone pass (faster per image than `addImage`, most of all on
+    /// several threads), all of class `label` or, with an array of names, each of its own
+    /// (`label[i]` for `images[i]`); resolves to an array with, per image in order, its id or,
     /// for a file that is not a usable image, the reason as a string (the others are still added).
     /// If the engine fails, it rejects and none of them is added.
     #[wasm_bindgen(js_name = addImages)]
-    pub fn add_images(&self, label: String, images: js_sys::Array) -> Promise {
+    pub fn add_images(&self, label: JsValue, images: js_sys::Array) -> Promise {
         let session = self.session.clone();
         let files: Result<Vec<Vec<u8>>, JsValue> =
             images.iter().map(|b| bytes_of(&b, "each image")).collect();
+        let labels = labels_of(&label, images.length() as usize);
         future_to_promise(async move {
-            let outcomes = session.add_images(&label, files?).await.map_err(js_err)?;
+            let outcomes = session
+                .add_images_each(labels?, files?)
+                .await
+                .map_err(js_err)?;
             let out = js_sys::Array::new();
             for o in outcomes {
                 out.push(&match o {

@@ -89,9 +89,9 @@ export class Sortwise {
   // As the real client: one entry per image, `{error}` for one that does not decode.
   async addImages(label, list) {
     const out = [];
-    for (const bytes of list) {
+    for (const [k, bytes] of list.entries()) {
       try {
-        out.push(await this.addImage(label, bytes));
+        out.push(await this.addImage(Array.isArray(label) ? label[k] : label, bytes));
       } catch (e) {
         out.push({ error: e.message });
       }

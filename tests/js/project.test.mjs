@@ -70,12 +70,13 @@ test('a class\'s photos go to the engine in batches of its addBatch', async () =
   assert.deepEqual(p.sw.calls, [['addImages', 'a', 16], ['addImages', 'a', 4]]);
 });
 
-test('photos go to the engine in batches of one class; refused ones are listed, the rest announced', async () => {
+test('photos go to the engine in full batches, across classes; refused ones are listed, the rest announced', async () => {
   const { p, events } = project();
   const items = [...Array.from({ length: 10 }, (_, i) => photo('metal', `m${i}.jpg`)), photo('glass', 'bad.jpg', false), photo('glass', 'g.jpg'),
     { label: 'glass', name: 'empty.jpg', bytes: new Uint8Array() }, { label: null, name: 'loose.jpg', bytes: new Uint8Array([1]) }];
   await p.addImages(items);
-  assert.deepEqual(p.sw.calls, [['addImages', 'metal', 8], ['addImages', 'metal', 2], ['addImages', 'glass', 2]]);
+  // the second batch spans two classes: one name a photo
+  assert.deepEqual(p.sw.calls, [['addImages', 'metal', 8], ['addImages', ['metal', 'metal', 'glass', 'glass'], 4]]);
   assert.deepEqual(p.classes.map((c) => [c.label, c.keys.length]), [['metal', 10], ['glass', 1]]);
   const skipped = events.filter(([type]) => type === 'skipped').map(([, d]) => [d.name, d.reason]);
   // listed as they are met; a refused decode once its batch went to the engine
@@ -93,7 +94,7 @@ test('remove, rename and delete go through the engine and keep the page in step'
   await p.removeImage(k1);
   assert.equal(await p.renameClass('a', 'c'), true);
   await p.deleteClass('b');
-  assert.deepEqual(p.sw.calls.slice(2), [['removeImage', 1], ['renameClass', 'a', 'c'], ['removeClass', 'b']]);
+  assert.deepEqual(p.sw.calls, [['addImages', ['a', 'a', 'b'], 3], ['removeImage', 1], ['renameClass', 'a', 'c'], ['removeClass', 'b']]);
   assert.deepEqual(p.classes.map((c) => [c.label, c.keys.length]), [['c', 1]]);
   assert.equal(p.images.get(p.classOf('c').keys[0]).label, 'c');
   assert.ok(events.some(([type, d]) => type === 'renamed' && d.from === 'a' && d.to === 'c'));
@@ -136,8 +137,10 @@ test('a stream of photo batches (a zip read as it is inflated): embedded as it c
   // 50 announced, 40 come (10 did not inflate, say): the bar's total follows
   await p.addImages(stream(), { count: 50 });
   assert.deepEqual(p.classes.map((c) => [c.label, c.keys.length]), [['metal', 35], ['glass', 5]]);
-  // engine batches stay full across the chunks' edges
-  assert.deepEqual(p.sw.calls.map((c) => c.slice(1)), [['metal', 8], ['metal', 8], ['metal', 4], ['glass', 5], ['metal', 8], ['metal', 7]]);
+  // engine batches stay full across the chunks' edges and the classes' (one name a photo there)
+  const m = (n) => Array(n).fill('metal');
+  const g = (n) => Array(n).fill('glass');
+  assert.deepEqual(p.sw.calls.map((c) => c.slice(1)), [['metal', 8], ['metal', 8], [[...m(4), ...g(4)], 8], [[...g(1), ...m(7)], 8], ['metal', 8]]);
   // when a chunk is asked for, the photos before it are embedded and let go, but for the batch in
   // the engine and the one being filled
   assert.ok(held.every((n) => n < 16), `photos still held: ${held}`);

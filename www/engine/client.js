@@ -287,15 +287,17 @@ export class Sortwise {
   }
 
   /**
-   * Embed several encoded images of one class in one backbone pass (faster per image than
-   * `addImage`); resolves to one entry per image, in order: `{id, thumbnail, embedding}`, or
-   * `{error}` (the reason) for a file that is not a usable image, which leaves the others added.
+   * Embed several encoded images in one backbone pass (faster per image than `addImage`), all of
+   * class `label` or, given an array of names, each of its own (`label[i]` for `list[i]`);
+   * resolves to one entry per image, in order: `{id, thumbnail, embedding}`, or `{error}` (the
+   * reason) for a file that is not a usable image, which leaves the others added.
    */
   async addImages(label, list) {
     const results = await this.#run('addImages', [label, list]);
-    return results.map((r) => (r.error !== undefined
+    const labelOf = (k) => (Array.isArray(label) ? label[k] : label);
+    return results.map((r, k) => (r.error !== undefined
       ? { error: r.error }
-      : { id: this.#remember(label, r.embedding, r.id, r.thumbnail, true), thumbnail: r.thumbnail, embedding: r.embedding }));
+      : { id: this.#remember(labelOf(k), r.embedding, r.id, r.thumbnail, true), thumbnail: r.thumbnail, embedding: r.embedding }));
   }
 
   /**
