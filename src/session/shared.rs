@@ -74,7 +74,8 @@ impl SharedSession {
     /// engine itself fails: photos added before the failure are taken out again, so the session
     /// holds what the caller, seeing the error, thinks it holds.
     pub async fn add_images(&self, label: &str, files: Vec<Vec<u8>>) -> Result<Vec<AddOutcome>> {
-        let labels = vec![label.to_string(); files.len()];
+        // Checked here too: with no files, `add_images_each` meets no name to check.
+        let labels = vec![validate_label(label)?; files.len()];
         self.add_images_each(labels, files).await
     }
 
